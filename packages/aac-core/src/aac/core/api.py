@@ -1,0 +1,248 @@
+"""The compression method API (NNCF's ``CompressionAlgorithm`` / ``CompressionScheduler`` /
+``CompressionLoss``) and the controller protocol the accuracy-aware loops drive.
+
+A compression method has three parts: the algorithm (it owns the compressed model and exposes the
+knobs), its scheduler (it moves the compression level as training proceeds) and its loss (an extra
+term added to the task loss). The loops only ever talk to :class:`CompressionController`, so any
+object with those members - an aac algorithm, a composite of several, or a user's own class - can be
+driven by them.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from aac.core.errors import CompressionRateError
+from aac.core.statistics import AlgorithmStatistics, CompressionStatistics
+
+
+class CompressionStage(enum.Enum):
+    """How far an algorithm is along its schedule. Adding two stages gives the stage of the pair."""
+
+    UNCOMPRESSED = 0
+    PARTIALLY_COMPRESSED = 1
+    FULLY_COMPRESSED = 2
+
+    def __add__(self, other: CompressionStage) -> CompressionStage:
+        return self if self is other else CompressionStage.PARTIALLY_COMPRESSED
+
+
+class CompressionScheduler:
+    """Moves an algorithm's hyper-parameters as training proceeds.
+
+    ``step`` is called once per optimizer step and ``epoch_step`` once per epoch, both *before* the
+    work they announce. The base class only counts; subclasses override :meth:`_on_step` /
+    :meth:`_on_epoch` and extend :meth:`get_state` / :meth:`load_state` with what they must resume.
+    """
+
+    def __init__(self) -> None:
+        self.current_step = -1
+        self.current_epoch = -1
+
+    def step(self, last: int | None = None) -> None:
+        """Advance to the next optimizer step, or to step ``last`` when given."""
+        self.current_step = self.current_step + 1 if last is None else last
+        self._on_step()
+
+    def epoch_step(self, last: int | None = None) -> None:
+        """Advance to the next epoch, or to epoch ``last`` when given."""
+        self.current_epoch = self.current_epoch + 1 if last is None else last
+        self._on_epoch()
+
+    def _on_step(self) -> None:
+        """Hook for subclasses: react to a new optimizer step."""
+
+    def _on_epoch(self) -> None:
+        """Hook for subclasses: react to a new epoch."""
+
+    def get_state(self) -> dict[str, Any]:
+        return {"current_step": self.current_step, "current_epoch": self.current_epoch}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.current_step = int(state["current_step"])
+        self.current_epoch = int(state["current_epoch"])
+
+
+class StubCompressionScheduler(CompressionScheduler):
+    """The scheduler of an algorithm whose level is set from outside (by the adaptive loop)."""
+
+    disabled: ClassVar[bool] = True
+
+
+class CompressionLoss:
+    """An extra loss term; calling the object (or :meth:`calculate`) returns it."""
+
+    def forward(self) -> Any:
+        """Return the loss value (a framework tensor, or ``0.0`` when there is nothing to add)."""
+        return 0.0
+
+    def __call__(self) -> Any:
+        return self.forward()
+
+    def calculate(self) -> Any:
+        """NNCF's name for :meth:`forward`."""
+        return self.forward()
+
+    def statistics(self) -> dict[str, float]:
+        return {}
+
+    def get_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
+
+
+@runtime_checkable
+class CompressionController(Protocol):
+    """Everything the accuracy-aware loops use of a controller - and nothing more."""
+
+    @property
+    def compression_rate(self) -> float: ...
+
+    @compression_rate.setter
+    def compression_rate(self, value: float) -> None: ...
+
+    @property
+    def maximal_compression_rate(self) -> float: ...
+
+    @property
+    def scheduler(self) -> CompressionScheduler: ...
+
+    @property
+    def loss(self) -> CompressionLoss: ...
+
+    def statistics(self) -> CompressionStatistics: ...
+
+    def compression_stage(self) -> CompressionStage: ...
+
+    def disable_scheduler(self) -> None: ...
+
+    def get_state(self) -> dict[str, Any]: ...
+
+    def load_state(self, state: Mapping[str, Any]) -> None: ...
+
+
+class CompressionAlgorithm(ABC):
+    """Base class of every compression algorithm (the object NNCF calls a controller).
+
+    Subclasses set ``name`` (the config's ``"algorithm"`` value) and ``adaptive`` (whether the
+    adaptive loop may drive its :attr:`compression_rate`), build their scheduler and loss in
+    ``__init__`` and implement :meth:`_collect_statistics`. Adaptive algorithms override the
+    ``compression_rate`` property and setter; the getter and the setter must measure the same
+    quantity, because the search compares what it set with what it reads back.
+    """
+
+    name: ClassVar[str] = "algorithm"
+    adaptive: ClassVar[bool] = False
+
+    def __init__(self, model: Any, config: Mapping[str, Any] | None = None, input_size: Any = None) -> None:
+        self._model = model
+        self.config: Mapping[str, Any] = config or {}
+        self.input_size = input_size
+        self._scheduler: CompressionScheduler = StubCompressionScheduler()
+        self._loss: CompressionLoss = CompressionLoss()
+
+    # -- the parts -------------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        """The model being compressed."""
+        return self._model
+
+    @property
+    def loss(self) -> CompressionLoss:
+        """The compression loss; ``controller.loss()`` returns its value."""
+        return self._loss
+
+    @property
+    def scheduler(self) -> CompressionScheduler:
+        return self._scheduler
+
+    # -- level control ---------------------------------------------------------------------
+    @property
+    def compression_rate(self) -> float:
+        raise CompressionRateError(
+            f"algorithm '{self.name}' has no adjustable compression rate; "
+            "it cannot be the adaptive algorithm of an accuracy-aware search"
+        )
+
+    @compression_rate.setter
+    def compression_rate(self, value: float) -> None:
+        raise CompressionRateError(f"algorithm '{self.name}' has no adjustable compression rate")
+
+    @property
+    def maximal_compression_rate(self) -> float:
+        return 1.0
+
+    def compression_stage(self) -> CompressionStage:
+        return CompressionStage.FULLY_COMPRESSED
+
+    def disable_scheduler(self) -> None:
+        """Freeze the schedule: from now on only explicit ``compression_rate`` writes change the level."""
+        self._scheduler = StubCompressionScheduler()
+
+    @property
+    def scheduler_disabled(self) -> bool:
+        return isinstance(self._scheduler, StubCompressionScheduler)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def distributed(self) -> None:
+        """Prepare for multi-process training (called once, before training starts)."""
+
+    def initialize(self, data_loader: Any) -> None:
+        """Data-dependent initialisation (quantization ranges, BN adaptation …)."""
+
+    def strip(self) -> Any:
+        """Return a plain model with compression folded in (masks applied, filters removed …)."""
+        return self.strip_model(self.model)
+
+    def strip_model(self, model: Any) -> Any:
+        """Fold this algorithm's compression into ``model``; a composite chains its children."""
+        return model
+
+    def export_model(self, filename: str | Path, **kwargs: Any) -> Path:
+        """Strip the model and write it for inference (format chosen from the file suffix)."""
+        path = Path(filename)
+        self._export(self.strip(), path, **kwargs)
+        return path
+
+    def _export(self, stripped_model: Any, path: Path, **kwargs: Any) -> None:
+        raise NotImplementedError(
+            f"algorithm '{self.name}' cannot export models; framework algorithms inherit export "
+            "from their backend's base class (for example aac.torch.TorchCompressionAlgorithm)"
+        )
+
+    # -- reporting and state ---------------------------------------------------------------
+    def statistics(self) -> CompressionStatistics:
+        return CompressionStatistics([self._collect_statistics()])
+
+    def _collect_statistics(self) -> AlgorithmStatistics:
+        return AlgorithmStatistics(self.name)
+
+    def get_state(self) -> dict[str, Any]:
+        """Everything needed to put a fresh controller of the same model back to this one's state."""
+        return {
+            "algorithm": self.name,
+            "scheduler": self._scheduler.get_state(),
+            "scheduler_disabled": self.scheduler_disabled,
+            "loss": self._loss.get_state(),
+            "params": self._get_algorithm_state(),
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        if state.get("scheduler_disabled"):
+            self.disable_scheduler()
+        self._scheduler.load_state(state["scheduler"])
+        self._loss.load_state(state.get("loss", {}))
+        self._load_algorithm_state(state.get("params", {}))
+
+    def _get_algorithm_state(self) -> dict[str, Any]:
+        """Hook: the algorithm's own state (current level, frozen flag …), JSON-serialisable."""
+        return {}
+
+    def _load_algorithm_state(self, state: Mapping[str, Any]) -> None:
+        """Hook: restore what :meth:`_get_algorithm_state` returned."""

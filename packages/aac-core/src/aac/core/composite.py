@@ -1,0 +1,143 @@
+"""One controller for several algorithms applied to the same model.
+
+The adaptive loop drives the single *adaptive* child (``adaptive = True``); every other child keeps
+its own schedule running, so quantization goes on training while pruning's level is searched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import reduce
+from typing import Any
+
+from aac.core.api import CompressionAlgorithm, CompressionLoss, CompressionScheduler, CompressionStage
+from aac.core.errors import CompressionRateError
+from aac.core.statistics import CompressionStatistics
+
+
+class CompositeLoss(CompressionLoss):
+    """Sum of the children's losses."""
+
+    def __init__(self, children: Sequence[CompressionAlgorithm]) -> None:
+        self._children = children
+
+    def forward(self) -> Any:
+        return sum((child.loss() for child in self._children), 0.0)
+
+    def statistics(self) -> dict[str, float]:
+        return {f"{c.name}/{k}": v for c in self._children for k, v in c.loss.statistics().items()}
+
+
+class CompositeScheduler(CompressionScheduler):
+    """Fans ``step``/``epoch_step`` out to the children's *current* schedulers.
+
+    It reads ``child.scheduler`` on every call, so a child whose scheduler was disabled (replaced by a
+    stub) stops moving while its siblings carry on.
+    """
+
+    def __init__(self, children: Sequence[CompressionAlgorithm]) -> None:
+        super().__init__()
+        self._children = children
+
+    def _on_step(self) -> None:
+        for child in self._children:
+            child.scheduler.step(self.current_step)
+
+    def _on_epoch(self) -> None:
+        for child in self._children:
+            child.scheduler.epoch_step(self.current_epoch)
+
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), "children": [c.scheduler.get_state() for c in self._children]}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        super().load_state(state)
+        for child, child_state in zip(self._children, state["children"]):
+            child.scheduler.load_state(child_state)
+
+
+class CompositeController(CompressionAlgorithm):
+    """A controller made of several algorithms; ``compression_rate`` is that of the adaptive child."""
+
+    name = "composite"
+
+    def __init__(self, children: Sequence[CompressionAlgorithm]) -> None:
+        models = {id(c.model) for c in children}
+        if len(models) > 1:
+            raise ValueError("all algorithms of a composite controller must compress the same model object")
+        super().__init__(children[0].model if children else None)
+        self.children: list[CompressionAlgorithm] = list(children)
+        self._scheduler = CompositeScheduler(self.children)
+        self._loss = CompositeLoss(self.children)
+
+    @property
+    def adaptive_child(self) -> CompressionAlgorithm | None:
+        """The child whose level the adaptive loop searches (None when there is none)."""
+        adaptive = [c for c in self.children if c.adaptive]
+        return adaptive[0] if len(adaptive) == 1 else None
+
+    def _require_adaptive(self) -> CompressionAlgorithm:
+        child = self.adaptive_child
+        if child is None:
+            names = [c.name for c in self.children if c.adaptive]
+            raise CompressionRateError(
+                "a composite controller has a compression rate only with exactly one adaptive-level "
+                f"algorithm; it has {len(names)}: {names}"
+            )
+        return child
+
+    @property
+    def compression_rate(self) -> float:
+        return self._require_adaptive().compression_rate
+
+    @compression_rate.setter
+    def compression_rate(self, value: float) -> None:
+        self._require_adaptive().compression_rate = value
+
+    @property
+    def maximal_compression_rate(self) -> float:
+        child = self.adaptive_child
+        return child.maximal_compression_rate if child else min((c.maximal_compression_rate for c in self.children), default=1.0)
+
+    def compression_stage(self) -> CompressionStage:
+        stages = [c.compression_stage() for c in self.children]
+        return reduce(lambda a, b: a + b, stages) if stages else CompressionStage.FULLY_COMPRESSED
+
+    def disable_scheduler(self) -> None:
+        """Disable every child's schedule (the adaptive loop disables only the adaptive child's)."""
+        for child in self.children:
+            child.disable_scheduler()
+
+    @property
+    def scheduler_disabled(self) -> bool:
+        return all(c.scheduler_disabled for c in self.children)
+
+    def distributed(self) -> None:
+        for child in self.children:
+            child.distributed()
+
+    def initialize(self, data_loader: Any) -> None:
+        for child in self.children:
+            child.initialize(data_loader)
+
+    def strip_model(self, model: Any) -> Any:
+        for child in self.children:
+            model = child.strip_model(model)
+        return model
+
+    def _export(self, stripped_model: Any, path: Any, **kwargs: Any) -> None:
+        self.children[0]._export(stripped_model, path, **kwargs)
+
+    def statistics(self) -> CompressionStatistics:
+        return reduce(lambda a, b: a.merged(b), (c.statistics() for c in self.children), CompressionStatistics())
+
+    def get_state(self) -> dict[str, Any]:
+        return {"algorithm": self.name, "children": {c.name: c.get_state() for c in self.children}}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        children = state.get("children", {})
+        missing = [c.name for c in self.children if c.name not in children]
+        if missing:
+            raise KeyError(f"compression state has no entry for algorithm(s) {missing}; it has {sorted(children)}")
+        for child in self.children:
+            child.load_state(children[child.name])

@@ -1,0 +1,82 @@
+"""Legacy NNCF spellings, mapped to the current keys before validation.
+
+Old configs (and the NNCF documentation pages) use names that later NNCF versions renamed. aac
+accepts them unchanged, moves each value to its current key and records a note, so that the rest of
+aac only ever sees one spelling.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from aac.core.errors import ConfigProblem
+
+#: root-level legacy key -> dotted current key
+ROOT_ALIASES = {"input_sample_size": "input_info.sample_size"}
+
+#: legacy key in accuracy_aware_training.params -> current key
+ACCURACY_AWARE_ALIASES = {"maximal_accuracy_degradation": "maximal_relative_accuracy_degradation"}
+
+_SPARSITY_ALIASES = {
+    "params.sparsity_steps": "params.sparsity_target_epoch",
+    "params.sparsity_training_steps": "params.sparsity_freeze_epoch",
+}
+
+#: algorithm -> {legacy dotted key inside the section -> current dotted key}
+ALGORITHM_ALIASES: dict[str, dict[str, str]] = {
+    "filter_pruning": {"params.weight_importance": "params.filter_importance"},
+    "magnitude_sparsity": _SPARSITY_ALIASES,
+    "rb_sparsity": _SPARSITY_ALIASES,
+    "quantization": {
+        "initializer.type": "initializer.range.type",
+        "initializer.num_init_steps": "initializer.range.num_init_steps",
+    },
+}
+
+
+def _move(container: dict[str, Any], old: str, new: str, where: str, notes: list[str], problems: list[ConfigProblem]) -> None:
+    old_parts, new_parts = old.split("."), new.split(".")
+    parent: Any = container
+    for part in old_parts[:-1]:
+        parent = parent.get(part) if isinstance(parent, dict) else None
+    if not isinstance(parent, dict) or old_parts[-1] not in parent:
+        return
+    target: Any = container
+    for part in new_parts[:-1]:
+        if not isinstance(target, dict):
+            return
+        target = target.setdefault(part, {})
+    if not isinstance(target, dict):
+        return
+    if new_parts[-1] in target:
+        problems.append(ConfigProblem(f"{where}.{old}", f"both the legacy key '{old}' and its current name '{new}' are given; keep '{new}'"))
+        return
+    target[new_parts[-1]] = parent.pop(old_parts[-1])
+    notes.append(f"{where}.{old} is a legacy spelling; read as {where}.{new}")
+
+
+def apply_aliases(
+    data: Mapping[str, Any], algorithm_aliases: Mapping[str, Mapping[str, str]]
+) -> tuple[dict[str, Any], list[str], list[ConfigProblem]]:
+    """Return a deep copy of ``data`` with legacy keys moved, the notes made, and any conflicts."""
+    result = copy.deepcopy(dict(data))
+    notes: list[str] = []
+    problems: list[ConfigProblem] = []
+    for old, new in ROOT_ALIASES.items():
+        _move(result, old, new, "$", notes, problems)
+    aat = result.get("accuracy_aware_training")
+    if isinstance(aat, dict) and isinstance(aat.get("params"), dict):
+        for old, new in ACCURACY_AWARE_ALIASES.items():
+            _move(aat["params"], old, new, "$.accuracy_aware_training.params", notes, problems)
+    compression = result.get("compression")
+    sections = compression if isinstance(compression, list) else [compression]
+    for index, section in enumerate(sections):
+        if not isinstance(section, dict):
+            continue
+        where = f"$.compression[{index}]" if isinstance(compression, list) else "$.compression"
+        merged = {**ALGORITHM_ALIASES.get(section.get("algorithm", ""), {}), **algorithm_aliases.get(section.get("algorithm", ""), {})}
+        for old, new in merged.items():
+            _move(section, old, new, where, notes, problems)
+    return result, notes, problems

@@ -1,0 +1,92 @@
+"""Config rules that a JSON Schema cannot express (or could only express with unreadable errors)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from aac.core.config.accuracy_aware import ADAPTIVE, ADAPTIVE_ONLY_KEYS
+from aac.core.errors import ConfigProblem, did_you_mean
+
+if TYPE_CHECKING:
+    from aac.core.plugins import Registry
+
+
+def section_paths(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(JSON path, section) for each entry of ``compression``, whether it is one object or a list."""
+    compression = data.get("compression")
+    if isinstance(compression, list):
+        return [(f"$.compression[{i}]", s) for i, s in enumerate(compression)]
+    if compression is None:
+        return []
+    return [("$.compression", compression)]
+
+
+def check_algorithms(data: Mapping[str, Any], registry: Registry) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    seen: dict[str, str] = {}
+    for path, section in section_paths(data):
+        name = section.get("algorithm") if isinstance(section, Mapping) else None
+        if not isinstance(name, str):
+            continue
+        if name not in registry.algorithms:
+            problems.append(ConfigProblem(f"{path}.algorithm", registry.unknown_algorithm_message(name)))
+        if name in seen:
+            problems.append(ConfigProblem(f"{path}.algorithm", f"algorithm '{name}' is configured twice (also at {seen[name]}); merge the two sections"))
+        seen.setdefault(name, path)
+    return problems
+
+
+def check_accuracy_aware(data: Mapping[str, Any], registry: Registry) -> list[ConfigProblem]:
+    section = data.get("accuracy_aware_training")
+    if not isinstance(section, Mapping) or not isinstance(section.get("params", {}), Mapping):
+        return []
+    mode = section.get("mode")
+    params: Mapping[str, Any] = section.get("params", {})
+    where = "$.accuracy_aware_training.params"
+    problems: list[ConfigProblem] = []
+    degradations = [k for k in ("maximal_relative_accuracy_degradation", "maximal_absolute_accuracy_degradation") if k in params]
+    if len(degradations) != 1:
+        problems.append(ConfigProblem(
+            where,
+            "give exactly one of 'maximal_relative_accuracy_degradation' (percent) and "
+            f"'maximal_absolute_accuracy_degradation' (metric units); found {len(degradations)}",
+        ))
+    if mode != ADAPTIVE:
+        problems += [
+            ConfigProblem(f"{where}.{key}", f"'{key}' is only used in 'adaptive_compression_level' mode, not in '{mode}'")
+            for key in params if key in ADAPTIVE_ONLY_KEYS
+        ]
+        return problems
+    low, high = params.get("minimal_compression_rate", 0.0), params.get("maximal_compression_rate", 0.95)
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
+        problems.append(ConfigProblem(f"{where}.minimal_compression_rate", f"{low} is above maximal_compression_rate {high}"))
+    min_step, first_step = params.get("minimal_compression_rate_step", 0.025), params.get("initial_compression_rate_step", 0.1)
+    if isinstance(min_step, (int, float)) and isinstance(first_step, (int, float)) and min_step > first_step:
+        problems.append(ConfigProblem(f"{where}.minimal_compression_rate_step", f"{min_step} is above initial_compression_rate_step {first_step}: the search would stop before it starts"))
+    strategy = params.get("search_strategy")
+    if isinstance(strategy, str) and strategy not in registry.search_strategies:
+        known = list(registry.search_strategies)
+        problems.append(ConfigProblem(f"{where}.search_strategy", f"unknown search strategy '{strategy}'{did_you_mean(strategy, known)}; installed: {', '.join(known)}"))
+    problems += _check_one_adaptive(data, registry)
+    return problems
+
+
+def _check_one_adaptive(data: Mapping[str, Any], registry: Registry) -> list[ConfigProblem]:
+    names = [s.get("algorithm") for _, s in section_paths(data) if isinstance(s, Mapping)]
+    known = [n for n in names if n in registry.algorithms]
+    if len(known) != len(names):
+        return []  # unknown names are already reported; adaptivity cannot be judged
+    adaptive = [n for n in known if registry.algorithms[n].adaptive]
+    if len(adaptive) == 1:
+        return []
+    candidates = sorted(n for n, s in registry.algorithms.items() if s.adaptive)
+    if not adaptive:
+        listed = ", ".join(known) or "no algorithm"
+        message = (f"'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but {listed} "
+                   f"cannot have its level searched; add one of: {', '.join(candidates) or '(none installed)'}")
+    else:
+        message = (f"'adaptive_compression_level' mode searches the level of exactly one algorithm, but "
+                   f"{len(adaptive)} adaptive-level algorithms are configured: {', '.join(adaptive)}. Keep one of them "
+                   "(non-adaptive algorithms such as quantization can stay)")
+    return [ConfigProblem("$.compression", message)]

@@ -1,0 +1,119 @@
+"""The composed JSON Schema: core's schema plus one section schema per installed algorithm.
+
+Each algorithm plugin contributes the schema of its own section; core splices them in as
+``if algorithm == X then $ref X`` branches, so a problem inside a section is reported at its exact
+JSON path (``$.compression[1].params.pruning_target``) instead of as a failed ``oneOf``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from aac.core.errors import ConfigProblem, PluginError, did_you_mean
+
+if TYPE_CHECKING:
+    from aac.core.specs import AlgorithmSpec
+
+CORE_SCHEMA = "config.schema.json"
+ACCURACY_AWARE_SCHEMA = "accuracy_aware_training.schema.json"
+
+
+@cache
+def core_schema(name: str) -> dict[str, Any]:
+    """One of core's own schema files (from the installed package)."""
+    return json.loads(resources.files("aac.core.schemas").joinpath(name).read_text(encoding="utf-8"))
+
+
+def algorithm_schema_id(spec: AlgorithmSpec) -> str:
+    return str(spec.schema.get("$id") or f"urn:aac:algorithm:{spec.name}")
+
+
+def section_schema(spec: AlgorithmSpec) -> dict[str, Any]:
+    """The plugin's section schema with its ``$id`` and the ``algorithm`` key it may have left out."""
+    schema = copy.deepcopy(dict(spec.schema))
+    schema.setdefault("$schema", "https://json-schema.org/draft/2020-12/schema")
+    schema["$id"] = algorithm_schema_id(spec)
+    schema.setdefault("properties", {})["algorithm"] = {"const": spec.name}
+    try:
+        Draft202012Validator.check_schema(schema)
+    except Exception as exc:
+        raise PluginError(f"the config schema of algorithm '{spec.name}' ({spec.package or 'plugin'}) is invalid: {exc}") from exc
+    return schema
+
+
+def compose_schema(algorithms: Iterable[AlgorithmSpec]) -> dict[str, Any]:
+    """The full config schema for the given algorithms (what ``aac schema`` prints)."""
+    schema = copy.deepcopy(core_schema(CORE_SCHEMA))
+    section = schema["$defs"]["algorithm_section"]
+    specs = list(algorithms)
+    section["properties"]["algorithm"]["enum"] = [s.name for s in specs]
+    section["allOf"] = [
+        {"if": {"properties": {"algorithm": {"const": s.name}}, "required": ["algorithm"]}, "then": {"$ref": algorithm_schema_id(s)}}
+        for s in specs
+    ]
+    for spec in specs:  # embedded with their $id, so the printed schema is self-contained
+        schema["$defs"][f"algorithm_{spec.name}"] = section_schema(spec)
+    schema["$defs"]["accuracy_aware_training"] = core_schema(ACCURACY_AWARE_SCHEMA)
+    return schema
+
+
+def _validator(algorithms: Iterable[AlgorithmSpec]) -> Draft202012Validator:
+    schema = compose_schema(algorithms)
+    # unknown algorithm names are reported by the rules, with a suggestion, rather than as an enum miss
+    del schema["$defs"]["algorithm_section"]["properties"]["algorithm"]["enum"]
+    return Draft202012Validator(schema)
+
+
+def _json_path(error: ValidationError) -> str:
+    path = "$"
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _leaf_errors(error: ValidationError) -> list[ValidationError]:
+    """Descend into oneOf/anyOf: report what is wrong in the branch that came closest."""
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        deepest = max(len(e.absolute_path) for e in error.context)
+        if deepest > len(error.absolute_path):
+            chosen = [e for e in error.context if len(e.absolute_path) == deepest]
+            return [leaf for e in chosen for leaf in _leaf_errors(e)]
+    return [error]
+
+
+def _describe(error: ValidationError) -> list[ConfigProblem]:
+    path = _json_path(error)
+    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+        allowed = list(error.schema.get("properties", {}))
+        unexpected = [k for k in error.instance if k not in allowed]
+        return [
+            ConfigProblem(f"{path}.{key}", f"unknown key '{key}'{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}")
+            for key in unexpected
+        ]
+    if error.validator in ("oneOf", "anyOf"):
+        return [ConfigProblem(path, f"{json.dumps(error.instance)[:80]} has the wrong shape (expected {_shape(error.schema)})")]
+    return [ConfigProblem(path, error.message)]
+
+
+def _shape(schema: Mapping[str, Any]) -> str:
+    options = schema.get("oneOf") or schema.get("anyOf") or []
+    kinds = [o.get("type", "object") if "$ref" not in o else "object" for o in options]
+    return " or ".join(f"an {k}" if k[0] in "aeiou" else f"a {k}" for k in kinds)
+
+
+def validate(data: Any, algorithms: Iterable[AlgorithmSpec]) -> list[ConfigProblem]:
+    """Every schema problem of ``data``, sorted by path."""
+    problems: list[ConfigProblem] = []
+    for error in _validator(tuple(algorithms)).iter_errors(data):
+        for leaf in _leaf_errors(error):
+            problems.extend(_describe(leaf))
+    unique = {(p.path, p.message): p for p in problems}
+    return sorted(unique.values(), key=lambda p: p.path)

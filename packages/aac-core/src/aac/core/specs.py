@@ -1,0 +1,100 @@
+"""The records plugins hand to aac through the registration hooks.
+
+Factories are given as ``"module:attribute"`` strings (or callables) and imported only when used,
+so that listing plugins (``aac plugins``) or validating a config never imports torch or tensorflow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aac.core.errors import PluginError
+
+if TYPE_CHECKING:
+    from aac.core.api import CompressionAlgorithm
+    from aac.core.backend import Backend
+    from aac.core.config import AlgorithmSection, Config
+    from aac.core.training.search import SearchStrategy
+
+def resolve(target: str | Callable[..., Any], what: str) -> Callable[..., Any]:
+    """Import ``"package.module:attribute"`` (or return a callable as is); errors name ``what``."""
+    if callable(target):
+        return target
+    module_name, _, attribute = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attribute.split(".") if attribute else ():
+            obj = getattr(obj, part)
+    except ImportError as exc:
+        raise PluginError(f"{what}: cannot import '{target}': {exc}") from exc
+    except AttributeError as exc:
+        raise PluginError(f"{what}: '{target}' does not exist: {exc}") from exc
+    return obj
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """A compression algorithm a plugin provides.
+
+    :param name: the config's ``"algorithm"`` value, e.g. ``"filter_pruning"``.
+    :param adaptive: True if the adaptive loop can search its level (it implements the
+        ``compression_rate`` setter); the one-adaptive-algorithm config rule reads this flag.
+    :param frameworks: framework name -> factory ``(model, section, config) -> CompressionAlgorithm``.
+    :param schema: JSON Schema (Draft 2020-12) of the algorithm's config section; it should carry
+        a ``$id`` and may leave ``"algorithm"`` out (core adds the ``const``).
+    :param package: the distribution that provides it, named in errors ("pip install aac-pruning").
+    :param aliases: legacy spelling -> current key inside the section's ``params`` (also
+        ``"initializer.type"``-style dotted keys); applied before validation with a deprecation note.
+    """
+
+    name: str
+    adaptive: bool
+    frameworks: Mapping[str, str | Callable[..., CompressionAlgorithm]]
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    package: str = ""
+    description: str = ""
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def factory(self, framework: str) -> Callable[[Any, AlgorithmSection, Config], CompressionAlgorithm]:
+        return resolve(self.frameworks[framework], f"algorithm '{self.name}' ({framework})")
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A framework backend a plugin provides.
+
+    :param name: framework name algorithms register factories for (``"torch"``, ``"tf"``).
+    :param claims: cheap predicate - does this backend handle ``model``? It must not import the
+        framework itself (check ``sys.modules``), so a model of another framework costs nothing.
+    :param factory: zero-argument callable returning the :class:`~aac.core.backend.Backend`.
+    :param priority: higher wins when several backends claim a model (the generic one is -100).
+    """
+
+    name: str
+    claims: Callable[[Any], bool]
+    factory: str | Callable[[], Backend]
+    package: str = ""
+    priority: int = 0
+    description: str = ""
+
+    def create(self) -> Backend:
+        return resolve(self.factory, f"backend '{self.name}'")()
+
+
+@dataclass(frozen=True)
+class SearchStrategySpec:
+    """A compression-rate search strategy for the adaptive loop.
+
+    :param name: the value of ``accuracy_aware_training.params.search_strategy``.
+    :param factory: ``(params: AccuracyAwareParams) -> SearchStrategy``.
+    """
+
+    name: str
+    factory: str | Callable[..., SearchStrategy]
+    description: str = ""
+
+    def create(self, params: Any) -> SearchStrategy:
+        return resolve(self.factory, f"search strategy '{self.name}'")(params)

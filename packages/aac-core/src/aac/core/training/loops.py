@@ -1,0 +1,392 @@
+"""The accuracy-aware training loops: ``early_exit`` and ``adaptive_compression_level``.
+
+Both read only the config's ``accuracy_aware_training`` section and drive the controller through the
+:class:`~aac.core.api.CompressionController` protocol, so they work with any algorithm and any backend.
+Compared with NNCF they always return the best model found (never raise, never a negative rate),
+leave weights, controller and scheduler at the one reported rate, train a bound before returning it,
+keep rates on an exact grid, honour ``validate_every_n_epochs`` and ``metric_mode``, and resume an
+interrupted run from its ``log_dir``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar
+
+from aac.core.api import CompressionController, CompressionStage
+from aac.core.config import ADAPTIVE, EARLY_EXIT, Config, load_config
+from aac.core.errors import AacError, ConfigError, ConfigProblem
+from aac.core.plugins import Registry, default_registry
+from aac.core.training.observers import RunContext
+from aac.core.training.records import EpochRecord, TrainingLoopStatistics
+from aac.core.training.runner import Callbacks, TrainingRunner, as_metric
+from aac.core.training.search import GRID, LevelOutcome, SearchBounds, SearchStrategy, to_rate, to_ticks
+from aac.core.training.session import RunSession, default_log_dir, fingerprint
+
+logger = logging.getLogger("aac.training")
+
+MAX_EPOCHS_REASON = "maximal_total_epochs was reached"
+
+
+def _rate_key(rate: float) -> str:
+    return f"rate_{rate:.6f}"
+
+
+class BaseAccuracyAwareTrainingLoop:
+    """What both loops share: config, callbacks, the run session and choosing the returned model."""
+
+    mode: ClassVar[str] = ""
+
+    def __init__(self, nncf_config: Config | Mapping[str, Any], compression_controller: CompressionController,
+                 uncompressed_model_accuracy: float, lr_updates_needed: bool = True, verbose: bool = True,
+                 dump_checkpoints: bool = True, *, registry: Registry | None = None) -> None:
+        self._registry = registry
+        self.config = load_config(nncf_config, registry=registry)
+        params = self.config.accuracy_aware_training
+        if params is None:
+            raise ConfigError([ConfigProblem("$.accuracy_aware_training", "missing: the accuracy-aware loops read their settings from this section")], self.config.source)
+        if params.mode != self.mode:
+            raise ConfigError([ConfigProblem("$.accuracy_aware_training.mode", f"is '{params.mode}' but this is the '{self.mode}' loop; "
+                                             "create_accuracy_aware_training_loop() picks the loop from the config")], self.config.source)
+        if not isinstance(compression_controller, CompressionController):
+            raise TypeError(f"compression_controller must implement aac.core.CompressionController; got {type(compression_controller).__name__}")
+        self.params = params
+        self.compression_controller = compression_controller
+        self.uncompressed_model_accuracy = as_metric(uncompressed_model_accuracy, "uncompressed_model_accuracy")
+        self.lr_updates_needed = lr_updates_needed
+        self.verbose = verbose
+        self.dump_checkpoints = dump_checkpoints
+        self.statistics: TrainingLoopStatistics | None = None
+
+    @property
+    def registry(self) -> Registry:
+        return self._registry or default_registry()
+
+    def run(self, model: Any, train_epoch_fn: Callable[..., Any], validate_fn: Callable[..., Any],
+            configure_optimizers_fn: Callable[[], Any] | None = None, dump_checkpoint_fn: Callable[..., Any] | None = None,
+            load_checkpoint_fn: Callable[..., Any] | None = None, early_stopping_fn: Callable[[float], Any] | None = None,
+            tensorboard_writer: Any = None, log_dir: str | Path | None = None,
+            update_learning_rate_fn: Callable[..., Any] | None = None) -> Any:
+        """Train ``model`` under the accuracy budget and return it; ``self.statistics`` describes it.
+
+        ``log_dir`` is the run's folder: checkpoints, ``state.json``, history, plot and TensorBoard
+        events go there. Calling ``run`` again with the ``log_dir`` of an interrupted run resumes it;
+        with that of a finished run, the finished result is restored without training.
+        """
+        backend = self.registry.backend_for(model).create()
+        callbacks = Callbacks(train_epoch_fn, validate_fn, configure_optimizers_fn, dump_checkpoint_fn,
+                              load_checkpoint_fn, early_stopping_fn, update_learning_rate_fn)
+        runner = TrainingRunner(backend, self.compression_controller, model, callbacks, self.lr_updates_needed)
+        run_dir = Path(backend.broadcast(str(Path(log_dir) if log_dir is not None else default_log_dir()))).resolve()
+        if runner.is_main_process:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        session = RunSession(runner, self.params, self.uncompressed_model_accuracy, run_dir,
+                             fingerprint(self.mode, self.params, self.uncompressed_model_accuracy), self.dump_checkpoints)
+        session.load_existing()
+        if tensorboard_writer is None and self.verbose and runner.is_main_process:
+            tensorboard_writer = backend.create_tensorboard_writer(run_dir / "tensorboard")
+        context = RunContext(run_dir, self.mode, self.params, self.uncompressed_model_accuracy, self.compression_controller,
+                             tensorboard_writer, self.verbose, runner.is_main_process)
+        observers = [o for result in self.registry.plugin_manager.hook.aac_loop_observers(context=context) for o in result or ()]
+        session.start_observers(observers, context)
+        if session.state.phase == "done":
+            statistics = self._restore_finished(session)
+        else:
+            runner.configure_optimizers()
+            if session.resumed:
+                session.restore_training_state()
+            self._prepare(session)
+            self._execute(session)
+            statistics = self._finish(session)
+        self.statistics = statistics
+        session.notify("on_run_end", statistics)
+        return model
+
+    # -- per mode -----------------------------------------------------------------------
+    def _prepare(self, session: RunSession) -> None:
+        """Mode-specific set-up before training (also after a resume)."""
+
+    def _execute(self, session: RunSession) -> None:
+        raise NotImplementedError
+
+    def _choose(self, session: RunSession) -> str:
+        """The key of the kept checkpoint to return."""
+        raise NotImplementedError
+
+    # -- shared steps -------------------------------------------------------------------
+    def _validate_record(self, session: RunSession, phase: str, level_epoch: int, started: float, due: bool,
+                         loss: float | None = None, step: float | None = None, lr_scale: float = 1.0) -> EpochRecord:
+        metric = session.runner.validate() if due else None
+        return session.record(phase, level_epoch, metric, started, step=step, train_loss=loss, lr_scale=lr_scale)
+
+    def _validation_due(self, level_epoch: int, last: bool) -> bool:
+        return last or level_epoch % self.params.validate_every_n_epochs == 0
+
+    def _stop(self, session: RunSession, reason: str) -> None:
+        session.state.loop["stop_reason"] = reason
+        session.state.phase = "finishing"
+
+    def _finish(self, session: RunSession) -> TrainingLoopStatistics:
+        key = self._choose(session)
+        session.load_kept(key)
+        metric = session.runner.validate()
+        budget = self.params.budget(metric, self.uncompressed_model_accuracy)
+        statistics = self._statistics(session, metric, budget, key)
+        if budget < 0:
+            logger.warning("[aac] the returned model misses the accuracy budget by %.4g: %s", -budget, statistics.stop_reason)
+        session.state.result = {"key": key, "metric": metric, "stop_reason": statistics.stop_reason}
+        session.state.phase = "done"
+        previous = session.state.last_checkpoint
+        session.state.last_checkpoint = None
+        session.save_state()
+        if previous and session.runner.is_main_process:
+            (session.checkpoint_dir / previous).unlink(missing_ok=True)
+        return statistics
+
+    def _restore_finished(self, session: RunSession) -> TrainingLoopStatistics:
+        result = session.state.result or {}
+        logger.info("[aac] %s holds a finished run; restoring its result without training", session.log_dir)
+        session.load_kept(result["key"])
+        session.runner.cumulative_epochs = session.state.epochs
+        metric = float(result["metric"])
+        return self._statistics(session, metric, self.params.budget(metric, self.uncompressed_model_accuracy), result["key"])
+
+    def _statistics(self, session: RunSession, metric: float, budget: float, key: str) -> TrainingLoopStatistics:
+        rate = session.state.kept[key]["rate"]
+        return TrainingLoopStatistics(
+            uncompressed_accuracy=self.uncompressed_model_accuracy, compressed_accuracy=metric, compression_rate=rate,
+            accuracy_budget=budget, minimal_tolerable_accuracy=self.params.minimal_tolerable_metric(self.uncompressed_model_accuracy),
+            allowed_degradation=self.params.allowed_drop_text(), feasible=budget >= 0, total_epochs=session.state.epochs,
+            stop_reason=session.state.loop.get("stop_reason", ""), mode=self.mode,
+            higher_is_better=self.params.higher_is_better, log_dir=str(session.log_dir), history=session.history,
+        )
+
+
+class EarlyExitCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
+    """Train with the algorithms' own schedules until the model is fully compressed within budget.
+
+    Any mix of algorithms works (their schedules are untouched). The returned model is the best
+    validated fully-compressed epoch; if the schedule never completed, the best validated epoch with
+    a warning.
+    """
+
+    mode = EARLY_EXIT
+
+    def _fully_compressed(self) -> bool:
+        return self.compression_controller.compression_stage() == CompressionStage.FULLY_COMPRESSED
+
+    def _keep(self, session: RunSession, record: EpochRecord) -> None:
+        session.keep_if_better("full" if self._fully_compressed() else "partial", record)
+
+    def _execute(self, session: RunSession) -> None:
+        runner, state = session.runner, session.state
+        if state.phase == "start":
+            record = self._validate_record(session, "early_exit", 0, time.perf_counter(), due=True)
+            self._keep(session, record)
+            state.phase = "training"
+            if record.budget is not None and record.budget >= 0 and self._fully_compressed():
+                self._stop(session, "the model was within budget and fully compressed before any training")
+            session.end_epoch()
+        while state.phase == "training":
+            if session.cap_reached():
+                self._stop(session, MAX_EPOCHS_REASON)
+                break
+            started = time.perf_counter()
+            loss = runner.train_epoch()
+            epoch = runner.cumulative_epochs
+            record = self._validate_record(session, "early_exit", epoch, started, self._validation_due(epoch, session.cap_reached()), loss)
+            if record.metric is not None:
+                self._keep(session, record)
+                if record.budget is not None and record.budget >= 0 and self._fully_compressed():
+                    self._stop(session, "the model is fully compressed and within budget")
+                elif self._fully_compressed() and runner.should_stop_early(record.metric):
+                    self._stop(session, "early_stopping_fn asked to stop")
+            runner.update_learning_rate(epoch, record.metric, loss)
+            session.end_epoch()
+
+    def _choose(self, session: RunSession) -> str:
+        kept = session.state.kept
+        if "full" in kept:
+            return "full"
+        logger.warning("[aac] the compression schedule never completed within maximal_total_epochs; "
+                       "returning the best partially compressed model")
+        session.state.loop["stop_reason"] = (session.state.loop.get("stop_reason", "") + "; the schedule never completed").lstrip("; ")
+        return "partial"
+
+
+class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
+    """Search the highest compression rate whose fine-tuned model stays within the accuracy budget.
+
+    Phase 1 trains ``initial_training_phase_epochs`` with the user's schedule; then the search
+    strategy (``search_strategy``, default ``step``) picks rates, each trained for up to
+    ``patience_epochs``, until it stops. The model at the highest rate within budget is returned;
+    if none was, the one with the smallest drop, with a warning and ``statistics.feasible`` False.
+    """
+
+    mode = ADAPTIVE
+
+    def __init__(self, nncf_config: Config | Mapping[str, Any], compression_controller: CompressionController,
+                 uncompressed_model_accuracy: float, lr_updates_needed: bool = True, verbose: bool = True,
+                 minimal_compression_rate: float | None = None, maximal_compression_rate: float | None = None,
+                 dump_checkpoints: bool = True, *, registry: Registry | None = None) -> None:
+        super().__init__(nncf_config, compression_controller, uncompressed_model_accuracy, lr_updates_needed,
+                         verbose, dump_checkpoints, registry=registry)
+        self.adaptive_controller = adaptive_controller_of(compression_controller)
+        low = self.params.minimal_compression_rate if minimal_compression_rate is None else minimal_compression_rate
+        high = self.params.maximal_compression_rate if maximal_compression_rate is None else maximal_compression_rate
+        high = min(high, float(self.adaptive_controller.maximal_compression_rate))
+        self.bounds = SearchBounds(minimum=to_ticks(low), maximum=math.floor(high * GRID + 1e-6))
+        if self.bounds.minimum > self.bounds.maximum:
+            raise ConfigError([ConfigProblem("$.accuracy_aware_training.params.minimal_compression_rate",
+                                             f"{low} is above the highest reachable rate {high}")], self.config.source)
+        self.strategy: SearchStrategy = self.registry.search_strategy(self.params.search_strategy).create(self.params)
+
+    @property
+    def minimal_compression_rate(self) -> float:
+        return to_rate(self.bounds.minimum)
+
+    @property
+    def maximal_compression_rate(self) -> float:
+        return to_rate(self.bounds.maximum)
+
+    def _prepare(self, session: RunSession) -> None:
+        if session.state.loop.get("strategy"):
+            self.strategy.load_state(session.state.loop["strategy"])
+
+    def _execute(self, session: RunSession) -> None:
+        state = session.state
+        if state.phase == "start":
+            record = self._validate_record(session, "initial", 0, time.perf_counter(), due=True)
+            session.keep_if_better(_rate_key(record.compression_rate), record)
+            state.phase, state.loop["level"] = "initial", {"epochs": 0}
+            session.end_epoch()
+        if state.phase == "initial":
+            self._initial_phase(session)
+        if state.phase == "search_start":
+            self._start_search(session)
+        while state.phase == "search":
+            self._search_epoch(session)
+
+    def _initial_phase(self, session: RunSession) -> None:
+        runner, state, level = session.runner, session.state, session.state.loop["level"]
+        while state.phase == "initial":
+            if level["epochs"] >= self.params.initial_training_phase_epochs or session.cap_reached():
+                state.phase = "search_start"
+                break
+            started = time.perf_counter()
+            loss = runner.train_epoch()
+            level["epochs"] += 1
+            last = level["epochs"] >= self.params.initial_training_phase_epochs or session.cap_reached()
+            record = self._validate_record(session, "initial", level["epochs"], started, self._validation_due(level["epochs"], last), loss)
+            if record.metric is not None:
+                session.keep_if_better(_rate_key(record.compression_rate), record)
+                schedule_done = self.adaptive_controller.compression_stage() == CompressionStage.FULLY_COMPRESSED
+                if last or (record.budget is not None and record.budget >= 0 and schedule_done):
+                    state.phase = "search_start"
+            runner.update_learning_rate(level["epochs"], record.metric, loss)
+            session.end_epoch()
+
+    def _start_search(self, session: RunSession) -> None:
+        last = next(r for r in reversed(session.history) if r.metric is not None)
+        self.adaptive_controller.disable_scheduler()
+        start = min(max(to_ticks(last.compression_rate), self.bounds.minimum), self.bounds.maximum)
+        self.strategy.start(start, self.bounds)
+        outcome = LevelOutcome(to_ticks(last.compression_rate), bool(last.budget is not None and last.budget >= 0),
+                               float(last.budget or 0.0), last.level_epoch)
+        session.state.loop.update(level=None, outcome=asdict(outcome), strategy=self.strategy.get_state())
+        session.state.phase = "search"
+
+    def _next_level(self, session: RunSession) -> dict[str, Any] | None:
+        loop = session.state.loop
+        level = loop["level"]
+        outcome = LevelOutcome(**loop["outcome"]) if level is None else LevelOutcome(
+            level["ticks"], level["feasible"], level["best_budget"] if level["best_budget"] is not None else -math.inf, level["epochs"])
+        ticks = self.strategy.next_rate(outcome)
+        loop["strategy"] = self.strategy.get_state()
+        if ticks is None:
+            self._stop(session, self.strategy.stop_reason)
+            return None
+        if session.cap_reached():
+            self._stop(session, MAX_EPOCHS_REASON)
+            return None
+        best = self._best_feasible(session)
+        if best is not None:  # warm start from the model that would be returned now
+            session.load_kept(best)
+            self.adaptive_controller.disable_scheduler()
+        self.adaptive_controller.compression_rate = to_rate(ticks)
+        session.runner.configure_optimizers(self.strategy.learning_rate_scale)
+        loop["level"] = {"ticks": ticks, "epochs": 0, "best_budget": None, "feasible": False, "done": False}
+        return loop["level"]
+
+    def _search_epoch(self, session: RunSession) -> None:
+        runner, loop = session.runner, session.state.loop
+        level = loop["level"]
+        if level is None or level["done"]:
+            level = self._next_level(session)
+            if level is None:
+                return
+        started = time.perf_counter()
+        loss = runner.train_epoch()
+        level["epochs"] += 1
+        last = level["epochs"] >= self.params.patience_epochs or session.cap_reached()
+        record = self._validate_record(session, "search", level["epochs"], started, self._validation_due(level["epochs"], last),
+                                       loss, step=self.strategy.step, lr_scale=self.strategy.learning_rate_scale)
+        if record.metric is not None and record.budget is not None:
+            session.keep_if_better(_rate_key(to_rate(level["ticks"])), record)
+            level["best_budget"] = record.budget if level["best_budget"] is None else max(level["best_budget"], record.budget)
+            if record.budget >= 0:
+                level["feasible"] = level["done"] = True
+            elif runner.should_stop_early(record.metric):
+                level["done"] = True
+        level["done"] = level["done"] or last
+        runner.update_learning_rate(level["epochs"], record.metric, loss)
+        if level["done"] and session.cap_reached():
+            self._stop(session, MAX_EPOCHS_REASON)
+        session.end_epoch()
+
+    def _best_feasible(self, session: RunSession) -> str | None:
+        feasible = {k: c for k, c in session.state.kept_checkpoints().items() if c.budget >= 0}
+        if not feasible:
+            return None
+        sign = 1 if self.params.higher_is_better else -1
+        return max(feasible, key=lambda k: (feasible[k].rate, sign * feasible[k].metric))
+
+    def _choose(self, session: RunSession) -> str:
+        best = self._best_feasible(session)
+        if best is not None:
+            return best
+        kept = session.state.kept_checkpoints()
+        closest = max(kept, key=lambda k: (kept[k].budget, kept[k].rate))
+        session.state.loop["stop_reason"] = (session.state.loop.get("stop_reason", "") + "; no rate met the budget").lstrip("; ")
+        return closest
+
+
+def adaptive_controller_of(controller: Any) -> Any:
+    """The controller whose rate the adaptive loop moves: the adaptive child of a composite, else itself."""
+    children = getattr(controller, "children", None)
+    if children is None:
+        if getattr(type(controller), "adaptive", True) is False:
+            raise AacError(f"algorithm '{getattr(controller, 'name', type(controller).__name__)}' has no adaptive compression "
+                           "level; adaptive_compression_level needs filter_pruning, magnitude_sparsity or rb_sparsity")
+        return controller
+    child = getattr(controller, "adaptive_child", None)
+    if child is None:
+        names = [getattr(c, "name", "?") for c in children]
+        raise AacError(f"the composite controller of {names} has no single adaptive-level algorithm to search")
+    return child
+
+
+def create_accuracy_aware_training_loop(nncf_config: Config | Mapping[str, Any], compression_ctrl: CompressionController,
+                                        uncompressed_model_accuracy: float, **kwargs: Any) -> BaseAccuracyAwareTrainingLoop:
+    """The loop the config's ``accuracy_aware_training.mode`` names, built with ``kwargs``."""
+    config = load_config(nncf_config, registry=kwargs.get("registry"))
+    params = config.accuracy_aware_training
+    if params is None:
+        raise ConfigError([ConfigProblem("$.accuracy_aware_training", "missing: it selects and configures the loop")], config.source)
+    loop_class = AdaptiveCompressionTrainingLoop if params.mode == ADAPTIVE else EarlyExitCompressionTrainingLoop
+    return loop_class(config, compression_ctrl, uncompressed_model_accuracy, **kwargs)

@@ -1,0 +1,218 @@
+"""Observers of an accuracy-aware run: the console, the history files, TensorBoard and the plot.
+
+The loops know nothing about reporting; they announce the start, every epoch and the end to the
+observers that plugins return from ``aac_loop_observers`` - core's own reporters included.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from aac.core.atomic import atomic_write_bytes, atomic_write_json
+from aac.core.config.accuracy_aware import AccuracyAwareParams
+from aac.core.training.records import EpochRecord, TrainingLoopStatistics
+
+logger = logging.getLogger("aac.training")
+
+HISTORY_JSON = "history.json"
+HISTORY_CSV = "history.csv"
+STATISTICS_JSON = "statistics.json"
+PLOT_PNG = "search.png"
+
+
+@dataclass
+class RunContext:
+    """What observers may know about a run."""
+
+    log_dir: Path
+    mode: str
+    params: AccuracyAwareParams
+    uncompressed_metric: float
+    controller: Any
+    tensorboard_writer: Any = None
+    verbose: bool = True
+    is_main_process: bool = True
+
+    @property
+    def minimal_tolerable_metric(self) -> float:
+        return self.params.minimal_tolerable_metric(self.uncompressed_metric)
+
+
+class LoopObserver:
+    """Base class of run observers; override what you need. Observers must not raise for reporting."""
+
+    def on_run_start(self, context: RunContext, resumed_history: list[EpochRecord]) -> None:
+        """The run starts (``resumed_history`` holds the epochs of an interrupted run being resumed)."""
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        """An epoch (or the initial validation, epoch 0) finished."""
+
+    def on_run_end(self, statistics: TrainingLoopStatistics) -> None:
+        """The run finished; ``statistics`` describes the returned model."""
+
+
+def _ensure_console_logging() -> None:
+    aac_logger = logging.getLogger("aac")
+    if not aac_logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        aac_logger.addHandler(handler)
+        aac_logger.setLevel(logging.INFO)
+
+
+def format_epoch(record: EpochRecord, tolerable: float) -> str:
+    metric = "   -    " if record.metric is None else f"{record.metric:.4f}"
+    budget = "" if record.budget is None else f" | budget {record.budget:+.4f}"
+    step = "" if record.step is None else f" | step {record.step:g}"
+    return (f"[aac] epoch {record.epoch:4d} | {record.phase:<10} | rate {record.compression_rate:.4f} | "
+            f"metric {metric} (tolerable {tolerable:.4f}){budget}{step}")
+
+
+class ConsoleReporter(LoopObserver):
+    """One line per epoch, a progress bar on a terminal, and the final table."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._tolerable = 0.0
+
+    def on_run_start(self, context: RunContext, resumed_history: list[EpochRecord]) -> None:
+        _ensure_console_logging()
+        self._tolerable = context.minimal_tolerable_metric
+        self._log_dir = context.log_dir
+        logger.info("[aac] %s run in %s: uncompressed metric %.4f, %s -> tolerable %.4f",
+                    context.mode, context.log_dir, context.uncompressed_metric,
+                    context.params.allowed_drop_text(), self._tolerable)
+        if resumed_history:
+            logger.info("[aac] resuming after epoch %d", resumed_history[-1].epoch)
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=None, unit="epoch", desc="aac", leave=False, initial=len(resumed_history))
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        logger.info(format_epoch(record, self._tolerable))
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(rate=f"{record.compression_rate:.3f}", metric=record.metric)
+
+    def on_run_end(self, statistics: TrainingLoopStatistics) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if not statistics.feasible:
+            logger.warning("[aac] no compression rate met the budget; returning the model with the smallest drop")
+        logger.info("%s\n[aac] results in %s", statistics.to_str(), statistics.log_dir)
+
+
+class HistoryWriter(LoopObserver):
+    """Keeps ``history.json``/``history.csv`` current after every epoch and writes ``statistics.json``."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.records: list[EpochRecord] = []
+
+    def on_run_start(self, context: RunContext, resumed_history: list[EpochRecord]) -> None:
+        self.records = list(resumed_history)
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self.records.append(record)
+        atomic_write_json(self.log_dir / HISTORY_JSON, [r.to_dict() for r in self.records])
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(EpochRecord)])
+        writer.writeheader()
+        writer.writerows(r.to_dict() for r in self.records)
+        atomic_write_bytes(self.log_dir / HISTORY_CSV, buffer.getvalue().encode())
+
+    def on_run_end(self, statistics: TrainingLoopStatistics) -> None:
+        atomic_write_json(self.log_dir / STATISTICS_JSON, statistics.to_dict())
+
+
+class TensorBoardReporter(LoopObserver):
+    """Scalars under NNCF's tags, so existing TensorBoard dashboards keep working."""
+
+    def __init__(self, writer: Any, controller: Any) -> None:
+        self.writer = writer
+        self.controller = controller
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        add = self.writer.add_scalar
+        add("compression/accuracy_aware/target_compression_rate", record.compression_rate, record.epoch)
+        if record.step is not None:
+            add("compression/accuracy_aware/compression_rate_step", record.step, record.epoch)
+        if record.metric is not None:
+            add("val/accuracy_aware/metric_value", record.metric, record.epoch)
+            add("val/accuracy_aware/accuracy_budget", record.budget, record.epoch)
+        statistics = getattr(self.controller, "statistics", None)
+        if statistics is not None:
+            for key, value in statistics().scalars().items():
+                add(f"compression/statistics/{key}", value, record.epoch)
+
+    def on_run_end(self, statistics: TrainingLoopStatistics) -> None:
+        self.writer.add_scalar("compression/accuracy_aware/final_compression_rate", statistics.compression_rate, statistics.total_epochs)
+        self.writer.flush()
+
+
+class PlotReporter(LoopObserver):
+    """``search.png``: rate and metric against epochs, with the tolerable-metric line (needs matplotlib)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.records: list[EpochRecord] = []
+        self._tolerable = 0.0
+
+    def on_run_start(self, context: RunContext, resumed_history: list[EpochRecord]) -> None:
+        self.records = list(resumed_history)
+        self._tolerable = context.minimal_tolerable_metric
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self.records.append(record)
+
+    def on_run_end(self, statistics: TrainingLoopStatistics) -> None:
+        try:
+            plot_history(self.records, self._tolerable, self.log_dir / PLOT_PNG, statistics)
+        except ImportError:
+            logger.info("[aac] no plot: install matplotlib (pip install 'aac-core[plot]')")
+
+
+def plot_history(records: list[EpochRecord], tolerable: float, path: Path, statistics: TrainingLoopStatistics) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    epochs = [r.epoch for r in records]
+    fig, rate_axis = plt.subplots(figsize=(8, 4.5), dpi=110)
+    rate_axis.step(epochs, [r.compression_rate for r in records], where="post", color="tab:blue", label="compression rate")
+    rate_axis.set_xlabel("epoch")
+    rate_axis.set_ylabel("compression rate", color="tab:blue")
+    metric_axis = rate_axis.twinx()
+    validated = [r for r in records if r.metric is not None]
+    metric_axis.plot([r.epoch for r in validated], [r.metric for r in validated], "o-", color="tab:orange", ms=3, label="metric")
+    metric_axis.axhline(tolerable, color="tab:red", ls="--", lw=1, label=f"tolerable metric {tolerable:.4g}")
+    metric_axis.set_ylabel("metric", color="tab:orange")
+    verdict = "within budget" if statistics.feasible else "budget NOT met"
+    rate_axis.set_title(f"accuracy-aware search: rate {statistics.compression_rate:.4g}, metric {statistics.compressed_accuracy:.4g} ({verdict})")
+    handles = rate_axis.get_legend_handles_labels()[0] + metric_axis.get_legend_handles_labels()[0]
+    rate_axis.legend(handles=handles, loc="lower left", fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def default_observers(context: RunContext) -> list[LoopObserver]:
+    """Core's reporters for a run (files only on the main process)."""
+    observers: list[LoopObserver] = []
+    if context.verbose and context.is_main_process:
+        observers.append(ConsoleReporter())
+    if context.is_main_process:
+        observers += [HistoryWriter(context.log_dir), PlotReporter(context.log_dir)]
+        if context.tensorboard_writer is not None:
+            observers.append(TensorBoardReporter(context.tensorboard_writer, context.controller))
+    return observers

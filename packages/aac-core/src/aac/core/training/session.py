@@ -1,0 +1,192 @@
+"""One run of an accuracy-aware loop: its folder, its saved state, its checkpoints, its observers.
+
+After every epoch the session writes a checkpoint named after that epoch (weights, controller,
+optimizer, RNG) and then, atomically, ``state.json`` pointing at it; only then is the previous epoch's
+checkpoint removed. A run killed at any moment therefore finds a consistent pair on restart, and
+``run()`` with the same ``log_dir`` carries on from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aac.core.atomic import atomic_write_json
+from aac.core.config.accuracy_aware import AccuracyAwareParams
+from aac.core.errors import CheckpointError
+from aac.core.training.observers import LoopObserver, RunContext
+from aac.core.training.records import EpochRecord
+from aac.core.training.runner import TrainingRunner
+
+logger = logging.getLogger("aac.training")
+
+STATE_FILE = "state.json"
+STATE_FORMAT = "aac-run-state"
+STATE_VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+
+
+@dataclass
+class SavedCheckpoint:
+    """A kept checkpoint and the validation that earned it its place."""
+
+    file: str
+    metric: float
+    budget: float
+    epoch: int
+    rate: float
+
+
+@dataclass
+class RunState:
+    """Everything besides tensors that a resumed run needs; JSON round-trippable."""
+
+    fingerprint: dict[str, Any]
+    phase: str = "start"
+    epochs: int = 0
+    last_checkpoint: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    kept: dict[str, dict[str, Any]] = field(default_factory=dict)
+    loop: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+
+    def kept_checkpoints(self) -> dict[str, SavedCheckpoint]:
+        return {k: SavedCheckpoint(**v) for k, v in self.kept.items()}
+
+
+def default_log_dir() -> Path:
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return Path.cwd() / "runs" / "accuracy_aware_training" / stamp
+
+
+class RunSession:
+    """Bookkeeping of one ``run()``: state file, kept checkpoints, epoch records, observers."""
+
+    def __init__(self, runner: TrainingRunner, params: AccuracyAwareParams, uncompressed_metric: float,
+                 log_dir: Path, fingerprint: dict[str, Any], dump_checkpoints: bool) -> None:
+        self.runner = runner
+        self.params = params
+        self.uncompressed_metric = uncompressed_metric
+        self.log_dir = log_dir
+        self.checkpoint_dir = log_dir / CHECKPOINT_DIR
+        self.dump_checkpoints = dump_checkpoints
+        self.observers: list[LoopObserver] = []
+        self.state = RunState(fingerprint=fingerprint)
+        self.resumed = False
+
+    # -- state --------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.log_dir / STATE_FILE
+
+    def load_existing(self) -> bool:
+        """Adopt the state of an earlier run in ``log_dir``; True if there was one."""
+        path = self.state_path
+        if not path.exists():
+            return False
+        try:
+            raw = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{path} is corrupt ({exc}); delete it to start the run afresh") from exc
+        if raw.get("format") != STATE_FORMAT or raw.get("version") != STATE_VERSION:
+            raise CheckpointError(f"{path} is not an aac run state of version {STATE_VERSION}")
+        saved = RunState(**{k: v for k, v in raw.items() if k not in ("format", "version")})
+        if saved.fingerprint != self.state.fingerprint:
+            changed = sorted(k for k in set(saved.fingerprint) | set(self.state.fingerprint)
+                             if saved.fingerprint.get(k) != self.state.fingerprint.get(k))
+            raise CheckpointError(
+                f"{self.log_dir} holds a run with different settings ({', '.join(changed)} changed); "
+                "resume it with the same config and uncompressed metric, or choose another log_dir"
+            )
+        self.state = saved
+        self.resumed = True
+        return True
+
+    def save_state(self) -> None:
+        if self.runner.is_main_process:
+            atomic_write_json(self.state_path, {"format": STATE_FORMAT, "version": STATE_VERSION, **asdict(self.state)})
+
+    @property
+    def history(self) -> list[EpochRecord]:
+        return [EpochRecord.from_dict(r) for r in self.state.history]
+
+    # -- observers ----------------------------------------------------------------------
+    def start_observers(self, observers: list[LoopObserver], context: RunContext) -> None:
+        self.observers = observers
+        for observer in observers:
+            observer.on_run_start(context, self.history)
+
+    def notify(self, event: str, *args: Any) -> None:
+        for observer in self.observers:
+            getattr(observer, event)(*args)
+
+    # -- epochs -------------------------------------------------------------------------
+    def record(self, phase: str, level_epoch: int, metric: float | None, started: float,
+               step: float | None = None, train_loss: float | None = None, lr_scale: float = 1.0) -> EpochRecord:
+        budget = None if metric is None else self.params.budget(metric, self.uncompressed_metric)
+        record = EpochRecord(
+            epoch=self.runner.cumulative_epochs, phase=phase,
+            compression_rate=round(float(self.runner.controller.compression_rate), 6) if _has_rate(self.runner.controller) else 0.0,
+            level_epoch=level_epoch, metric=metric, budget=budget, step=step, train_loss=train_loss,
+            learning_rate_scale=lr_scale, seconds=round(time.perf_counter() - started, 3),
+        )
+        self.state.history.append(record.to_dict())
+        self.state.epochs = self.runner.cumulative_epochs
+        self.notify("on_epoch_end", record)
+        return record
+
+    def keep_if_better(self, key: str, record: EpochRecord) -> None:
+        """Keep this epoch's model as the best for ``key`` if its metric beats the kept one."""
+        assert record.metric is not None and record.budget is not None
+        current = self.state.kept.get(key)
+        if current is not None and not self.params.is_better(record.metric, current["metric"]):
+            return
+        name = f"best_{key}{self.runner.backend.checkpoint_suffix}"
+        self.runner.save_checkpoint(self.checkpoint_dir / name, with_training_state=False,
+                                    info={"epoch": record.epoch, "metric": record.metric, "rate": record.compression_rate})
+        self.state.kept[key] = asdict(SavedCheckpoint(name, record.metric, record.budget, record.epoch, record.compression_rate))
+
+    def end_epoch(self) -> None:
+        """Persist the training state after an epoch, then the state file that points at it."""
+        previous = self.state.last_checkpoint
+        if self.dump_checkpoints:
+            name = f"last_epoch{self.runner.cumulative_epochs:05d}{self.runner.backend.checkpoint_suffix}"
+            self.runner.save_checkpoint(self.checkpoint_dir / name, with_training_state=True,
+                                        info={"epoch": self.runner.cumulative_epochs})
+            self.state.last_checkpoint = name
+        self.save_state()
+        if previous and previous != self.state.last_checkpoint and self.runner.is_main_process:
+            (self.checkpoint_dir / previous).unlink(missing_ok=True)
+
+    def restore_training_state(self) -> None:
+        """Resume: put weights, controller, optimizer and RNG back to the last finished epoch."""
+        if self.state.last_checkpoint is None:
+            raise CheckpointError(f"{self.state_path} has no training checkpoint to resume from (dump_checkpoints was off)")
+        self.runner.load_checkpoint(self.checkpoint_dir / self.state.last_checkpoint, with_training_state=True)
+        self.runner.cumulative_epochs = self.state.epochs
+
+    def load_kept(self, key: str) -> SavedCheckpoint:
+        kept = self.state.kept_checkpoints()[key]
+        self.runner.load_checkpoint(self.checkpoint_dir / kept.file, with_training_state=False)
+        return kept
+
+    def cap_reached(self) -> bool:
+        return self.runner.cumulative_epochs >= self.params.maximal_total_epochs
+
+
+def _has_rate(controller: Any) -> bool:
+    try:
+        controller.compression_rate  # noqa: B018 - probing the property
+    except Exception:
+        return False
+    return True
+
+
+def fingerprint(mode: str, params: AccuracyAwareParams, uncompressed_metric: float) -> dict[str, Any]:
+    """What must not change between a run and its resumption."""
+    return {"mode": mode, "params": asdict(params), "uncompressed_metric": uncompressed_metric}
