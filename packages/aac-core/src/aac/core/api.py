@@ -11,7 +11,6 @@ driven by them.
 from __future__ import annotations
 
 import enum
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -127,7 +126,7 @@ class CompressionController(Protocol):
     def load_state(self, state: Mapping[str, Any]) -> None: ...
 
 
-class CompressionAlgorithm(ABC):
+class CompressionAlgorithm:
     """Base class of every compression algorithm (the object NNCF calls a controller).
 
     Subclasses set ``name`` (the config's ``"algorithm"`` value) and ``adaptive`` (whether the

@@ -91,7 +91,9 @@ class Backend(ABC):
 
     def create_tensorboard_writer(self, log_dir: Path) -> Any:
         """A writer with ``add_scalar(tag, value, step)`` for ``log_dir``, or None if unavailable."""
-        return None
+        from aac.core.training.tensorboard import create_scalar_writer
+
+        return create_scalar_writer(log_dir)
 
     # -- distributed -------------------------------------------------------------------
     def rank(self) -> int:

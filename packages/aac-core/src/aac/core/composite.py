@@ -52,7 +52,7 @@ class CompositeScheduler(CompressionScheduler):
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         super().load_state(state)
-        for child, child_state in zip(self._children, state["children"]):
+        for child, child_state in zip(self._children, state["children"], strict=True):
             child.scheduler.load_state(child_state)
 
 

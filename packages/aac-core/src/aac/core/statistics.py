@@ -28,7 +28,7 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]], title: st
     numeric = [all(isinstance(row[i], (int, float)) for row in rows) if rows else False for i in range(len(header))]
 
     def line(values: Sequence[str]) -> str:
-        parts = [v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))]
+        parts = [v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths, strict=True))]
         return "| " + " | ".join(parts) + " |"
 
     rule = "+-" + "-+-".join("-" * w for w in widths) + "-+"

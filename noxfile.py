@@ -1,0 +1,116 @@
+# /// script
+# dependencies = ["nox>=2025.02.09"]
+# ///
+"""The test matrix. ``nox`` runs the default sessions (the whole suite); ``nox -s demo`` runs the demo.
+
+Sessions install the local packages (never PyPI copies) into fresh virtual environments; with uv
+available that takes seconds. torch is pinned by ``constraints.txt`` to the CPU build.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.02.09"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "core_only", "tests", "cross"]
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
+TEST_DEPS = ("pytest>=8", "pytest-timeout")
+#: in-repo packages in dependency order; a package's tests install it with what it needs
+PACKAGES: dict[str, tuple[str, ...]] = {
+    "aac-core": ("aac-core[plot,tensorboard]",),
+    "aac-torch": ("aac-core", "aac-torch[onnx,tensorboard]"),
+    "aac-pruning": ("aac-core", "aac-torch[onnx]", "aac-pruning[torch]"),
+    "aac-sparsity": ("aac-core", "aac-torch[onnx]", "aac-sparsity[torch]"),
+    "aac-quant": ("aac-core", "aac-torch[onnx]", "aac-quant[torch]"),
+}
+PRESENT = [name for name in PACKAGES if (ROOT / "packages" / name / "pyproject.toml").exists()]
+
+
+def _uv_environment() -> None:
+    """uv ignores pip's config: point it at the local wheel folder pip uses (the CPU torch wheel)."""
+    if "UV_FIND_LINKS" not in os.environ:
+        try:
+            out = subprocess.run(["pip", "config", "get", "global.find-links"], capture_output=True, text=True, check=False).stdout.strip()
+        except OSError:
+            out = ""
+        if out:
+            os.environ["UV_FIND_LINKS"] = out
+    os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
+
+
+_uv_environment()
+
+
+def _local(requirement: str) -> str:
+    """``aac-torch[onnx]`` -> ``./packages/aac-torch[onnx]`` (a local, non-editable install)."""
+    name, _, extras = requirement.partition("[")
+    return f"{ROOT / 'packages' / name}" + (f"[{extras}" if extras else "")
+
+
+def install(session: nox.Session, *requirements: str, extra: tuple[str, ...] = ()) -> None:
+    session.install(*CONSTRAINTS, *TEST_DEPS, *(_local(r) for r in requirements), *extra)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the whole repository."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def core_only(session: nox.Session) -> None:
+    """aac-core installed alone: no framework importable, and every core test still passes."""
+    session.install(*TEST_DEPS, _local("aac-core"))
+    session.run("python", "-c", "import importlib.util as u, sys; bad=[m for m in ('torch','tensorflow') if u.find_spec(m)]; "
+                "sys.exit(f'framework importable in core_only: {bad}') if bad else print('no framework installed: ok')")
+    session.run("python", "-c", "import sys, aac.core; bad=[m for m in ('torch','tensorflow') if m in sys.modules]; "
+                "sys.exit(f'aac.core imported {bad}') if bad else print('aac.core imports no framework: ok')")
+    session.run("pytest", "packages/aac-core/tests", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("package", [nox.param(p, id=p) for p in PRESENT])
+def tests(session: nox.Session, package: str) -> None:
+    """One package's own tests, with only what that package needs installed."""
+    install(session, *PACKAGES[package], extra=("scikit-learn",) if package != "aac-core" else ())
+    session.run("pytest", f"packages/{package}/tests", *session.posargs)
+
+
+@nox.session
+def cross(session: nox.Session) -> None:
+    """Cross-package tests: every package and the example plugin installed together."""
+    everything = dict.fromkeys(r for p in PRESENT for r in PACKAGES[p])
+    install(session, *everything, extra=("scikit-learn", "matplotlib"))
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("framework", [nox.param("torch", id="torch")])
+def demo(session: nox.Session, framework: str) -> None:
+    """The digits demo: train, search the pruning rate under the budget, export (``-- --out DIR``)."""
+    install(session, "aac-core[plot,tensorboard]", "aac-torch[onnx,tensorboard]", "aac-pruning[torch]", extra=("scikit-learn",))
+    session.run("python", "examples/digits/run.py", "--framework", framework, *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: overhead and latency ratios measured side by side (JSON + table)."""
+    install(session, "aac-core", "aac-torch", "aac-pruning[torch]")
+    session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(default=False)
+def schemas(session: nox.Session) -> None:
+    """Regenerate schemas/ (the published, composed schema) from the installed plugins."""
+    everything = dict.fromkeys(r for p in PRESENT for r in PACKAGES[p])
+    install(session, *everything)
+    session.run("aac", "schema", "--output", "schemas/aac-config.schema.json")
