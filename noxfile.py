@@ -93,12 +93,21 @@ def cross(session: nox.Session) -> None:
     session.run("pytest", "tests", *session.posargs)
 
 
-@nox.session
-@nox.parametrize("framework", [nox.param("torch", id="torch")])
-def demo(session: nox.Session, framework: str) -> None:
+#: what the demo needs per framework (``nox -s demo -- --framework tf`` once aac-tf exists)
+DEMO_REQUIREMENTS = {"torch": ("aac-core[plot,tensorboard]", "aac-torch[onnx,tensorboard]", "aac-pruning[torch]")}
+
+
+@nox.session(default=False)
+def demo(session: nox.Session) -> None:
     """The digits demo: train, search the pruning rate under the budget, export (``-- --out DIR``)."""
-    install(session, "aac-core[plot,tensorboard]", "aac-torch[onnx,tensorboard]", "aac-pruning[torch]", extra=("scikit-learn",))
-    session.run("python", "examples/digits/run.py", "--framework", framework, *session.posargs)
+    args = list(session.posargs)
+    framework = args[args.index("--framework") + 1] if "--framework" in args[:-1] else "torch"
+    if framework not in DEMO_REQUIREMENTS:
+        session.error(f"the demo supports --framework {' or '.join(DEMO_REQUIREMENTS)}, not {framework!r}")
+    install(session, *DEMO_REQUIREMENTS[framework], extra=("scikit-learn",))
+    if "--framework" not in args:
+        args = ["--framework", framework, *args]
+    session.run("python", "examples/digits/run.py", *args)
 
 
 @nox.session(default=False)
