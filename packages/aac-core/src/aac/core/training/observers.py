@@ -187,7 +187,7 @@ def plot_history(records: list[EpochRecord], tolerable: float, path: Path, stati
 
     epochs = [r.epoch for r in records]
     fig, rate_axis = plt.subplots(figsize=(8, 4.5), dpi=110)
-    rate_axis.step(epochs, [r.compression_rate for r in records], where="post", color="tab:blue", label="compression rate")
+    rate_axis.step(epochs, [r.compression_rate for r in records], where="pre", color="tab:blue", label="compression rate")
     rate_axis.set_xlabel("epoch")
     rate_axis.set_ylabel("compression rate", color="tab:blue")
     metric_axis = rate_axis.twinx()
