@@ -7,7 +7,9 @@ annotators parse); a bad config never produces a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,9 +44,11 @@ def _validate(args: argparse.Namespace, registry: Registry) -> int:
 
 def _plugins(args: argparse.Namespace, registry: Registry) -> int:
     print(f"aac-core {__version__}\n\nplugins:")
-    for info in registry.plugin_infos():
+    infos = registry.plugin_infos()
+    dist_width = max((len(info.distribution) for info in infos), default=0)
+    for info in infos:
         status = f"FAILED: {info.error}" if info.error else "ok"
-        print(f"  {info.name:<16} {info.distribution} {info.version:<10} {info.module}  [{status}]")
+        print(f"  {info.name:<16} {info.distribution:<{dist_width}} {info.version:<10} {info.module}  [{status}]")
     print("\nalgorithms:")
     for spec in registry.algorithms.values():
         kind = "adaptive-level" if spec.adaptive else "fixed-level"
@@ -90,6 +94,10 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
     except AacError as exc:
         print(f"aac: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (``aac schema | head``): not worth a traceback
+        with contextlib.suppress(OSError, ValueError):  # keep the interpreter's final flush from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -132,7 +132,10 @@ class CompositeController(CompressionAlgorithm):
         return reduce(lambda a, b: a.merged(b), (c.statistics() for c in self.children), CompressionStatistics())
 
     def get_state(self) -> dict[str, Any]:
-        return {"algorithm": self.name, "children": {c.name: c.get_state() for c in self.children}}
+        # the composite scheduler's own counters: without them a restored composite restarts every
+        # child's schedule at epoch 0 on the next epoch_step()
+        counters = CompressionScheduler.get_state(self._scheduler)
+        return {"algorithm": self.name, "scheduler": counters, "children": {c.name: c.get_state() for c in self.children}}
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         children = state.get("children", {})
@@ -141,3 +144,5 @@ class CompositeController(CompressionAlgorithm):
             raise KeyError(f"compression state has no entry for algorithm(s) {missing}; it has {sorted(children)}")
         for child in self.children:
             child.load_state(children[child.name])
+        if "scheduler" in state:
+            CompressionScheduler.load_state(self._scheduler, state["scheduler"])

@@ -7,7 +7,7 @@ rest keep working. ``Registry`` flattens what the hooks returned into look-up ta
 Environment variables:
 
 * ``AAC_DISABLE_PLUGIN_AUTOLOAD=1`` - load no entry points except core's built-ins.
-* ``AAC_DISABLED_PLUGINS=name1,name2`` - block the named entry points.
+* ``AAC_DISABLED_PLUGINS=name1,name2`` - block the named entry points (core's built-ins cannot be blocked).
 """
 
 from __future__ import annotations
@@ -75,7 +75,26 @@ class AacPluginManager(pluggy.PluginManager):
 
 
 def _blocked_names() -> set[str]:
-    return {n.strip() for n in os.environ.get(DISABLED_PLUGINS_ENV, "").split(",") if n.strip()}
+    """The names in ``AAC_DISABLED_PLUGINS``; core's built-ins are essential and never blocked."""
+    return {n.strip() for n in os.environ.get(DISABLED_PLUGINS_ENV, "").split(",") if n.strip()} - {BUILTIN_PLUGIN}
+
+
+def _register_checked(pm: AacPluginManager, plugin: Any, name: str | None = None) -> str | None:
+    """Register ``plugin`` all or nothing: on any error it is unregistered again, then the error is raised.
+
+    pluggy leaves a plugin half-registered when one of its hooks fails validation, and only
+    ``check_pending`` notices an implementation of a hook that does not exist (a misspelt name);
+    both must be charged to this plugin alone, not leak into or break the others.
+    """
+    already = pm.is_registered(plugin)  # then register() refuses it, and the earlier registration must stay
+    try:
+        registered = pm.register(plugin, name=name)
+        pm.check_pending()
+    except Exception:
+        if not already and pm.is_registered(plugin):
+            pm.unregister(plugin)
+        raise
+    return registered
 
 
 def get_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[Any] = ()) -> AacPluginManager:
@@ -100,7 +119,7 @@ def get_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[Any] =
                 continue
             dist = entry_point.dist.name if entry_point.dist else "?"
             try:
-                pm.register(entry_point.load(), name=entry_point.name)
+                _register_checked(pm, entry_point.load(), name=entry_point.name)
             except Exception as exc:  # a broken plugin must not take the others down
                 message = f"{type(exc).__name__}: {exc}"
                 pm.infos[entry_point.name] = _info(entry_point.name, entry_point.value, dist, error=message)
@@ -113,10 +132,13 @@ def get_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[Any] =
                 continue
             pm.infos[entry_point.name] = _info(entry_point.name, entry_point.value, dist)
     for plugin in plugins:
-        name = pm.register(plugin)
+        label = getattr(plugin, "__name__", type(plugin).__name__)
+        try:
+            name = _register_checked(pm, plugin)
+        except Exception as exc:  # a plugin handed over in code is the caller's bug: say which one
+            raise PluginError(f"plugin {label} cannot be registered: {type(exc).__name__}: {exc}") from exc
         if name is not None:
-            pm.infos[name] = _info(name, getattr(plugin, "__name__", type(plugin).__name__), "(registered in code)")
-    pm.check_pending()
+            pm.infos[name] = _info(name, label, "(registered in code)")
     return pm
 
 
@@ -128,11 +150,22 @@ def _info(name: str, module: str, dist: str, error: str | None = None) -> Plugin
     return PluginInfo(name=name, module=module, distribution=dist, version=version, error=error)
 
 
-def _unique(records: Iterable[Any], kind: str) -> dict[str, Any]:
+def _owners(hook: pluggy.HookCaller, name: str) -> list[str]:
+    """The plugins whose implementation of ``hook`` returns a record called ``name`` (for error messages)."""
+    return [impl.plugin_name for impl in reversed(hook.get_hookimpls())
+            if any(getattr(r, "name", None) == name for r in impl.function() or ())]
+
+
+def _unique(hook: pluggy.HookCaller, kind: str) -> dict[str, Any]:
+    """Flatten the records the registration ``hook`` returns; two different records of one name conflict."""
     table: dict[str, Any] = {}
-    for record in records:
+    for record in (r for result in hook() for r in (result or ())):
         if record.name in table and table[record.name] != record:
-            raise PluginError(f"two plugins register the {kind} '{record.name}'; block one with {DISABLED_PLUGINS_ENV}")
+            owners = ", ".join(f"'{o}'" for o in _owners(hook, record.name))
+            raise PluginError(
+                f"plugins {owners} all register the {kind} '{record.name}'; uninstall one of them "
+                f"or block it with {DISABLED_PLUGINS_ENV}=<name>"
+            )
         table[record.name] = record
     return dict(sorted(table.items()))
 
@@ -142,12 +175,9 @@ class Registry:
 
     def __init__(self, pm: AacPluginManager) -> None:
         self.plugin_manager = pm
-        flat = lambda results: [r for result in results for r in (result or ())]  # noqa: E731
-        self.algorithms: dict[str, AlgorithmSpec] = _unique(flat(pm.hook.aac_algorithms()), "algorithm")
-        self.backends: dict[str, BackendSpec] = _unique(flat(pm.hook.aac_backends()), "backend")
-        self.search_strategies: dict[str, SearchStrategySpec] = _unique(
-            flat(pm.hook.aac_search_strategies()), "search strategy"
-        )
+        self.algorithms: dict[str, AlgorithmSpec] = _unique(pm.hook.aac_algorithms, "algorithm")
+        self.backends: dict[str, BackendSpec] = _unique(pm.hook.aac_backends, "backend")
+        self.search_strategies: dict[str, SearchStrategySpec] = _unique(pm.hook.aac_search_strategies, "search strategy")
 
     def algorithm(self, name: str) -> AlgorithmSpec:
         """The spec of algorithm ``name``; the error names the package to install or a close match."""

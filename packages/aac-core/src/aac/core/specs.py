@@ -46,8 +46,9 @@ class AlgorithmSpec:
     :param schema: JSON Schema (Draft 2020-12) of the algorithm's config section; it should carry
         a ``$id`` and may leave ``"algorithm"`` out (core adds the ``const``).
     :param package: the distribution that provides it, named in errors ("pip install aac-pruning").
-    :param aliases: legacy spelling -> current key inside the section's ``params`` (also
-        ``"initializer.type"``-style dotted keys); applied before validation with a deprecation note.
+    :param aliases: legacy dotted key -> current dotted key, both relative to the algorithm's section
+        (``{"params.weight_importance": "params.filter_importance", "initializer.type":
+        "initializer.range.type"}``); applied before validation, each with a note in ``Config.notes``.
     """
 
     name: str

@@ -52,6 +52,7 @@ def _move(container: dict[str, Any], old: str, new: str, where: str, notes: list
         return
     if new_parts[-1] in target:
         problems.append(ConfigProblem(f"{where}.{old}", f"both the legacy key '{old}' and its current name '{new}' are given; keep '{new}'"))
+        del parent[old_parts[-1]]  # reported once, here - not again by the schema as an unknown key
         return
     target[new_parts[-1]] = parent.pop(old_parts[-1])
     notes.append(f"{where}.{old} is a legacy spelling; read as {where}.{new}")
@@ -76,7 +77,10 @@ def apply_aliases(
         if not isinstance(section, dict):
             continue
         where = f"$.compression[{index}]" if isinstance(compression, list) else "$.compression"
-        merged = {**ALGORITHM_ALIASES.get(section.get("algorithm", ""), {}), **algorithm_aliases.get(section.get("algorithm", ""), {})}
+        name = section.get("algorithm")
+        if not isinstance(name, str):  # the schema reports it; a list or dict here must not crash the look-up
+            continue
+        merged = {**ALGORITHM_ALIASES.get(name, {}), **algorithm_aliases.get(name, {})}
         for old, new in merged.items():
             _move(section, old, new, where, notes, problems)
     return result, notes, problems

@@ -77,10 +77,10 @@ def read_source(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[Any
     """Return (data, name of the source for messages) for a path, a JSON string or a mapping."""
     if isinstance(source, Mapping):
         return source, None
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and not source.lstrip().startswith(("{", "//", "/*"))):
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and not source.lstrip().startswith(("{", "[", "//", "/*"))):
         path = Path(source)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # editors on Windows may start the file with a BOM
         except FileNotFoundError:
             raise ConfigError([ConfigProblem("$", f"config file {path} does not exist")], str(path)) from None
         except (OSError, UnicodeDecodeError) as exc:

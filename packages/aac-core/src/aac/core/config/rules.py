@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from aac.core.config.accuracy_aware import ADAPTIVE, ADAPTIVE_ONLY_KEYS
+from aac.core.config.accuracy_aware import ADAPTIVE, ADAPTIVE_ONLY_KEYS, EARLY_EXIT
 from aac.core.errors import ConfigProblem, did_you_mean
 
 if TYPE_CHECKING:
@@ -52,7 +52,9 @@ def check_accuracy_aware(data: Mapping[str, Any], registry: Registry) -> list[Co
             "give exactly one of 'maximal_relative_accuracy_degradation' (percent) and "
             f"'maximal_absolute_accuracy_degradation' (metric units); found {len(degradations)}",
         ))
-    if mode != ADAPTIVE:
+    if mode not in (ADAPTIVE, EARLY_EXIT):
+        return problems  # the schema reports the mode; judging keys against a mistyped mode would only add noise
+    if mode == EARLY_EXIT:
         problems += [
             ConfigProblem(f"{where}.{key}", f"'{key}' is only used in 'adaptive_compression_level' mode, not in '{mode}'")
             for key in params if key in ADAPTIVE_ONLY_KEYS
@@ -74,7 +76,7 @@ def check_accuracy_aware(data: Mapping[str, Any], registry: Registry) -> list[Co
 
 def _check_one_adaptive(data: Mapping[str, Any], registry: Registry) -> list[ConfigProblem]:
     names = [s.get("algorithm") for _, s in section_paths(data) if isinstance(s, Mapping)]
-    known = [n for n in names if n in registry.algorithms]
+    known = [n for n in names if isinstance(n, str) and n in registry.algorithms]
     if len(known) != len(names):
         return []  # unknown names are already reported; adaptivity cannot be judged
     adaptive = [n for n in known if registry.algorithms[n].adaptive]
@@ -82,9 +84,10 @@ def _check_one_adaptive(data: Mapping[str, Any], registry: Registry) -> list[Con
         return []
     candidates = sorted(n for n, s in registry.algorithms.items() if s.adaptive)
     if not adaptive:
-        listed = ", ".join(known) or "no algorithm"
-        message = (f"'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but {listed} "
-                   f"cannot have its level searched; add one of: {', '.join(candidates) or '(none installed)'}")
+        found = (f"{', '.join(known)} cannot have its level searched" if known
+                 else "no compression algorithm is configured")
+        message = (f"'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but {found}; "
+                   f"add one of: {', '.join(candidates) or '(none installed)'}")
     else:
         message = (f"'adaptive_compression_level' mode searches the level of exactly one algorithm, but "
                    f"{len(adaptive)} adaptive-level algorithms are configured: {', '.join(adaptive)}. Keep one of them "

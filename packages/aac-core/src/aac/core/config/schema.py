@@ -54,6 +54,7 @@ def compose_schema(algorithms: Iterable[AlgorithmSpec]) -> dict[str, Any]:
     schema = copy.deepcopy(core_schema(CORE_SCHEMA))
     section = schema["$defs"]["algorithm_section"]
     specs = list(algorithms)
+    _check_unique_ids(specs)
     section["properties"]["algorithm"]["enum"] = [s.name for s in specs]
     section["allOf"] = [
         {"if": {"properties": {"algorithm": {"const": s.name}}, "required": ["algorithm"]}, "then": {"$ref": algorithm_schema_id(s)}}
@@ -63,6 +64,20 @@ def compose_schema(algorithms: Iterable[AlgorithmSpec]) -> dict[str, Any]:
         schema["$defs"][f"algorithm_{spec.name}"] = section_schema(spec)
     schema["$defs"]["accuracy_aware_training"] = core_schema(ACCURACY_AWARE_SCHEMA)
     return schema
+
+
+def _check_unique_ids(specs: Iterable[AlgorithmSpec]) -> None:
+    """Each section schema needs its own ``$id``: with a shared one (a copy-pasted schema) only one of the
+    schemas would be applied, and the other algorithm's valid sections would be rejected with its rules."""
+    owners = {str(core_schema(name)["$id"]): "aac-core's own schema" for name in (CORE_SCHEMA, ACCURACY_AWARE_SCHEMA)}
+    for spec in specs:
+        schema_id = algorithm_schema_id(spec)
+        if schema_id in owners:
+            raise PluginError(
+                f"the config schema of algorithm '{spec.name}' ({spec.package or 'plugin'}) has the $id '{schema_id}', "
+                f"already used by {owners[schema_id]}; give each schema its own $id"
+            )
+        owners[schema_id] = f"algorithm '{spec.name}'"
 
 
 def _validator(algorithms: Iterable[AlgorithmSpec]) -> Draft202012Validator:
@@ -80,12 +95,24 @@ def _json_path(error: ValidationError) -> str:
 
 
 def _leaf_errors(error: ValidationError) -> list[ValidationError]:
-    """Descend into oneOf/anyOf: report what is wrong in the branch that came closest."""
+    """Descend into oneOf/anyOf: report *every* problem of the branch the value was meant for.
+
+    A branch whose ``type`` does not fit the value itself (the array branch for an object) is not the
+    one the user meant; of the branches left, the one whose errors reach deepest came closest. All of
+    that branch's errors are reported - an unknown key next to a bad nested value is two problems.
+    """
     if error.validator in ("oneOf", "anyOf") and error.context:
-        deepest = max(len(e.absolute_path) for e in error.context)
-        if deepest > len(error.absolute_path):
-            chosen = [e for e in error.context if len(e.absolute_path) == deepest]
-            return [leaf for e in chosen for leaf in _leaf_errors(e)]
+        depth = len(error.absolute_path)
+        branches: dict[Any, list[ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        fitting = [
+            errors for errors in branches.values()
+            if not any(e.validator == "type" and len(e.absolute_path) == depth for e in errors)
+        ]
+        if fitting:
+            closest = max(fitting, key=lambda errors: max(len(e.absolute_path) for e in errors))
+            return [leaf for sub in closest for leaf in _leaf_errors(sub)]
     return [error]
 
 
