@@ -55,11 +55,12 @@ def compose_schema(algorithms: Iterable[AlgorithmSpec]) -> dict[str, Any]:
     section = schema["$defs"]["algorithm_section"]
     specs = list(algorithms)
     _check_unique_ids(specs)
-    section["properties"]["algorithm"]["enum"] = [s.name for s in specs]
-    section["allOf"] = [
-        {"if": {"properties": {"algorithm": {"const": s.name}}, "required": ["algorithm"]}, "then": {"$ref": algorithm_schema_id(s)}}
-        for s in specs
-    ]
+    if specs:  # JSON Schema forbids an empty enum / allOf
+        section["properties"]["algorithm"]["enum"] = [s.name for s in specs]
+        section["allOf"] = [
+            {"if": {"properties": {"algorithm": {"const": s.name}}, "required": ["algorithm"]}, "then": {"$ref": algorithm_schema_id(s)}}
+            for s in specs
+        ]
     for spec in specs:  # embedded with their $id, so the printed schema is self-contained
         schema["$defs"][f"algorithm_{spec.name}"] = section_schema(spec)
     schema["$defs"]["accuracy_aware_training"] = core_schema(ACCURACY_AWARE_SCHEMA)
@@ -83,7 +84,7 @@ def _check_unique_ids(specs: Iterable[AlgorithmSpec]) -> None:
 def _validator(algorithms: Iterable[AlgorithmSpec]) -> Draft202012Validator:
     schema = compose_schema(algorithms)
     # unknown algorithm names are reported by the rules, with a suggestion, rather than as an enum miss
-    del schema["$defs"]["algorithm_section"]["properties"]["algorithm"]["enum"]
+    schema["$defs"]["algorithm_section"]["properties"]["algorithm"].pop("enum", None)
     return Draft202012Validator(schema)
 
 
