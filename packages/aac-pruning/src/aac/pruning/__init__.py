@@ -1,0 +1,9 @@
+"""Filter pruning for aac.
+
+The analysis, importance, schedule, level and cost modules are framework-neutral (NumPy and
+:mod:`aac.core.graph`); :mod:`aac.pruning.torch` is the thin PyTorch part.
+"""
+
+from aac.pruning._version import __version__
+
+__all__ = ["__version__"]

@@ -1,0 +1,192 @@
+"""The filter-pruning controller, minus the framework: levels, schedule, rate, state and statistics.
+
+A backend subclass (``aac.pruning.torch.TorchFilterPruning``, later a TensorFlow one) inherits from
+this class and from its framework's algorithm base, calls :meth:`_init_pruning` once the model is
+prepared, and implements four small hooks: attach masks, read a layer's weights, write and read
+the group masks. Everything that decides *what* to prune lives here and is shared.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from aac.core.api import CompressionAlgorithm, CompressionStage
+from aac.core.errors import CheckpointError, CompressionRateError, ConfigError, ConfigProblem
+from aac.core.graph import Graph, Metatype
+from aac.core.statistics import AlgorithmStatistics
+from aac.pruning.cost import CostModel
+from aac.pruning.groups import PruningAnalysis, PruningRules, analyze
+from aac.pruning.importance import IMPORTANCE, normalized
+from aac.pruning.levels import LevelSolver, top_filters
+from aac.pruning.params import FilterPruningParams
+from aac.pruning.report import pruning_statistics
+from aac.pruning.schedule import SCHEDULES, PruningScheduler
+
+#: tolerance for "the level has reached the target"
+STAGE_TOLERANCE = 1e-5
+_WEIGHTED = (Metatype.CONV, Metatype.LINEAR)
+
+
+class FilterPruningAlgorithm(CompressionAlgorithm):
+    """Adaptive-level filter pruning.
+
+    ``compression_rate`` is the *measured* fraction removed: of the prunable filters (each group's
+    channels counted once), or of the model's FLOPs when ``pruning_flops_target`` is set. The setter
+    picks the allocation whose measured rate is closest to the value given, so the getter returns
+    (up to channel rounding) what was set - both measure the same thing. Masks act in the forward
+    pass and weights are kept, so lowering the rate brings the removed filters back.
+    """
+
+    name: ClassVar[str] = "filter_pruning"
+    adaptive: ClassVar[bool] = True
+
+    params: FilterPruningParams
+    analysis: PruningAnalysis
+    cost: CostModel
+
+    def _init_pruning(self, graph: Graph, params: FilterPruningParams, rules: PruningRules, *, path: str, model_params: int) -> None:
+        self.params = params
+        self.analysis = analyze(graph, rules)
+        self.cost = CostModel(graph, self.analysis)
+        if params.flops_mode and not self.cost.has_flops:
+            raise ConfigError([ConfigProblem(
+                f"{path}.params.pruning_flops_target",
+                'a FLOPs target needs layer output sizes: add "input_info": {"sample_size": [...]} to the config',
+            )])
+        self._importance = IMPORTANCE[params.filter_importance]
+        self._full = np.array([g.channels for g in self.analysis.groups], dtype=np.int64)
+        self._other_params = model_params - self.cost.params(self._full)
+        self._full_flops = self.cost.flops(self._full) if self.cost.has_flops else 0.0
+        self._maximal = self._solver([np.zeros(c) for c in self._full]).maximal
+        self._level = 0.0
+        schedule = SCHEDULES[params.schedule](params.pruning_init, params.target, params.pruning_steps)
+        self._scheduler = PruningScheduler(
+            schedule, params.num_init_steps, params.pruning_steps, self._set_level,
+            freeze_immediately=params.schedule == "baseline",
+        )
+        self._attach_masks(self.analysis)
+        self._set_level(self._scheduler.level_at(0))
+
+    # -- framework hooks -------------------------------------------------------------------
+    @abstractmethod
+    def _attach_masks(self, analysis: PruningAnalysis) -> None:
+        """Put an all-ones mask on every layer the analysis plans to change."""
+
+    @abstractmethod
+    def _layer_filters(self, layer: str) -> np.ndarray:
+        """The layer's stored (unmasked) weights, one row per output channel."""
+
+    @abstractmethod
+    def _write_masks(self, keep: Sequence[np.ndarray]) -> None:
+        """Make every planned layer mask what ``keep[group]`` (a boolean array per group) drops."""
+
+    @abstractmethod
+    def _read_masks(self) -> list[np.ndarray]:
+        """The boolean keep mask of each group, as the model holds it now."""
+
+    # -- levels ----------------------------------------------------------------------------
+    def _measure(self, kept: np.ndarray) -> float:
+        if self.params.flops_mode:
+            return 1.0 - self.cost.flops(kept) / self._full_flops if self._full_flops else 0.0
+        total = int(self._full.sum())
+        return 1.0 - float(np.sum(kept)) / total if total else 0.0
+
+    def _solver(self, scores: Sequence[np.ndarray]) -> LevelSolver:
+        return LevelSolver(self._full, self.params.filters_multiple_of, self._measure, scores if self.params.all_weights else None)
+
+    def _group_scores(self) -> list[np.ndarray]:
+        """Importance of each group's channels, summed over the layers whose filters they are.
+
+        Under ``all_weights`` each layer's scores are L2-normalised first and averaged, so that
+        layers of different size and scale can be ranked on one list.
+        """
+        scores = [np.zeros(c) for c in self._full]
+        members = np.zeros(len(self._full))
+        for plan in self.analysis.layers.values():
+            if plan.outputs is None or plan.metatype not in _WEIGHTED:
+                continue
+            values = self._importance(self._layer_filters(plan.layer))
+            if self.params.all_weights:
+                values = normalized(values)
+            offset = 0
+            for run in plan.outputs.runs:
+                if run.group is not None:
+                    scores[run.group] += values[offset:offset + run.channels]
+                    members[run.group] += 1
+                offset += run.channels
+        if self.params.all_weights:
+            scores = [s / max(m, 1.0) for s, m in zip(scores, members, strict=True)]
+        return scores
+
+    def _set_level(self, level: float) -> None:
+        """Recompute the masks from the current weights for ``level`` (scheduler and setter both come here)."""
+        scores = self._group_scores()
+        kept = self._solver(scores).solve(level)
+        self._write_masks([top_filters(s, int(k)) for s, k in zip(scores, kept, strict=True)])
+        self._level = float(level)
+
+    def _kept(self) -> np.ndarray:
+        return np.array([int(m.sum()) for m in self._read_masks()], dtype=np.int64)
+
+    @property
+    def compression_rate(self) -> float:
+        return self._measure(self._kept())
+
+    @compression_rate.setter
+    def compression_rate(self, value: float) -> None:
+        if not 0.0 <= value < 1.0:
+            raise CompressionRateError(f"filter_pruning: compression rate must be in [0, 1), got {value}")
+        if value > self._maximal + 1e-9:
+            unit = "FLOPs" if self.params.flops_mode else "filters"
+            raise CompressionRateError(
+                f"filter_pruning: cannot remove {value:.4f} of the {unit}; at most {self._maximal:.4f} is reachable "
+                f"(groups keep at least {self.params.filters_multiple_of} filters; see maximal_compression_rate)"
+            )
+        self._set_level(value)
+
+    @property
+    def maximal_compression_rate(self) -> float:
+        return self._maximal
+
+    def compression_stage(self) -> CompressionStage:
+        if self._level == 0.0:
+            return CompressionStage.UNCOMPRESSED
+        if self._level >= self.params.target - STAGE_TOLERANCE:
+            return CompressionStage.FULLY_COMPRESSED
+        return CompressionStage.PARTIALLY_COMPRESSED
+
+    # -- state -----------------------------------------------------------------------------
+    def _get_algorithm_state(self) -> dict[str, Any]:
+        """The level and each group's mask (hex-packed bits), so the state alone restores pruning."""
+        masks = self._read_masks()
+        return {
+            "level": self._level,
+            "masks": {g.producers[0]: np.packbits(m).tobytes().hex() for g, m in zip(self.analysis.groups, masks, strict=True)},
+        }
+
+    def _load_algorithm_state(self, state: Mapping[str, Any]) -> None:
+        saved = state.get("masks", {})
+        keys = [g.producers[0] for g in self.analysis.groups]
+        if set(saved) != set(keys):
+            raise CheckpointError(
+                "filter_pruning state does not match this model's pruning groups "
+                f"(state has {sorted(saved)[:5]}…, model has {keys[:5]}…); was it saved with another model or config?"
+            )
+        masks = [np.unpackbits(np.frombuffer(bytes.fromhex(saved[k]), dtype=np.uint8))[:c].astype(bool)
+                 for k, c in zip(keys, self._full, strict=True)]
+        self._write_masks(masks)
+        self._level = float(state.get("level", 0.0))
+
+    # -- statistics ------------------------------------------------------------------------
+    def _collect_statistics(self) -> AlgorithmStatistics:
+        scalars = {
+            "compression_rate": self.compression_rate,
+            "target_level": self.params.target,
+            "requested_level": self._level,
+            "maximal_compression_rate": self._maximal,
+        }
+        return pruning_statistics(self.name, self.analysis, self.cost, self._kept(), self._other_params, scalars)

@@ -1,0 +1,82 @@
+"""PyTorch backend of aac.
+
+Importing this package does not import torch: the names below are loaded on first use, so that
+listing plugins or validating a config stays cheap. See ``packages/aac-torch/README.md`` for the API
+that algorithm packages build on.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from aac.torch._version import __version__
+
+if TYPE_CHECKING:
+    from aac.torch.algorithm import TorchCompressionAlgorithm
+    from aac.torch.backend import TorchBackend
+    from aac.torch.scopes import ScopeIndex, ScopeSelection
+    from aac.torch.tracing import ModelTraceError, TorchModel, trace_model
+    from aac.torch.transforms import (
+        Mask,
+        TransformError,
+        WeightTransform,
+        add_transform,
+        cut_channels,
+        fold_all,
+        fold_transforms,
+        has_transforms,
+        original,
+        remove_transforms,
+        transforms_of,
+    )
+
+_EXPORTS = {
+    "TorchBackend": "aac.torch.backend",
+    "TorchCompressionAlgorithm": "aac.torch.algorithm",
+    "TorchModel": "aac.torch.tracing",
+    "ModelTraceError": "aac.torch.tracing",
+    "trace_model": "aac.torch.tracing",
+    "ScopeIndex": "aac.torch.scopes",
+    "ScopeSelection": "aac.torch.scopes",
+    "WeightTransform": "aac.torch.transforms",
+    "Mask": "aac.torch.transforms",
+    "add_transform": "aac.torch.transforms",
+    "fold_transforms": "aac.torch.transforms",
+    "fold_all": "aac.torch.transforms",
+    "has_transforms": "aac.torch.transforms",
+    "original": "aac.torch.transforms",
+    "cut_channels": "aac.torch.transforms",
+    "remove_transforms": "aac.torch.transforms",
+    "transforms_of": "aac.torch.transforms",
+    "TransformError": "aac.torch.transforms",
+}
+
+__all__ = [
+    "ModelTraceError",
+    "Mask",
+    "ScopeIndex",
+    "ScopeSelection",
+    "TorchBackend",
+    "TorchCompressionAlgorithm",
+    "TorchModel",
+    "TransformError",
+    "WeightTransform",
+    "__version__",
+    "add_transform",
+    "cut_channels",
+    "fold_all",
+    "fold_transforms",
+    "has_transforms",
+    "original",
+    "remove_transforms",
+    "trace_model",
+    "transforms_of",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aac.torch' has no attribute '{name}'")
+    return getattr(importlib.import_module(module), name)

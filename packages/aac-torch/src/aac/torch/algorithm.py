@@ -1,0 +1,65 @@
+"""``TorchCompressionAlgorithm``: what every torch algorithm shares - scopes, stripping and export."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from aac.core.api import CompressionAlgorithm
+from aac.core.config import AlgorithmSection
+from aac.torch.export import export_module
+from aac.torch.scopes import ScopeSelection
+from aac.torch.tracing import TorchModel
+from aac.torch.transforms import fold_all
+from torch import nn
+
+
+class TorchCompressionAlgorithm(CompressionAlgorithm):
+    """Base class of torch algorithms (pruning, sparsity, quantization).
+
+    A subclass receives the prepared model and its config section, registers weight transforms on
+    the user's modules (:mod:`aac.torch.transforms`) and implements :meth:`_strip` to turn them into
+    plain layers. It gets for free:
+
+    * :attr:`ignored` / :attr:`targets` and :meth:`is_selected` - the section's scopes, resolved
+      (entries matching nothing are config errors);
+    * :meth:`strip_model` that never touches the model being trained: asked to strip the live
+      model it strips a deep copy (the composite controller chains children through the same copy);
+    * export to ``.onnx`` (``torch.onnx.export``) and ``.pt`` (``torch.save`` of the stripped module).
+    """
+
+    def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
+        super().__init__(prepared.module, section.raw, input_size=[list(s.shape) for s in prepared.inputs] or None)
+        self.prepared = prepared
+        self.section = section
+        self.ignored: ScopeSelection = self._select(section.ignored_scopes, "ignored_scopes")
+        self.targets: ScopeSelection = self._select(section.target_scopes, "target_scopes")
+
+    def _select(self, entries: tuple[str, ...], key: str) -> ScopeSelection:
+        own = self.section.get(key) or []
+        own = [own] if isinstance(own, str) else own
+        return self.prepared.scopes.select(entries, key=key, where=lambda e: self.section.path if e in own else "$")
+
+    def is_selected(self, module_path: str) -> bool:
+        """True if the config lets this algorithm compress ``module_path`` (targeted and not ignored)."""
+        return module_path not in self.ignored and (not self.targets or module_path in self.targets)
+
+    # -- stripping and export --------------------------------------------------------------
+    def strip_model(self, model: nn.Module) -> nn.Module:
+        """Fold this algorithm's transforms into plain layers; the live training model is copied first."""
+        if model is self.model:
+            model = copy.deepcopy(model)
+        return self._strip(model)
+
+    def _strip(self, model: nn.Module) -> nn.Module:
+        """Hook: turn this algorithm's transforms in ``model`` (a copy) into plain layers. Default: fold them."""
+        fold_all(model, self.name)
+        return model
+
+    def _export(self, stripped_model: nn.Module, path: Path, **kwargs: Any) -> None:
+        """Write ``stripped_model`` to ``path``; ``.onnx`` needs ``input_info`` or ``example_inputs=``."""
+        example_inputs = kwargs.pop("example_inputs", None)
+        if example_inputs is None and path.suffix == ".onnx":
+            example_inputs = self.prepared.example_inputs()
+        export_module(stripped_model, path, example_inputs, **kwargs)
