@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aac.core import CompressionStage, create_compressed_model
+from aac.core import CompressionStage, create_compressed_model, load_config
 from aac.core.errors import CompressionRateError, ConfigError
 from aac.torch.testing.models import DigitsNet, ResNet
 from aac.torch.transforms import original
@@ -76,6 +76,13 @@ def test_config_rules():
         create_compressed_model(ResNet(), {"compression": {"algorithm": "filter_pruning", "pruning_init": 0.6}})
     with pytest.raises(ConfigError, match="unknown key 'pruning_trget'"):
         create_compressed_model(ResNet(), {"compression": {"algorithm": "filter_pruning", "params": {"pruning_trget": 0.3}}})
+
+
+def test_config_rules_are_reported_by_load_config_before_any_model_exists():
+    """The cross-key rules run in load_config (AlgorithmSpec.check), so ``aac validate`` reports them."""
+    with pytest.raises(ConfigError) as caught:
+        load_config({"compression": [{"algorithm": "filter_pruning", "pruning_init": 0.6, "params": {"pruning_target": 0.5}}]})
+    assert [str(p) for p in caught.value.problems] == ["$.compression[0].pruning_init: pruning_init 0.6 is above pruning_target 0.5"]
 
 
 def test_schedule_moves_the_level_then_freezes(compress):

@@ -7,11 +7,11 @@ so that listing plugins (``aac plugins``) or validating a config never imports t
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aac.core.errors import PluginError
+from aac.core.errors import ConfigProblem, PluginError
 
 if TYPE_CHECKING:
     from aac.core.api import CompressionAlgorithm
@@ -58,6 +58,7 @@ class AlgorithmSpec:
     package: str = ""
     description: str = ""
     aliases: Mapping[str, str] = field(default_factory=dict)
+    check: Callable[[Mapping[str, Any], str], Iterable[ConfigProblem]] | None = None
 
     def factory(self, framework: str) -> Callable[[Any, AlgorithmSection, Config], CompressionAlgorithm]:
         return resolve(self.frameworks[framework], f"algorithm '{self.name}' ({framework})")

@@ -40,16 +40,25 @@ class FilterPruningParams:
     @classmethod
     def from_section(cls, raw: Mapping[str, Any], params: Mapping[str, Any], path: str = "$.compression") -> FilterPruningParams:
         """Build from a validated section (``raw``: the section, ``params``: its ``params``)."""
-        if "pruning_target" in params and "pruning_flops_target" in params:
-            raise ConfigError([ConfigProblem(
-                f"{path}.params",
-                "set either pruning_target (fraction of filters) or pruning_flops_target (fraction of FLOPs), not both",
-            )])
+        problems = check_section(raw, path)
+        if problems:
+            raise ConfigError(problems)
         known = {k: v for k, v in params.items() if k in cls.__dataclass_fields__ and k != "pruning_init"}
-        result = cls(pruning_init=float(raw.get("pruning_init", 0.0)), **known)
-        if result.pruning_init > result.target:
-            key = "pruning_flops_target" if result.flops_mode else "pruning_target"
-            raise ConfigError([ConfigProblem(
-                f"{path}.pruning_init", f"pruning_init {result.pruning_init} is above {key} {result.target}"
-            )])
-        return result
+        return cls(pruning_init=float(raw.get("pruning_init", 0.0)), **known)
+
+
+def check_section(raw: Mapping[str, Any], path: str) -> list[ConfigProblem]:
+    """The rules that relate two keys (``AlgorithmSpec.check``: ``load_config`` reports them too)."""
+    params = raw.get("params", {})
+    if not isinstance(params, Mapping):
+        return []
+    if "pruning_target" in params and "pruning_flops_target" in params:
+        return [ConfigProblem(
+            f"{path}.params",
+            "set either pruning_target (fraction of filters) or pruning_flops_target (fraction of FLOPs), not both",
+        )]
+    key = "pruning_flops_target" if "pruning_flops_target" in params else "pruning_target"
+    init, target = raw.get("pruning_init", 0.0), params.get(key, FilterPruningParams.pruning_target)
+    if isinstance(init, (int, float)) and isinstance(target, (int, float)) and init > target:
+        return [ConfigProblem(f"{path}.pruning_init", f"pruning_init {init} is above {key} {target}")]
+    return []

@@ -10,6 +10,7 @@ from typing import Any
 
 from aac.core.hookspecs import hookimpl
 from aac.core.specs import AlgorithmSpec
+from aac.pruning.params import check_section
 
 SCHEMA_FILE = "filter_pruning.schema.json"
 
@@ -28,5 +29,6 @@ def aac_algorithms() -> Iterable[AlgorithmSpec]:
         frameworks={"torch": "aac.pruning.torch.algorithm:create"},
         schema=schema(),
         package="aac-pruning",
+        check=check_section,
         description="structured filter pruning with dependency-aware groups and physical removal",
     )]

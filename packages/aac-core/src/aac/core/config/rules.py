@@ -29,8 +29,11 @@ def check_algorithms(data: Mapping[str, Any], registry: Registry) -> list[Config
         name = section.get("algorithm") if isinstance(section, Mapping) else None
         if not isinstance(name, str):
             continue
-        if name not in registry.algorithms:
+        spec = registry.algorithms.get(name)
+        if spec is None:
             problems.append(ConfigProblem(f"{path}.algorithm", registry.unknown_algorithm_message(name)))
+        elif spec.check is not None:
+            problems.extend(spec.check(section, path))
         if name in seen:
             problems.append(ConfigProblem(f"{path}.algorithm", f"algorithm '{name}' is configured twice (also at {seen[name]}); merge the two sections"))
         seen.setdefault(name, path)
