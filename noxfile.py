@@ -30,6 +30,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "aac-pruning": ("aac-core", "aac-torch[onnx]", "aac-pruning[torch]"),
     "aac-sparsity": ("aac-core", "aac-torch[onnx]", "aac-sparsity[torch]"),
     "aac-quant": ("aac-core", "aac-torch[onnx]", "aac-quant[torch]"),
+    "aac-tf": ("aac-core", "aac-tf[tensorboard]"),
 }
 PRESENT = [name for name in PACKAGES if (ROOT / "packages" / name / "pyproject.toml").exists()]
 

@@ -279,3 +279,17 @@ def test_learning_rate_is_reset_and_cut_on_direction_changes(registry: Registry,
     lrs = [o.param_groups[0]["lr"] for o in created]
     assert lrs[0] == 1.0 and len(created) > 3  # a fresh optimizer per level
     assert min(lrs) < 1.0 and all(math.log2(lr).is_integer() for lr in lrs)  # halved on flips (lr_reduction_factor 0.5)
+
+
+@pytest.mark.parametrize("compression", [{"algorithm": "toy_quant"}, None], ids=["fixed-level", "no-compression"])
+def test_early_exit_runs_a_controller_without_compression_rate(registry: Registry, tmp_path: Path, compression: Any) -> None:
+    """Reading ``compression_rate`` of a fixed-level algorithm raises; the loop must not need it."""
+    config = early_exit_config(maximal_total_epochs=3)
+    config.pop("compression")
+    if compression is not None:
+        config["compression"] = compression
+    h = Harness(registry, config, verbose=False)
+    h.run(tmp_path)
+    stats = h.loop.statistics
+    assert stats.feasible and stats.compression_rate == 0.0
+    assert h.trained == 0  # already within budget and (trivially) fully compressed

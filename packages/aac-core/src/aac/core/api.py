@@ -126,6 +126,21 @@ class CompressionController(Protocol):
     def load_state(self, state: Mapping[str, Any]) -> None: ...
 
 
+CONTROLLER_MEMBERS = (
+    "compression_rate", "maximal_compression_rate", "scheduler", "loss", "statistics",
+    "compression_stage", "disable_scheduler", "get_state", "load_state",
+)
+
+
+def missing_controller_members(controller: Any) -> list[str]:
+    """Members of :class:`CompressionController` that ``controller`` lacks.
+
+    Looked up on the type, so properties are not evaluated: a fixed-level algorithm's
+    ``compression_rate`` raises when read, yet the algorithm is a valid controller.
+    """
+    return [name for name in CONTROLLER_MEMBERS if not hasattr(type(controller), name) and not hasattr(controller, name)]
+
+
 class CompressionAlgorithm:
     """Base class of every compression algorithm (the object NNCF calls a controller).
 

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
-from aac.core.api import CompressionController, CompressionStage
+from aac.core.api import CompressionController, CompressionStage, missing_controller_members
 from aac.core.config import ADAPTIVE, EARLY_EXIT, Config, load_config
 from aac.core.errors import AacError, ConfigError, ConfigProblem
 from aac.core.plugins import Registry, default_registry
@@ -53,8 +53,10 @@ class BaseAccuracyAwareTrainingLoop:
         if params.mode != self.mode:
             raise ConfigError([ConfigProblem("$.accuracy_aware_training.mode", f"is '{params.mode}' but this is the '{self.mode}' loop; "
                                              "create_accuracy_aware_training_loop() picks the loop from the config")], self.config.source)
-        if not isinstance(compression_controller, CompressionController):
-            raise TypeError(f"compression_controller must implement aac.core.CompressionController; got {type(compression_controller).__name__}")
+        missing = missing_controller_members(compression_controller)
+        if missing:
+            raise TypeError(f"compression_controller ({type(compression_controller).__name__}) does not implement "
+                            f"aac.core.CompressionController: it lacks {', '.join(missing)}")
         self.params = params
         self.compression_controller = compression_controller
         self.uncompressed_model_accuracy = as_metric(uncompressed_model_accuracy, "uncompressed_model_accuracy")

@@ -1,0 +1,344 @@
+"""``TFBackend``: how aac's framework-neutral loops save, restore, schedule and synchronise Keras runs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import warnings
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from aac.core.backend import Backend
+from aac.core.config import Config
+from aac.core.errors import AacError, CheckpointError
+from aac.tf import checkpoint
+from aac.tf.models import TFModel, prepare_model
+from aac.tf.summary import SummaryWriter
+from aac.tf.transforms import has_transforms
+
+logger = logging.getLogger("aac.tf")
+
+_SCHEDULES = keras.optimizers.schedules
+
+
+class LearningRateWarning(UserWarning):
+    """The learning rate could not be scaled (an unknown schedule); training goes on with it unscaled."""
+
+
+#: models prepared by any TFBackend (weakly): a loop's backend is a new instance that is not told its model
+_PREPARED: list[weakref.ReferenceType[Any]] = []
+
+
+class TFBackend(Backend):
+    """The backend for ``keras.Model`` models (Sequential, functional and subclassed) on TensorFlow."""
+
+    name = "tf"
+    checkpoint_suffix = ".npz"
+
+    def __init__(self) -> None:
+        self._models: list[weakref.ReferenceType[Any]] = []
+
+    def _remember(self, model: Any) -> None:
+        """Keep a weak reference: optimizer restore and schedule scaling need the model, the API passes none."""
+        if not any(ref() is model for ref in self._models):
+            self._models = [ref for ref in self._models if ref() is not None] + [weakref.ref(model)]
+
+    def _known_models(self) -> list[Any]:
+        return [m for m in (ref() for ref in self._models) if m is not None]
+
+    # -- model preparation -------------------------------------------------------------
+    def prepare_model(self, model: Any, config: Config) -> TFModel:
+        """Build the model if needed and index its layers; the graph is traced when an algorithm asks for it."""
+        if has_transforms(model):
+            raise AacError(
+                f"{type(model).__name__} already carries aac compression (from an earlier create_compressed_model); "
+                "pass the original model, or restore a saved run with compression_state= and the checkpoint's weights"
+            )
+        self._remember(model)
+        _PREPARED[:] = [ref for ref in _PREPARED if ref() is not None and ref() is not model] + [weakref.ref(model)]
+        ignored = [entry for section in config.compression_sections() for entry in section.ignored_scopes]
+        return prepare_model(model, config, list(dict.fromkeys(ignored)), where=lambda entry: _where(config, entry))
+
+    def finalize_model(self, prepared: TFModel, controller: Any) -> Any:
+        """The user's own model object: algorithms changed it in place, so it is used exactly as before."""
+        return prepared.model
+
+    # -- checkpoints -------------------------------------------------------------------
+    def model_state(self, model: Any) -> dict[str, Any]:
+        """Every variable of the model (weights, batch-norm statistics, seed generators, transforms), as NumPy copies."""
+        self._remember(model)
+        variables = model.variables
+        return {"paths": [v.path for v in variables], "values": [np.array(v.numpy(), copy=True) for v in variables]}
+
+    def load_model_state(self, model: Any, state: Mapping[str, Any]) -> None:
+        self._remember(model)
+        _assign_all(model.variables, state, f"{type(model).__name__}")
+
+    def save_checkpoint(self, path: Path, payload: Mapping[str, Any]) -> None:
+        checkpoint.write(path, payload)
+
+    def load_checkpoint(self, path: Path) -> dict[str, Any]:
+        return checkpoint.read(path)
+
+    def optimizer_state(self, optimizer: Any) -> dict[str, Any] | None:
+        """The optimizer's variables (iterations, learning rate, slots), or ``built: False`` before its first step."""
+        if optimizer is None:
+            return None
+        if not getattr(optimizer, "built", False):
+            return {"built": False}
+        variables = optimizer.variables
+        return {"built": True, "paths": [v.path for v in variables], "values": [np.array(v.numpy(), copy=True) for v in variables]}
+
+    def load_optimizer_state(self, optimizer: Any, state: Any) -> None:
+        if optimizer is None or not state or not state.get("built"):
+            return
+        if not optimizer.built:
+            models = [m for m in self._known_models() if getattr(m, "optimizer", None) is optimizer] or self._known_models()
+            if not models:
+                raise CheckpointError(
+                    "cannot restore the optimizer state: the optimizer was never built and no model is known to build it for; "
+                    "call optimizer.build(model.trainable_variables) first"
+                )
+            with _strategy_scope(models[-1]):
+                optimizer.build(models[-1].trainable_variables)
+        _assign_all(optimizer.variables, state, f"optimizer {type(optimizer).__name__}")
+
+    def rng_state(self) -> dict[str, Any]:
+        """Python, NumPy, TensorFlow's global generator and Keras' global seed generator."""
+        version, keys, position, has_gauss, cached = np.random.get_state()
+        state: dict[str, Any] = {
+            **super().rng_state(),
+            "numpy": {"version": version, "keys": np.array(keys, dtype=np.uint32), "position": int(position),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        }
+        with contextlib.suppress(Exception), tf.init_scope():
+            generator = tf.random.get_global_generator()
+            state["tf"] = {"state": generator.state.numpy(), "algorithm": int(generator.algorithm)}
+        with contextlib.suppress(Exception), tf.init_scope():
+            state["keras"] = np.asarray(_keras_seed_generator().state.numpy())
+        return state
+
+    def set_rng_state(self, state: Any) -> None:
+        super().set_rng_state(state)
+        if not state:
+            return
+        if "numpy" in state:
+            saved = state["numpy"]
+            np.random.set_state((saved["version"], np.asarray(saved["keys"], dtype=np.uint32), int(saved["position"]),
+                                 int(saved["has_gauss"]), float(saved["cached_gaussian"])))
+        if "tf" in state:
+            with tf.init_scope():
+                generator = tf.random.get_global_generator()
+                if int(generator.algorithm) == int(state["tf"]["algorithm"]):
+                    generator.reset(tf.constant(state["tf"]["state"], dtype=generator.state.dtype))
+        if "keras" in state:
+            with tf.init_scope():
+                _keras_seed_generator().state.assign(np.asarray(state["keras"]))
+
+    # -- learning rate -----------------------------------------------------------------
+    def scale_learning_rate(self, optimizer: Any, lr_scheduler: Any, factor: float) -> None:
+        """Multiply every learning rate the optimizer will use from now on by ``factor``.
+
+        A variable learning rate is assigned. A ``keras.optimizers.schedules`` schedule (CosineDecay,
+        ExponentialDecay, PiecewiseConstantDecay, PolynomialDecay, InverseTimeDecay, CosineDecayRestarts)
+        has its rates scaled in place; its values are Python numbers frozen into a traced training step,
+        so the train function of every model using this optimizer is dropped and traced again at the
+        next ``fit``. Anything else is left alone with a :class:`LearningRateWarning`.
+        """
+        if factor == 1.0:
+            return
+        schedules = []
+        if optimizer is not None:
+            inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
+            rate = getattr(inner, "_learning_rate", None)
+            if isinstance(rate, (keras.Variable, tf.Variable)):
+                rate.assign(rate * factor)
+            elif isinstance(rate, _SCHEDULES.LearningRateSchedule):
+                schedules.append(rate)
+            else:
+                warnings.warn(f"cannot scale the learning rate {rate!r} of {type(inner).__name__}; it stays unscaled",
+                              LearningRateWarning, stacklevel=2)
+        if isinstance(lr_scheduler, _SCHEDULES.LearningRateSchedule) and all(lr_scheduler is not s for s in schedules):
+            schedules.append(lr_scheduler)
+        for schedule in schedules:
+            if _scale_schedule(schedule, factor):
+                self._retrace(optimizer)
+            else:
+                warnings.warn(
+                    f"cannot scale the learning-rate schedule {type(schedule).__name__} (aac scales CosineDecay, "
+                    "ExponentialDecay, PiecewiseConstantDecay, PolynomialDecay, InverseTimeDecay and CosineDecayRestarts); "
+                    "it stays unscaled - pass update_learning_rate_fn or use a supported schedule",
+                    LearningRateWarning, stacklevel=2,
+                )
+
+    def _retrace(self, optimizer: Any) -> None:
+        for model in self._known_models():
+            if optimizer is None or getattr(model, "optimizer", None) is optimizer:
+                model.train_function = None
+
+    def step_lr_scheduler(self, lr_scheduler: Any, epoch: int, metric: float) -> None:
+        """Keras schedules follow the optimizer's step count by themselves; other objects with ``step()`` are stepped."""
+        if lr_scheduler is None or isinstance(lr_scheduler, _SCHEDULES.LearningRateSchedule):
+            return
+        step = getattr(lr_scheduler, "step", None)
+        if callable(step):
+            step()
+
+    # -- evaluation and logging --------------------------------------------------------
+    def evaluation_mode(self, model: Any) -> contextlib.AbstractContextManager[None]:
+        """Nothing to switch: ``model.evaluate`` and ``model(x)`` run in inference mode already."""
+        return contextlib.nullcontext()
+
+    def create_tensorboard_writer(self, log_dir: Path) -> SummaryWriter:
+        return SummaryWriter(log_dir)
+
+    # -- distributed -------------------------------------------------------------------
+    def _strategy(self) -> Any:
+        """The active strategy, else that of the models this backend saw, else of the last prepared model."""
+        if tf.distribute.has_strategy():
+            return tf.distribute.get_strategy()
+        prepared = [m for m in (ref() for ref in _PREPARED) if m is not None]
+        for model in [*reversed(self._known_models()), *reversed(prepared)]:
+            strategy = getattr(model, "_distribute_strategy", None)
+            if strategy is not None:
+                return strategy
+        return None
+
+    def rank(self) -> int:
+        """The worker's rank under a multi-worker strategy (the chief is 0); 0 otherwise.
+
+        ``MirroredStrategy`` runs every replica in this one process, so the loops run once and rank is 0.
+        """
+        return _worker_position(self._strategy())[0]
+
+    def world_size(self) -> int:
+        return _worker_position(self._strategy())[1]
+
+    def broadcast(self, obj: Any) -> Any:
+        strategy = self._strategy()
+        if _worker_position(strategy)[1] <= 1:
+            return obj
+        return broadcast_with(strategy, obj)
+
+    def barrier(self) -> None:
+        strategy = self._strategy()
+        if _worker_position(strategy)[1] > 1:
+            _sum_from_first_replica(strategy, np.zeros((1,), np.int32))
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _assign_all(variables: list[Any], state: Mapping[str, Any], what: str) -> None:
+    """Assign saved values to ``variables`` by position, checking count and shapes (names may differ between sessions)."""
+    values, paths = list(state["values"]), list(state.get("paths", []))
+    if len(values) != len(variables):
+        raise CheckpointError(
+            f"the saved state of {what} has {len(values)} variables but it has {len(variables)}: it was saved from a "
+            "model with another architecture or compression config"
+        )
+    for index, (variable, value) in enumerate(zip(variables, values, strict=True)):
+        value = np.asarray(value)
+        if tuple(variable.shape) != value.shape:
+            saved = paths[index] if index < len(paths) else f"#{index}"
+            raise CheckpointError(
+                f"cannot restore {what}: variable '{variable.path}' has shape {tuple(variable.shape)} but the saved "
+                f"'{saved}' has shape {value.shape}"
+            )
+    for variable, value in zip(variables, values, strict=True):
+        variable.assign(value)
+
+
+def _where(config: Config, entry: str) -> str:
+    """JSON path of the list that holds a scope entry: an algorithm's own list, else the global one."""
+    for section in config.compression_sections():
+        own = section.get("ignored_scopes") or []
+        if entry in ([own] if isinstance(own, str) else own):
+            return section.path
+    return "$"
+
+
+def _keras_seed_generator() -> Any:
+    from keras.src.random.seed_generator import global_seed_generator
+
+    return global_seed_generator()
+
+
+def _strategy_scope(model: Any) -> contextlib.AbstractContextManager[Any]:
+    strategy = getattr(model, "_distribute_strategy", None)
+    if strategy is not None and not tf.distribute.has_strategy():
+        return strategy.scope()
+    return contextlib.nullcontext()
+
+
+_SCALED_FIELDS = {
+    "CosineDecay": ("initial_learning_rate", "warmup_target"),
+    "CosineDecayRestarts": ("initial_learning_rate",),
+    "ExponentialDecay": ("initial_learning_rate",),
+    "InverseTimeDecay": ("initial_learning_rate",),
+    "PolynomialDecay": ("initial_learning_rate", "end_learning_rate"),
+}
+
+
+def _scale_schedule(schedule: Any, factor: float) -> bool:
+    """Scale a known Keras schedule in place; False if the schedule is not one aac knows."""
+    kind = type(schedule).__name__
+    if isinstance(schedule, _SCHEDULES.PiecewiseConstantDecay):
+        schedule.values = [v * factor for v in schedule.values]
+        return True
+    fields = _SCALED_FIELDS.get(kind) if type(schedule).__module__.startswith("keras.") else None
+    if fields is None:
+        return False
+    for name in fields:
+        value = getattr(schedule, name, None)
+        if value is not None:
+            setattr(schedule, name, value * factor)
+    return True
+
+
+def _worker_position(strategy: Any) -> tuple[int, int]:
+    """(rank, number of workers) of this process under ``strategy``."""
+    if strategy is None:
+        return 0, 1
+    extended = getattr(strategy, "extended", None)
+    in_multi_worker = getattr(extended, "_in_multi_worker_mode", None)
+    if not (callable(in_multi_worker) and in_multi_worker()):
+        return 0, 1
+    resolver = strategy.cluster_resolver
+    cluster = resolver.cluster_spec().as_dict()
+    chiefs = len(cluster.get("chief", []))
+    workers = len(cluster.get("worker", []))
+    if resolver.task_type == "chief":
+        return 0, chiefs + workers
+    return int(resolver.task_id) + chiefs, chiefs + workers
+
+
+def _sum_from_first_replica(strategy: Any, array: np.ndarray) -> np.ndarray:
+    """All-reduce in which only replica 0 (on the chief) contributes ``array``: everyone gets rank 0's value."""
+    value = tf.constant(array)
+    zeros = tf.zeros_like(value)
+
+    def contribution(context: Any) -> Any:
+        return value if context.replica_id_in_sync_group == 0 else zeros
+
+    per_replica = strategy.experimental_distribute_values_from_function(contribution)
+    return np.asarray(strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None).numpy())
+
+
+def broadcast_with(strategy: Any, obj: Any) -> Any:
+    """Rank 0's JSON-able ``obj`` on every worker, through two collective all-reduces of ``strategy``."""
+    data = np.frombuffer(json.dumps(obj).encode(), dtype=np.uint8).astype(np.int32)
+    length = int(_sum_from_first_replica(strategy, np.array([len(data)], np.int32))[0])
+    padded = np.zeros((length,), np.int32)
+    padded[: min(length, len(data))] = data[:length]
+    received = _sum_from_first_replica(strategy, padded)
+    return json.loads(received.astype(np.uint8).tobytes().decode())
