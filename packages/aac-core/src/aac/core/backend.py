@@ -37,6 +37,13 @@ class Backend(ABC):
         """Return the compressed model handed back to the user. Default: the prepared model."""
         return prepared
 
+    def bind(self, model: Any) -> None:
+        """Called once by a loop's ``run`` with the model it trains, before any other call.
+
+        A backend that needs the model to answer later questions (TF: its distribution strategy
+        for ``broadcast``, its optimizer for restoring state) keeps what it needs here.
+        """
+
     # -- checkpoints -------------------------------------------------------------------
     @abstractmethod
     def model_state(self, model: Any) -> Any:

@@ -81,6 +81,7 @@ class BaseAccuracyAwareTrainingLoop:
         with that of a finished run, the finished result is restored without training.
         """
         backend = self.registry.backend_for(model).create()
+        backend.bind(model)
         callbacks = Callbacks(train_epoch_fn, validate_fn, configure_optimizers_fn, dump_checkpoint_fn,
                               load_checkpoint_fn, early_stopping_fn, update_learning_rate_fn)
         runner = TrainingRunner(backend, self.compression_controller, model, callbacks, self.lr_updates_needed)
