@@ -52,7 +52,10 @@ def test_checkpoint_round_trip_of_weights_transforms_optimizer_and_rng(tmp_path:
     random.seed(99), np.random.seed(99), keras.utils.set_random_seed(99)
 
     loaded = TFBackend().load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="never built and no model is bound"):
+        TFBackend().load_optimizer_state(model.optimizer, loaded["optimizer"])
     fresh = TFBackend()
+    fresh.bind(model)  # as a loop's run does: the unbuilt optimizer is built for this model's variables
     fresh.load_model_state(model, loaded["model"])
     fresh.load_optimizer_state(model.optimizer, loaded["optimizer"])
     fresh.set_rng_state(loaded["rng"])
@@ -124,7 +127,7 @@ def test_a_scaled_schedule_reaches_the_traced_training_step(blobs) -> None:
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 100, 0.9)
     model = trained(blobs, sequential_model(), optimizer="sgd", learning_rate=schedule)
     assert model.train_function is not None
-    backend.model_state(model)  # the backend now knows the model
+    backend.bind(model)  # as a loop's run does: the backend now knows the model
     backend.scale_learning_rate(model.optimizer, None, 0.0)
     assert model.train_function is None  # re-traced at the next fit, with the new rate
     before = [w.numpy().copy() for w in model.trainable_weights]

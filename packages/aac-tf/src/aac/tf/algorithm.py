@@ -8,6 +8,7 @@ from typing import Any
 
 from aac.core.api import CompressionAlgorithm
 from aac.core.config import AlgorithmSection
+from aac.core.scopes import listed_in
 from aac.tf.export import export_model
 from aac.tf.models import TFModel, copy_model, iter_layers
 from aac.tf.scopes import ScopeSelection
@@ -39,9 +40,7 @@ class TFCompressionAlgorithm(CompressionAlgorithm):
         self.targets: ScopeSelection = self._select(section.target_scopes, "target_scopes")
 
     def _select(self, entries: tuple[str, ...], key: str) -> ScopeSelection:
-        own = self.section.get(key) or []
-        own = [own] if isinstance(own, str) else own
-        return self.prepared.scopes.select(entries, key=key, where=lambda e: self.section.path if e in own else "$")
+        return self.prepared.scopes.select(entries, key=key, where=listed_in([self.section], key))
 
     def is_selected(self, layer_path: str) -> bool:
         """True if the config lets this algorithm compress ``layer_path`` (targeted and not ignored)."""

@@ -6,7 +6,6 @@ import contextlib
 import json
 import logging
 import warnings
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import tensorflow as tf
 from aac.core.backend import Backend
 from aac.core.config import Config
 from aac.core.errors import AacError, CheckpointError
+from aac.core.scopes import listed_in
 from aac.tf import checkpoint
 from aac.tf.models import TFModel, prepare_model
 from aac.tf.summary import SummaryWriter
@@ -32,10 +32,6 @@ class LearningRateWarning(UserWarning):
     """The learning rate could not be scaled (an unknown schedule); training goes on with it unscaled."""
 
 
-#: models prepared by any TFBackend (weakly): a loop's backend is a new instance that is not told its model
-_PREPARED: list[weakref.ReferenceType[Any]] = []
-
-
 class TFBackend(Backend):
     """The backend for ``keras.Model`` models (Sequential, functional and subclassed) on TensorFlow."""
 
@@ -43,15 +39,16 @@ class TFBackend(Backend):
     checkpoint_suffix = ".npz"
 
     def __init__(self) -> None:
-        self._models: list[weakref.ReferenceType[Any]] = []
+        self._model: Any = None
 
-    def _remember(self, model: Any) -> None:
-        """Keep a weak reference: optimizer restore and schedule scaling need the model, the API passes none."""
-        if not any(ref() is model for ref in self._models):
-            self._models = [ref for ref in self._models if ref() is not None] + [weakref.ref(model)]
+    def bind(self, model: Any) -> None:
+        """Keep the model the loop trains: the primitives whose arguments do not include it need it.
 
-    def _known_models(self) -> list[Any]:
-        return [m for m in (ref() for ref in self._models) if m is not None]
+        Its ``tf.distribute`` strategy answers :meth:`rank`, :meth:`broadcast` and :meth:`barrier` outside
+        a ``strategy.scope()``; its variables build an optimizer restored before its first step; its
+        traced train function is dropped when a learning-rate schedule is scaled.
+        """
+        self._model = model
 
     # -- model preparation -------------------------------------------------------------
     def prepare_model(self, model: Any, config: Config) -> TFModel:
@@ -61,10 +58,9 @@ class TFBackend(Backend):
                 f"{type(model).__name__} already carries aac compression (from an earlier create_compressed_model); "
                 "pass the original model, or restore a saved run with compression_state= and the checkpoint's weights"
             )
-        self._remember(model)
-        _PREPARED[:] = [ref for ref in _PREPARED if ref() is not None and ref() is not model] + [weakref.ref(model)]
-        ignored = [entry for section in config.compression_sections() for entry in section.ignored_scopes]
-        return prepare_model(model, config, list(dict.fromkeys(ignored)), where=lambda entry: _where(config, entry))
+        sections = config.compression_sections()
+        ignored = list(dict.fromkeys(entry for section in sections for entry in section.ignored_scopes))
+        return prepare_model(model, config, ignored, where=listed_in(sections, "ignored_scopes"))
 
     def finalize_model(self, prepared: TFModel, controller: Any) -> Any:
         """The user's own model object: algorithms changed it in place, so it is used exactly as before."""
@@ -73,12 +69,10 @@ class TFBackend(Backend):
     # -- checkpoints -------------------------------------------------------------------
     def model_state(self, model: Any) -> dict[str, Any]:
         """Every variable of the model (weights, batch-norm statistics, seed generators, transforms), as NumPy copies."""
-        self._remember(model)
         variables = model.variables
         return {"paths": [v.path for v in variables], "values": [np.array(v.numpy(), copy=True) for v in variables]}
 
     def load_model_state(self, model: Any, state: Mapping[str, Any]) -> None:
-        self._remember(model)
         _assign_all(model.variables, state, f"{type(model).__name__}")
 
     def save_checkpoint(self, path: Path, payload: Mapping[str, Any]) -> None:
@@ -100,14 +94,13 @@ class TFBackend(Backend):
         if optimizer is None or not state or not state.get("built"):
             return
         if not optimizer.built:
-            models = [m for m in self._known_models() if getattr(m, "optimizer", None) is optimizer] or self._known_models()
-            if not models:
+            if self._model is None:
                 raise CheckpointError(
-                    "cannot restore the optimizer state: the optimizer was never built and no model is known to build it for; "
-                    "call optimizer.build(model.trainable_variables) first"
+                    "cannot restore the optimizer state: the optimizer was never built and no model is bound to build it for; "
+                    "call backend.bind(model) or optimizer.build(model.trainable_variables) first"
                 )
-            with _strategy_scope(models[-1]):
-                optimizer.build(models[-1].trainable_variables)
+            with _strategy_scope(self._model):
+                optimizer.build(self._model.trainable_variables)
         _assign_all(optimizer.variables, state, f"optimizer {type(optimizer).__name__}")
 
     def rng_state(self) -> dict[str, Any]:
@@ -149,8 +142,8 @@ class TFBackend(Backend):
         A variable learning rate is assigned. A ``keras.optimizers.schedules`` schedule (CosineDecay,
         ExponentialDecay, PiecewiseConstantDecay, PolynomialDecay, InverseTimeDecay, CosineDecayRestarts)
         has its rates scaled in place; its values are Python numbers frozen into a traced training step,
-        so the train function of every model using this optimizer is dropped and traced again at the
-        next ``fit``. Anything else is left alone with a :class:`LearningRateWarning`.
+        so the train function of the bound model (if it uses this optimizer) is dropped and traced again
+        at the next ``fit``. Anything else is left alone with a :class:`LearningRateWarning`.
         """
         if factor == 1.0:
             return
@@ -179,9 +172,9 @@ class TFBackend(Backend):
                 )
 
     def _retrace(self, optimizer: Any) -> None:
-        for model in self._known_models():
-            if optimizer is None or getattr(model, "optimizer", None) is optimizer:
-                model.train_function = None
+        model = self._model
+        if model is not None and (optimizer is None or getattr(model, "optimizer", None) is optimizer):
+            model.train_function = None
 
     def step_lr_scheduler(self, lr_scheduler: Any, epoch: int, metric: float) -> None:
         """Keras schedules follow the optimizer's step count by themselves; other objects with ``step()`` are stepped."""
@@ -201,15 +194,10 @@ class TFBackend(Backend):
 
     # -- distributed -------------------------------------------------------------------
     def _strategy(self) -> Any:
-        """The active strategy, else that of the models this backend saw, else of the last prepared model."""
+        """The active strategy, else the bound model's (a model created under ``strategy.scope()`` keeps it)."""
         if tf.distribute.has_strategy():
             return tf.distribute.get_strategy()
-        prepared = [m for m in (ref() for ref in _PREPARED) if m is not None]
-        for model in [*reversed(self._known_models()), *reversed(prepared)]:
-            strategy = getattr(model, "_distribute_strategy", None)
-            if strategy is not None:
-                return strategy
-        return None
+        return getattr(self._model, "_distribute_strategy", None)
 
     def rank(self) -> int:
         """The worker's rank under a multi-worker strategy (the chief is 0); 0 otherwise.
@@ -256,15 +244,6 @@ def _assign_all(variables: list[Any], state: Mapping[str, Any], what: str) -> No
             )
     for variable, value in zip(variables, values, strict=True):
         variable.assign(value)
-
-
-def _where(config: Config, entry: str) -> str:
-    """JSON path of the list that holds a scope entry: an algorithm's own list, else the global one."""
-    for section in config.compression_sections():
-        own = section.get("ignored_scopes") or []
-        if entry in ([own] if isinstance(own, str) else own):
-            return section.path
-    return "$"
 
 
 def _keras_seed_generator() -> Any:

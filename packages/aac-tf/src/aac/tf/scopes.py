@@ -1,4 +1,7 @@
-"""Which Keras layers an ``ignored_scopes`` / ``target_scopes`` entry means.
+"""The names Keras users give layers in ``ignored_scopes`` / ``target_scopes``.
+
+The matching rules (``{re}`` regexes, "an entry selects everything inside it", errors listing the
+closest names) are core's (:mod:`aac.core.scopes`); this module lists a model's names for them.
 
 Every layer of a model has a *path*: the names of the layers that contain it, from the model down,
 joined by ``/`` (the model's own name left out). In a Sequential or functional model that is just the
@@ -10,58 +13,35 @@ subclassed model ``"block1/conv2d_3"``. Users write an entry in one of these way
   layer names);
 * a path that starts with the model's name, as Keras variable paths do: ``"my_net/block1/conv2d_3"``;
 * a regular expression after ``{re}``, searched in the paths: ``"{re}^block[34]/.*conv"``.
-
-An entry selects the layer it names *and every layer inside it*, so one entry can switch off a block.
-An entry that selects nothing is a config error that lists the closest layer paths: a typo must
-not silently compress (or protect) the wrong layers.
-
-.. note:: The matching rules (regex prefix, ancestor selection, "did you mean") are framework-neutral
-   and duplicate those of :mod:`aac.torch.scopes`; they are meant to move to ``aac.core`` (see the
-   package README), leaving each backend only the job of listing its layer paths.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aac.core.errors import ConfigError, ConfigProblem
+from aac.core import scopes
 
-REGEX_PREFIX = "{re}"
 SEPARATOR = "/"
 
 
-def ancestors(path: str) -> Iterable[str]:
-    """``"a/b/c"`` -> ``"a/b/c"``, ``"a/b"``, ``"a"``."""
-    while path:
-        yield path
-        path = path.rpartition(SEPARATOR)[0]
-
-
 @dataclass(frozen=True)
-class ScopeSelection:
-    """The layers selected by a list of scope entries (each with everything inside it)."""
+class ScopeSelection(scopes.ScopeSelection):
+    """Selected layer paths, each with every layer inside it (``ScopeSelection(frozenset({"block"}))``)."""
 
-    roots: frozenset[str]
-
-    def __contains__(self, path: object) -> bool:
-        return isinstance(path, str) and any(a in self.roots for a in ancestors(path))
-
-    def __bool__(self) -> bool:
-        return bool(self.roots)
+    separator: str = SEPARATOR
 
 
-class ScopeIndex:
-    """Every layer path of a model, plus the other spellings that name the same layer."""
+class ScopeIndex(scopes.ScopeIndex):
+    """Every layer path of a model, plus the bare layer names that name one layer."""
+
+    selection_type = ScopeSelection
 
     def __init__(self, paths: Iterable[str], aliases: Mapping[str, str] | None = None, root_name: str = "") -> None:
-        """:param paths: layer paths, outermost first. :param aliases: other spelling -> path."""
-        self.paths: tuple[str, ...] = tuple(dict.fromkeys(p for p in paths if p))
+        """:param paths: layer paths, outermost first. :param aliases: bare layer name -> path. :param root_name: the model's name."""
+        super().__init__((p for p in paths if p), separator=SEPARATOR, aliases=aliases, noun="layer")
         self.root_name = root_name
-        self._aliases = dict(aliases or {})
 
     @classmethod
     def from_model(cls, model: Any) -> ScopeIndex:
@@ -75,52 +55,9 @@ class ScopeIndex:
         aliases = {name: found[0] for name, found in leaves.items() if len(found) == 1}
         return cls(paths, aliases, root_name=model.name)
 
-    def match(self, entry: str) -> list[str]:
-        """Layer paths that ``entry`` names directly (the layers inside them are implied)."""
-        if entry.startswith(REGEX_PREFIX):
-            pattern = re.compile(entry[len(REGEX_PREFIX):])
-            return [p for p in self.paths if pattern.search(p)]
+    def variants(self, entry: str) -> Iterator[str]:
+        """The entry, then the entry without the model's name in front (``"my_net/block1"`` -> ``"block1"``)."""
         name = entry.strip(SEPARATOR)
-        if name in self.paths:
-            return [name]
+        yield name
         if self.root_name and name.startswith(self.root_name + SEPARATOR):
-            rest = name[len(self.root_name) + 1:]
-            if rest in self.paths:
-                return [rest]
-        if name in self._aliases:
-            return [self._aliases[name]]
-        return []
-
-    def select(
-        self, entries: Sequence[str], *, key: str, where: Callable[[str], str] = lambda entry: "$"
-    ) -> ScopeSelection:
-        """Resolve config entries; raise :class:`ConfigError` naming each entry that matches nothing.
-
-        :param key: ``"ignored_scopes"`` or ``"target_scopes"`` (for messages).
-        :param where: JSON path of the config object whose ``key`` lists a given entry.
-        """
-        roots: set[str] = set()
-        problems: list[ConfigProblem] = []
-        for entry in entries:
-            try:
-                matched = self.match(entry)
-            except re.error as exc:
-                problems.append(ConfigProblem(f"{where(entry)}.{key}", f"'{entry}' is not a valid regular expression: {exc}"))
-                continue
-            if not matched:
-                problems.append(ConfigProblem(f"{where(entry)}.{key}", f"'{entry}' matches no layer of the model{self._suggest(entry)}"))
-            roots.update(matched)
-        if problems:
-            raise ConfigError(problems)
-        return ScopeSelection(frozenset(roots))
-
-    def _suggest(self, entry: str) -> str:
-        text = entry[len(REGEX_PREFIX):] if entry.startswith(REGEX_PREFIX) else entry
-        candidates = list(self.paths) + [a for a in self._aliases if a not in self.paths]
-        close = difflib.get_close_matches(text, candidates, n=4, cutoff=0.5)
-        if close:
-            return "; closest layer names: " + ", ".join(f"'{c}'" for c in close)
-        if not self.paths:
-            return " (the model has no layers)"
-        examples = ", ".join(f"'{p}'" for p in self.paths[:3])
-        return f"; layer paths look like {examples}"
+            yield name[len(self.root_name) + 1:]

@@ -18,6 +18,7 @@ from aac.core.atomic import atomic_write
 from aac.core.backend import Backend
 from aac.core.config import Config
 from aac.core.errors import AacError, CheckpointError
+from aac.core.scopes import listed_in
 from aac.torch.scopes import ScopeIndex
 from aac.torch.tracing import TorchModel, trace_model
 from aac.torch.transforms import has_transforms
@@ -44,8 +45,9 @@ class TorchBackend(Backend):
                 "pass the original model, or restore a saved run with compression_state= and load_state_dict()"
             )
         index = ScopeIndex.from_module(model)
-        ignored = [entry for section in config.compression_sections() for entry in section.ignored_scopes]
-        selection = index.select(ignored, key="ignored_scopes", where=lambda entry: _where(config, entry))
+        sections = config.compression_sections()
+        ignored = [entry for section in sections for entry in section.ignored_scopes]
+        selection = index.select(ignored, key="ignored_scopes", where=listed_in(sections, "ignored_scopes"))
         return trace_model(model, config.get("input_info"), selection)
 
     def finalize_model(self, prepared: TorchModel, controller: Any) -> nn.Module:
@@ -172,12 +174,3 @@ def _schedulers(lr_scheduler: Any) -> list[Any]:
         return []
     children = getattr(lr_scheduler, "_schedulers", [])
     return [lr_scheduler, *(s for child in children for s in _schedulers(child))]
-
-
-def _where(config: Config, entry: str) -> str:
-    """JSON path of the list that holds a scope entry: an algorithm's own list, else the global one."""
-    for section in config.compression_sections():
-        own = section.get("ignored_scopes") or []
-        if entry in ([own] if isinstance(own, str) else own):
-            return section.path
-    return "$"
