@@ -29,7 +29,8 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "aac-torch": ("aac-core", "aac-torch[onnx,tensorboard]"),
     "aac-pruning": ("aac-core", "aac-torch[onnx]", "aac-pruning[torch]"),
     "aac-sparsity": ("aac-core", "aac-torch[onnx]", "aac-sparsity[torch]"),
-    "aac-quant": ("aac-core", "aac-torch[onnx]", "aac-quant[torch]"),
+    # quantization's tests include the mixes with pruning and sparsity (issue 4) and the seeds' 004 config
+    "aac-quant": ("aac-core", "aac-torch[onnx]", "aac-quant[torch]", "aac-sparsity[torch]", "aac-pruning[torch]"),
     "aac-tf": ("aac-core", "aac-tf[tensorboard]"),
 }
 PRESENT = [name for name in PACKAGES if (ROOT / "packages" / name / "pyproject.toml").exists()]

@@ -1,0 +1,103 @@
+"""Range statistics for quantizer initialization (NumPy): from observed values to ``(low, high)``.
+
+A :class:`RangeCollector` is fed the tensor a quantizer sees, batch after batch, and returns the
+range its statistic implies - one value per tensor, or one per channel. The backend only has to
+hand over arrays; every backend therefore initializes ranges identically.
+
+Statistics that need the values themselves (percentiles, median and MAD) keep a bounded, seeded
+random sample of each batch, so memory stays small however many samples are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RANGE_TYPES = ("mixed_min_max", "min_max", "mean_min_max", "threesigma", "percentile", "mean_percentile")
+#: values kept per channel and batch for the sample-based statistics
+SAMPLE_PER_BATCH = 4096
+
+
+def _by_channel(values: np.ndarray, axis: int | None) -> np.ndarray:
+    """``values`` as a 2-d array: one row per channel (a single row when ``axis`` is None)."""
+    values = np.asarray(values, dtype=np.float64)
+    if axis is None:
+        return values.reshape(1, -1)
+    return np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1)
+
+
+@dataclass
+class RangeCollector:
+    """Collects one statistic over batches.
+
+    :param kind: one of :data:`RANGE_TYPES`.
+    :param axis: the channel axis for per-channel ranges, or None for one range per tensor.
+    """
+
+    kind: str = "mixed_min_max"
+    axis: int | None = None
+    min_percentile: float = 0.1
+    max_percentile: float = 99.9
+    seed: int = 0
+    _mins: list[np.ndarray] = field(default_factory=list, repr=False)
+    _maxs: list[np.ndarray] = field(default_factory=list, repr=False)
+    _samples: list[np.ndarray] = field(default_factory=list, repr=False)
+    _negative: bool = field(default=False, repr=False)
+    _rng: np.random.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in RANGE_TYPES:
+            raise ValueError(f"unknown range initializer '{self.kind}'; use one of {', '.join(RANGE_TYPES)}")
+        self._rng = np.random.default_rng(self.seed)
+
+    @property
+    def batches(self) -> int:
+        return len(self._mins)
+
+    def update(self, values: np.ndarray) -> None:
+        """Add one batch (any shape; per-channel collectors need the channel ``axis`` in it)."""
+        rows = _by_channel(values, self.axis)
+        if rows.shape[1] == 0:
+            return
+        self._negative = self._negative or bool(rows.min() < 0)
+        if self.kind in ("percentile", "threesigma"):
+            self._mins.append(rows.min(axis=1))
+            if rows.shape[1] > SAMPLE_PER_BATCH:
+                rows = rows[:, self._rng.choice(rows.shape[1], SAMPLE_PER_BATCH, replace=False)]
+            self._samples.append(rows)
+        elif self.kind == "mean_percentile":
+            low, high = np.percentile(rows, [self.min_percentile, self.max_percentile], axis=1)
+            self._mins.append(low)
+            self._maxs.append(high)
+        else:
+            self._mins.append(rows.min(axis=1))
+            self._maxs.append(rows.max(axis=1))
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)``: 0-d arrays per tensor, 1-d per channel. Raises if nothing was collected."""
+        if not self._mins:
+            raise ValueError("no values were collected")
+        if self.kind in ("percentile", "threesigma"):
+            values = np.concatenate(self._samples, axis=1)
+            if self.kind == "percentile":
+                low, high = np.percentile(values, [self.min_percentile, self.max_percentile], axis=1)
+            else:
+                median = np.median(values, axis=1)
+                mad = np.median(np.abs(values - median[:, None]), axis=1)
+                low, high = median - 3.0 * mad, median + 3.0 * mad
+        else:
+            mins, maxs = np.stack(self._mins), np.stack(self._maxs)
+            if self.kind == "min_max":
+                low, high = mins.min(axis=0), maxs.max(axis=0)
+            elif self.kind == "mixed_min_max":
+                low, high = mins.min(axis=0), maxs.mean(axis=0)
+            else:  # mean_min_max, mean_percentile
+                low, high = mins.mean(axis=0), maxs.mean(axis=0)
+        if self.axis is None:
+            return np.asarray(low[0]), np.asarray(high[0])
+        return np.asarray(low), np.asarray(high)
+
+    def has_negative(self) -> bool:
+        """True if any observed value was negative (decides the sign of an unsigned-or-signed grid)."""
+        return self._negative

@@ -1,0 +1,590 @@
+"""``quantization`` for torch models: where quantizers go, range initialization, strip and export.
+
+Placement:
+
+* **weights** - every selected ``Conv*``/``ConvTranspose*``/``Linear`` gets a fake quantizer as a
+  weight transform (:mod:`aac.torch.transforms`): the layer computes with ``fq(weight)``;
+* **activations** - the input of every such layer is fake-quantized by a forward pre-hook. Layers
+  that read the same tensor (found on the neutral graph: a residual sum feeding a block's first
+  convolution and its downsample) share one quantizer, so the tensor has one grid, as in a QDQ
+  model. The quantizer module is a child of the first of those layers (``<layer>.aac_input_quantizer``),
+  so the model's ``state_dict``, ``.to()`` and DDP carry it.
+
+``initialize(data_loader)`` sets the weight ranges from the weights, the activation ranges from
+statistics over ``num_init_samples`` samples, then re-estimates batch-norm statistics
+(``batchnorm_adaptation``). Activation quantizers that never saw ``initialize`` set their range
+from the first batch they see, with a warning.
+
+``strip()`` turns every quantizer into the fixed torch fake quantization that ONNX exports as
+QuantizeLinear/DequantizeLinear; ``export_model("m.onnx")`` writes that.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from aac.core.api import CompressionScheduler
+from aac.core.config import AlgorithmSection, Config
+from aac.core.errors import AacError
+from aac.core.graph import Metatype
+from aac.core.statistics import AlgorithmStatistics, Table
+from aac.quant.settings import ACTIVATIONS, WEIGHTS, QuantizationSettings, RangeSettings
+from aac.quant.torch.quantizers import (
+    Collection,
+    FakeQuantizer,
+    QuantizeDequantize,
+    collector_for,
+    make_quantizer,
+    quantize_weight_of,
+)
+from aac.torch.algorithm import TorchCompressionAlgorithm
+from aac.torch.scopes import ScopeSelection
+from aac.torch.tracing import TorchModel
+from aac.torch.transforms import Mask, TransformError, WeightTransform, _own_class, add_transform
+
+logger = logging.getLogger("aac.quant")
+
+#: layers whose weights and inputs are quantized
+QUANTIZABLE: tuple[type[nn.Module], ...] = (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
+)
+#: attribute under which an activation quantizer is registered on the first layer it feeds
+INPUT_QUANTIZER = "aac_input_quantizer"
+
+
+class QuantizationError(AacError):
+    """Quantization was asked for something it cannot do; the message says what and where."""
+
+
+class QuantizeInput:
+    """Forward pre-hook: fake-quantize a layer's first input with a (possibly shared) quantizer.
+
+    A callable object rather than a closure, so that ``copy.deepcopy`` of the model (strip works on
+    a copy) and ``torch.save`` carry it along with the model's own copy of the quantizer.
+    """
+
+    def __init__(self, quantizer: nn.Module) -> None:
+        self.quantizer = quantizer
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if not args or not isinstance(args[0], torch.Tensor):
+            return None
+        return (self.quantizer(args[0]), *args[1:])
+
+
+@dataclass
+class ActivationSite:
+    """One activation quantizer: the tensor it quantizes feeds ``consumers`` (layer paths)."""
+
+    name: str
+    quantizer: FakeQuantizer
+    consumers: list[str] = field(default_factory=list)
+
+
+def _channels_and_axis(module: nn.Module, weights: bool) -> tuple[int, int]:
+    """(channels, axis) of a layer's weight (output channels) or input (input channels)."""
+    if isinstance(module, nn.Linear):
+        return (module.out_features, 0) if weights else (module.in_features, -1)
+    assert isinstance(module, nn.modules.conv._ConvNd)
+    if weights:
+        axis = 1 if module.transposed else 0
+        return module.weight.shape[axis], axis
+    return module.in_channels, 1
+
+
+def _input_axis(module: nn.Module) -> int:
+    """The axis of a layer's weight that indexes its input channels."""
+    return 0 if isinstance(module, nn.modules.conv._ConvNd) and module.transposed else 1
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, item: str) -> str:
+        self.parent.setdefault(item, item)
+        while self.parent[item] != item:
+            self.parent[item] = self.parent[self.parent[item]]
+            item = self.parent[item]
+        return item
+
+    def union(self, a: str, b: str) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+class QuantizationAlgorithm(TorchCompressionAlgorithm):
+    """Quantization-aware training of a torch model (not adaptive: no level to search)."""
+
+    name: ClassVar[str] = "quantization"
+    adaptive: ClassVar[bool] = False
+
+    def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
+        super().__init__(prepared, section)
+        self.settings = QuantizationSettings.from_section(section.raw, section.path)
+        self._scheduler = CompressionScheduler()
+        self._group_scopes = {name: self._group_selection(name) for name in (WEIGHTS, ACTIVATIONS)}
+        self._range_scopes = [self._range_selection(entry) for entry in self.settings.ranges]
+        self.weight_quantizers: dict[str, FakeQuantizer] = {}
+        self.activation_sites: list[ActivationSite] = []
+        self._place_weight_quantizers()
+        self._place_activation_quantizers()
+        if not self.weight_quantizers and not self.activation_sites:
+            raise QuantizationError(
+                f"quantization ({section.path}) found nothing to quantize: it quantizes the weights and inputs of "
+                f"{', '.join(t.__name__ for t in QUANTIZABLE)} layers; check ignored_scopes / target_scopes"
+            )
+        self.initialize_weights()
+
+    # -- scopes ----------------------------------------------------------------------------
+    def _group_selection(self, group: str) -> tuple[ScopeSelection, ScopeSelection]:
+        raw = self.section.get(group) or {}
+        selections = []
+        for key in ("ignored_scopes", "target_scopes"):
+            entries = raw.get(key) or []
+            entries = [entries] if isinstance(entries, str) else list(entries)
+            selections.append(self.prepared.scopes.select(entries, key=key, where=lambda e: f"{self.section.path}.{group}"))
+        return selections[0], selections[1]
+
+    def _range_selection(self, entry: RangeSettings) -> tuple[ScopeSelection, ScopeSelection]:
+        where: Callable[[str], str] = lambda e: entry.path  # noqa: E731
+        return (self.prepared.scopes.select(list(entry.ignored_scopes), key="ignored_scopes", where=where),
+                self.prepared.scopes.select(list(entry.target_scopes), key="target_scopes", where=where))
+
+    def _group_selects(self, group: str, path: str) -> bool:
+        ignored, targets = self._group_scopes[group]
+        return self.is_selected(path) and path not in ignored and (not targets or path in targets)
+
+    def range_settings(self, group: str, layers: Iterable[str]) -> RangeSettings:
+        """The first ``initializer.range`` entry that applies to a quantizer of ``group`` at ``layers``."""
+        layers = list(layers)
+        for entry, (ignored, targets) in zip(self.settings.ranges, self._range_scopes, strict=True):
+            if entry.group not in (None, group):
+                continue
+            if any(layer in ignored for layer in layers):
+                continue
+            if targets and not any(layer in targets for layer in layers):
+                continue
+            return entry
+        return RangeSettings()
+
+    # -- placement ----------------------------------------------------------------------------
+    def _place_weight_quantizers(self) -> None:
+        settings = self.settings.weights
+        for path, module in self.model.named_modules():
+            if not isinstance(module, QUANTIZABLE) or not self._group_selects(WEIGHTS, path):
+                continue
+            channels, axis = _channels_and_axis(module, weights=True)
+            quantizer = make_quantizer(settings, self.name, channels, axis, settings.signed is not False, module.weight.device)
+            quantizer.label = f"{path}.weight"
+            add_transform(module, "weight", quantizer)
+            self.weight_quantizers[path] = quantizer
+
+    def _place_activation_quantizers(self) -> None:
+        modules = dict(self.model.named_modules())
+        graph = self.prepared.graph
+        groups = _UnionFind()
+        inputs_of: dict[str, set[str]] = {}
+        for node in graph.of_type(Metatype.CONV, Metatype.LINEAR):
+            layer = node.layer
+            if layer is None or not isinstance(modules.get(layer), QUANTIZABLE) or not node.inputs:
+                continue
+            if not self._group_selects(ACTIVATIONS, layer):
+                continue
+            producer = node.inputs[0]
+            groups.union(f"layer:{layer}", f"tensor:{producer}")
+            inputs_of.setdefault(layer, set()).add(producer)
+        components: dict[str, list[str]] = {}
+        for layer in inputs_of:  # graph order
+            components.setdefault(groups.find(f"layer:{layer}"), []).append(layer)
+        settings = self.settings.activations
+        for consumers in components.values():
+            producers = set().union(*(inputs_of[c] for c in consumers))
+            if not self.settings.quantize_inputs and any(graph.node(p).metatype is Metatype.INPUT for p in producers):
+                continue
+            first = modules[consumers[0]]
+            channels, axis = _channels_and_axis(first, weights=False)
+            if settings.per_channel and any(_channels_and_axis(modules[c], weights=False) != (channels, axis) for c in consumers[1:]):
+                raise QuantizationError(
+                    f"activations.per_channel: layers {consumers} read the same tensor but expect different channel layouts; "
+                    "quantize activations per tensor, or exclude some of them with activations.ignored_scopes"
+                )
+            device = next((p.device for p in first.parameters()), torch.device("cpu"))
+            quantizer = make_quantizer(settings, self.name, channels, axis, bool(settings.signed), device)
+            quantizer.label = f"input of {', '.join(consumers)}"
+            quantizer.lazy_range = self.range_settings(ACTIVATIONS, consumers)
+            first.add_module(INPUT_QUANTIZER, quantizer)
+            for consumer in consumers:
+                modules[consumer].register_forward_pre_hook(QuantizeInput(quantizer))
+                weight_quantizer = self.weight_quantizers.get(consumer)
+                if weight_quantizer is not None:
+                    weight_quantizer.link_input_partner(quantizer, _input_axis(modules[consumer]))
+            self.activation_sites.append(ActivationSite(consumers[0], quantizer, list(consumers)))
+
+    def quantizers(self) -> Iterator[tuple[str, str, FakeQuantizer]]:
+        """``(group, label, quantizer)`` for every quantizer."""
+        for quantizer in self.weight_quantizers.values():
+            yield WEIGHTS, quantizer.label, quantizer
+        for site in self.activation_sites:
+            yield ACTIVATIONS, site.quantizer.label, site.quantizer
+
+    # -- initialization ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def initialize_weights(self) -> None:
+        """Set every weight quantizer's range from the weight it quantizes (as the transforms before it leave it)."""
+        modules = dict(self.model.named_modules())
+        for path, quantizer in self.weight_quantizers.items():
+            module = modules[path]
+            value = _input_of_transform(module, "weight", quantizer)
+            entry = self.range_settings(WEIGHTS, [path])
+            collector = collector_for(entry, None if quantizer.channels is None else quantizer.axis % value.dim())
+            collector.update(value.detach().float().cpu().numpy())
+            quantizer.apply_statistics(collector)
+
+    def initialize(self, data_loader: Any, *, input_fn: Callable[[Any], tuple[tuple[Any, ...], dict[str, Any]]] | None = None) -> None:
+        """Range initialization from ``data_loader``, then batch-norm adaptation (as configured).
+
+        :param data_loader: an iterable of batches; a batch is a tensor, a tuple/list whose first
+            element is the input (itself a tensor, a tuple of positional inputs or a dict of keyword
+            inputs), or a dict of keyword inputs.
+        :param input_fn: maps a batch to ``(args, kwargs)`` for the model, for other batch layouts.
+        """
+        self.initialize_weights()
+        if data_loader is None:
+            return
+        input_fn = input_fn or default_inputs
+        self._initialize_activations(data_loader, input_fn)
+        if self.settings.num_bn_adaptation_samples > 0:
+            adapt_batchnorm(self.model, data_loader, self.settings.num_bn_adaptation_samples, input_fn)
+
+    @torch.no_grad()
+    def _initialize_activations(self, data_loader: Any, input_fn: Callable[[Any], tuple[tuple[Any, ...], dict[str, Any]]]) -> None:
+        sites = []
+        for site in self.activation_sites:
+            entry = self.range_settings(ACTIVATIONS, site.consumers)
+            if entry.num_init_steps == 0 or (entry.num_init_steps is None and entry.num_init_samples == 0):
+                site.quantizer.mark_initialized()  # initialization switched off: keep the current range
+                continue
+            quantizer = site.quantizer
+            axis = None if quantizer.channels is None else quantizer.axis  # negative for linear inputs: channels last
+            collection = Collection(collector_for(entry, axis),
+                                    samples_left=None if entry.num_init_steps is not None else entry.num_init_samples,
+                                    batches_left=entry.num_init_steps)
+            quantizer.start_collecting(collection)
+            sites.append(site)
+        if not sites:
+            return
+        training = {name: m.training for name, m in self.model.named_modules()}
+        self.model.eval()
+        try:
+            for batch in data_loader:
+                args, kwargs = input_fn(batch)
+                self.model(*args, **kwargs)
+                if all(s.quantizer.collection is None or s.quantizer.collection.done for s in sites):
+                    break
+        finally:
+            _restore_modes(self.model, training)
+            missing = [s.quantizer.label for s in sites if not s.quantizer.stop_collecting()]
+        if missing:
+            logger.warning("[aac] quantization: no data reached %s during range initialization; their ranges are unchanged", missing)
+
+    # -- strip and export ---------------------------------------------------------------------------
+    def _strip(self, model: nn.Module) -> nn.Module:
+        """Replace every quantizer in ``model`` (a copy) by its fixed QuantizeLinear/DequantizeLinear form.
+
+        A weight's fake-quantized values (exactly on the grid) become its stored values and its QDQ
+        moves to the end of its transform chain: masks of sparsity or pruning that strip later fold
+        in front of it (they commute with element-wise quantization), and pruning can still cut
+        channels (the QDQ cuts its per-channel scales, and those of the layer's input quantizer).
+        Once no other algorithm's transform is left, the layers become importable ``Quantized*``
+        layers (:func:`finalize_quantized_layers`), so the stripped model pickles.
+        """
+        replaced: dict[int, QuantizeDequantize] = {}
+
+        def qdq(quantizer: FakeQuantizer) -> QuantizeDequantize:
+            if id(quantizer) not in replaced:
+                replaced[id(quantizer)] = quantizer.to_qdq()
+                partner = quantizer.input_partner
+                if isinstance(partner, FakeQuantizer):
+                    replaced[id(quantizer)].link_input_partner(qdq(partner))
+            return replaced[id(quantizer)]
+
+        for module in list(model.modules()):
+            child = getattr(module, INPUT_QUANTIZER, None)
+            if isinstance(child, FakeQuantizer) and child.owner == self.name:
+                setattr(module, INPUT_QUANTIZER, qdq(child))
+            for hook in module._forward_pre_hooks.values():
+                if isinstance(hook, QuantizeInput) and isinstance(hook.quantizer, FakeQuantizer) and hook.quantizer.owner == self.name:
+                    hook.quantizer = qdq(hook.quantizer)
+            if parametrize.is_parametrized(module):
+                for tensor_name in list(module.parametrizations):
+                    _strip_weight_quantizer(module, tensor_name, self.name, qdq)
+        if not any(isinstance(m, WeightTransform) and m.owner != self.name for m in model.modules()):
+            finalize_quantized_layers(model)  # every other algorithm is stripped already
+        return model
+
+    def _export(self, stripped_model: nn.Module, path: Any, **kwargs: Any) -> None:
+        """Finalize the quantized layers (see :meth:`_strip`), check shapes, then export."""
+        finalize_quantized_layers(stripped_model)
+        super()._export(stripped_model, path, **kwargs)
+        if str(path).lower().endswith(".onnx"):
+            remove_noop_integer_clips(path)
+
+    # -- reporting and state -------------------------------------------------------------------------
+    def _collect_statistics(self) -> AlgorithmStatistics:
+        rows = []
+        bits: dict[tuple[str, int, str], int] = {}
+        for group, label, quantizer in self.quantizers():
+            low, high = quantizer.current_range()
+            rows.append((label, group, quantizer.mode, quantizer.settings.bits, "yes" if quantizer.signed else "no",
+                         "yes" if quantizer.channels is not None else "no", round(float(low.min()), 6), round(float(high.max()), 6),
+                         "yes" if quantizer.is_initialized else "no"))
+            key = (group, quantizer.settings.bits, quantizer.mode)
+            bits[key] = bits.get(key, 0) + 1
+        quantized_layers = set(self.weight_quantizers) | {c for s in self.activation_sites for c in s.consumers}
+        candidates = [p for p, m in self.model.named_modules() if isinstance(m, QUANTIZABLE)]
+        scalars = {
+            "weight_quantizers": float(len(self.weight_quantizers)),
+            "activation_quantizers": float(len(self.activation_sites)),
+            "quantized_layers_ratio": len(quantized_layers) / len(candidates) if candidates else 0.0,
+            "initialized": float(all(q.is_initialized for _, _, q in self.quantizers())),
+        }
+        tables = [
+            Table("Bit widths of quantization", ("group", "bits", "mode", "quantizers"),
+                  tuple((g, b, m, n) for (g, b, m), n in sorted(bits.items()))),
+            Table("Quantizers of quantization", ("quantizer", "group", "mode", "bits", "signed", "per channel", "low", "high", "initialized"),
+                  tuple(rows)),
+        ]
+        return AlgorithmStatistics(self.name, scalars, tables)
+
+    def _get_algorithm_state(self) -> dict[str, Any]:
+        """Signedness and ranges live in the model's state_dict (buffers and parameters); nothing else to keep."""
+        return {"quantizers": len(self.weight_quantizers) + len(self.activation_sites)}
+
+    def _load_algorithm_state(self, state: Mapping[str, Any]) -> None:
+        expected = len(self.weight_quantizers) + len(self.activation_sites)
+        if state and state.get("quantizers", expected) != expected:
+            raise QuantizationError(
+                f"the saved quantization state has {state['quantizers']} quantizers but this model has {expected}; "
+                "restore it into a model compressed with the same config"
+            )
+
+
+def _input_of_transform(module: nn.Module, tensor_name: str, transform: nn.Module) -> torch.Tensor:
+    """What ``transform`` receives: the stored tensor through the transforms before it (in eval mode)."""
+    chain = module.parametrizations[tensor_name]
+    value: torch.Tensor = chain.original
+    for t in chain:
+        if t is transform:
+            break
+        training = t.training
+        t.eval()
+        value = t(value)
+        t.train(training)
+    return value
+
+
+def _commutes_with_quantization(transform: nn.Module) -> bool:
+    """Element-wise 0/1 masks commute with element-wise quantization (zero stays exactly zero)."""
+    return isinstance(transform, Mask) or bool(getattr(transform, "is_binary_mask", False))
+
+
+def _register_chain(module: nn.Module, tensor_name: str, chain: list[nn.Module], value: torch.Tensor | None = None) -> None:
+    """Rebuild the transform chain of ``module.<tensor_name>`` (optionally with a new stored value)."""
+    _own_class(module)  # the module may share its parametrized class with the live model it was copied from
+    parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=False)
+    if value is not None:
+        with torch.no_grad():
+            getattr(module, tensor_name).copy_(value)
+    for transform in chain:
+        parametrize.register_parametrization(module, tensor_name, transform)
+
+
+def _strip_weight_quantizer(module: nn.Module, tensor_name: str, owner: str,
+                            convert: Callable[[FakeQuantizer], QuantizeDequantize]) -> None:
+    chain = list(module.parametrizations[tensor_name])
+    positions = [i for i, t in enumerate(chain) if isinstance(t, FakeQuantizer) and t.owner == owner]
+    if not positions:
+        return
+    (index,) = positions
+    quantizer = chain[index]
+    before, after = chain[:index], chain[index + 1:]
+    blocking = [t for t in after if not _commutes_with_quantization(t)]
+    if blocking:
+        raise TransformError(
+            f"cannot strip quantization of {type(module).__name__}.{tensor_name}: it is followed by "
+            f"{type(blocking[0]).__name__} of '{getattr(blocking[0], 'owner', '?')}', which does not commute with "
+            "quantization; list quantization after that algorithm in the config"
+        )
+    value = None
+    if not before:  # the usual case: the algorithms listed before this one are stripped already
+        with torch.no_grad():
+            value = quantizer(module.parametrizations[tensor_name].original).detach()
+    _register_chain(module, tensor_name, [*before, *after, convert(quantizer)], value)
+
+
+def finalize_quantized_layers(model: nn.Module) -> None:
+    """Turn layers whose weight is transformed by nothing but its QDQ into ``Quantized*`` layers.
+
+    Needs every other algorithm stripped (their transforms must be gone); checks that per-channel
+    quantizers still match their tensors (filter removal cuts them along).
+    """
+    for path, module in list(model.named_modules()):
+        if not parametrize.is_parametrized(module, "weight"):
+            continue
+        chain = list(module.parametrizations["weight"])
+        grids = [t for t in chain if isinstance(t, QuantizeDequantize)]
+        if not grids:
+            continue
+        if len(chain) > 1:
+            others = [getattr(t, "owner", type(t).__name__) for t in chain if not isinstance(t, QuantizeDequantize)]
+            raise TransformError(f"cannot finish quantizing '{path}': {others} still transform its weight; strip them first")
+        _check_channels(path, grids[0], module.parametrizations["weight"].original, "weight")
+        _register_chain(module, "weight", [])
+        quantize_weight_of(module, grids[0])
+    for path, module in model.named_modules():
+        grid = getattr(module, INPUT_QUANTIZER, None)
+        if isinstance(grid, QuantizeDequantize) and grid.axis is not None:
+            channels = module.in_features if isinstance(module, nn.Linear) else getattr(module, "in_channels", None)
+            if channels is not None and channels != grid.scale.numel():
+                raise QuantizationError(
+                    f"the per-channel input quantizer of '{path}' has {grid.scale.numel()} channels but the layer reads "
+                    f"{channels}; quantize its weight too (its quantizer cuts the input quantizer along), or use "
+                    "activations.per_channel false"
+                )
+
+
+def _check_channels(path: str, grid: QuantizeDequantize, weight: torch.Tensor, what: str) -> None:
+    if grid.axis is not None and weight.shape[grid.axis] != grid.scale.numel():
+        raise QuantizationError(
+            f"the per-channel {what} quantizer of '{path}' has {grid.scale.numel()} channels but the {what} has "
+            f"{weight.shape[grid.axis]}; the algorithm that changed the {what} did not cut its quantizer"
+        )
+
+
+def remove_noop_integer_clips(path: Any) -> None:
+    """Drop ``Clip`` nodes between QuantizeLinear and DequantizeLinear that clip to the full int8/uint8 range.
+
+    torch's exporter adds them after per-channel QuantizeLinear; they change nothing but hide the
+    plain Q -> DQ pair that runtimes look for.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.name == "value":
+                    constants[node.output[0]] = numpy_helper.to_array(attribute.t)
+    producers = {output: node for node in graph.node for output in node.output}
+    full = {(-128, 127), (0, 255)}
+    removed = []
+    for node in graph.node:
+        if node.op_type != "Clip" or len(node.input) < 3:
+            continue
+        source = producers.get(node.input[0])
+        bounds = constants.get(node.input[1]), constants.get(node.input[2])
+        if source is None or source.op_type != "QuantizeLinear" or any(b is None for b in bounds):
+            continue
+        if (int(bounds[0]), int(bounds[1])) not in full:
+            continue
+        for other in graph.node:
+            for i, name in enumerate(other.input):
+                if name == node.output[0]:
+                    other.input[i] = node.input[0]
+        for output in graph.output:
+            if output.name == node.output[0]:
+                break
+        else:
+            removed.append(node)
+    if not removed:
+        return
+    for node in removed:
+        graph.node.remove(node)
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    for node in [n for n in graph.node if n.op_type == "Constant" and n.output[0] not in used]:
+        graph.node.remove(node)
+    for initializer in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(initializer)
+    onnx.save(model, str(path))
+
+
+def default_inputs(batch: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """NNCF's convention: a batch is the input, or a sequence whose first element is the input."""
+    if isinstance(batch, Mapping):
+        return (), dict(batch)
+    if isinstance(batch, (tuple, list)):
+        if not batch:
+            raise QuantizationError("initialize(): the data loader yielded an empty batch")
+        first = batch[0]
+        if isinstance(first, Mapping):
+            return (), dict(first)
+        if isinstance(first, (tuple, list)):
+            return tuple(first), {}
+        return (first,), {}
+    return (batch,), {}
+
+
+def _batch_size(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
+    for value in itertools.chain(args, kwargs.values()):
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            return int(value.shape[0])
+    return 1
+
+
+def _restore_modes(model: nn.Module, training: Mapping[str, bool]) -> None:
+    for name, module in model.named_modules():
+        if name in training:
+            module.training = training[name]
+
+
+@torch.no_grad()
+def adapt_batchnorm(model: nn.Module, data_loader: Any, num_samples: int,
+                    input_fn: Callable[[Any], tuple[tuple[Any, ...], dict[str, Any]]] = default_inputs) -> int:
+    """Re-estimate the running statistics of every batch norm over ``num_samples`` samples.
+
+    The statistics are reset and then averaged cumulatively over the samples, with the rest of the
+    model in evaluation mode (deterministic masks, no dropout). Returns the samples used.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms or num_samples <= 0:
+        return 0
+    training = {name: m.training for name, m in model.named_modules()}
+    momenta = [m.momentum for m in norms]
+    model.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
+    seen = 0
+    try:
+        for batch in data_loader:
+            args, kwargs = input_fn(batch)
+            model(*args, **kwargs)
+            seen += _batch_size(args, kwargs)
+            if seen >= num_samples:
+                break
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        _restore_modes(model, training)
+    logger.info("[aac] batch-norm adaptation: %d batch norms re-estimated over %d samples", len(norms), seen)
+    return seen
+
+
+def create(model: TorchModel, section: AlgorithmSection, config: Config) -> QuantizationAlgorithm:
+    """The factory aac-core calls for a ``quantization`` section."""
+    return QuantizationAlgorithm(model, section)
+
+
+__all__ = ["QuantizationAlgorithm", "QuantizationError", "QuantizeInput", "adapt_batchnorm", "finalize_quantized_layers", "create", "default_inputs"]

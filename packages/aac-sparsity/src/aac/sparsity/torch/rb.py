@@ -1,0 +1,167 @@
+"""``rb_sparsity``: regularization-based sparsity with trainable masks.
+
+Every sparsified weight gets a keep/drop logit (initialised to keep with probability 0.99). While
+training, the mask is sampled - ``logit + logistic noise > 0`` - with a straight-through gradient
+through the sigmoid; in evaluation (and once frozen) it is ``logit > 0``. The algorithm's loss,
+``((kept fraction - (1 - level)) / 0.05)^2``, pulls the fraction of kept weights towards the
+level; add ``controller.loss()`` to the task loss.
+
+``compression_rate`` is that level - the sparsity the loss pursues (the masks follow it during
+training; their measured sparsity is in the statistics). Writing it unfreezes the masks, so the
+adaptive loop can move the level after ``sparsity_freeze_epoch``. The model counts as fully
+compressed once the schedule is at its target and the masks are within ``params.eps`` of it.
+
+Starting at keep probability 0.99, a logit's gradient is small (the sigmoid is flat there): NNCF
+trains the masks with Adam, and ``compression_lr_multiplier`` (on the section or the config's root)
+lets the masks learn faster than the weights with any optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from aac.core.api import CompressionLoss, CompressionStage
+from aac.core.config import AlgorithmSection, Config
+from aac.core.statistics import AlgorithmStatistics
+from aac.sparsity.torch.base import LevelSparsityAlgorithm, SparsifiedLayer
+from aac.torch.tracing import TorchModel
+from aac.torch.transforms import WeightTransform, original
+
+#: keep probability the logits start at
+INITIAL_KEEP_PROBABILITY = 0.99
+#: scale of the sparsity loss: a kept fraction this far from the goal costs 1
+LOSS_SCALE = 0.05
+#: uniform noise is drawn from [NOISE_EPS, 1 - NOISE_EPS] so that its logit stays finite
+NOISE_EPS = 1e-6
+
+
+def binarize(logits: torch.Tensor) -> torch.Tensor:
+    """``(logits > 0)`` as 0/1 whose gradient is that of ``sigmoid(logits)`` (straight-through)."""
+    soft = torch.sigmoid(logits)
+    return soft + ((logits > 0).to(soft.dtype) - soft).detach()
+
+
+class RBMask(WeightTransform):
+    """Multiplies a weight by a sampled (training) or thresholded (evaluation, frozen) trainable mask.
+
+    The parameter ``logits`` holds the keep/drop logits divided by ``multiplier``
+    (``compression_lr_multiplier``), so that any optimizer moves the logits ``multiplier`` times as
+    fast as it would otherwise; :meth:`values` are the logits themselves.
+    """
+
+    #: the transform multiplies by a 0/1 mask element-wise (it commutes with element-wise quantization)
+    is_binary_mask: ClassVar[bool] = True
+
+    def __init__(self, shape: torch.Size, owner: str, device: torch.device | None = None, multiplier: float = 1.0) -> None:
+        super().__init__(owner)
+        start = math.log(INITIAL_KEEP_PROBABILITY / (1.0 - INITIAL_KEEP_PROBABILITY))
+        self.multiplier = float(multiplier)
+        self.logits = nn.Parameter(torch.full(shape, start / self.multiplier, device=device))
+        self.frozen = False
+
+    def values(self) -> torch.Tensor:
+        """The keep/drop logits (the parameter times ``multiplier``)."""
+        return self.logits if self.multiplier == 1.0 else self.logits * self.multiplier
+
+    def select_channels(self, axis: int, index: torch.Tensor) -> None:
+        """Follow structured pruning: keep the logits of the channels that are left."""
+        kept = self.logits.detach().index_select(axis, index.to(self.logits.device)).clone()  # stored (divided) values
+        self.logits = nn.Parameter(kept, requires_grad=self.logits.requires_grad)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        logits = self.values()
+        if self.training and not self.frozen:
+            noise = torch.rand_like(logits).clamp_(NOISE_EPS, 1.0 - NOISE_EPS)
+            mask = binarize(logits + torch.log(noise) - torch.log1p(-noise))
+        else:
+            mask = (logits > 0).to(weight.dtype)
+        return weight * mask
+
+
+class RBSparsityLoss(CompressionLoss):
+    """``((kept fraction - (1 - level)) / 0.05)^2``, over all layers (global) or averaged per layer (local)."""
+
+    def __init__(self, algorithm: RBSparsity) -> None:
+        self.algorithm = algorithm
+
+    def forward(self) -> Any:
+        algorithm = self.algorithm
+        if algorithm.frozen:
+            return 0.0
+        layers = algorithm.layers
+        if algorithm.settings.local:
+            terms = [((binarize(_logits(layer)).sum() / layer.numel - (1.0 - algorithm.layer_levels[layer.name])) / LOSS_SCALE) ** 2 for layer in layers]
+            return torch.stack(terms).mean()
+        kept = torch.stack([binarize(_logits(layer)).sum() for layer in layers]).sum()
+        total = sum(layer.numel for layer in layers)
+        return ((kept / total - (1.0 - algorithm.compression_rate)) / LOSS_SCALE) ** 2
+
+    @torch.no_grad()
+    def statistics(self) -> dict[str, float]:
+        layers = self.algorithm.layers
+        total = sum(layer.numel for layer in layers)
+        probability = sum(float(torch.sigmoid(_logits(layer)).sum()) for layer in layers) / total
+        return {"target_sparsity_level": self.algorithm.compression_rate, "mean_keep_probability": probability}
+
+
+def _logits(layer: SparsifiedLayer) -> torch.Tensor:
+    transform: RBMask = layer.transform  # type: ignore[assignment]
+    return transform.values()
+
+
+class RBSparsity(LevelSparsityAlgorithm):
+    """RB sparsity for torch models (adaptive: the loop may set its ``compression_rate``)."""
+
+    name: ClassVar[str] = "rb_sparsity"
+    default_schedule: ClassVar[str] = "exponential"
+
+    def __init__(self, prepared: TorchModel, section: AlgorithmSection, lr_multiplier: float = 1.0) -> None:
+        self.lr_multiplier = float(lr_multiplier)
+        super().__init__(prepared, section)
+        self._loss = RBSparsityLoss(self)
+
+    def _make_transform(self, path: str, module: nn.Module) -> RBMask:
+        weight = original(module, "weight")
+        return RBMask(weight.shape, owner=self.name, device=weight.device, multiplier=self.lr_multiplier)
+
+    def _keep_mask(self, layer: SparsifiedLayer) -> torch.Tensor:
+        return _logits(layer) > 0
+
+    def _apply_levels(self) -> None:
+        """Nothing to recompute: the loss reads the level at every call."""
+
+    def _on_freeze(self, frozen: bool) -> None:
+        for layer in self.layers:
+            transform: RBMask = layer.transform  # type: ignore[assignment]
+            transform.frozen = frozen
+            transform.logits.requires_grad_(not frozen)
+
+    def _before_rate_write(self) -> None:
+        self.freeze(False)
+
+    def compression_stage(self) -> CompressionStage:
+        """Fully compressed once the schedule is at its target *and* the masks are within ``eps`` of it.
+
+        The level is only what the loss pursues; an early-exit run must not stop while the masks
+        still keep (nearly) every weight.
+        """
+        stage = super().compression_stage()
+        if stage is CompressionStage.FULLY_COMPRESSED and not self.settings.local:
+            if self.measured_level() < self._level - self.settings.adaptive_eps:
+                return CompressionStage.PARTIALLY_COMPRESSED
+        return stage
+
+    def _collect_statistics(self) -> AlgorithmStatistics:
+        statistics = super()._collect_statistics()
+        statistics.scalars["mean_keep_probability"] = self._loss.statistics()["mean_keep_probability"]
+        return statistics
+
+
+def create(model: TorchModel, section: AlgorithmSection, config: Config) -> RBSparsity:
+    """The factory aac-core calls for an ``rb_sparsity`` section (``compression_lr_multiplier`` from it or the root)."""
+    multiplier = section.get("compression_lr_multiplier", config.get("compression_lr_multiplier", 1.0))
+    return RBSparsity(model, section, lr_multiplier=float(multiplier))
