@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from aac.core import CompositeController, create_accuracy_aware_training_loop, create_compressed_model
-from aac.quant.testing import DigitsCNN, Trainer, digits, pretrain
 from aac.quant.torch.algorithm import QuantizationAlgorithm
+from aac.torch.testing.digits import DigitsCNN, Trainer, digits, pretrain
 
 pytest.importorskip("sklearn")
 SHAPE = {"sample_size": [1, 1, 8, 8]}

@@ -7,8 +7,8 @@ import torch
 
 from aac.core import CompressionStage, create_compressed_model
 from aac.core.errors import CompressionRateError
-from aac.sparsity.testing import DigitsCNN
 from aac.sparsity.torch.const import ConstSparsity
+from aac.torch.testing.digits import DigitsCNN
 
 SHAPE = {"sample_size": [1, 1, 8, 8]}
 

@@ -14,8 +14,8 @@ from torch.nn.utils import parametrize
 from aac.core import CompressionStage, ConfigError, create_compressed_model
 from aac.core.errors import AacError, CompressionRateError
 from aac.sparsity.levels import importance, keep_mask
-from aac.sparsity.testing import DigitsCNN
 from aac.sparsity.torch.magnitude import MagnitudeSparsity
+from aac.torch.testing.digits import DigitsCNN
 
 SHAPE = {"sample_size": [1, 1, 8, 8]}
 

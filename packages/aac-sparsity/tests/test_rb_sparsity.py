@@ -11,8 +11,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from aac.core import CompressionStage, create_compressed_model
-from aac.sparsity.testing import DigitsCNN
 from aac.sparsity.torch.rb import LOSS_SCALE, RBMask, RBSparsity, binarize
+from aac.torch.testing.digits import DigitsCNN
 
 SHAPE = {"sample_size": [1, 1, 8, 8]}
 

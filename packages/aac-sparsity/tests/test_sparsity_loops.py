@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from aac.core import ConfigError, create_accuracy_aware_training_loop, create_compressed_model, load_config
-from aac.sparsity.testing import DigitsCNN, Trainer, digits, pretrain
+from aac.torch.testing.digits import DigitsCNN, Trainer, digits, pretrain
 
 pytest.importorskip("sklearn")
 

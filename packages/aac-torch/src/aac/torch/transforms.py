@@ -122,7 +122,7 @@ def fold_transforms(module: nn.Module, tensor_name: str, owner: str) -> None:
     for transform in chain[:count]:
         value = transform(value)
     rest = chain[count:]
-    _own_class(module)
+    detach_parametrized_class(module)
     parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=False)
     getattr(module, tensor_name).copy_(value)
     for transform in rest:
@@ -160,13 +160,13 @@ def remove_transforms(model: nn.Module, owner: str) -> None:
             kept = [t for t in chain if not (isinstance(t, WeightTransform) and t.owner == owner)]
             if len(kept) == len(chain):
                 continue
-            _own_class(module)
+            detach_parametrized_class(module)
             parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=False)
             for transform in kept:
                 parametrize.register_parametrization(module, tensor_name, transform)
 
 
-def _own_class(module: nn.Module) -> None:
+def detach_parametrized_class(module: nn.Module) -> None:
     """Give a parametrized module a class of its own before removing a parametrization.
 
     parametrize injects one class per module, but ``copy.deepcopy`` shares it between the module and

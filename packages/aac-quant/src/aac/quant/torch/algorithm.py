@@ -48,7 +48,7 @@ from aac.quant.torch.quantizers import (
 from aac.torch.algorithm import TorchCompressionAlgorithm
 from aac.torch.scopes import ScopeSelection
 from aac.torch.tracing import TorchModel
-from aac.torch.transforms import Mask, TransformError, WeightTransform, _own_class, add_transform
+from aac.torch.transforms import Mask, TransformError, WeightTransform, add_transform, detach_parametrized_class
 
 logger = logging.getLogger("aac.quant")
 
@@ -398,7 +398,7 @@ def _commutes_with_quantization(transform: nn.Module) -> bool:
 
 def _register_chain(module: nn.Module, tensor_name: str, chain: list[nn.Module], value: torch.Tensor | None = None) -> None:
     """Rebuild the transform chain of ``module.<tensor_name>`` (optionally with a new stored value)."""
-    _own_class(module)  # the module may share its parametrized class with the live model it was copied from
+    detach_parametrized_class(module)  # the module may share its parametrized class with the live model it was copied from
     parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=False)
     if value is not None:
         with torch.no_grad():

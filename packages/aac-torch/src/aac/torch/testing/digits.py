@@ -1,7 +1,7 @@
-"""Small models, data and NNCF-style training callbacks for tests, benchmarks and examples.
+"""sklearn's digits as tensors, a small CNN for them, and NNCF-style training callbacks.
 
-It imports torch (and scikit-learn for :func:`digits`), so only tests and examples import it; the
-plugin never does.
+Shared by the tests and benchmarks of every torch algorithm package (they all depend on aac-torch).
+:func:`digits` needs scikit-learn.
 """
 
 from __future__ import annotations
