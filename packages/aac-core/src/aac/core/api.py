@@ -221,8 +221,17 @@ class CompressionAlgorithm:
     def export_model(self, filename: str | Path, **kwargs: Any) -> Path:
         """Strip the model and write it for inference (format chosen from the file suffix)."""
         path = Path(filename)
-        self._export(self.strip(), path, **kwargs)
+        stripped = self.strip()
+        self.prepare_for_export(stripped)
+        self._export(stripped, path, **kwargs)
+        self.finish_export(path)
         return path
+
+    def prepare_for_export(self, stripped_model: Any) -> None:
+        """Hook: last changes to the stripped model before it is written (a composite asks every child)."""
+
+    def finish_export(self, path: Path) -> None:
+        """Hook: post-process the written file (a composite asks every child)."""
 
     def _export(self, stripped_model: Any, path: Path, **kwargs: Any) -> None:
         raise NotImplementedError(

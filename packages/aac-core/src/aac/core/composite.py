@@ -125,8 +125,16 @@ class CompositeController(CompressionAlgorithm):
             model = child.strip_model(model)
         return model
 
+    def prepare_for_export(self, stripped_model: Any) -> None:
+        for child in self.children:
+            child.prepare_for_export(stripped_model)
+
     def _export(self, stripped_model: Any, path: Any, **kwargs: Any) -> None:
-        self.children[0]._export(stripped_model, path, **kwargs)
+        self.children[0]._export(stripped_model, path, **kwargs)  # the writer is the backend's, shared by all
+
+    def finish_export(self, path: Any) -> None:
+        for child in self.children:
+            child.finish_export(path)
 
     def statistics(self) -> CompressionStatistics:
         return reduce(lambda a, b: a.merged(b), (c.statistics() for c in self.children), CompressionStatistics())

@@ -330,10 +330,11 @@ class QuantizationAlgorithm(TorchCompressionAlgorithm):
             finalize_quantized_layers(model)  # every other algorithm is stripped already
         return model
 
-    def _export(self, stripped_model: nn.Module, path: Any, **kwargs: Any) -> None:
-        """Finalize the quantized layers (see :meth:`_strip`), check shapes, then export."""
+    def prepare_for_export(self, stripped_model: nn.Module) -> None:
+        """Finalize the quantized layers (see :meth:`_strip`) - also when quantization is not the first algorithm."""
         finalize_quantized_layers(stripped_model)
-        super()._export(stripped_model, path, **kwargs)
+
+    def finish_export(self, path: Any) -> None:
         if str(path).lower().endswith(".onnx"):
             remove_noop_integer_clips(path)
 
