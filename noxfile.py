@@ -32,8 +32,19 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     # quantization's tests include the mixes with pruning and sparsity (issue 4) and the seeds' 004 config
     "aac-quant": ("aac-core", "aac-torch[onnx]", "aac-quant[torch]", "aac-sparsity[torch]", "aac-pruning[torch]"),
     "aac-tf": ("aac-core", "aac-tf[tensorboard]"),
+    "aac-pruning-tf": ("aac-core", "aac-tf[tensorboard]", "aac-pruning[tf]"),
+    "aac-sparsity-tf": ("aac-core", "aac-tf[tensorboard]", "aac-sparsity[tf]"),
+    # quantization's TensorFlow tests include the mix with magnitude sparsity
+    "aac-quant-tf": ("aac-core", "aac-tf[tensorboard]", "aac-quant[tf]", "aac-sparsity[tf]"),
 }
-PRESENT = [name for name in PACKAGES if (ROOT / "packages" / name / "pyproject.toml").exists()]
+#: entries of PACKAGES that test one framework part of a package: name -> (package folder, its test files)
+FRAMEWORK_PARTS: dict[str, tuple[str, str]] = {
+    "aac-pruning-tf": ("aac-pruning", "test_pruning_tf_*.py"),
+    "aac-sparsity-tf": ("aac-sparsity", "test_sparsity_tf_*.py"),
+    "aac-quant-tf": ("aac-quant", "test_quant_tf_*.py"),
+}
+PRESENT = [name for name in PACKAGES
+           if (ROOT / "packages" / FRAMEWORK_PARTS.get(name, (name,))[0] / "pyproject.toml").exists()]
 
 
 def _uv_environment() -> None:
@@ -82,9 +93,18 @@ def core_only(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("package", [nox.param(p, id=p) for p in PRESENT])
 def tests(session: nox.Session, package: str) -> None:
-    """One package's own tests, with only what that package needs installed."""
+    """One package's own tests, with only what that package needs installed.
+
+    ``aac-pruning`` runs with torch only (its TensorFlow modules skip); ``aac-pruning-tf`` installs
+    TensorFlow only and runs just those modules (``FRAMEWORK_PARTS``).
+    """
     install(session, *PACKAGES[package], extra=("scikit-learn",) if package != "aac-core" else ())
-    session.run("pytest", f"packages/{package}/tests", *session.posargs)
+    if package in FRAMEWORK_PARTS:
+        folder, pattern = FRAMEWORK_PARTS[package]
+        targets = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "packages" / folder / "tests").glob(pattern))
+    else:
+        targets = [f"packages/{package}/tests"]
+    session.run("pytest", *targets, *session.posargs)
 
 
 @nox.session
@@ -95,8 +115,11 @@ def cross(session: nox.Session) -> None:
     session.run("pytest", "tests", *session.posargs)
 
 
-#: what the demo needs per framework (``nox -s demo -- --framework tf`` once aac-tf exists)
-DEMO_REQUIREMENTS = {"torch": ("aac-core[plot,tensorboard]", "aac-torch[onnx,tensorboard]", "aac-pruning[torch]")}
+#: what the demo needs per framework (``nox -s demo -- --framework tf``)
+DEMO_REQUIREMENTS = {
+    "torch": ("aac-core[plot,tensorboard]", "aac-torch[onnx,tensorboard]", "aac-pruning[torch]", "aac-sparsity[torch]", "aac-quant[torch]"),
+    "tf": ("aac-core[plot,tensorboard]", "aac-tf[tensorboard]", "aac-pruning[tf]"),
+}
 
 
 @nox.session(default=False)
@@ -114,8 +137,8 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks: overhead and latency ratios measured side by side (JSON + table)."""
-    install(session, "aac-core", "aac-torch", "aac-pruning[torch]")
+    """Benchmarks: overhead and latency ratios measured side by side, PyTorch and TensorFlow (JSON + table)."""
+    install(session, "aac-core", "aac-torch", "aac-tf", "aac-pruning[torch,tf]")
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

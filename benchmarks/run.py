@@ -8,7 +8,10 @@ Cases (add a compression algorithm by adding an entry to ``TRAINING_OVERHEAD`` /
   (masks) vs plain PyTorch on the same model - target <= 1.10x;
 * ``inference_latency/<algorithm>@<rate>``: latency of the stripped model vs the original next to
   its FLOPs ratio - target: latency ratio <= 1.25 x FLOPs ratio;
-* ``graph_analysis/resnet50``: tracing, shape pass and pruning analysis of a ResNet-50 built in code.
+* ``graph_analysis/resnet50``: tracing, shape pass and pruning analysis of a ResNet-50 built in code;
+* ``tf_training`` and ``tf_inference_latency`` (``benchmarks/bench_tf.py``, when TensorFlow is installed):
+  the same two ratios on Keras - a ``model.fit`` epoch with masks vs plain Keras, and the stripped
+  model's latency vs the original next to its FLOPs ratio (filter pruning at rates 0.3, 0.5, 0.7).
 
 Timings alternate between the two variants of a ratio and take medians, so drifts of a shared
 machine hit both sides alike. Results go to stdout as a table and to ``--json`` as data.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import platform
 import statistics
@@ -56,6 +60,7 @@ LATENCY: dict[str, tuple[dict[str, Any], tuple[float, ...]]] = {
 @dataclass(frozen=True)
 class Settings:
     quick: bool = False
+    threads: int | None = None  # intra-op threads (torch and TensorFlow)
 
     @property
     def repeats(self) -> int:
@@ -199,10 +204,28 @@ def graph_analysis(settings: Settings) -> list[Measurement]:
     })]
 
 
+def _tf_case(name: str) -> Callable[[Settings], list[Measurement]]:
+    """A case of ``bench_tf.py`` (imported on first use: TensorFlow loads only if a TF case runs)."""
+
+    def run(settings: Settings) -> list[Measurement]:
+        if importlib.util.find_spec("tensorflow") is None:
+            print(f"{name}: skipped, TensorFlow is not installed (pip install aac-tf)")
+            return []
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_tf
+
+        bench_tf.set_threads(settings.threads)
+        return [Measurement(**m) for m in bench_tf.TF_CASES[name](settings.quick)]
+
+    return run
+
+
 CASES: dict[str, Callable[[Settings], list[Measurement]]] = {
     "training_overhead": training_overhead,
     "inference_latency": inference_latency,
     "graph_analysis": graph_analysis,
+    "tf_training": _tf_case("tf_training"),
+    "tf_inference_latency": _tf_case("tf_inference_latency"),
 }
 
 
@@ -212,11 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (noisier)")
     parser.add_argument("--json", type=Path, default=Path("runs") / "bench" / "results.json", help="where to write the results")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (default 1: steadier timings on a shared machine)")
+                        help="torch and TensorFlow intra-op threads (default 1: steadier timings on a shared machine)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    settings = Settings(quick=args.quick)
+    settings = Settings(quick=args.quick, threads=args.threads)
     results = [m for name in (args.case or CASES) for m in CASES[name](settings)]
 
     rows = [(m.case, round(m.value, 3), m.unit, m.target or "-", {True: "ok", False: "MISSED", None: "-"}[m.passed])
@@ -226,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {m.case}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.details.items()))
     report = {
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
+                    **({"tensorflow": sys.modules["tensorflow"].__version__} if "tensorflow" in sys.modules else {}),
                     "processor": platform.processor() or platform.machine()},
         "settings": asdict(settings),
         "results": [asdict(m) for m in results],

@@ -14,7 +14,7 @@ from aac.pruning.plugin import SCHEMA_FILE, schema
 
 def test_filter_pruning_is_registered_as_adaptive():
     spec = default_registry().algorithm("filter_pruning")
-    assert spec.adaptive and spec.package == "aac-pruning" and set(spec.frameworks) == {"torch"}
+    assert spec.adaptive and spec.package == "aac-pruning" and set(spec.frameworks) == {"torch", "tf"}
     assert spec.schema["$id"] == "https://aac.dev/schemas/filter_pruning.schema.json"
 
 
@@ -36,7 +36,8 @@ def test_nncf_config_from_the_documentation_validates():
     assert config.compression_sections()[0].params["filter_importance"] == "geometric_median"
 
 
-def test_importing_the_plugin_imports_neither_torch_nor_numpy():
-    code = "import sys, aac.pruning.plugin as p; p.schema(); assert not {'torch', 'numpy'} & set(sys.modules), sys.modules.keys()"
+def test_importing_the_plugin_imports_neither_torch_tensorflow_nor_numpy():
+    code = ("import sys, aac.pruning.plugin as p; p.schema(); "
+            "assert not {'torch', 'tensorflow', 'keras', 'numpy'} & set(sys.modules), sys.modules.keys()")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -34,7 +34,7 @@ def test_registration() -> None:
     assert {e.name: e.value for e in metadata.entry_points(group="aac")}["quant"] == "aac.quant.plugin"
     (spec,) = plugin.aac_algorithms()
     assert spec.name == "quantization" and not spec.adaptive and spec.package == "aac-quant"
-    assert spec.frameworks == {"torch": "aac.quant.torch.algorithm:create"}
+    assert spec.frameworks == {"torch": "aac.quant.torch.algorithm:create", "tf": "aac.quant.tf.algorithm:create"}
 
 
 def test_schema_is_valid_with_an_id() -> None:

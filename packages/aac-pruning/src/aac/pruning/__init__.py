@@ -1,7 +1,8 @@
 """Filter pruning for aac.
 
 The analysis, importance, schedule, level and cost modules are framework-neutral (NumPy and
-:mod:`aac.core.graph`); :mod:`aac.pruning.torch` is the thin PyTorch part.
+:mod:`aac.core.graph`); :mod:`aac.pruning.torch` and :mod:`aac.pruning.tf` are the thin PyTorch and
+TensorFlow/Keras parts.
 """
 
 from aac.pruning._version import __version__

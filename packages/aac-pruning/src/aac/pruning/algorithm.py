@@ -1,20 +1,21 @@
 """The filter-pruning controller, minus the framework: levels, schedule, rate, state and statistics.
 
-A backend subclass (``aac.pruning.torch.TorchFilterPruning``, later a TensorFlow one) inherits from
-this class and from its framework's algorithm base, calls :meth:`_init_pruning` once the model is
-prepared, and implements four small hooks: attach masks, read a layer's weights, write and read
-the group masks. Everything that decides *what* to prune lives here and is shared.
+A backend subclass (``aac.pruning.torch.TorchFilterPruning``, ``aac.pruning.tf.TFFilterPruning``)
+inherits from this class and from its framework's algorithm base, calls :meth:`_init_from_section`
+once the model is prepared, and implements four small hooks: attach masks, read a layer's weights,
+write and read the group masks. Everything that decides *what* to prune lives here and is shared.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from aac.core.api import CompressionAlgorithm, CompressionStage
+from aac.core.config import AlgorithmSection
 from aac.core.errors import CheckpointError, CompressionRateError, ConfigError, ConfigProblem
 from aac.core.graph import Graph, Metatype
 from aac.core.statistics import AlgorithmStatistics
@@ -48,8 +49,26 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
     analysis: PruningAnalysis
     cost: CostModel
 
+    #: group id -> why ``strip()`` cannot physically remove that group's filters (it zeroes them instead);
+    #: filled by a backend that cannot rebuild some layers smaller (TensorFlow: subclassed models)
+    unremovable: dict[int, str]
+
+    def _init_from_section(self, graph: Graph, section: AlgorithmSection, *, is_ignored: Callable[[str], bool],
+                           is_target: Callable[[str], bool], model_params: int) -> None:
+        """Read the section and set everything up; ``is_ignored`` / ``is_target`` answer for layer paths."""
+        params = FilterPruningParams.from_section(section.raw, section.params, section.path)
+        rules = PruningRules(
+            prune_first=params.prune_first_conv,
+            prune_downsample=params.prune_downsample_convs,
+            prune_batch_norms=params.prune_batch_norms,
+            is_ignored=is_ignored,
+            is_target=is_target,
+        )
+        self._init_pruning(graph, params, rules, path=section.path, model_params=model_params)
+
     def _init_pruning(self, graph: Graph, params: FilterPruningParams, rules: PruningRules, *, path: str, model_params: int) -> None:
         self.params = params
+        self.unremovable = {}
         self.analysis = analyze(graph, rules)
         self.cost = CostModel(graph, self.analysis)
         if params.flops_mode and not self.cost.has_flops:
@@ -129,6 +148,10 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
         self._write_masks([top_filters(s, int(k)) for s, k in zip(scores, kept, strict=True)])
         self._level = float(level)
 
+    def _removal_masks(self) -> list[np.ndarray]:
+        """Each group's keep mask as ``strip()`` applies it: groups in :attr:`unremovable` keep every channel."""
+        return [np.ones_like(m) if g in self.unremovable else m for g, m in enumerate(self._read_masks())]
+
     def _kept(self) -> np.ndarray:
         return np.array([int(m.sum()) for m in self._read_masks()], dtype=np.int64)
 
@@ -189,4 +212,5 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
             "requested_level": self._level,
             "maximal_compression_rate": self._maximal,
         }
-        return pruning_statistics(self.name, self.analysis, self.cost, self._kept(), self._other_params, scalars)
+        unremovable = {self.analysis.groups[g].producers: reason for g, reason in self.unremovable.items()}
+        return pruning_statistics(self.name, self.analysis, self.cost, self._kept(), self._other_params, scalars, unremovable)

@@ -1,4 +1,4 @@
-"""aac-pruning's plugin: registers ``filter_pruning``. Importing it imports neither torch nor NumPy."""
+"""aac-pruning's plugin: registers ``filter_pruning``. Importing it imports neither torch, TensorFlow nor NumPy."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def aac_algorithms() -> Iterable[AlgorithmSpec]:
     return [AlgorithmSpec(
         name="filter_pruning",
         adaptive=True,
-        frameworks={"torch": "aac.pruning.torch.algorithm:create"},
+        frameworks={"torch": "aac.pruning.torch.algorithm:create", "tf": "aac.pruning.tf.algorithm:create"},
         schema=schema(),
         package="aac-pruning",
         check=check_section,

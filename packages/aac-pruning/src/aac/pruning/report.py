@@ -22,11 +22,14 @@ def pruning_statistics(
     kept: np.ndarray,
     other_params: int,
     scalars: Mapping[str, float],
+    unremovable: Mapping[tuple[str, ...], str] | None = None,
 ) -> AlgorithmStatistics:
     """Statistics for the allocation ``kept`` (filters kept per group).
 
     :param other_params: parameters outside the layers the cost model knows (embeddings, custom
         parameters); they count in the model's total and are never pruned.
+    :param unremovable: producers of groups whose pruned filters ``strip()`` zeroes instead of
+        removing, with the reason (a backend that cannot rebuild those layers smaller).
     """
     full = np.array([g.channels for g in analysis.groups], dtype=np.int64)
     before, after = cost.per_layer(full), cost.per_layer(kept)
@@ -50,5 +53,8 @@ def pruning_statistics(
     if analysis.kept:
         tables.append(Table("Layers kept whole", ("Layers", "Reason"),
                             tuple((", ".join(k.producers), "; ".join(k.reasons)) for k in analysis.kept)))
+    if unremovable:
+        tables.append(Table("Pruned layers strip() zeroes but cannot remove", ("Layers", "Reason"),
+                            tuple((", ".join(producers), reason) for producers, reason in unremovable.items())))
     model_scalars = {f"{q.lower()}_pruning_level": _level(f, c) for q, f, c in model_rows}
     return AlgorithmStatistics(name, {**scalars, **model_scalars}, tables)

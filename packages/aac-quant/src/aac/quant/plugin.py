@@ -35,7 +35,7 @@ def aac_algorithms() -> Iterable[AlgorithmSpec]:
     return [AlgorithmSpec(
         name="quantization",
         adaptive=False,
-        frameworks={"torch": "aac.quant.torch.algorithm:create"},
+        frameworks={"torch": "aac.quant.torch.algorithm:create", "tf": "aac.quant.tf.algorithm:create"},
         schema=schema(),
         package="aac-quant",
         description="fake quantization of weights and layer inputs with learnable ranges; QDQ ONNX export",

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aac.quant.settings import RangeSettings
+
 RANGE_TYPES = ("mixed_min_max", "min_max", "mean_min_max", "threesigma", "percentile", "mean_percentile")
 #: values kept per channel and batch for the sample-based statistics
 SAMPLE_PER_BATCH = 4096
@@ -101,3 +103,32 @@ class RangeCollector:
     def has_negative(self) -> bool:
         """True if any observed value was negative (decides the sign of an unsigned-or-signed grid)."""
         return self._negative
+
+
+def collector_for(settings: RangeSettings, axis: int | None, seed: int = 0) -> RangeCollector:
+    """The collector an ``initializer.range`` entry asks for (per channel along ``axis``, or per tensor)."""
+    return RangeCollector(settings.type, axis, settings.min_percentile, settings.max_percentile, seed)
+
+
+@dataclass
+class Collection:
+    """Range statistics being gathered for one quantizer (during ``initialize``), with its sample budget."""
+
+    collector: RangeCollector
+    samples_left: int | None = None
+    batches_left: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return (self.samples_left is not None and self.samples_left <= 0) or (self.batches_left is not None and self.batches_left <= 0)
+
+    def observe(self, values: np.ndarray) -> None:
+        """One batch of what the quantizer sees (batch first; a 0-d array counts as one sample)."""
+        if self.done:
+            return
+        values = np.asarray(values)
+        self.collector.update(values)
+        if self.samples_left is not None:
+            self.samples_left -= int(values.shape[0]) if values.ndim > 0 else 1
+        if self.batches_left is not None:
+            self.batches_left -= 1

@@ -148,3 +148,19 @@ def check_section(raw: Mapping[str, Any], path: str) -> list[ConfigProblem]:
     except (TypeError, ValueError, KeyError, AttributeError):
         return []
     return []
+
+
+def first_range(ranges: Sequence[RangeSettings], selections: Sequence[tuple[Any, Any]], group: str, layers: Sequence[str]) -> RangeSettings:
+    """The first ``initializer.range`` entry that applies to a quantizer of ``group`` at ``layers``.
+
+    ``selections`` holds each entry's resolved ``(ignored_scopes, target_scopes)`` (objects supporting ``in``).
+    """
+    for entry, (ignored, targets) in zip(ranges, selections, strict=True):
+        if entry.group not in (None, group):
+            continue
+        if any(layer in ignored for layer in layers):
+            continue
+        if targets and not any(layer in targets for layer in layers):
+            continue
+        return entry
+    return RangeSettings()

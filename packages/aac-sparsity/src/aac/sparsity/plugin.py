@@ -1,6 +1,6 @@
 """aac-sparsity's plugin: registers ``magnitude_sparsity``, ``rb_sparsity`` and ``const_sparsity``.
 
-Importing it imports neither torch nor NumPy: factories are ``"module:function"`` strings that core
+Importing it imports neither torch, TensorFlow nor NumPy: factories are ``"module:function"`` strings that core
 imports only when a model is compressed. The cross-key rules (``check``) run in ``load_config``, so
 ``aac validate`` reports them with the schema's problems.
 """
@@ -41,7 +41,7 @@ def aac_algorithms() -> Iterable[AlgorithmSpec]:
         AlgorithmSpec(
             name="magnitude_sparsity",
             adaptive=True,
-            frameworks={"torch": "aac.sparsity.torch.magnitude:create"},
+            frameworks={"torch": "aac.sparsity.torch.magnitude:create", "tf": "aac.sparsity.tf.magnitude:create"},
             schema=schema("magnitude_sparsity"),
             package=PACKAGE,
             description="unstructured sparsity by weight magnitude; compression_rate = zero fraction of the sparsified weights",
@@ -61,7 +61,7 @@ def aac_algorithms() -> Iterable[AlgorithmSpec]:
         AlgorithmSpec(
             name="const_sparsity",
             adaptive=False,
-            frameworks={"torch": "aac.sparsity.torch.const:create"},
+            frameworks={"torch": "aac.sparsity.torch.const:create", "tf": "aac.sparsity.tf.const:create"},
             schema=schema("const_sparsity"),
             package=PACKAGE,
             description="keeps a fixed sparsity pattern (weight != 0, or masks from a checkpoint)",

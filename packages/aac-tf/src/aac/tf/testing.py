@@ -110,6 +110,85 @@ def compile_classifier(model: keras.Model, learning_rate: Any = 0.01, optimizer:
     return model
 
 
+# -- reference CNNs: the Keras twins of aac.torch.testing.models (channels last) ------------------
+
+
+def _conv_bn(x: Any, filters: int, kernel: int = 3, stride: int = 1, groups: int = 1, act: bool = True, name: str = "conv") -> Any:
+    x = keras.layers.Conv2D(filters, kernel, stride, padding="same", groups=groups, use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)  # PyTorch's default: fits short trainings
+    return keras.layers.ReLU(name=f"{name}_relu")(x) if act else x
+
+
+def _basic_block(x: Any, width: int, stride: int, name: str) -> Any:
+    """ResNet basic block: two 3x3 conv-BN, a projection shortcut when the shape changes, ReLU after the addition."""
+    y = _conv_bn(x, width, stride=stride, name=f"{name}_a")
+    y = _conv_bn(y, width, act=False, name=f"{name}_b")
+    shortcut = x if stride == 1 and x.shape[-1] == width else _conv_bn(x, width, 1, stride, act=False, name=f"{name}_down")
+    return keras.layers.ReLU(name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([y, shortcut]))
+
+
+def resnet_like(size: int = 8, channels: int = 3, classes: int = 10, widths: tuple[int, ...] = (16, 32), blocks: int = 1) -> keras.Model:
+    """Residual additions (and projection shortcuts) tie producers into groups."""
+    inputs = keras.Input((size, size, channels), name="image")
+    x = _conv_bn(inputs, widths[0], name="stem")
+    for stage, width in enumerate(widths):
+        for block in range(blocks):
+            x = _basic_block(x, width, 2 if stage > 0 and block == 0 else 1, f"s{stage}b{block}")
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="fc")(x), name="resnet_like")
+
+
+def mobilenet_like(size: int = 8, channels: int = 3, classes: int = 10, width: int = 16) -> keras.Model:
+    """MobileNetV2 blocks: 1x1 expansion, 3x3 DepthwiseConv2D (a follower of the expansion), 1x1 projection, residuals."""
+    inputs = keras.Input((size, size, channels), name="image")
+    x = _conv_bn(inputs, width, name="stem")
+    for index, (cout, stride) in enumerate([(width, 1), (2 * width, 2), (2 * width, 1)]):
+        cin = x.shape[-1]
+        y = _conv_bn(x, 2 * cin, 1, name=f"b{index}_expand")
+        y = keras.layers.DepthwiseConv2D(3, stride, padding="same", use_bias=False, name=f"b{index}_dw")(y)
+        y = keras.layers.ReLU(name=f"b{index}_dw_relu")(keras.layers.BatchNormalization(name=f"b{index}_dw_bn")(y))
+        y = _conv_bn(y, cout, 1, act=False, name=f"b{index}_project")
+        x = keras.layers.Add(name=f"b{index}_add")([x, y]) if stride == 1 and cin == cout else y
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(_conv_bn(x, 4 * width, 1, name="head"))
+    x = keras.layers.Dropout(0.1, name="dropout")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="classifier")(x), name="mobilenet_like")
+
+
+def densenet_like(size: int = 8, channels: int = 3, classes: int = 10, growth: int = 8, stem: int = 16) -> keras.Model:
+    """Each layer concatenates its output to its input; a 1x1 transition, pooling and Flatten feed the classifier."""
+    inputs = keras.Input((size, size, channels), name="image")
+    x = keras.layers.Conv2D(stem, 3, padding="same", use_bias=False, name="stem")(inputs)
+    for index in range(3):
+        y = keras.layers.ReLU(name=f"d{index}_relu")(keras.layers.BatchNormalization(name=f"d{index}_bn")(x))
+        y = keras.layers.Conv2D(growth, 3, padding="same", use_bias=False, name=f"d{index}_conv")(y)
+        x = keras.layers.Concatenate(name=f"d{index}_concat")([x, y])
+    x = keras.layers.ReLU(name="norm_relu")(keras.layers.BatchNormalization(name="norm")(x))
+    x = keras.layers.Conv2D(32, 1, use_bias=False, name="transition")(x)
+    x = keras.layers.Flatten(name="flatten")(keras.layers.AveragePooling2D(2, name="pool")(x))
+    return keras.Model(inputs, keras.layers.Dense(classes, name="fc")(x), name="densenet_like")
+
+
+def grouped_conv_net(size: int = 8, channels: int = 3, classes: int = 10, groups: int = 2) -> keras.Model:
+    """A grouped 3x3 convolution (``Conv2D(groups=...)``) between plain ones: it and its producer stay whole."""
+    inputs = keras.Input((size, size, channels), name="image")
+    x = _conv_bn(inputs, 16, name="c1")
+    x = _conv_bn(x, 32, 1, name="c2")
+    x = _conv_bn(x, 32, 3, groups=groups, name="grouped")
+    x = _conv_bn(_conv_bn(x, 32, 1, name="c3"), 16, 3, name="c4")
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="fc")(x), name="grouped_conv_net")
+
+
+def digits_net(width: int = 32, classes: int = 10) -> keras.Model:
+    """Small residual CNN for 8x8 single-channel images (sklearn's digits): the twin of ``DigitsNet``."""
+    inputs = keras.Input((8, 8, 1), name="image")
+    x = _conv_bn(inputs, width, name="stem")
+    x = _basic_block(_basic_block(x, width, 1, "block1"), 2 * width, 2, "block2")
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dense(2 * width, activation="relu", name="fc1")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="fc2")(x), name="digits_net")
+
+
 # -- a toy algorithm ---------------------------------------------------------------------------
 
 

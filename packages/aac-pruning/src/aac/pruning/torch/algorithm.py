@@ -10,9 +10,8 @@ from torch import nn
 
 from aac.core.config import AlgorithmSection, Config
 from aac.pruning.algorithm import FilterPruningAlgorithm
-from aac.pruning.groups import PruningAnalysis, PruningRules
-from aac.pruning.params import FilterPruningParams
-from aac.pruning.torch.masks import ChannelMasks, output_axis
+from aac.pruning.groups import PruningAnalysis
+from aac.pruning.torch.masks import TorchChannelMasks, output_axis
 from aac.pruning.torch.strip import remove_pruned_channels
 from aac.torch.algorithm import TorchCompressionAlgorithm
 from aac.torch.tracing import TorchModel
@@ -24,19 +23,15 @@ class TorchFilterPruning(FilterPruningAlgorithm, TorchCompressionAlgorithm):
 
     def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
         super().__init__(prepared, section)
-        params = FilterPruningParams.from_section(section.raw, section.params, section.path)
-        rules = PruningRules(
-            prune_first=params.prune_first_conv,
-            prune_downsample=params.prune_downsample_convs,
-            prune_batch_norms=params.prune_batch_norms,
+        self._init_from_section(
+            prepared.graph, section,
             is_ignored=lambda layer: layer in self.ignored,
             is_target=lambda layer: not self.targets or layer in self.targets,
+            model_params=sum(p.numel() for p in prepared.module.parameters()),
         )
-        model_params = sum(p.numel() for p in prepared.module.parameters())
-        self._init_pruning(prepared.graph, params, rules, path=section.path, model_params=model_params)
 
     def _attach_masks(self, analysis: PruningAnalysis) -> None:
-        self._masks = ChannelMasks(self.model, analysis, self.name)
+        self._masks = TorchChannelMasks(self.model, analysis, self.name)
 
     def _layer_filters(self, layer: str) -> np.ndarray:
         module = self.model.get_submodule(layer)
@@ -50,7 +45,7 @@ class TorchFilterPruning(FilterPruningAlgorithm, TorchCompressionAlgorithm):
         return self._masks.read()
 
     def _strip(self, model: nn.Module) -> nn.Module:
-        remove_pruned_channels(model, self.analysis, self._read_masks())
+        remove_pruned_channels(model, self.analysis, self._removal_masks())
         remove_transforms(model, self.name)  # all ones on the channels that are left
         return model
 

@@ -2,19 +2,18 @@
 
 Masks are shaped to broadcast against their tensor (``[C, 1, 1, 1]`` for a convolution weight), so
 the forward pass costs one multiplication per masked tensor and no reshaping. Writing new masks is
-done once per level change, not per forward.
+done once per level change, not per forward. Which tensors get masks and how groups map onto them
+is :class:`aac.pruning.masks.ChannelMasks` (shared with TensorFlow).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from aac.core.graph import Metatype
-from aac.pruning.groups import ChannelLayout, PruningAnalysis
+from aac.pruning.groups import LayerPlan, PruningAnalysis
+from aac.pruning.masks import ChannelMasks
 from aac.torch.transforms import Mask, add_transform
 
 
@@ -24,35 +23,31 @@ def output_axis(module: nn.Module, tensor_name: str) -> int:
     return 1 if transposed and tensor_name == "weight" else 0
 
 
-class ChannelMasks:
-    """The masks filter pruning put on a model, and how group masks map onto them."""
+class TorchChannelMasks(ChannelMasks[Mask]):
+    """Masks on the weights and biases of the planned modules of ``model``."""
 
     def __init__(self, model: nn.Module, analysis: PruningAnalysis, owner: str) -> None:
-        self._entries: list[tuple[ChannelLayout, Mask]] = []
-        self._group_masks: dict[int, Mask] = {}
-        for plan in analysis.layers.values():
-            if plan.outputs is None or not plan.masked:
+        self._model = model
+        self._owner = owner
+        super().__init__(analysis)
+
+    def _attach(self, plan: LayerPlan) -> list[Mask]:
+        assert plan.outputs is not None
+        module = self._model.get_submodule(plan.layer)
+        masks = []
+        for tensor_name in ("weight", "bias"):
+            tensor = getattr(module, tensor_name, None)
+            if not isinstance(tensor, torch.Tensor):
                 continue
-            module = model.get_submodule(plan.layer)
-            for tensor_name in ("weight", "bias"):
-                tensor = getattr(module, tensor_name, None)
-                if not isinstance(tensor, torch.Tensor):
-                    continue
-                shape = [1] * tensor.dim()
-                shape[output_axis(module, tensor_name)] = plan.outputs.channels
-                mask = Mask(torch.ones(shape, dtype=tensor.dtype, device=tensor.device), owner)
-                add_transform(module, tensor_name, mask)
-                self._entries.append((plan.outputs, mask))
-                if plan.metatype in (Metatype.CONV, Metatype.LINEAR) and len(plan.outputs.runs) == 1:
-                    group = plan.outputs.runs[0].group
-                    if group is not None:
-                        self._group_masks.setdefault(group, mask)
-        self._groups = len(analysis.groups)
+            shape = [1] * tensor.dim()
+            shape[output_axis(module, tensor_name)] = plan.outputs.channels
+            mask = Mask(torch.ones(shape, dtype=tensor.dtype, device=tensor.device), self._owner)
+            add_transform(module, tensor_name, mask)
+            masks.append(mask)
+        return masks
 
-    def write(self, keep: Sequence[np.ndarray]) -> None:
-        for layout, mask in self._entries:
-            values = torch.from_numpy(layout.keep_vector(keep).astype(np.float32))
-            mask.update(values.to(device=mask.mask.device, dtype=mask.mask.dtype))
+    def _assign(self, mask: Mask, values: np.ndarray) -> None:
+        mask.update(torch.from_numpy(values).to(device=mask.mask.device, dtype=mask.mask.dtype))
 
-    def read(self) -> list[np.ndarray]:
-        return [(self._group_masks[g].mask.detach().flatten() > 0.5).cpu().numpy() for g in range(self._groups)]
+    def _values(self, mask: Mask) -> np.ndarray:
+        return mask.mask.detach().flatten().float().cpu().numpy()

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from aac.pruning.groups import ChannelLayout, PruningAnalysis
+from aac.pruning.masks import channel_indices
 from aac.pruning.torch.masks import output_axis
 from aac.torch.transforms import cut_channels
 
@@ -41,9 +42,8 @@ def remove_pruned_channels(model: nn.Module, analysis: PruningAnalysis, keep: Se
 
 
 def _indices(layout: ChannelLayout | None, keep: Sequence[np.ndarray]) -> torch.Tensor | None:
-    if layout is None:
-        return None
-    return torch.from_numpy(np.flatnonzero(layout.keep_vector(keep)))
+    indices = channel_indices(layout, keep)
+    return None if indices is None else torch.from_numpy(indices)
 
 
 def _cut_conv(module: nn.modules.conv._ConvNd, outputs: torch.Tensor | None, inputs: torch.Tensor | None) -> None:

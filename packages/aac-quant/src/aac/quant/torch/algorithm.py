@@ -34,17 +34,12 @@ from torch.nn.utils import parametrize
 from aac.core.api import CompressionScheduler
 from aac.core.config import AlgorithmSection, Config
 from aac.core.errors import AacError
-from aac.core.graph import Metatype
-from aac.core.statistics import AlgorithmStatistics, Table
-from aac.quant.settings import ACTIVATIONS, WEIGHTS, QuantizationSettings, RangeSettings
-from aac.quant.torch.quantizers import (
-    Collection,
-    FakeQuantizer,
-    QuantizeDequantize,
-    collector_for,
-    make_quantizer,
-    quantize_weight_of,
-)
+from aac.core.statistics import AlgorithmStatistics
+from aac.quant.placement import input_sites
+from aac.quant.ranges import Collection, collector_for
+from aac.quant.report import QuantizerRow, quantization_statistics
+from aac.quant.settings import ACTIVATIONS, WEIGHTS, QuantizationSettings, RangeSettings, first_range
+from aac.quant.torch.quantizers import FakeQuantizer, QuantizeDequantize, make_quantizer, quantize_weight_of
 from aac.torch.algorithm import TorchCompressionAlgorithm
 from aac.torch.scopes import ScopeSelection
 from aac.torch.tracing import TorchModel
@@ -105,21 +100,6 @@ def _input_axis(module: nn.Module) -> int:
     return 0 if isinstance(module, nn.modules.conv._ConvNd) and module.transposed else 1
 
 
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def find(self, item: str) -> str:
-        self.parent.setdefault(item, item)
-        while self.parent[item] != item:
-            self.parent[item] = self.parent[self.parent[item]]
-            item = self.parent[item]
-        return item
-
-    def union(self, a: str, b: str) -> None:
-        self.parent[self.find(a)] = self.find(b)
-
-
 class QuantizationAlgorithm(TorchCompressionAlgorithm):
     """Quantization-aware training of a torch model (not adaptive: no level to search)."""
 
@@ -164,16 +144,7 @@ class QuantizationAlgorithm(TorchCompressionAlgorithm):
 
     def range_settings(self, group: str, layers: Iterable[str]) -> RangeSettings:
         """The first ``initializer.range`` entry that applies to a quantizer of ``group`` at ``layers``."""
-        layers = list(layers)
-        for entry, (ignored, targets) in zip(self.settings.ranges, self._range_scopes, strict=True):
-            if entry.group not in (None, group):
-                continue
-            if any(layer in ignored for layer in layers):
-                continue
-            if targets and not any(layer in targets for layer in layers):
-                continue
-            return entry
-        return RangeSettings()
+        return first_range(self.settings.ranges, self._range_scopes, group, list(layers))
 
     # -- placement ----------------------------------------------------------------------------
     def _place_weight_quantizers(self) -> None:
@@ -189,26 +160,11 @@ class QuantizationAlgorithm(TorchCompressionAlgorithm):
 
     def _place_activation_quantizers(self) -> None:
         modules = dict(self.model.named_modules())
-        graph = self.prepared.graph
-        groups = _UnionFind()
-        inputs_of: dict[str, set[str]] = {}
-        for node in graph.of_type(Metatype.CONV, Metatype.LINEAR):
-            layer = node.layer
-            if layer is None or not isinstance(modules.get(layer), QUANTIZABLE) or not node.inputs:
-                continue
-            if not self._group_selects(ACTIVATIONS, layer):
-                continue
-            producer = node.inputs[0]
-            groups.union(f"layer:{layer}", f"tensor:{producer}")
-            inputs_of.setdefault(layer, set()).add(producer)
-        components: dict[str, list[str]] = {}
-        for layer in inputs_of:  # graph order
-            components.setdefault(groups.find(f"layer:{layer}"), []).append(layer)
         settings = self.settings.activations
-        for consumers in components.values():
-            producers = set().union(*(inputs_of[c] for c in consumers))
-            if not self.settings.quantize_inputs and any(graph.node(p).metatype is Metatype.INPUT for p in producers):
-                continue
+        sites = input_sites(self.prepared.graph,
+                            lambda layer: isinstance(modules.get(layer), QUANTIZABLE) and self._group_selects(ACTIVATIONS, layer),
+                            self.settings.quantize_inputs)
+        for consumers in sites:
             first = modules[consumers[0]]
             channels, axis = _channels_and_axis(first, weights=False)
             if settings.per_channel and any(_channels_and_axis(modules[c], weights=False) != (channels, axis) for c in consumers[1:]):
@@ -341,29 +297,14 @@ class QuantizationAlgorithm(TorchCompressionAlgorithm):
     # -- reporting and state -------------------------------------------------------------------------
     def _collect_statistics(self) -> AlgorithmStatistics:
         rows = []
-        bits: dict[tuple[str, int, str], int] = {}
         for group, label, quantizer in self.quantizers():
             low, high = quantizer.current_range()
-            rows.append((label, group, quantizer.mode, quantizer.settings.bits, "yes" if quantizer.signed else "no",
-                         "yes" if quantizer.channels is not None else "no", round(float(low.min()), 6), round(float(high.max()), 6),
-                         "yes" if quantizer.is_initialized else "no"))
-            key = (group, quantizer.settings.bits, quantizer.mode)
-            bits[key] = bits.get(key, 0) + 1
+            rows.append(QuantizerRow(label, group, quantizer.mode, quantizer.settings.bits, quantizer.signed,
+                                     quantizer.channels is not None, low, high, quantizer.is_initialized))
         quantized_layers = set(self.weight_quantizers) | {c for s in self.activation_sites for c in s.consumers}
         candidates = [p for p, m in self.model.named_modules() if isinstance(m, QUANTIZABLE)]
-        scalars = {
-            "weight_quantizers": float(len(self.weight_quantizers)),
-            "activation_quantizers": float(len(self.activation_sites)),
-            "quantized_layers_ratio": len(quantized_layers) / len(candidates) if candidates else 0.0,
-            "initialized": float(all(q.is_initialized for _, _, q in self.quantizers())),
-        }
-        tables = [
-            Table("Bit widths of quantization", ("group", "bits", "mode", "quantizers"),
-                  tuple((g, b, m, n) for (g, b, m), n in sorted(bits.items()))),
-            Table("Quantizers of quantization", ("quantizer", "group", "mode", "bits", "signed", "per channel", "low", "high", "initialized"),
-                  tuple(rows)),
-        ]
-        return AlgorithmStatistics(self.name, scalars, tables)
+        return quantization_statistics(self.name, rows, len(self.weight_quantizers), len(self.activation_sites),
+                                       len(quantized_layers), len(candidates))
 
     def _get_algorithm_state(self) -> dict[str, Any]:
         """Signedness and ranges live in the model's state_dict (buffers and parameters); nothing else to keep."""

@@ -12,7 +12,6 @@ call; nothing of the input's size is kept besides the input and the output.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 
 from aac.quant.grid import MIN_RANGE, ExportGrid, Levels, export_grid, levels
-from aac.quant.ranges import RangeCollector
+from aac.quant.ranges import Collection, RangeCollector, collector_for
 from aac.quant.settings import ASYMMETRIC, QuantizerSettings, RangeSettings
 from aac.torch.transforms import WeightTransform
 
@@ -74,32 +73,6 @@ class _FakeQuantize(torch.autograd.Function):
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.dot(a.reshape(-1), b.reshape(-1))
-
-
-@dataclass
-class Collection:
-    """Range statistics being gathered for one quantizer (during ``initialize``), with its sample budget."""
-
-    collector: RangeCollector
-    samples_left: int | None = None
-    batches_left: int | None = None
-
-    @property
-    def done(self) -> bool:
-        return (self.samples_left is not None and self.samples_left <= 0) or (self.batches_left is not None and self.batches_left <= 0)
-
-    def observe(self, x: torch.Tensor) -> None:
-        if self.done:
-            return
-        self.collector.update(x.detach().float().cpu().numpy())
-        if self.samples_left is not None:
-            self.samples_left -= int(x.shape[0]) if x.dim() > 0 else 1
-        if self.batches_left is not None:
-            self.batches_left -= 1
-
-
-def collector_for(settings: RangeSettings, axis: int | None, seed: int = 0) -> RangeCollector:
-    return RangeCollector(settings.type, axis, settings.min_percentile, settings.max_percentile, seed)
 
 
 class _ChannelCuts:
@@ -262,7 +235,7 @@ class FakeQuantizer(_ChannelCuts, WeightTransform):
     # -- forward ---------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.collection is not None:
-            self.collection.observe(x)
+            self.collection.observe(x.detach().float().cpu().numpy())
             return x
         if not self._is_initialized and self.lazy_range is not None:
             self._lazy_init(x)

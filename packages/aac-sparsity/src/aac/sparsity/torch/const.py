@@ -8,28 +8,18 @@ that run's pattern. There is no level to set (not adaptive).
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import nn
 
-from aac.core.api import CompressionScheduler
 from aac.core.config import AlgorithmSection, Config
-from aac.core.statistics import AlgorithmStatistics
-from aac.sparsity.torch.base import SparsifiedLayer, SparsityAlgorithmBase
+from aac.sparsity.algorithm import ConstSparsityAlgorithm
+from aac.sparsity.torch.base import SparsifiedLayer, TorchSparsity
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import Mask, original
 
 
-class ConstSparsity(SparsityAlgorithmBase):
+class ConstSparsity(ConstSparsityAlgorithm, TorchSparsity):
     """Constant sparsity for torch models."""
-
-    name: ClassVar[str] = "const_sparsity"
-    adaptive: ClassVar[bool] = False
-
-    def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
-        super().__init__(prepared, section)
-        self._scheduler = CompressionScheduler()  # counts epochs; nothing to schedule
 
     def _make_transform(self, path: str, module: nn.Module) -> Mask:
         weight = original(module, "weight").detach()  # the stored weight, not what earlier transforms make of it
@@ -38,11 +28,6 @@ class ConstSparsity(SparsityAlgorithmBase):
     def _keep_mask(self, layer: SparsifiedLayer) -> torch.Tensor:
         mask: torch.Tensor = layer.transform.mask  # type: ignore[assignment]
         return mask
-
-    def _collect_statistics(self) -> AlgorithmStatistics:
-        statistics = super()._collect_statistics()
-        statistics.scalars["sparsity_level"] = statistics.scalars["sparsified_weights_sparsity"]
-        return statistics
 
 
 def create(model: TorchModel, section: AlgorithmSection, config: Config) -> ConstSparsity:

@@ -24,10 +24,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from aac.core.api import CompressionLoss, CompressionStage
+from aac.core.api import CompressionLoss
 from aac.core.config import AlgorithmSection, Config
 from aac.core.statistics import AlgorithmStatistics
-from aac.sparsity.torch.base import LevelSparsityAlgorithm, SparsifiedLayer
+from aac.sparsity.algorithm import RBSparsityAlgorithm
+from aac.sparsity.torch.base import SparsifiedLayer, TorchSparsity
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import WeightTransform, original
 
@@ -113,11 +114,8 @@ def _logits(layer: SparsifiedLayer) -> torch.Tensor:
     return transform.values()
 
 
-class RBSparsity(LevelSparsityAlgorithm):
+class RBSparsity(RBSparsityAlgorithm, TorchSparsity):
     """RB sparsity for torch models (adaptive: the loop may set its ``compression_rate``)."""
-
-    name: ClassVar[str] = "rb_sparsity"
-    default_schedule: ClassVar[str] = "exponential"
 
     def __init__(self, prepared: TorchModel, section: AlgorithmSection, lr_multiplier: float = 1.0) -> None:
         self.lr_multiplier = float(lr_multiplier)
@@ -131,29 +129,11 @@ class RBSparsity(LevelSparsityAlgorithm):
     def _keep_mask(self, layer: SparsifiedLayer) -> torch.Tensor:
         return _logits(layer) > 0
 
-    def _apply_levels(self) -> None:
-        """Nothing to recompute: the loss reads the level at every call."""
-
     def _on_freeze(self, frozen: bool) -> None:
         for layer in self.layers:
             transform: RBMask = layer.transform  # type: ignore[assignment]
             transform.frozen = frozen
             transform.logits.requires_grad_(not frozen)
-
-    def _before_rate_write(self) -> None:
-        self.freeze(False)
-
-    def compression_stage(self) -> CompressionStage:
-        """Fully compressed once the schedule is at its target *and* the masks are within ``eps`` of it.
-
-        The level is only what the loss pursues; an early-exit run must not stop while the masks
-        still keep (nearly) every weight.
-        """
-        stage = super().compression_stage()
-        if stage is CompressionStage.FULLY_COMPRESSED and not self.settings.local:
-            if self.measured_level() < self._level - self.settings.adaptive_eps:
-                return CompressionStage.PARTIALLY_COMPRESSED
-        return stage
 
     def _collect_statistics(self) -> AlgorithmStatistics:
         statistics = super()._collect_statistics()

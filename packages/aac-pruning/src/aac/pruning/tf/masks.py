@@ -1,0 +1,103 @@
+"""Which weights of a Keras layer carry channels, and the channel masks on them.
+
+Keras keeps the channel axes last (a ``Conv2D`` kernel is ``(kh, kw, in, out)``, a ``Dense`` kernel
+``(in, out)``, a transposed convolution's ``(kh, kw, out, in)``), whatever the data format.
+:func:`weight_axes` says, for every layer class filter pruning changes, which axis of which weight
+follows the layer's output channels and which its input channels; masking (here), importance
+(:meth:`TFFilterPruning._layer_filters`) and removal (:mod:`aac.pruning.tf.strip`) all read it.
+Masks are :class:`aac.tf.transforms.Mask` transforms shaped to broadcast against their weight
+(``(1, 1, 1, C)`` for a convolution kernel), assigned in place when the level changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from aac.pruning.groups import LayerPlan, PruningAnalysis
+from aac.pruning.masks import ChannelMasks
+from aac.tf.algorithm import TFCompressionAlgorithm
+from aac.tf.models import TFModel
+from aac.tf.transforms import Mask, original
+
+L = keras.layers
+_TRANSPOSED = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
+_DEPTHWISE = (L.DepthwiseConv1D, L.DepthwiseConv2D)
+_SEPARABLE = (L.SeparableConv1D, L.SeparableConv2D)
+_CONV = (L.Conv1D, L.Conv2D, L.Conv3D)
+
+
+@dataclass(frozen=True)
+class WeightAxes:
+    """How one weight of a layer follows channels.
+
+    :ivar output: axis indexed by the layer's output channels (None: independent of them).
+    :ivar input: axis indexed by its input channels (None: independent of them).
+    :ivar input_repeat: consecutive entries per input channel along ``input`` (a separable
+        convolution's pointwise kernel reads ``depth_multiplier`` entries per input channel).
+    :ivar masked: masked while training (batch-norm moving statistics are only cut).
+    """
+
+    output: int | None
+    input: int | None = None
+    input_repeat: int = 1
+    masked: bool = True
+
+
+def weight_axes(layer: Any) -> dict[str, WeightAxes] | None:
+    """Weight name -> :class:`WeightAxes` for the layers filter pruning can change (the filter weight first);
+    None for any other layer. Weights the layer does not have (``use_bias=False``, ``center=False``) are left out."""
+    if isinstance(layer, _SEPARABLE):
+        axes = {"pointwise_kernel": WeightAxes(-1, -2, int(layer.depth_multiplier)), "depthwise_kernel": WeightAxes(None, -2),
+                "bias": WeightAxes(0)}
+    elif isinstance(layer, _DEPTHWISE):  # (..., channels, multiplier): a filter reads only its own channel
+        axes = {"kernel": WeightAxes(-2), "bias": WeightAxes(0)}
+    elif isinstance(layer, _TRANSPOSED):
+        axes = {"kernel": WeightAxes(-2, -1), "bias": WeightAxes(0)}
+    elif isinstance(layer, (*_CONV, L.Dense)):
+        axes = {"kernel": WeightAxes(-1, -2), "bias": WeightAxes(0)}
+    elif isinstance(layer, (L.BatchNormalization, L.GroupNormalization)):
+        axes = {"gamma": WeightAxes(0), "beta": WeightAxes(0),
+                "moving_mean": WeightAxes(0, masked=False), "moving_variance": WeightAxes(0, masked=False)}
+    else:
+        return None
+    return {name: a for name, a in axes.items() if getattr(layer, name, None) is not None}
+
+
+def filter_rows(layer: Any) -> np.ndarray:
+    """The layer's stored (unmasked) filter weights, one row per output channel (what importance reads)."""
+    name, axes = next((n, a) for n, a in (weight_axes(layer) or {}).items() if a.output is not None)
+    weight = np.asarray(original(layer, name).numpy(), dtype=np.float32)
+    rows = np.moveaxis(weight, axes.output, 0)
+    return rows.reshape(rows.shape[0], -1)
+
+
+class TFChannelMasks(ChannelMasks[Mask]):
+    """:class:`~aac.tf.transforms.Mask` transforms on the output-channel weights of the planned layers."""
+
+    def __init__(self, algorithm: TFCompressionAlgorithm, prepared: TFModel, analysis: PruningAnalysis) -> None:
+        self._algorithm = algorithm
+        self._layers = prepared.layers()
+        super().__init__(analysis)
+
+    def _attach(self, plan: LayerPlan) -> list[Mask]:
+        assert plan.outputs is not None
+        layer = self._layers[plan.layer]
+        masks = []
+        for name, axes in (weight_axes(layer) or {}).items():
+            if axes.output is None or not axes.masked:
+                continue
+            weight = original(layer, name)
+            shape = [1] * len(weight.shape)
+            shape[axes.output] = plan.outputs.channels
+            masks.append(self._algorithm.add_transform(layer, name, Mask(self._algorithm.name, shape=shape)))
+        return masks
+
+    def _assign(self, mask: Mask, values: np.ndarray) -> None:
+        mask.update(values)
+
+    def _values(self, mask: Mask) -> np.ndarray:
+        return mask.numpy()

@@ -1,0 +1,151 @@
+"""The Keras filter-pruning controller: rate setter and getter, schedule, state, statistics, the three model styles."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")  # the tests(aac-pruning) session installs torch only
+pytest.importorskip("aac.tf")
+
+import keras
+
+from aac.core import CompressionStage, create_compressed_model
+from aac.core.errors import CompressionRateError, ConfigError
+from aac.pruning.tf.algorithm import TFFilterPruning
+from aac.pruning.tf.strip import parameter_count
+from aac.tf.testing import SubclassedModel, digits_net, resnet_like
+from aac.tf.transforms import effective_value, has_transforms, original
+
+
+def _masked_filters(layer):
+    kernel = effective_value(layer, "kernel")
+    return np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(0) == 0
+
+
+def test_the_tf_factory_is_registered(compress_tf):
+    controller = compress_tf(resnet_like())
+    assert isinstance(controller, TFFilterPruning) and controller.name == "filter_pruning"
+
+
+def test_rate_setter_down_brings_filters_back(compress_tf):
+    controller = compress_tf(resnet_like(), prune_downsample_convs=True)
+    conv = controller.model.get_layer("s1b0_a_conv")
+    weights = original(conv, "kernel").numpy().copy()
+    controller.compression_rate = 0.5
+    assert controller.compression_rate == pytest.approx(0.5, abs=0.03)
+    assert _masked_filters(conv).sum() == 16
+    controller.compression_rate = 0.25
+    assert _masked_filters(conv).sum() == 8
+    controller.compression_rate = 0.0
+    assert not _masked_filters(conv).any()
+    assert np.array_equal(effective_value(conv, "kernel"), weights)  # weights were never destroyed
+    controller.compression_rate = controller.maximal_compression_rate  # every group down to one block of 8
+    assert _masked_filters(conv).sum() == 24
+
+
+@pytest.mark.parametrize("target", [0.1, 0.33, 0.5, 0.62])
+def test_getter_reads_back_what_the_setter_set(compress_tf, target):
+    controller = compress_tf(resnet_like(), prune_downsample_convs=True, filters_multiple_of=1)
+    controller.compression_rate = target
+    measured = controller.compression_rate
+    assert measured == pytest.approx(target, abs=3 / 80 / 2 + 1e-9)  # a level step removes at most 3 of the 80 filters
+    controller.compression_rate = measured
+    assert controller.compression_rate == pytest.approx(measured)
+    with pytest.raises(CompressionRateError, match="at most"):
+        controller.compression_rate = controller.maximal_compression_rate + 0.01
+
+
+def test_flops_mode_and_its_input_info(compress_tf):
+    controller = compress_tf(resnet_like(), pruning_flops_target=0.5, prune_downsample_convs=True, filters_multiple_of=1)
+    controller.compression_rate = 0.4
+    assert controller.compression_rate == pytest.approx(0.4, abs=0.01)
+    assert controller.statistics()["filter_pruning"].scalars["flops_pruning_level"] == pytest.approx(controller.compression_rate)
+    with pytest.raises(ConfigError, match="set either pruning_target .* or pruning_flops_target .*, not both"):
+        compress_tf(resnet_like(), pruning_flops_target=0.5, pruning_target=0.5)
+
+
+def test_schedule_moves_the_level_then_freezes(compress_tf):
+    controller = compress_tf(resnet_like(), section={"pruning_init": 0.1}, pruning_target=0.5, pruning_steps=3,
+                             prune_downsample_convs=True)
+    rates, stages = [], []
+    for _ in range(5):
+        controller.scheduler.epoch_step()
+        rates.append(controller.compression_rate)
+        stages.append(controller.compression_stage())
+    assert rates == sorted(rates) and rates[-1] == pytest.approx(0.5, abs=0.03)
+    assert stages[0] is CompressionStage.PARTIALLY_COMPRESSED and stages[-1] is CompressionStage.FULLY_COMPRESSED
+    conv = controller.model.get_layer("s0b0_a_conv")
+    before = _masked_filters(conv)
+    kernel = original(conv, "kernel")
+    kernel.assign(kernel.numpy() * np.linspace(10, 0.1, 16, dtype="float32"))  # reorder importance
+    controller.scheduler.epoch_step()
+    assert np.array_equal(_masked_filters(conv), before)  # frozen masks do not follow the weights
+
+
+def test_state_round_trips_through_json(compress_tf):
+    model = resnet_like()
+    weights = model.get_weights()
+    controller = compress_tf(model, prune_downsample_convs=True, filter_importance="geometric_median")
+    controller.compression_rate = 0.6
+    controller.disable_scheduler()
+    state = json.loads(json.dumps(controller.get_state()))
+    fresh = resnet_like()
+    fresh.set_weights(weights)
+    restored, _ = create_compressed_model(fresh, {"input_info": {"sample_size": [1, 8, 8, 3]},
+                                                 "compression": {"algorithm": "filter_pruning",
+                                                                 "params": {"prune_downsample_convs": True}}},
+                                          compression_state=state)
+    assert restored.compression_rate == pytest.approx(controller.compression_rate) and restored.scheduler_disabled
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(fresh(x), model(x), atol=1e-6)
+
+
+def test_statistics_tables(compress_tf):
+    controller = compress_tf(digits_net(width=16), (1, 8, 8, 1), prune_downsample_convs=True, filters_multiple_of=4)
+    controller.compression_rate = 0.5
+    stats = controller.statistics()["filter_pruning"]
+    model_table, layer_table, kept_table = stats.tables
+    assert [row[0] for row in model_table.rows] == ["FLOPs", "Parameters", "Filters"]
+    assert all(row[2] < row[1] and 0 < row[3] < 1 for row in model_table.rows)
+    layers = {row[0]: row for row in layer_table.rows}
+    assert layers["block2_a_conv"][1:3] == (32, 16)
+    assert layers["fc2"][3:5] == (32, 16)  # the classifier's inputs follow fc1
+    assert "fc2" in kept_table.to_str() and "stem_conv" in kept_table.to_str()
+    assert "Statistics of the pruned model" in controller.statistics().to_str()
+
+
+def test_sequential_models_are_pruned_and_ignored_scopes_apply(compress_tf):
+    model = keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv3"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(10, name="fc"),
+    ], name="plain_cnn")
+    controller = compress_tf(model, section={"ignored_scopes": ["conv3"]}, prune_first_conv=True)
+    assert {g.producers for g in controller.analysis.groups} == {("conv1",)}
+    kept = {p: k.reasons for k in controller.analysis.kept for p in k.producers}
+    assert kept["conv2"] == ("it feeds layer 'conv3' (Conv2D in ignored_scopes), which aac cannot follow channels through",)
+    controller.compression_rate = 0.5
+    assert _masked_filters(model.get_layer("conv1")).sum() == 8
+    assert not _masked_filters(model.get_layer("conv2")).any()
+
+
+def test_subclassed_models_are_masked_and_only_zeroed_by_strip(compress_tf):
+    model = SubclassedModel()
+    model(np.zeros((2, 8), "float32"))
+    controller = compress_tf(model, (1, 8), prune_first_conv=True)
+    assert {g.producers for g in controller.analysis.groups} == {("fc1", "block/inner")}
+    controller.compression_rate = 0.5
+    x = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
+    with pytest.warns(UserWarning, match="cannot remove them: SubclassedModel is a subclassed model"):
+        stripped = controller.strip()
+    assert not has_transforms(stripped) and has_transforms(model)
+    np.testing.assert_allclose(stripped(x), model(x), atol=1e-5)
+    assert parameter_count(stripped) == parameter_count(model)  # the same size: nothing was removed
+    table = controller.statistics()["filter_pruning"].tables[-1]
+    assert table.title == "Pruned layers strip() zeroes but cannot remove"
+    assert table.rows == (("fc1, block/inner", "SubclassedModel is a subclassed model: its layers cannot be rebuilt smaller "
+                                                "(build it with the functional API)"),)

@@ -1,0 +1,161 @@
+"""Physical removal on Keras: the stripped model computes what the masked model computes, with fewer parameters;
+exported to .keras and SavedModel, reloaded and compared."""
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")  # the tests(aac-pruning) session installs torch only
+pytest.importorskip("aac.tf")
+
+import keras  # noqa: E402
+
+from aac.core import create_compressed_model  # noqa: E402
+from aac.pruning.tf.strip import parameter_count  # noqa: E402
+from aac.tf.testing import ResidualBlock, densenet_like, digits_net, grouped_conv_net, mobilenet_like, resnet_like  # noqa: E402
+from aac.tf.transforms import Mask, TransformError, add_transform, has_transforms  # noqa: E402
+
+
+def _separable(size=8, channels=3, classes=10):
+    """SeparableConv2D (depthwise, then pointwise with depth_multiplier entries per input channel), a
+    transposed convolution, Reshape to an explicit size and GroupNormalization with one channel per group."""
+    inputs = keras.Input((size, size, channels))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.SeparableConv2D(16, 3, padding="same", depth_multiplier=2, name="separable")(x)
+    x = keras.layers.GroupNormalization(groups=16, name="gn")(x)
+    x = keras.layers.Conv2DTranspose(8, 3, padding="same", activation="relu", name="up")(x)
+    x = keras.layers.Reshape((size * size * 8,), name="flatten")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="fc")(x), name="separable_net")
+
+
+def _sequential():
+    return keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv1"),
+        keras.layers.BatchNormalization(name="bn1"),
+        keras.layers.ReLU(name="relu1"),
+        keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="conv2"),
+        keras.layers.MaxPooling2D(name="pool"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(16, activation="relu", name="fc1"),
+        keras.layers.Dense(10, name="fc2"),
+    ], name="sequential_cnn")
+
+
+CASES = {
+    "resnet": (lambda: resnet_like(blocks=2), (1, 8, 8, 3), {"prune_downsample_convs": True}),
+    "resnet-first-conv-global": (resnet_like, (1, 8, 8, 3), {"prune_downsample_convs": True, "prune_first_conv": True,
+                                                            "all_weights": True, "filters_multiple_of": 2}),
+    "mobilenet": (mobilenet_like, (1, 8, 8, 3), {"prune_first_conv": True, "prune_downsample_convs": True}),
+    "densenet": (densenet_like, (1, 8, 8, 3), {"filters_multiple_of": 2}),
+    "grouped": (grouped_conv_net, (1, 8, 8, 3), {"filter_importance": "geometric_median"}),
+    "separable": (_separable, (1, 8, 8, 3), {"prune_first_conv": True, "filters_multiple_of": 4}),
+    "sequential": (_sequential, (1, 8, 8, 3), {"prune_first_conv": True, "prune_downsample_convs": True, "filters_multiple_of": 4}),
+    "digits": (digits_net, (1, 8, 8, 1), {"prune_downsample_convs": True, "filters_multiple_of": 4}),
+}
+
+
+def _randomise_norms(model):
+    """Non-trivial batch-norm statistics, so that a wrongly cut norm shows in the outputs."""
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            shape = layer.moving_mean.shape
+            layer.moving_mean.assign(rng.uniform(-1, 1, shape))
+            layer.moving_variance.assign(rng.uniform(0.5, 2, shape))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, shape))
+            layer.beta.assign(rng.uniform(-0.5, 0.5, shape))
+    return model
+
+
+def _sample(shape, batch=5):
+    return np.random.default_rng(1).normal(size=(batch, *shape[1:])).astype("float32")
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("rate", [0.3, 0.6])
+def test_stripped_model_matches_the_masked_model(compress_tf, case, rate):
+    make, shape, params = CASES[case]
+    model = _randomise_norms(make())
+    x = _sample(shape)
+    unmasked = model(x, training=False).numpy()
+    controller = compress_tf(model, shape, **params)
+    controller.compression_rate = min(rate, controller.maximal_compression_rate)
+    masked = model(x, training=False).numpy()
+    assert not np.allclose(masked, unmasked, atol=1e-4)  # the masks do act
+    stripped = controller.strip()
+    np.testing.assert_allclose(stripped(x, training=False), masked, atol=1e-4, rtol=1e-4)
+    kept = parameter_count(stripped)
+    assert kept < parameter_count(model) and stripped.count_params() < model.count_params()
+    model_table = controller.statistics()["filter_pruning"].tables[0]
+    if case != "separable":  # aac-tf's graph counts a separable convolution as a plain one: its statistics are approximate
+        assert dict((row[0], row[2]) for row in model_table.rows)["Parameters"] == kept
+    assert not has_transforms(stripped) and has_transforms(model)
+    assert [type(a) for a in stripped.layers] == [type(a) for a in model.layers]
+
+
+def test_stripped_layers_are_smaller_and_the_original_keeps_training(compress_tf):
+    model = resnet_like()
+    controller = compress_tf(model, prune_downsample_convs=True)
+    controller.compression_rate = 0.5
+    stripped = controller.strip()
+    conv, norm, fc = (stripped.get_layer(n) for n in ("s1b0_a_conv", "s1b0_a_bn", "fc"))
+    assert conv.filters == 16 and tuple(conv.kernel.shape) == (3, 3, 16, 16)  # 32 -> 16 filters; its inputs are tied to the stem
+    assert tuple(norm.gamma.shape) == tuple(norm.moving_mean.shape) == (16,)
+    assert tuple(fc.kernel.shape) == (16, 10)
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(_sample((1, 8, 8, 3), 8), np.arange(8) % 10, epochs=1, verbose=0)
+    controller.compression_rate = 0.25
+    assert controller.strip().get_layer("s1b0_a_conv").filters == 24  # stripping again follows the new level
+
+
+def test_export_to_keras_and_saved_model_reloads_with_equal_outputs(compress_tf, tmp_path):
+    controller = compress_tf(_randomise_norms(digits_net(width=16)), (1, 8, 8, 1), prune_downsample_convs=True,
+                             filters_multiple_of=4)
+    controller.compression_rate = 0.5
+    x = _sample((1, 8, 8, 1), 7)
+    expected = controller.model(x, training=False).numpy()
+
+    reloaded = keras.saving.load_model(controller.export_model(tmp_path / "digits.keras"))
+    np.testing.assert_allclose(reloaded(x), expected, atol=1e-4)
+    assert reloaded.get_layer("block1_a_conv").kernel.shape == (3, 3, 16, 8)  # 16 -> 8 filters in the file too
+    assert parameter_count(reloaded) < parameter_count(controller.model)
+
+    served = tf.saved_model.load(str(controller.export_model(tmp_path / "digits_saved_model")))
+    np.testing.assert_allclose(served.serve(x), expected, atol=1e-4)
+    assert sorted(tuple(v.shape) for v in served.variables) == sorted(tuple(w.shape) for w in reloaded.weights)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits.keras", "digits_saved_model"]
+
+
+def test_layers_inside_a_custom_layer_are_zeroed_the_rest_removed(compress_tf):
+    inputs = keras.Input((8,))
+    x = keras.layers.Dense(16, activation="relu", name="fc0")(inputs)
+    x = ResidualBlock(16, name="block")(keras.layers.Dense(16, activation="relu", name="fc1")(x))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name="with_custom_layer")
+    controller = compress_tf(model, (1, 8), prune_first_conv=True)
+    assert {g.producers for g in controller.analysis.groups} == {("fc0",), ("fc1", "block/inner")}
+    controller.compression_rate = 0.5
+    with pytest.warns(UserWarning, match="zeroes the pruned filters of block/inner, fc1 but cannot remove them: 'block/inner' is "
+                                         r"inside custom layer 'block' \(ResidualBlock\)"):
+        stripped = controller.strip()
+    x = _sample((1, 8), 4)
+    np.testing.assert_allclose(stripped(x), model(x), atol=1e-5)
+    assert stripped.get_layer("fc0").units == 8 and stripped.get_layer("fc1").kernel.shape == (8, 16)
+    assert parameter_count(stripped) == parameter_count(model) - 8 * (8 + 1) - 8 * 16
+    table = controller.statistics()["filter_pruning"].tables[-1]
+    assert [row[0] for row in table.rows] == ["fc1, block/inner"]
+
+
+def test_another_algorithms_transform_on_a_cut_weight_is_an_error(compress_tf):
+    model = resnet_like()
+    controller = compress_tf(model, prune_downsample_convs=True)
+    add_transform(model.get_layer("fc"), "kernel", Mask("scale_weights"))  # stands in for a TF quantizer
+    controller.compression_rate = 0.5
+    with pytest.raises(TransformError, match="cannot remove channels of 'fc': its kernel carries Mask of 'scale_weights'"):
+        controller.strip()
+
+
+def test_nothing_pruned_strips_to_a_plain_copy(compress_tf):
+    model = resnet_like()
+    controller, _ = create_compressed_model(model, {"compression": {"algorithm": "filter_pruning"}})
+    stripped = controller.strip()
+    assert stripped is not model and not has_transforms(stripped) and stripped.count_params() == resnet_like().count_params()

@@ -1,0 +1,363 @@
+"""``quantization`` for Keras models: where quantizers go, range initialization, strip and export.
+
+Placement is PyTorch's, on aac-tf's graph (:func:`aac.quant.placement.input_sites`):
+
+* **weights** - every selected ``Conv*``, ``Conv*Transpose``, ``DepthwiseConv*`` and ``Dense`` layer gets a
+  :class:`~aac.quant.tf.quantizers.TFFakeQuantizer` on its ``kernel`` (an aac-tf weight transform);
+* **activations** - the first input of each such layer goes through a fake quantizer first (an
+  instance-level ``call`` wrapper, like aac-tf's transforms). Layers reading one tensor share one
+  quantizer; it is tracked as a sub-layer of the first of them, so ``model.variables``, ``fit`` and
+  aac's checkpoints carry it.
+
+``initialize(data)`` sets weight ranges from the weights, activation ranges from statistics over
+``num_init_samples`` samples (run eagerly), then re-estimates batch-norm statistics.
+
+``strip()`` stores every weight on its grid (the fake quantization folded in) and quantizes layer
+inputs with fixed :class:`~aac.quant.tf.quantizers.QuantizeDequantize` layers: inserted into the graph of a
+Sequential or functional model (so ``.keras`` files keep them), and through ``call`` wrappers for
+layers of a subclassed model or inside a custom layer or nested model (a SavedModel keeps those; a
+``.keras`` file cannot, and exporting one is refused).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+
+from aac.core.api import CompressionScheduler
+from aac.core.config import AlgorithmSection, Config
+from aac.core.errors import AacError
+from aac.core.statistics import AlgorithmStatistics
+from aac.quant.placement import input_sites
+from aac.quant.ranges import Collection, collector_for
+from aac.quant.report import QuantizerRow, quantization_statistics
+from aac.quant.settings import ACTIVATIONS, WEIGHTS, QuantizationSettings, RangeSettings, first_range
+from aac.quant.tf.quantizers import TFFakeQuantizer
+from aac.tf.algorithm import TFCompressionAlgorithm
+from aac.tf.export import ExportError
+from aac.tf.models import TFModel, iter_layers, model_style
+from aac.tf.scopes import ScopeSelection
+from aac.tf.transforms import fold_all, transforms_of
+
+logger = logging.getLogger("aac.quant")
+
+L = keras.layers
+#: layers whose kernels and inputs are quantized
+QUANTIZABLE: tuple[type, ...] = (L.Conv1D, L.Conv2D, L.Conv3D, L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose,
+                                 L.DepthwiseConv1D, L.DepthwiseConv2D, L.Dense)
+_OUTPUT_AXIS_MINUS_2 = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose, L.DepthwiseConv1D, L.DepthwiseConv2D)
+#: attribute of a stripped model that quantizes some inputs through call wrappers (not saveable as .keras)
+_WRAPPED = "_aac_quant_wrapped_inputs"
+
+
+class QuantizationError(AacError):
+    """Quantization was asked for something it cannot do; the message says what and where."""
+
+
+@dataclass
+class ActivationSite:
+    """One activation quantizer: the tensor it quantizes feeds ``consumers`` (layer paths)."""
+
+    name: str
+    quantizer: TFFakeQuantizer
+    consumers: list[str] = field(default_factory=list)
+
+
+class QuantizeInputCall:
+    """The instance-level ``call`` of a layer whose first input is quantized (wraps any earlier ``call``)."""
+
+    def __init__(self, layer: Any, quantizer: Any, inner: Any) -> None:
+        self.layer, self.quantizer, self.inner = layer, quantizer, inner
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        call = self.inner if self.inner is not None else type(self.layer).call.__get__(self.layer)
+        if args:
+            args = (self.quantizer.call(args[0]), *args[1:])
+        return call(*args, **kwargs)
+
+
+def _wrap_input(layer: Any, quantizer: Any) -> None:
+    object.__setattr__(layer, "call", QuantizeInputCall(layer, quantizer, layer.__dict__.get("call")))
+
+
+def _track(layer: Any, sublayer: Any) -> None:
+    locked = layer._tracker.locked
+    layer._tracker.unlock()
+    try:
+        layer._tracker.add_to_store("layers", sublayer)
+    finally:
+        if locked:
+            layer._tracker.lock()
+
+
+def _weight_axis(layer: Any) -> tuple[int, int]:
+    """(channels, axis) of a kernel's output channels (Keras: last axis, -2 for transposed and depthwise kernels)."""
+    kernel = layer.kernel
+    axis = -2 if isinstance(layer, _OUTPUT_AXIS_MINUS_2) else -1
+    return int(kernel.shape[axis]), axis
+
+
+class TFQuantization(TFCompressionAlgorithm):
+    """Quantization-aware training of a ``keras.Model`` (not adaptive: no level to search)."""
+
+    name: ClassVar[str] = "quantization"
+    adaptive: ClassVar[bool] = False
+
+    def __init__(self, prepared: TFModel, section: AlgorithmSection) -> None:
+        super().__init__(prepared, section)
+        self.settings = QuantizationSettings.from_section(section.raw, section.path)
+        self._scheduler = CompressionScheduler()
+        self._group_scopes = {name: self._group_selection(name) for name in (WEIGHTS, ACTIVATIONS)}
+        self._range_scopes = [self._range_selection(entry) for entry in self.settings.ranges]
+        self.weight_quantizers: dict[str, TFFakeQuantizer] = {}
+        self.activation_sites: list[ActivationSite] = []
+        self._layers = dict(iter_layers(self.model))
+        self._place_weight_quantizers()
+        self._place_activation_quantizers()
+        if not self.weight_quantizers and not self.activation_sites:
+            raise QuantizationError(
+                f"quantization ({section.path}) found nothing to quantize: it quantizes the kernels and inputs of "
+                f"{', '.join(sorted(t.__name__ for t in QUANTIZABLE))} layers; check ignored_scopes / target_scopes")
+        self.initialize_weights()
+
+    # -- scopes ----------------------------------------------------------------------------
+    def _group_selection(self, group: str) -> tuple[ScopeSelection, ScopeSelection]:
+        raw = self.section.get(group) or {}
+        selections = []
+        for key in ("ignored_scopes", "target_scopes"):
+            entries = raw.get(key) or []
+            entries = [entries] if isinstance(entries, str) else list(entries)
+            selections.append(self.prepared.scopes.select(entries, key=key, where=lambda e, g=group: f"{self.section.path}.{g}"))
+        return selections[0], selections[1]
+
+    def _range_selection(self, entry: RangeSettings) -> tuple[ScopeSelection, ScopeSelection]:
+        def where(e: str) -> str:
+            return entry.path
+        return (self.prepared.scopes.select(list(entry.ignored_scopes), key="ignored_scopes", where=where),
+                self.prepared.scopes.select(list(entry.target_scopes), key="target_scopes", where=where))
+
+    def _group_selects(self, group: str, path: str) -> bool:
+        ignored, targets = self._group_scopes[group]
+        return self.is_selected(path) and path not in ignored and (not targets or path in targets)
+
+    def range_settings(self, group: str, layers: Iterable[str]) -> RangeSettings:
+        return first_range(self.settings.ranges, self._range_scopes, group, list(layers))
+
+    # -- placement ----------------------------------------------------------------------------
+    def _place_weight_quantizers(self) -> None:
+        settings = self.settings.weights
+        for path, layer in self._layers.items():
+            if not isinstance(layer, QUANTIZABLE) or not self._group_selects(WEIGHTS, path):
+                continue
+            channels, axis = _weight_axis(layer)
+            quantizer = TFFakeQuantizer.from_settings(settings, self.name, channels, axis)
+            quantizer.label = f"{path}.kernel"
+            self.add_transform(layer, "kernel", quantizer)
+            self.weight_quantizers[path] = quantizer
+
+    def _place_activation_quantizers(self) -> None:
+        settings = self.settings.activations
+        sites = input_sites(self.prepared.graph,
+                            lambda p: isinstance(self._layers.get(p), QUANTIZABLE) and self._group_selects(ACTIVATIONS, p),
+                            self.settings.quantize_inputs)
+        for consumers in sites:
+            first = self._layers[consumers[0]]
+            channels = self._input_channels(consumers[0]) if settings.per_channel else None
+            quantizer = TFFakeQuantizer.from_settings(settings, self.name, channels, -1)
+            quantizer.build()
+            quantizer.label = f"input of {', '.join(consumers)}"
+            quantizer.lazy_range = self.range_settings(ACTIVATIONS, consumers)
+            _track(first, quantizer)
+            for consumer in consumers:
+                _wrap_input(self._layers[consumer], quantizer)
+            self.activation_sites.append(ActivationSite(consumers[0], quantizer, list(consumers)))
+
+    def _input_channels(self, path: str) -> int:
+        """The channels (last axis) of the first input of the layer at ``path``, from the graph."""
+        graph = self.prepared.graph
+        node = graph.layers()[path][0]
+        shape = graph.node(node.inputs[0]).output_shape
+        if not shape:
+            raise QuantizationError(f"activations.per_channel needs the input shape of '{path}': add input_info to the config")
+        return int(shape[-1])
+
+    def quantizers(self) -> Iterator[tuple[str, str, TFFakeQuantizer]]:
+        """``(group, label, quantizer)`` for every quantizer."""
+        for quantizer in self.weight_quantizers.values():
+            yield WEIGHTS, quantizer.label, quantizer
+        for site in self.activation_sites:
+            yield ACTIVATIONS, site.quantizer.label, site.quantizer
+
+    # -- initialization ---------------------------------------------------------------------------
+    def initialize_weights(self) -> None:
+        """Set every weight quantizer's range from the kernel it quantizes (through the transforms before it)."""
+        for path, quantizer in self.weight_quantizers.items():
+            layer = self._layers[path]
+            value = keras.ops.convert_to_tensor(layer.kernel)
+            for transform in transforms_of(layer, "kernel"):
+                if transform is quantizer:
+                    break
+                value = transform.call(value)
+            array = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float32)
+            collector = collector_for(self.range_settings(WEIGHTS, [path]), quantizer.channel_axis(array.ndim))
+            collector.update(array)
+            quantizer.apply_statistics(collector)
+
+    def initialize(self, data_loader: Any, *, batch_size: int = 32) -> None:
+        """Range initialization from ``data_loader``, then batch-norm adaptation (as configured).
+
+        :param data_loader: a ``tf.data.Dataset`` or any iterable of batches (a batch is the input or a
+            tuple whose first element is the input), or an array / ``(x, y)`` arrays, cut into ``batch_size`` batches.
+        """
+        self.initialize_weights()
+        if data_loader is None:
+            return
+        batches = list(_input_batches(data_loader, batch_size, self._samples_needed()))
+        sites = []
+        for site in self.activation_sites:
+            entry = self.range_settings(ACTIVATIONS, site.consumers)
+            if entry.num_init_steps == 0 or (entry.num_init_steps is None and entry.num_init_samples == 0):
+                site.quantizer.mark_initialized()
+                continue
+            site.quantizer.collection = Collection(
+                collector_for(entry, None if site.quantizer.channels is None else -1),
+                samples_left=None if entry.num_init_steps is not None else entry.num_init_samples, batches_left=entry.num_init_steps)
+            sites.append(site)
+        try:
+            for x in batches:
+                if all(s.quantizer.collection is None or s.quantizer.collection.done for s in sites):
+                    break
+                self.model(x, training=False)
+        finally:
+            missing = []
+            for site in sites:
+                collection, site.quantizer.collection = site.quantizer.collection, None
+                if collection is None or collection.collector.batches == 0:
+                    missing.append(site.quantizer.label)
+                else:
+                    site.quantizer.apply_statistics(collection.collector)
+        if missing:
+            logger.warning("[aac] quantization: no data reached %s during range initialization; their ranges are unchanged", missing)
+        if self.settings.num_bn_adaptation_samples > 0:
+            adapt_batchnorm(self.model, batches, self.settings.num_bn_adaptation_samples)
+
+    def _samples_needed(self) -> int:
+        counts = [e.num_init_samples for e in self.settings.ranges if e.num_init_steps is None]
+        return max([*counts, self.settings.num_bn_adaptation_samples, 1])
+
+    # -- strip and export ---------------------------------------------------------------------------
+    def _strip(self, model: Any) -> Any:
+        """Weights onto their grids (folded), layer inputs through fixed QDQ layers (see the module docstring)."""
+        fold_all(model, self.name)
+        layers = dict(iter_layers(model))
+        consumers = {c: site for site in self.activation_sites for c in site.consumers}
+        qdq = {id(site): site.quantizer.to_qdq(name=f"{site.name.replace('/', '_')}_input_qdq") for site in self.activation_sites}
+        rebuildable = model_style(model) != "subclassed"
+        in_graph = {p for p in consumers if rebuildable and "/" not in p}
+        wrapped = [p for p in consumers if p not in in_graph]
+        for path in wrapped:
+            _wrap_input(layers[path], qdq[id(consumers[path])])
+        if wrapped:
+            object.__setattr__(model, _WRAPPED, wrapped)
+        if not in_graph:
+            return model
+        by_layer = {id(layers[p]): qdq[id(consumers[p])] for p in in_graph}
+        quantized: dict[tuple[int, int], Any] = {}
+
+        def call_function(layer: Any, *args: Any, **kwargs: Any) -> Any:
+            q = by_layer.get(id(layer))
+            if q is not None and args:
+                key = (id(q), id(args[0]))
+                if key not in quantized:
+                    quantized[key] = q(args[0])
+                args = (quantized[key], *args[1:])
+            return layer(*args, **kwargs)
+
+        if isinstance(model, keras.Sequential):
+            inputs = keras.Input(batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype)
+            x = inputs
+            for layer in model.layers:
+                x = call_function(layer, x)
+            rebuilt = keras.Model(inputs, x, name=model.name)
+        else:
+            rebuilt = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call_function)
+        return rebuilt
+
+    def _export(self, stripped_model: Any, path: Path, **kwargs: Any) -> None:
+        wrapped = getattr(stripped_model, _WRAPPED, None)
+        if wrapped and path.suffix == ".keras":
+            raise ExportError(
+                f"a .keras file cannot keep the input quantization of {', '.join(wrapped[:3])} (layers of a subclassed model, or "
+                "inside a custom layer or nested model, quantize their inputs through call wrappers); export a SavedModel "
+                "(a directory path) instead")
+        super()._export(stripped_model, path, **kwargs)
+
+    # -- reporting and state -------------------------------------------------------------------------
+    def _collect_statistics(self) -> AlgorithmStatistics:
+        rows = []
+        for group, label, q in self.quantizers():
+            low, high = q.current_range()
+            rows.append(QuantizerRow(label, group, q.mode, q.bits, q.signed, q.channels is not None, low, high, q.is_initialized))
+        quantized_layers = set(self.weight_quantizers) | {c for s in self.activation_sites for c in s.consumers}
+        candidates = [p for p, layer in self._layers.items() if isinstance(layer, QUANTIZABLE)]
+        return quantization_statistics(self.name, rows, len(self.weight_quantizers), len(self.activation_sites),
+                                       len(quantized_layers), len(candidates))
+
+    def _get_algorithm_state(self) -> dict[str, Any]:
+        """Ranges, signedness and the initialized flags are variables (in aac's checkpoints); nothing else to keep."""
+        return {"quantizers": len(self.weight_quantizers) + len(self.activation_sites)}
+
+    def _load_algorithm_state(self, state: Mapping[str, Any]) -> None:
+        expected = len(self.weight_quantizers) + len(self.activation_sites)
+        if state and state.get("quantizers", expected) != expected:
+            raise QuantizationError(
+                f"the saved quantization state has {state['quantizers']} quantizers but this model has {expected}; "
+                "restore it into a model compressed with the same config")
+
+
+def _input_batches(data: Any, batch_size: int, samples: int) -> Iterator[Any]:
+    """Model inputs, batch by batch, until ``samples`` samples were produced."""
+    if isinstance(data, np.ndarray) or (isinstance(data, tuple) and data and isinstance(data[0], np.ndarray)):
+        array = data if isinstance(data, np.ndarray) else data[0]
+        data = [array[i:i + batch_size] for i in range(0, len(array), batch_size)]
+    seen = 0
+    for batch in data:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        yield x
+        seen += int(np.shape(x)[0]) if np.ndim(x) else 1
+        if seen >= samples:
+            return
+
+
+def adapt_batchnorm(model: Any, batches: list[Any], samples: int) -> None:
+    """Re-estimate batch-norm moving statistics of the (quantized) model over ``samples`` samples: a cumulative
+    average over the batches (momentum ``(i - 1) / i`` at batch ``i``) in training mode; nothing else is updated."""
+    norms = [layer for _, layer in iter_layers(model) if isinstance(layer, L.BatchNormalization)]
+    if not norms or not batches:
+        return
+    momenta = [layer.momentum for layer in norms]
+    frozen = [layer.trainable for layer in norms]
+    try:
+        seen = 0
+        for i, x in enumerate(batches, start=1):
+            for layer in norms:
+                layer.momentum = (i - 1) / i
+                layer.trainable = True
+            model(x, training=True)
+            seen += int(np.shape(x)[0])
+            if seen >= samples:
+                break
+    finally:
+        for layer, momentum, trainable in zip(norms, momenta, frozen, strict=True):
+            layer.momentum, layer.trainable = momentum, trainable
+
+
+def create(prepared: TFModel, section: AlgorithmSection, config: Config) -> TFQuantization:
+    """The factory aac-core calls for a ``quantization`` section on a Keras model."""
+    return TFQuantization(prepared, section)

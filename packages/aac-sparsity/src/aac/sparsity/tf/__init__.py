@@ -1,0 +1,13 @@
+"""The TensorFlow/Keras implementations of ``magnitude_sparsity``, ``rb_sparsity`` and ``const_sparsity``.
+
+Each is the framework-neutral controller of :mod:`aac.sparsity.algorithm` plus :class:`~aac.sparsity.tf.base.TFSparsity`
+(masks as :mod:`aac.tf.transforms` on the kernels of the user's layers). Each module has a
+``create(prepared, section, config)`` factory that aac-core calls (see :mod:`aac.sparsity.plugin`).
+"""
+
+try:
+    import keras  # noqa: F401
+
+    import aac.tf  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on what is installed
+    raise ImportError('sparsity for Keras models needs aac-tf: pip install "aac-sparsity[tf]"') from exc
