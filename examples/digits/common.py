@@ -82,8 +82,8 @@ def write_report(result: DemoResult, framework: str, out: Path) -> None:
                "parameters": {"full": full, "pruned": pruned}}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(table)
-    print(f"\n[demo] accuracy {result.uncompressed_accuracy:.2f}% -> {result.pruned_accuracy:.2f}% at filter pruning rate "
-          f"{result.compression_rate:.3f}; parameters {full} -> {pruned}")
+    print(f"\n[demo] accuracy {result.uncompressed_accuracy:.2f}% -> {result.pruned_accuracy:.2f}% at compression rate "
+          f"{result.compression_rate:.3f}; parameters of the training model {full} -> of the stripped model {pruned}")
     print(f"[demo] everything is in {out}:")
     files = {**result.files, **LOOP_FILES, "final_table.txt": "final statistics tables", "summary.json": "headline numbers"}
     for name, what in files.items():
