@@ -232,3 +232,27 @@ def test_equal_rates_and_steps_are_allowed(registry: Registry) -> None:
 def test_unknown_search_strategy(registry: Registry) -> None:
     problem = only_problem(config(search_strategy="stepp"), registry)
     assert problem == ConfigProblem(f"{PARAMS}.search_strategy", "unknown search strategy 'stepp' (did you mean 'step'?); installed: step")
+
+
+def test_every_section_accepts_nncf_common_keys(registry: Registry) -> None:
+    """NNCF lets every algorithm section carry scopes, validate_scopes, compression_lr_multiplier and a
+    batch-norm adaptation initializer; a plugin schema that leaves them out still accepts them."""
+    section = {
+        "algorithm": "toy_pruning",
+        "ignored_scopes": ["a"],
+        "validate_scopes": False,
+        "compression_lr_multiplier": 2.0,
+        "initializer": {"batchnorm_adaptation": {"num_bn_adaptation_samples": 64}},
+    }
+    config = load_config({"compression": section}, registry=registry)
+    (parsed,) = config.compression_sections()
+    assert parsed.validate_scopes is False and parsed.batchnorm_adaptation_samples == 64
+    with pytest.raises(ConfigError, match=r"\$\.compression\.initializer\.batchnorm_adaptation\.num_samples"):
+        load_config({"compression": {**section, "initializer": {"batchnorm_adaptation": {"num_samples": 1}}}}, registry=registry)
+
+
+def test_batchnorm_adaptation_defaults_follow_nncf(registry: Registry) -> None:
+    plain = load_config({"compression": {"algorithm": "toy_pruning"}}, registry=registry).compression_sections()[0]
+    asked = load_config({"compression": {"algorithm": "toy_pruning", "initializer": {"batchnorm_adaptation": {}}}},
+                        registry=registry).compression_sections()[0]
+    assert (plain.batchnorm_adaptation_samples, asked.batchnorm_adaptation_samples) == (0, 2000)

@@ -178,3 +178,23 @@ def test_statistics_tables(compress):
     assert "fc" in kept_table.to_str()
     assert stats.scalars["compression_rate"] == controller.compression_rate
     assert "Statistics of the pruned model" in controller.statistics().to_str()
+
+
+def test_nncf_section_keys_scope_warnings_and_batchnorm_adaptation(caplog):
+    """validate_scopes: false turns an unmatched scope into a warning; initializer.batchnorm_adaptation
+    re-estimates the BN statistics in initialize(), as NNCF configs expect."""
+    section = {"algorithm": "filter_pruning", "pruning_init": 0.5, "validate_scopes": False, "ignored_scopes": ["no.such.layer"],
+               "initializer": {"batchnorm_adaptation": {"num_bn_adaptation_samples": 32}},
+               "params": {"schedule": "baseline", "pruning_target": 0.5, "filters_multiple_of": 1}}
+    model = ResNet()
+    with caplog.at_level("WARNING", logger="aac.scopes"):
+        controller, compressed = create_compressed_model(model, {"input_info": {"sample_size": [1, 3, 16, 16]}, "compression": section})
+    assert "no.such.layer" in caplog.text and "validate_scopes is false" in caplog.text
+    norms = [m for m in compressed.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [n.running_var.clone() for n in norms]
+    controller.initialize([(torch.randn(16, 3, 16, 16) * 3, torch.zeros(16))] * 2)
+    assert all(not torch.equal(b, n.running_var) for b, n in zip(before, norms, strict=True))
+    assert all(n.num_batches_tracked > 0 for n in norms)
+    with pytest.raises(ConfigError, match="no.such.layer"):
+        create_compressed_model(ResNet(), {"input_info": {"sample_size": [1, 3, 16, 16]},
+                                           "compression": {**section, "validate_scopes": True}})

@@ -15,8 +15,9 @@ from torch.nn.utils import parametrize
 
 from aac.core import CompressionStage, ConfigError, create_compressed_model
 from aac.core.errors import AacError, CompressionRateError
-from aac.quant.torch.algorithm import INPUT_QUANTIZER, QuantizationAlgorithm, adapt_batchnorm, default_inputs
+from aac.quant.torch.algorithm import INPUT_QUANTIZER, QuantizationAlgorithm
 from aac.quant.torch.quantizers import AsymmetricQuantizer, FakeQuantizer, SymmetricQuantizer
+from aac.torch.batchnorm import adapt_batchnorm, default_inputs
 from aac.torch.testing.digits import DigitsCNN
 
 

@@ -19,6 +19,7 @@ Pure Python, like the rest of core: backends build the index from their model, c
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from aac.core.config import AlgorithmSection
 
 REGEX_PREFIX = "{re}"
+
+logger = logging.getLogger("aac.scopes")
 
 
 def _ancestors(path: str, separator: str) -> Iterator[str]:
@@ -103,10 +106,13 @@ class ScopeIndex:
                 return [self._named[name]]
         return []
 
-    def select(self, entries: Sequence[str], *, key: str, where: Callable[[str], str] = lambda entry: "$") -> ScopeSelection:
+    def select(self, entries: Sequence[str], *, key: str, where: Callable[[str], str] = lambda entry: "$",
+               strict: bool = True) -> ScopeSelection:
         """Resolve config entries; raise :class:`ConfigError` naming each entry that matches nothing.
 
         :param key: ``"ignored_scopes"`` or ``"target_scopes"`` (for messages).
+        :param strict: False (the section's ``validate_scopes: false``) logs unmatched entries as
+            warnings instead; an invalid regular expression is an error either way.
         :param where: JSON path of the config object whose ``key`` lists a given entry (the global lists
             and an algorithm's own are merged before they get here; see :func:`listed_in`).
         """
@@ -119,7 +125,11 @@ class ScopeIndex:
                 problems.append(ConfigProblem(f"{where(entry)}.{key}", f"'{entry}' is not a valid regular expression: {exc}"))
                 continue
             if not matched:
-                problems.append(ConfigProblem(f"{where(entry)}.{key}", f"'{entry}' matches no {self.noun} of the model{self._suggest(entry)}"))
+                problem = ConfigProblem(f"{where(entry)}.{key}", f"'{entry}' matches no {self.noun} of the model{self._suggest(entry)}")
+                if strict:
+                    problems.append(problem)
+                else:
+                    logger.warning("[aac] %s (validate_scopes is false: ignored)", problem)
             roots.update(matched)
         if problems:
             raise ConfigError(problems)

@@ -40,8 +40,16 @@ class TFCompressionAlgorithm(CompressionAlgorithm):
         self.targets: ScopeSelection = self._select(section.target_scopes, "target_scopes")
 
     def _select(self, entries: tuple[str, ...], key: str) -> ScopeSelection:
-        return self.prepared.scopes.select(entries, key=key, where=listed_in([self.section], key))
+        return self.prepared.scopes.select(entries, key=key, where=listed_in([self.section], key), strict=self.section.validate_scopes)
 
+
+    def initialize(self, data_loader: Any, *, batch_size: int = 32) -> None:
+        """Batch-norm adaptation over ``data_loader`` when the section's ``initializer.batchnorm_adaptation`` asks for it."""
+        from aac.tf.batchnorm import adapt_batchnorm, input_batches
+
+        samples = self.section.batchnorm_adaptation_samples
+        if samples > 0 and data_loader is not None:
+            adapt_batchnorm(self.model, list(input_batches(data_loader, batch_size, samples)), samples)
     def is_selected(self, layer_path: str) -> bool:
         """True if the config lets this algorithm compress ``layer_path`` (targeted and not ignored)."""
         return layer_path not in self.ignored and (not self.targets or layer_path in self.targets)

@@ -60,7 +60,8 @@ class TFBackend(Backend):
             )
         sections = config.compression_sections()
         ignored = list(dict.fromkeys(entry for section in sections for entry in section.ignored_scopes))
-        return prepare_model(model, config, ignored, where=listed_in(sections, "ignored_scopes"))
+        return prepare_model(model, config, ignored, where=listed_in(sections, "ignored_scopes"),
+                             strict=all(section.validate_scopes for section in sections))
 
     def finalize_model(self, prepared: TFModel, controller: Any) -> Any:
         """The user's own model object: algorithms changed it in place, so it is used exactly as before."""

@@ -214,18 +214,19 @@ def input_specs(model: Any, input_info: Any) -> list[InputSpec]:
 
 
 def prepare_model(model: Any, config: Any = None, ignored: Sequence[str] = (),
-                  where: Callable[[str], str] = lambda entry: "$") -> TFModel:
+                  where: Callable[[str], str] = lambda entry: "$", strict: bool = True) -> TFModel:
     """Build ``model`` if needed and describe it (see :class:`TFModel`); the graph is traced lazily.
 
     :param ignored: ``ignored_scopes`` entries; the layers they select stay opaque in the graph.
     :param where: JSON path of the config list that holds an entry (for error messages).
+    :param strict: False when a section sets ``validate_scopes: false`` (unmatched entries only warn).
     """
     input_info = config.get("input_info") if config is not None else None
     specs = InputSpec.from_config(input_info)
     ensure_built(model, specs)
     specs = specs or input_specs(model, None)
     scopes = ScopeIndex.from_model(model)
-    opaque = scopes.select(list(ignored), key="ignored_scopes", where=where) if ignored else ScopeSelection(frozenset())
+    opaque = scopes.select(list(ignored), key="ignored_scopes", where=where, strict=strict) if ignored else ScopeSelection(frozenset())
     return TFModel(model=model, scopes=scopes, inputs=specs, opaque=opaque)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from aac.core.api import CompressionAlgorithm
 from aac.core.config import AlgorithmSection
 from aac.core.scopes import listed_in
+from aac.torch.batchnorm import InputFn, adapt_batchnorm, default_inputs
 from aac.torch.export import export_module
 from aac.torch.scopes import ScopeSelection
 from aac.torch.tracing import TorchModel
@@ -38,11 +39,17 @@ class TorchCompressionAlgorithm(CompressionAlgorithm):
         self.targets: ScopeSelection = self._select(section.target_scopes, "target_scopes")
 
     def _select(self, entries: tuple[str, ...], key: str) -> ScopeSelection:
-        return self.prepared.scopes.select(entries, key=key, where=listed_in([self.section], key))
+        return self.prepared.scopes.select(entries, key=key, where=listed_in([self.section], key), strict=self.section.validate_scopes)
 
     def is_selected(self, module_path: str) -> bool:
         """True if the config lets this algorithm compress ``module_path`` (targeted and not ignored)."""
         return module_path not in self.ignored and (not self.targets or module_path in self.targets)
+
+    def initialize(self, data_loader: Any, *, input_fn: InputFn | None = None) -> None:
+        """Batch-norm adaptation over ``data_loader`` when the section's ``initializer.batchnorm_adaptation`` asks for it."""
+        samples = self.section.batchnorm_adaptation_samples
+        if samples > 0 and data_loader is not None:
+            adapt_batchnorm(self.model, data_loader, samples, input_fn or default_inputs)
 
     # -- stripping and export --------------------------------------------------------------
     def strip_model(self, model: nn.Module) -> nn.Module:

@@ -47,7 +47,8 @@ class TorchBackend(Backend):
         index = ScopeIndex.from_module(model)
         sections = config.compression_sections()
         ignored = [entry for section in sections for entry in section.ignored_scopes]
-        selection = index.select(ignored, key="ignored_scopes", where=listed_in(sections, "ignored_scopes"))
+        selection = index.select(ignored, key="ignored_scopes", where=listed_in(sections, "ignored_scopes"),
+                                 strict=all(section.validate_scopes for section in sections))
         return trace_model(model, config.get("input_info"), selection)
 
     def finalize_model(self, prepared: TorchModel, controller: Any) -> nn.Module:

@@ -51,6 +51,17 @@ class AlgorithmSection:
         """A key of the section itself (``pruning_init``, ``initializer`` …)."""
         return self.raw.get(key, default)
 
+    @property
+    def validate_scopes(self) -> bool:
+        """False if scope entries that match nothing should only be warned about (NNCF's key)."""
+        return bool(self.raw.get("validate_scopes", True))
+
+    @property
+    def batchnorm_adaptation_samples(self) -> int:
+        """``initializer.batchnorm_adaptation.num_bn_adaptation_samples``: 0 without the key, NNCF's 2000 if unset in it."""
+        adaptation = (self.raw.get("initializer") or {}).get("batchnorm_adaptation")
+        return 0 if adaptation is None else int(adaptation.get("num_bn_adaptation_samples", 2000))
+
 
 class Config(dict):  # type: ignore[type-arg]
     """A validated config: the plain (alias-normalised) dict plus typed views of what aac reads."""

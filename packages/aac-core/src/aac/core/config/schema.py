@@ -41,7 +41,11 @@ def section_schema(spec: AlgorithmSpec) -> dict[str, Any]:
     schema = copy.deepcopy(dict(spec.schema))
     schema.setdefault("$schema", "https://json-schema.org/draft/2020-12/schema")
     schema["$id"] = algorithm_schema_id(spec)
-    schema.setdefault("properties", {})["algorithm"] = {"const": spec.name}
+    properties = schema.setdefault("properties", {})
+    properties["algorithm"] = {"const": spec.name}
+    if schema.get("additionalProperties") is False:  # a closed schema must still take NNCF's common keys
+        for key, value in core_schema(CORE_SCHEMA)["$defs"]["algorithm_common"]["properties"].items():
+            properties.setdefault(key, copy.deepcopy(value))
     try:
         Draft202012Validator.check_schema(schema)
     except Exception as exc:

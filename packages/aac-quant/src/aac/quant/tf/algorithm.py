@@ -40,6 +40,7 @@ from aac.quant.report import QuantizerRow, quantization_statistics
 from aac.quant.settings import ACTIVATIONS, WEIGHTS, QuantizationSettings, RangeSettings, first_range
 from aac.quant.tf.quantizers import TFFakeQuantizer
 from aac.tf.algorithm import TFCompressionAlgorithm
+from aac.tf.batchnorm import adapt_batchnorm, input_batches
 from aac.tf.export import ExportError
 from aac.tf.models import TFModel, iter_layers, model_style
 from aac.tf.scopes import ScopeSelection
@@ -218,7 +219,7 @@ class TFQuantization(TFCompressionAlgorithm):
         self.initialize_weights()
         if data_loader is None:
             return
-        batches = list(_input_batches(data_loader, batch_size, self._samples_needed()))
+        batches = list(input_batches(data_loader, batch_size, self._samples_needed()))
         sites = []
         for site in self.activation_sites:
             entry = self.range_settings(ACTIVATIONS, site.consumers)
@@ -319,43 +320,6 @@ class TFQuantization(TFCompressionAlgorithm):
             raise QuantizationError(
                 f"the saved quantization state has {state['quantizers']} quantizers but this model has {expected}; "
                 "restore it into a model compressed with the same config")
-
-
-def _input_batches(data: Any, batch_size: int, samples: int) -> Iterator[Any]:
-    """Model inputs, batch by batch, until ``samples`` samples were produced."""
-    if isinstance(data, np.ndarray) or (isinstance(data, tuple) and data and isinstance(data[0], np.ndarray)):
-        array = data if isinstance(data, np.ndarray) else data[0]
-        data = [array[i:i + batch_size] for i in range(0, len(array), batch_size)]
-    seen = 0
-    for batch in data:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        yield x
-        seen += int(np.shape(x)[0]) if np.ndim(x) else 1
-        if seen >= samples:
-            return
-
-
-def adapt_batchnorm(model: Any, batches: list[Any], samples: int) -> None:
-    """Re-estimate batch-norm moving statistics of the (quantized) model over ``samples`` samples: a cumulative
-    average over the batches (momentum ``(i - 1) / i`` at batch ``i``) in training mode; nothing else is updated."""
-    norms = [layer for _, layer in iter_layers(model) if isinstance(layer, L.BatchNormalization)]
-    if not norms or not batches:
-        return
-    momenta = [layer.momentum for layer in norms]
-    frozen = [layer.trainable for layer in norms]
-    try:
-        seen = 0
-        for i, x in enumerate(batches, start=1):
-            for layer in norms:
-                layer.momentum = (i - 1) / i
-                layer.trainable = True
-            model(x, training=True)
-            seen += int(np.shape(x)[0])
-            if seen >= samples:
-                break
-    finally:
-        for layer, momentum, trainable in zip(norms, momenta, frozen, strict=True):
-            layer.momentum, layer.trainable = momentum, trainable
 
 
 def create(prepared: TFModel, section: AlgorithmSection, config: Config) -> TFQuantization:

@@ -21,7 +21,6 @@ QuantizeLinear/DequantizeLinear; ``export_model("m.onnx")`` writes that.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from aac.quant.report import QuantizerRow, quantization_statistics
 from aac.quant.settings import ACTIVATIONS, WEIGHTS, QuantizationSettings, RangeSettings, first_range
 from aac.quant.torch.quantizers import FakeQuantizer, QuantizeDequantize, make_quantizer, quantize_weight_of
 from aac.torch.algorithm import TorchCompressionAlgorithm
+from aac.torch.batchnorm import InputFn, adapt_batchnorm, default_inputs, restore_modes
 from aac.torch.scopes import ScopeSelection
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import Mask, TransformError, WeightTransform, add_transform, detach_parametrized_class
@@ -204,7 +204,7 @@ class QuantizationAlgorithm(TorchCompressionAlgorithm):
             collector.update(value.detach().float().cpu().numpy())
             quantizer.apply_statistics(collector)
 
-    def initialize(self, data_loader: Any, *, input_fn: Callable[[Any], tuple[tuple[Any, ...], dict[str, Any]]] | None = None) -> None:
+    def initialize(self, data_loader: Any, *, input_fn: InputFn | None = None) -> None:
         """Range initialization from ``data_loader``, then batch-norm adaptation (as configured).
 
         :param data_loader: an iterable of batches; a batch is a tensor, a tuple/list whose first
@@ -221,7 +221,7 @@ class QuantizationAlgorithm(TorchCompressionAlgorithm):
             adapt_batchnorm(self.model, data_loader, self.settings.num_bn_adaptation_samples, input_fn)
 
     @torch.no_grad()
-    def _initialize_activations(self, data_loader: Any, input_fn: Callable[[Any], tuple[tuple[Any, ...], dict[str, Any]]]) -> None:
+    def _initialize_activations(self, data_loader: Any, input_fn: InputFn) -> None:
         sites = []
         for site in self.activation_sites:
             entry = self.range_settings(ACTIVATIONS, site.consumers)
@@ -246,7 +246,7 @@ class QuantizationAlgorithm(TorchCompressionAlgorithm):
                 if all(s.quantizer.collection is None or s.quantizer.collection.done for s in sites):
                     break
         finally:
-            _restore_modes(self.model, training)
+            restore_modes(self.model, training)
             missing = [s.quantizer.label for s in sites if not s.quantizer.stop_collecting()]
         if missing:
             logger.warning("[aac] quantization: no data reached %s during range initialization; their ranges are unchanged", missing)
@@ -461,72 +461,9 @@ def remove_noop_integer_clips(path: Any) -> None:
     onnx.save(model, str(path))
 
 
-def default_inputs(batch: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """NNCF's convention: a batch is the input, or a sequence whose first element is the input."""
-    if isinstance(batch, Mapping):
-        return (), dict(batch)
-    if isinstance(batch, (tuple, list)):
-        if not batch:
-            raise QuantizationError("initialize(): the data loader yielded an empty batch")
-        first = batch[0]
-        if isinstance(first, Mapping):
-            return (), dict(first)
-        if isinstance(first, (tuple, list)):
-            return tuple(first), {}
-        return (first,), {}
-    return (batch,), {}
-
-
-def _batch_size(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> int:
-    for value in itertools.chain(args, kwargs.values()):
-        if isinstance(value, torch.Tensor) and value.dim() > 0:
-            return int(value.shape[0])
-    return 1
-
-
-def _restore_modes(model: nn.Module, training: Mapping[str, bool]) -> None:
-    for name, module in model.named_modules():
-        if name in training:
-            module.training = training[name]
-
-
-@torch.no_grad()
-def adapt_batchnorm(model: nn.Module, data_loader: Any, num_samples: int,
-                    input_fn: Callable[[Any], tuple[tuple[Any, ...], dict[str, Any]]] = default_inputs) -> int:
-    """Re-estimate the running statistics of every batch norm over ``num_samples`` samples.
-
-    The statistics are reset and then averaged cumulatively over the samples, with the rest of the
-    model in evaluation mode (deterministic masks, no dropout). Returns the samples used.
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not norms or num_samples <= 0:
-        return 0
-    training = {name: m.training for name, m in model.named_modules()}
-    momenta = [m.momentum for m in norms]
-    model.eval()
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-        norm.train()
-    seen = 0
-    try:
-        for batch in data_loader:
-            args, kwargs = input_fn(batch)
-            model(*args, **kwargs)
-            seen += _batch_size(args, kwargs)
-            if seen >= num_samples:
-                break
-    finally:
-        for norm, momentum in zip(norms, momenta, strict=True):
-            norm.momentum = momentum
-        _restore_modes(model, training)
-    logger.info("[aac] batch-norm adaptation: %d batch norms re-estimated over %d samples", len(norms), seen)
-    return seen
-
-
 def create(model: TorchModel, section: AlgorithmSection, config: Config) -> QuantizationAlgorithm:
     """The factory aac-core calls for a ``quantization`` section."""
     return QuantizationAlgorithm(model, section)
 
 
-__all__ = ["QuantizationAlgorithm", "QuantizationError", "QuantizeInput", "adapt_batchnorm", "finalize_quantized_layers", "create", "default_inputs"]
+__all__ = ["QuantizationAlgorithm", "QuantizationError", "QuantizeInput", "finalize_quantized_layers", "create"]
