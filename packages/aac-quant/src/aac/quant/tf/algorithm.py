@@ -22,28 +22,26 @@ layers of a subclassed model or inside a custom layer or nested model (a SavedMo
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import keras
 import numpy as np
 
 from aac.core.api import CompressionScheduler
 from aac.core.config import AlgorithmSection, Config
-from aac.core.errors import AacError
 from aac.core.statistics import AlgorithmStatistics
+from aac.quant.algorithm import QuantizationAlgorithmBase, QuantizationError
 from aac.quant.placement import input_sites
 from aac.quant.ranges import Collection, collector_for
 from aac.quant.report import QuantizerRow, quantization_statistics
-from aac.quant.settings import ACTIVATIONS, WEIGHTS, QuantizationSettings, RangeSettings, first_range
+from aac.quant.settings import ACTIVATIONS, WEIGHTS
 from aac.quant.tf.quantizers import TFFakeQuantizer
 from aac.tf.algorithm import TFCompressionAlgorithm
 from aac.tf.batchnorm import adapt_batchnorm, input_batches
 from aac.tf.export import ExportError
 from aac.tf.models import TFModel, iter_layers, model_style
-from aac.tf.scopes import ScopeSelection
 from aac.tf.transforms import fold_all, transforms_of
 
 logger = logging.getLogger("aac.quant")
@@ -56,9 +54,6 @@ _OUTPUT_AXIS_MINUS_2 = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose,
 #: attribute of a stripped model that quantizes some inputs through call wrappers (not saveable as .keras)
 _WRAPPED = "_aac_quant_wrapped_inputs"
 
-
-class QuantizationError(AacError):
-    """Quantization was asked for something it cannot do; the message says what and where."""
 
 
 @dataclass
@@ -104,18 +99,14 @@ def _weight_axis(layer: Any) -> tuple[int, int]:
     return int(kernel.shape[axis]), axis
 
 
-class TFQuantization(TFCompressionAlgorithm):
+class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
     """Quantization-aware training of a ``keras.Model`` (not adaptive: no level to search)."""
 
-    name: ClassVar[str] = "quantization"
-    adaptive: ClassVar[bool] = False
 
     def __init__(self, prepared: TFModel, section: AlgorithmSection) -> None:
         super().__init__(prepared, section)
-        self.settings = QuantizationSettings.from_section(section.raw, section.path)
+        self._init_scopes()
         self._scheduler = CompressionScheduler()
-        self._group_scopes = {name: self._group_selection(name) for name in (WEIGHTS, ACTIVATIONS)}
-        self._range_scopes = [self._range_selection(entry) for entry in self.settings.ranges]
         self.weight_quantizers: dict[str, TFFakeQuantizer] = {}
         self.activation_sites: list[ActivationSite] = []
         self._layers = dict(iter_layers(self.model))
@@ -128,27 +119,6 @@ class TFQuantization(TFCompressionAlgorithm):
         self.initialize_weights()
 
     # -- scopes ----------------------------------------------------------------------------
-    def _group_selection(self, group: str) -> tuple[ScopeSelection, ScopeSelection]:
-        raw = self.section.get(group) or {}
-        selections = []
-        for key in ("ignored_scopes", "target_scopes"):
-            entries = raw.get(key) or []
-            entries = [entries] if isinstance(entries, str) else list(entries)
-            selections.append(self.prepared.scopes.select(entries, key=key, where=lambda e, g=group: f"{self.section.path}.{g}"))
-        return selections[0], selections[1]
-
-    def _range_selection(self, entry: RangeSettings) -> tuple[ScopeSelection, ScopeSelection]:
-        def where(e: str) -> str:
-            return entry.path
-        return (self.prepared.scopes.select(list(entry.ignored_scopes), key="ignored_scopes", where=where),
-                self.prepared.scopes.select(list(entry.target_scopes), key="target_scopes", where=where))
-
-    def _group_selects(self, group: str, path: str) -> bool:
-        ignored, targets = self._group_scopes[group]
-        return self.is_selected(path) and path not in ignored and (not targets or path in targets)
-
-    def range_settings(self, group: str, layers: Iterable[str]) -> RangeSettings:
-        return first_range(self.settings.ranges, self._range_scopes, group, list(layers))
 
     # -- placement ----------------------------------------------------------------------------
     def _place_weight_quantizers(self) -> None:
@@ -188,12 +158,6 @@ class TFQuantization(TFCompressionAlgorithm):
             raise QuantizationError(f"activations.per_channel needs the input shape of '{path}': add input_info to the config")
         return int(shape[-1])
 
-    def quantizers(self) -> Iterator[tuple[str, str, TFFakeQuantizer]]:
-        """``(group, label, quantizer)`` for every quantizer."""
-        for quantizer in self.weight_quantizers.values():
-            yield WEIGHTS, quantizer.label, quantizer
-        for site in self.activation_sites:
-            yield ACTIVATIONS, site.quantizer.label, site.quantizer
 
     # -- initialization ---------------------------------------------------------------------------
     def initialize_weights(self) -> None:
@@ -309,17 +273,6 @@ class TFQuantization(TFCompressionAlgorithm):
         candidates = [p for p, layer in self._layers.items() if isinstance(layer, QUANTIZABLE)]
         return quantization_statistics(self.name, rows, len(self.weight_quantizers), len(self.activation_sites),
                                        len(quantized_layers), len(candidates))
-
-    def _get_algorithm_state(self) -> dict[str, Any]:
-        """Ranges, signedness and the initialized flags are variables (in aac's checkpoints); nothing else to keep."""
-        return {"quantizers": len(self.weight_quantizers) + len(self.activation_sites)}
-
-    def _load_algorithm_state(self, state: Mapping[str, Any]) -> None:
-        expected = len(self.weight_quantizers) + len(self.activation_sites)
-        if state and state.get("quantizers", expected) != expected:
-            raise QuantizationError(
-                f"the saved quantization state has {state['quantizers']} quantizers but this model has {expected}; "
-                "restore it into a model compressed with the same config")
 
 
 def create(prepared: TFModel, section: AlgorithmSection, config: Config) -> TFQuantization:

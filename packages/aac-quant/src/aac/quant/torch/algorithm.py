@@ -22,9 +22,9 @@ QuantizeLinear/DequantizeLinear; ``export_model("m.onnx")`` writes that.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,16 +32,15 @@ from torch.nn.utils import parametrize
 
 from aac.core.api import CompressionScheduler
 from aac.core.config import AlgorithmSection, Config
-from aac.core.errors import AacError
 from aac.core.statistics import AlgorithmStatistics
+from aac.quant.algorithm import QuantizationAlgorithmBase, QuantizationError
 from aac.quant.placement import input_sites
 from aac.quant.ranges import Collection, collector_for
 from aac.quant.report import QuantizerRow, quantization_statistics
-from aac.quant.settings import ACTIVATIONS, WEIGHTS, QuantizationSettings, RangeSettings, first_range
+from aac.quant.settings import ACTIVATIONS, WEIGHTS
 from aac.quant.torch.quantizers import FakeQuantizer, QuantizeDequantize, make_quantizer, quantize_weight_of
 from aac.torch.algorithm import TorchCompressionAlgorithm
 from aac.torch.batchnorm import InputFn, adapt_batchnorm, default_inputs, restore_modes
-from aac.torch.scopes import ScopeSelection
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import Mask, TransformError, WeightTransform, add_transform, detach_parametrized_class
 
@@ -54,9 +53,6 @@ QUANTIZABLE: tuple[type[nn.Module], ...] = (
 #: attribute under which an activation quantizer is registered on the first layer it feeds
 INPUT_QUANTIZER = "aac_input_quantizer"
 
-
-class QuantizationError(AacError):
-    """Quantization was asked for something it cannot do; the message says what and where."""
 
 
 class QuantizeInput:
@@ -100,18 +96,14 @@ def _input_axis(module: nn.Module) -> int:
     return 0 if isinstance(module, nn.modules.conv._ConvNd) and module.transposed else 1
 
 
-class QuantizationAlgorithm(TorchCompressionAlgorithm):
+class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm):
     """Quantization-aware training of a torch model (not adaptive: no level to search)."""
 
-    name: ClassVar[str] = "quantization"
-    adaptive: ClassVar[bool] = False
 
     def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
         super().__init__(prepared, section)
-        self.settings = QuantizationSettings.from_section(section.raw, section.path)
+        self._init_scopes()
         self._scheduler = CompressionScheduler()
-        self._group_scopes = {name: self._group_selection(name) for name in (WEIGHTS, ACTIVATIONS)}
-        self._range_scopes = [self._range_selection(entry) for entry in self.settings.ranges]
         self.weight_quantizers: dict[str, FakeQuantizer] = {}
         self.activation_sites: list[ActivationSite] = []
         self._place_weight_quantizers()
@@ -124,27 +116,6 @@ class QuantizationAlgorithm(TorchCompressionAlgorithm):
         self.initialize_weights()
 
     # -- scopes ----------------------------------------------------------------------------
-    def _group_selection(self, group: str) -> tuple[ScopeSelection, ScopeSelection]:
-        raw = self.section.get(group) or {}
-        selections = []
-        for key in ("ignored_scopes", "target_scopes"):
-            entries = raw.get(key) or []
-            entries = [entries] if isinstance(entries, str) else list(entries)
-            selections.append(self.prepared.scopes.select(entries, key=key, where=lambda e: f"{self.section.path}.{group}"))
-        return selections[0], selections[1]
-
-    def _range_selection(self, entry: RangeSettings) -> tuple[ScopeSelection, ScopeSelection]:
-        where: Callable[[str], str] = lambda e: entry.path  # noqa: E731
-        return (self.prepared.scopes.select(list(entry.ignored_scopes), key="ignored_scopes", where=where),
-                self.prepared.scopes.select(list(entry.target_scopes), key="target_scopes", where=where))
-
-    def _group_selects(self, group: str, path: str) -> bool:
-        ignored, targets = self._group_scopes[group]
-        return self.is_selected(path) and path not in ignored and (not targets or path in targets)
-
-    def range_settings(self, group: str, layers: Iterable[str]) -> RangeSettings:
-        """The first ``initializer.range`` entry that applies to a quantizer of ``group`` at ``layers``."""
-        return first_range(self.settings.ranges, self._range_scopes, group, list(layers))
 
     # -- placement ----------------------------------------------------------------------------
     def _place_weight_quantizers(self) -> None:
@@ -184,12 +155,6 @@ class QuantizationAlgorithm(TorchCompressionAlgorithm):
                     weight_quantizer.link_input_partner(quantizer, _input_axis(modules[consumer]))
             self.activation_sites.append(ActivationSite(consumers[0], quantizer, list(consumers)))
 
-    def quantizers(self) -> Iterator[tuple[str, str, FakeQuantizer]]:
-        """``(group, label, quantizer)`` for every quantizer."""
-        for quantizer in self.weight_quantizers.values():
-            yield WEIGHTS, quantizer.label, quantizer
-        for site in self.activation_sites:
-            yield ACTIVATIONS, site.quantizer.label, site.quantizer
 
     # -- initialization ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -305,18 +270,6 @@ class QuantizationAlgorithm(TorchCompressionAlgorithm):
         candidates = [p for p, m in self.model.named_modules() if isinstance(m, QUANTIZABLE)]
         return quantization_statistics(self.name, rows, len(self.weight_quantizers), len(self.activation_sites),
                                        len(quantized_layers), len(candidates))
-
-    def _get_algorithm_state(self) -> dict[str, Any]:
-        """Signedness and ranges live in the model's state_dict (buffers and parameters); nothing else to keep."""
-        return {"quantizers": len(self.weight_quantizers) + len(self.activation_sites)}
-
-    def _load_algorithm_state(self, state: Mapping[str, Any]) -> None:
-        expected = len(self.weight_quantizers) + len(self.activation_sites)
-        if state and state.get("quantizers", expected) != expected:
-            raise QuantizationError(
-                f"the saved quantization state has {state['quantizers']} quantizers but this model has {expected}; "
-                "restore it into a model compressed with the same config"
-            )
 
 
 def _input_of_transform(module: nn.Module, tensor_name: str, transform: nn.Module) -> torch.Tensor:
