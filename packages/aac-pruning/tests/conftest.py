@@ -5,34 +5,13 @@ Works with torch, TensorFlow or both installed: the ``tests(aac-pruning)`` sessi
 just those modules.
 """
 
-import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from aac.core import create_compressed_model
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is first imported
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-
-try:
-    import torch
-except ImportError:  # the TensorFlow-only session
-    torch = None
-else:
-    # the test models are tiny: extra threads only add synchronisation, which costs a lot on a busy CI machine
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(autouse=True)
-def _seed() -> None:
-    if torch is not None:
-        torch.manual_seed(0)
-    keras = sys.modules.get("keras")  # imported by the TensorFlow tests; never imported here for torch-only runs
-    if keras is not None:
-        keras.utils.set_random_seed(0)
+from aac.core.pytest_fixtures import deterministic_frameworks, one_torch_thread  # noqa: F401
 
 
 def _config(shape: Any, section: dict | None, params: dict[str, Any]) -> dict[str, Any]:
