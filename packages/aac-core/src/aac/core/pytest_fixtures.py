@@ -10,6 +10,7 @@ pytest, so only tests import it.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Iterator
@@ -24,13 +25,11 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 def one_torch_thread() -> Iterator[None]:
     """The test models are tiny: one thread trains them fastest and does not fight other processes for
     the cores (with two threads on a busy 2-core machine a step can take 50x longer)."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        try:
-            import torch
-        except ImportError:  # framework-neutral and TensorFlow-only sessions
-            yield
-            return
+    try:  # by name: aac-core itself never depends on a framework
+        torch = sys.modules.get("torch") or importlib.import_module("torch")
+    except ImportError:  # framework-neutral and TensorFlow-only sessions
+        yield
+        return
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
