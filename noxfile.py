@@ -138,7 +138,7 @@ def demo(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks: overhead and latency ratios measured side by side, PyTorch and TensorFlow (JSON + table)."""
-    install(session, "aac-core", "aac-torch", "aac-tf", "aac-pruning[torch,tf]")
+    install(session, "aac-core", "aac-torch", "aac-tf", "aac-pruning[torch,tf]", "aac-sparsity[torch]", "aac-quant[torch]")
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

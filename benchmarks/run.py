@@ -220,12 +220,30 @@ def _tf_case(name: str) -> Callable[[Settings], list[Measurement]]:
     return run
 
 
+def _sparsity_quant_case(name: str) -> Callable[[Settings], list[Measurement]]:
+    """A case of ``bench_sparsity_quant.py`` (runs when aac-sparsity and aac-quant are installed)."""
+
+    def run(settings: Settings) -> list[Measurement]:
+        missing = [m for m in ("aac.sparsity", "aac.quant") if importlib.util.find_spec(m) is None]
+        if missing:
+            print(f"{name}: skipped, {' and '.join(missing)} not installed")
+            return []
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_sparsity_quant
+
+        return bench_sparsity_quant.CASES[name](settings)
+
+    return run
+
+
 CASES: dict[str, Callable[[Settings], list[Measurement]]] = {
     "training_overhead": training_overhead,
     "inference_latency": inference_latency,
     "graph_analysis": graph_analysis,
     "tf_training": _tf_case("tf_training"),
     "tf_inference_latency": _tf_case("tf_inference_latency"),
+    "sparsity_overhead": _sparsity_quant_case("sparsity_overhead"),
+    "quantization_overhead": _sparsity_quant_case("quantization_overhead"),
 }
 
 
