@@ -11,8 +11,9 @@ import keras  # noqa: E402
 
 from aac.core import create_compressed_model  # noqa: E402
 from aac.pruning.tf.strip import parameter_count  # noqa: E402
+from aac.tf.models import ModelTraceError  # noqa: E402
 from aac.tf.testing import ResidualBlock, densenet_like, digits_net, grouped_conv_net, mobilenet_like, resnet_like  # noqa: E402
-from aac.tf.transforms import Mask, TransformError, add_transform, has_transforms  # noqa: E402
+from aac.tf.transforms import Mask, WeightTransform, add_transform, has_transforms, transforms_of  # noqa: E402
 
 
 def _separable(size=8, channels=3, classes=10):
@@ -145,12 +146,38 @@ def test_layers_inside_a_custom_layer_are_zeroed_the_rest_removed(compress_tf):
     assert [row[0] for row in table.rows] == ["fc1, block/inner"]
 
 
-def test_another_algorithms_transform_on_a_cut_weight_is_an_error(compress_tf):
+def test_another_algorithms_mask_on_a_cut_weight_follows_the_cut(compress_tf):
     model = resnet_like()
     controller = compress_tf(model, prune_downsample_convs=True)
-    add_transform(model.get_layer("fc"), "kernel", Mask("scale_weights"))  # stands in for a TF quantizer
+    fc = model.get_layer("fc")
+    element = np.random.default_rng(0).random(tuple(fc.kernel.shape)) > 0.5
+    add_transform(fc, "kernel", Mask("sparse", initial=element))  # stands in for a sparsity mask: one entry per weight
     controller.compression_rate = 0.5
-    with pytest.raises(TransformError, match="cannot remove channels of 'fc': its kernel carries Mask of 'scale_weights'"):
+    x = _sample((1, 8, 8, 3), 3)
+    expected = model(x, training=False).numpy()
+    stripped = controller.strip()
+    (mask,) = transforms_of(stripped.get_layer("fc"), "kernel")
+    assert mask.owner == "sparse" and mask.mask_shape == (16, 10) == tuple(stripped.get_layer("fc").kernel.shape)
+    np.testing.assert_allclose(stripped(x, training=False), expected, atol=1e-4, rtol=1e-4)
+
+
+class _PerChannelScale(WeightTransform):
+    """A transform with per-channel state and no select_channels: it cannot follow a cut."""
+
+    def build(self, weight_shape):
+        self.scale = self.add_weight(name="scale", shape=(weight_shape[-2],), initializer="ones")
+        self.built = True
+
+    def call(self, weight):
+        return weight * keras.ops.reshape(keras.ops.cast(self.scale, weight.dtype), (-1, 1))
+
+
+def test_a_transform_that_cannot_follow_the_cut_is_an_error(compress_tf):
+    model = resnet_like()
+    controller = compress_tf(model, prune_downsample_convs=True)
+    add_transform(model.get_layer("fc"), "kernel", _PerChannelScale("scale_weights"))
+    controller.compression_rate = 0.5
+    with pytest.raises(ModelTraceError, match="layer 'fc'.*_PerChannelScale of 'scale_weights' cannot follow its weight"):
         controller.strip()
 
 

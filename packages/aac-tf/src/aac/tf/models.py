@@ -14,7 +14,7 @@ weights on the way, which is how a pruned model becomes physically smaller.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,16 @@ from keras.src.models.functional import Functional
 from aac.core.errors import AacError
 from aac.core.graph import Graph
 from aac.tf.scopes import SEPARATOR, ScopeIndex, ScopeSelection
-from aac.tf.transforms import WeightTransform, add_transform, iter_transforms, transformed_weights, transforms_of, weight_variable
+from aac.tf.transforms import (
+    TransformError,
+    WeightTransform,
+    add_transform,
+    cut_transforms,
+    iter_transforms,
+    transformed_weights,
+    transforms_of,
+    weight_variable,
+)
 
 _DTYPES = {"float": "float32", "float32": "float32", "half": "float16", "float16": "float16", "bfloat16": "bfloat16",
            "double": "float64", "float64": "float64", "long": "int64", "int64": "int64", "int": "int32",
@@ -234,9 +243,11 @@ def prepare_model(model: Any, config: Any = None, ignored: Sequence[str] = (),
 # copying
 # ---------------------------------------------------------------------------------------------
 
-#: ``edit_config(path, layer, config) -> config`` and ``edit_weights(path, layer) -> arrays | None``
+#: ``edit_config(path, layer, config) -> config``, ``edit_weights(path, layer) -> arrays | None`` and
+#: ``edit_cuts(path, layer) -> {weight name: [(axis, kept indices), ...]} | None``
 EditConfig = Callable[[str, Any, dict[str, Any]], dict[str, Any]]
 EditWeights = Callable[[str, Any], "Sequence[Any] | None"]
+EditCuts = Callable[[str, Any], "Mapping[str, Sequence[tuple[int, np.ndarray]]] | None"]
 
 
 def own_variables(layer: Any) -> list[Any]:
@@ -251,13 +262,15 @@ def own_variables(layer: Any) -> list[Any]:
 
 
 def copy_model(model: Any, *, edit_config: EditConfig | None = None, edit_weights: EditWeights | None = None,
-               inputs: Sequence[InputSpec] = ()) -> Any:
+               edit_cuts: EditCuts | None = None, inputs: Sequence[InputSpec] = ()) -> Any:
     """An independent copy of ``model``: same architecture, weights and aac transforms, new variables.
 
     Sequential and functional models are cloned layer by layer (``keras.models.clone_model``, nested
     models included); ``edit_config`` may change a layer's config on the way (for example fewer
     filters) and ``edit_weights`` supply that layer's new weights in ``layer.weights`` order (its own
-    variables, transforms excluded). A subclassed model is rebuilt with ``from_config(get_config())``
+    variables, transforms excluded). When ``edit_weights`` cuts channels out of a weight that carries
+    transforms, ``edit_cuts`` says which (``{weight name: [(axis, kept indices), ...]}``) and the
+    transforms follow the cut (:func:`~aac.tf.transforms.cut_transforms`). A subclassed model is rebuilt with ``from_config(get_config())``
     and called once on sample ``inputs`` (or the recorded input shapes); its layers cannot be edited.
     """
     paths = {id(layer): path for path, layer in iter_layers(model)}
@@ -302,7 +315,7 @@ def copy_model(model: Any, *, edit_config: EditConfig | None = None, edit_weight
             raise ModelTraceError(f"copying {type(model).__name__}: layer '{path}' became a {type(twin).__name__}")
         if layer is not model and isinstance(layer, keras.Model) and model_style(layer) != "subclassed":
             continue  # a nested Sequential/functional model: its layers are paired themselves
-        _copy_variables(path, layer, twin, edit_weights)
+        _copy_variables(path, layer, twin, edit_weights, edit_cuts)
     return clone
 
 
@@ -323,7 +336,7 @@ def _copy_subclassed(model: Any, inputs: Sequence[InputSpec]) -> Any:
     return clone
 
 
-def _copy_variables(path: str, layer: Any, twin: Any, edit_weights: EditWeights | None) -> None:
+def _copy_variables(path: str, layer: Any, twin: Any, edit_weights: EditWeights | None, edit_cuts: EditCuts | None = None) -> None:
     mine, theirs = own_variables(layer), own_variables(twin)
     values = edit_weights(path, layer) if edit_weights is not None else None
     if values is None:
@@ -335,10 +348,17 @@ def _copy_variables(path: str, layer: Any, twin: Any, edit_weights: EditWeights 
         if tuple(variable.shape) != value.shape:
             raise ModelTraceError(f"copying layer '{path}': weight '{variable.name}' has shape {tuple(variable.shape)}, got {value.shape}")
         variable.assign(value)
+    cuts = (edit_cuts(path, layer) if edit_cuts is not None else None) or {}
     for tensor_name in transformed_weights(layer):
-        target = weight_variable(twin, tensor_name)
-        for transform in transforms_of(layer, tensor_name):
-            add_transform(twin, tensor_name, transform.clone(tuple(target.shape)))
+        source = tuple(weight_variable(layer, tensor_name).shape)
+        target = tuple(weight_variable(twin, tensor_name).shape)
+        steps = cuts.get(tensor_name, ())
+        try:
+            twins = cut_transforms(transforms_of(layer, tensor_name), source if steps else target, steps)
+        except TransformError as exc:
+            raise ModelTraceError(f"copying layer '{path}': the transforms of its {tensor_name}: {exc}") from exc
+        for transform in twins:
+            add_transform(twin, tensor_name, transform)
 
 
 __all__ = [

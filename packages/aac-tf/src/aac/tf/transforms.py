@@ -81,8 +81,25 @@ class WeightTransform(keras.layers.Layer):
         twin = type(self).from_config(self.get_config())
         twin.build(weight_shape)
         for mine, theirs in zip(self.variables, twin.variables, strict=True):
+            if tuple(mine.shape) != tuple(theirs.shape):
+                raise TransformError(
+                    f"{type(self).__name__} of '{self.owner}' cannot follow its weight to shape {tuple(weight_shape)}: its variable "
+                    f"'{mine.name}' has shape {tuple(mine.shape)}, the new weight needs {tuple(theirs.shape)} "
+                    "(a transform with per-channel state implements select_channels)"
+                )
             theirs.assign(mine)
         return twin
+
+    def select_channels(self, axis: int, index: np.ndarray, weight_shape: tuple[int, ...]) -> WeightTransform:
+        """A new, built transform like this one for the weight that keeps only entries ``index`` along ``axis``
+        of a weight of ``weight_shape`` (structured pruning removing channels at strip time, :func:`cut_transforms`).
+
+        Transforms keep their variables' shapes for life, so a cut builds a twin instead of cutting in
+        place. A transform whose state has one entry per channel (a channel or element mask, a
+        per-channel quantizer scale) overrides it; the default suits per-tensor state and raises
+        TransformError when a variable would have to change shape.
+        """
+        return self.clone(cut_shape(weight_shape, axis, len(index)))
 
 
 class Mask(WeightTransform):
@@ -126,6 +143,44 @@ class Mask(WeightTransform):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "shape": list(self.mask_shape) if self.mask_shape is not None else None}
+
+    def select_channels(self, axis: int, index: np.ndarray, weight_shape: tuple[int, ...]) -> WeightTransform:
+        values = self.numpy()
+        own = axis % len(weight_shape) - len(weight_shape) + values.ndim  # the mask's axis broadcasting against it
+        if own >= 0 and values.shape[own] > 1:
+            values = np.take(values, np.asarray(index), axis=own)
+        twin = type(self).from_config({**self.get_config(), "shape": list(values.shape)})
+        twin.build(cut_shape(weight_shape, axis, len(index)))
+        twin.mask.assign(values)
+        return twin
+
+
+def cut_shape(shape: Sequence[int], axis: int, size: int) -> tuple[int, ...]:
+    """``shape`` with ``size`` entries along ``axis`` (negative counts from the end)."""
+    result = [int(d) for d in shape]
+    result[axis % len(result)] = int(size)
+    return tuple(result)
+
+
+def cut_transforms(transforms: Sequence[WeightTransform], weight_shape: tuple[int, ...],
+                   cuts: Sequence[tuple[int, np.ndarray]]) -> list[WeightTransform]:
+    """New transforms for a weight of ``weight_shape`` cut by ``cuts`` (``(axis, kept indices)``, applied in order).
+
+    What :func:`aac.tf.models.copy_model` attaches to a layer rebuilt with fewer channels: every
+    transform follows the cut through :meth:`WeightTransform.select_channels`, so algorithms
+    stacked on a pruned weight (fake quantization, sparsity masks) keep working on the smaller one.
+    """
+    result = []
+    for transform in transforms:
+        shape = tuple(int(d) for d in weight_shape)
+        if not cuts:
+            result.append(transform.clone(shape))
+            continue
+        for axis, index in cuts:
+            transform = transform.select_channels(axis, np.asarray(index), shape)
+            shape = cut_shape(shape, axis, len(index))
+        result.append(transform)
+    return result
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from aac.pruning.groups import PruningAnalysis
 from aac.pruning.masks import channel_indices
 from aac.pruning.tf.masks import weight_axes
 from aac.tf.models import copy_model, iter_layers, model_style, own_variables
-from aac.tf.transforms import TransformError, original, transforms_of
+from aac.tf.transforms import original
 
 #: separator of Keras layer paths (``"block/inner"``), see aac-tf's README
 _SEPARATOR = "/"
@@ -72,22 +72,11 @@ def _expanded(indices: np.ndarray, repeat: int) -> np.ndarray:
 
 def remove_pruned_channels(model: Any, analysis: PruningAnalysis, keep: Sequence[np.ndarray], inputs: Sequence[Any] = ()) -> Any:
     """A copy of ``model`` (Sequential or functional, this algorithm's masks already folded) with every
-    planned layer cut to the channels ``keep`` retains. Other algorithms' transforms on those layers
-    would need to follow the cut, which TensorFlow transforms cannot do yet: that is an error."""
+    planned layer cut to the channels ``keep`` retains. Other algorithms' transforms on the cut weights
+    (a per-channel quantizer, a sparsity mask) follow the cut (:meth:`aac.tf.WeightTransform.select_channels`)."""
     cuts: dict[str, tuple[np.ndarray | None, np.ndarray | None]] = {
         plan.layer: (channel_indices(plan.outputs, keep), channel_indices(plan.inputs, keep)) for plan in analysis.layers.values()
     }
-    layers = dict(iter_layers(model))
-    for path in cuts:
-        layer = layers[path]
-        for name in weight_axes(layer) or {}:
-            foreign = transforms_of(layer, name)
-            if foreign:
-                raise TransformError(
-                    f"filter_pruning cannot remove channels of '{path}': its {name} carries {type(foreign[0]).__name__} of "
-                    f"'{foreign[0].owner}', and TensorFlow transforms cannot follow a weight that changes shape yet; "
-                    f"strip '{foreign[0].owner}' first (it folds its transforms) or leave filter_pruning out"
-                )
 
     def edit_config(path: str, layer: Any, config: dict[str, Any]) -> dict[str, Any]:
         outputs = cuts.get(path, (None, None))[0]
@@ -101,26 +90,36 @@ def remove_pruned_channels(model: Any, analysis: PruningAnalysis, keep: Sequence
             config = {**config, "target_shape": (-1,)}  # a flatten to an explicit size: the size changes
         return config
 
-    def edit_weights(path: str, layer: Any) -> list[np.ndarray] | None:
+    def edit_cuts(path: str, layer: Any) -> dict[str, list[tuple[int, np.ndarray]]] | None:
+        """Weight name -> ``(axis, kept indices)`` cuts, output axis first (what the weights and their transforms follow)."""
         if path not in cuts:
             return None
         outputs, inputs_ = cuts[path]
-        axes = weight_axes(layer) or {}
-        names = {id(original(layer, name)): name for name in axes}
+        result: dict[str, list[tuple[int, np.ndarray]]] = {}
+        for name, a in (weight_axes(layer) or {}).items():
+            steps = []
+            if a.output is not None and outputs is not None:
+                steps.append((a.output, outputs))
+            if a.input is not None and inputs_ is not None:
+                steps.append((a.input, _expanded(inputs_, a.input_repeat)))
+            if steps:
+                result[name] = steps
+        return result
+
+    def edit_weights(path: str, layer: Any) -> list[np.ndarray] | None:
+        steps = edit_cuts(path, layer)
+        if steps is None:
+            return None
+        names = {id(original(layer, name)): name for name in weight_axes(layer) or {}}
         values = []
         for variable in own_variables(layer):
             value = np.asarray(variable.numpy())
-            name = names.get(id(variable))
-            if name is not None:
-                a = axes[name]
-                if a.output is not None and outputs is not None:
-                    value = np.take(value, outputs, axis=a.output)
-                if a.input is not None and inputs_ is not None:
-                    value = np.take(value, _expanded(inputs_, a.input_repeat), axis=a.input)
+            for axis, index in steps.get(names.get(id(variable), ""), ()):
+                value = np.take(value, index, axis=axis)
             values.append(value)
         return values
 
-    return copy_model(model, edit_config=edit_config, edit_weights=edit_weights, inputs=inputs)
+    return copy_model(model, edit_config=edit_config, edit_weights=edit_weights, edit_cuts=edit_cuts, inputs=inputs)
 
 
 def unremovable_groups(analysis: PruningAnalysis, editable: Mapping[str, str | None]) -> dict[int, str]:

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from aac.quant.algorithm import QuantizationError
 from aac.quant.grid import MIN_RANGE, asymmetric_grid, asymmetric_range, levels, symmetric_grid, symmetric_scale
 from aac.quant.ranges import Collection, RangeCollector, collector_for
 from aac.quant.settings import ASYMMETRIC, SYMMETRIC, QuantizerSettings, RangeSettings
@@ -159,6 +160,22 @@ class TFFakeQuantizer(WeightTransform):
         return {**super().get_config(), "mode": self.mode, "bits": self.bits, "signed": self.signed_setting,
                 "narrow_range": self.narrow_range, "channels": self.channels, "axis": self.axis}
 
+    def select_channels(self, axis: int, index: np.ndarray, weight_shape: tuple[int, ...]) -> WeightTransform:
+        """Follow structured pruning: a cut along the quantizer's own channel axis keeps those channels' ranges;
+        any other cut (a kernel's input channels), or a per-tensor quantizer, keeps the quantizer as it is."""
+        if self.channels is None or axis % len(weight_shape) != self.axis % len(weight_shape):
+            twin = super().select_channels(axis, index, weight_shape)
+        else:
+            index = np.asarray(index)
+            twin = type(self).from_config({**self.get_config(), "channels": len(index)})
+            twin.build(tuple(weight_shape))
+            for mine, theirs in zip(self.variables, twin.variables, strict=True):
+                value = np.asarray(mine.numpy())
+                theirs.assign(np.take(value, index, axis=0) if value.shape == (self.channels,) else value)
+        assert isinstance(twin, TFFakeQuantizer)
+        twin.label, twin.lazy_range = self.label, self.lazy_range
+        return twin
+
     def to_qdq(self, name: str | None = None) -> QuantizeDequantize:
         step, zero, count = self.step_and_zero_numpy()
         return QuantizeDequantize(step.astype("float32").tolist(), zero.astype("float32").tolist(), count,
@@ -186,6 +203,12 @@ class QuantizeDequantize(keras.layers.Layer):
     def call(self, x: Any) -> Any:
         step = np.asarray(self.step, dtype="float32")
         zero = np.asarray(self.zero, dtype="float32")
+        channels = x.shape[self.axis] if step.ndim == 1 and len(x.shape) else None
+        if channels is not None and step.size > 1 and int(channels) != step.size:
+            raise QuantizationError(
+                f"{self.name}: per-channel input quantization of {step.size} channels gets an input of {channels}; "
+                "activation quantizers do not follow filter_pruning's removal of channels yet - quantize activations "
+                "per tensor (activations.per_channel: false) when mixing with filter_pruning")
         if step.ndim == 1 and -self.axis - 1 > 0:
             step = step.reshape((-1,) + (1,) * (-self.axis - 1))
             zero = zero.reshape(step.shape)
