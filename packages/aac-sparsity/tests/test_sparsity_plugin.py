@@ -31,7 +31,7 @@ def test_entry_point_registers_the_three_algorithms() -> None:
     assert specs["magnitude_sparsity"].adaptive and specs["rb_sparsity"].adaptive and not specs["const_sparsity"].adaptive
     assert all(s.package == "aac-sparsity" for s in specs.values())
     assert {name: set(s.frameworks) for name, s in specs.items()} == {
-        "magnitude_sparsity": {"torch", "tf"}, "const_sparsity": {"torch", "tf"}, "rb_sparsity": {"torch"}}
+        "magnitude_sparsity": {"torch", "tf"}, "const_sparsity": {"torch", "tf"}, "rb_sparsity": {"torch", "tf"}}
     assert all(target.startswith(f"aac.sparsity.{framework}.") for s in specs.values() for framework, target in s.frameworks.items())
 
 

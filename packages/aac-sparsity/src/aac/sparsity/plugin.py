@@ -51,7 +51,7 @@ def aac_algorithms() -> Iterable[AlgorithmSpec]:
         AlgorithmSpec(
             name="rb_sparsity",
             adaptive=True,
-            frameworks={"torch": "aac.sparsity.torch.rb:create"},
+            frameworks={"torch": "aac.sparsity.torch.rb:create", "tf": "aac.sparsity.tf.rb:create"},
             schema=schema("rb_sparsity"),
             package=PACKAGE,
             description="regularization-based sparsity with trainable masks and a sparsity loss",

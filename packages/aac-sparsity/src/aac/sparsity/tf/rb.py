@@ -1,0 +1,201 @@
+"""``rb_sparsity`` for Keras: the neutral controller with trainable keep/drop logits (:class:`RBMask` transforms).
+
+The same algorithm as :mod:`aac.sparsity.torch.rb`: every sparsified weight gets logits starting at
+keep probability 0.99; in training (``training=True``, as in ``model.fit``) the mask is sampled -
+``logit + logistic noise > 0`` - with a straight-through gradient through the sigmoid; in evaluation,
+at strip time and once frozen it is deterministic. ``controller.loss()``,
+``((kept fraction - (1 - level)) / 0.05)^2`` (global, or averaged per layer in ``local`` mode), pulls
+the kept fraction towards the level; ``aac.tf.CompressionCallback`` adds it to the ``model.fit`` loss.
+
+Everything the traced training step reads is a variable of the transform, assigned in place: the
+level each layer's loss term pursues, the frozen flag and the frozen keep pattern (``model.fit``
+traces the step once, so Python values would be baked into it). Freezing snapshots ``logits > 0``
+into ``keep``; the frozen mask is that snapshot and the loss is 0, so optimizer momentum moving
+the logits afterwards changes nothing; unfreezing (``compression_rate`` writes) aligns the logits'
+signs with the snapshot. ``compression_lr_multiplier`` (section or config root) stores the logits
+divided by it, so any optimizer moves them that many times faster.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+from keras import ops
+from keras.src.backend.common import global_state
+
+from aac.core.api import CompressionLoss
+from aac.core.config import AlgorithmSection, Config
+from aac.core.statistics import AlgorithmStatistics
+from aac.sparsity.algorithm import RBSparsityAlgorithm
+from aac.sparsity.tf.base import SparsifiedLayer, TFSparsity
+from aac.tf.models import TFModel
+from aac.tf.transforms import WeightTransform
+
+#: keep probability the logits start at
+INITIAL_KEEP_PROBABILITY = 0.99
+#: scale of the sparsity loss: a kept fraction this far from the goal costs 1
+LOSS_SCALE = 0.05
+#: uniform noise is drawn from [NOISE_EPS, 1 - NOISE_EPS] so that its logit stays finite
+NOISE_EPS = 1e-6
+#: |logit| given to a logit whose sign disagrees with the frozen pattern when the masks are unfrozen
+UNFREEZE_MARGIN = 1e-3
+
+
+def binarize(logits: Any) -> Any:
+    """``(logits > 0)`` as 0/1 whose gradient is that of ``sigmoid(logits)`` (straight-through)."""
+    soft = ops.sigmoid(logits)
+    return soft + ops.stop_gradient(ops.cast(logits > 0, soft.dtype) - soft)
+
+
+def _training() -> bool:
+    """The ``training`` value of the enclosing Keras layer call (False outside any call: strip, statistics)."""
+    context = global_state.get_global_attribute("current_call_ctx")
+    return bool(context is not None and context.training)
+
+
+class RBMask(WeightTransform):
+    """Multiplies a weight by a sampled (training) or thresholded (evaluation) trainable mask; the frozen pattern once frozen.
+
+    Variables: ``logits`` (trainable; the keep/drop logits divided by ``multiplier``), ``keep`` (the
+    frozen 0/1 pattern), ``frozen`` (0/1) and ``level`` (the sparsity level this layer's loss term
+    pursues), plus the seed state of the training noise.
+    """
+
+    #: the transform multiplies by a 0/1 mask element-wise (it commutes with element-wise quantization)
+    is_binary_mask: ClassVar[bool] = True
+
+    def __init__(self, owner: str, multiplier: float = 1.0, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(owner, **kwargs)
+        self.multiplier = float(multiplier)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, weight_shape: tuple[int, ...]) -> None:
+        shape = tuple(int(d) for d in weight_shape)
+        start = math.log(INITIAL_KEEP_PROBABILITY / (1.0 - INITIAL_KEEP_PROBABILITY)) / self.multiplier
+        self.logits = self.add_weight(name="logits", shape=shape, initializer=keras.initializers.Constant(start), trainable=True)
+        self.keep = self.add_weight(name="keep", shape=shape, initializer="ones", trainable=False, aggregation="only_first_replica")
+        self.frozen = self.add_weight(name="frozen", shape=(), initializer="zeros", trainable=False, aggregation="only_first_replica")
+        self.level = self.add_weight(name="level", shape=(), initializer="zeros", trainable=False, aggregation="only_first_replica")
+        self.built = True
+
+    def values(self) -> Any:
+        """The keep/drop logits (the variable times ``multiplier``)."""
+        logits = ops.convert_to_tensor(self.logits)
+        return logits if self.multiplier == 1.0 else logits * self.multiplier
+
+    def call(self, weight: Any) -> Any:
+        logits = self.values()
+        if _training():
+            noise = keras.random.uniform(ops.shape(logits), NOISE_EPS, 1.0 - NOISE_EPS, seed=self.seed_generator)
+            live = binarize(logits + ops.log(noise) - ops.log1p(-noise))
+        else:
+            live = ops.cast(logits > 0, logits.dtype)
+        frozen = ops.cast(self.frozen, logits.dtype)
+        mask = frozen * ops.cast(self.keep, logits.dtype) + (1.0 - frozen) * live
+        return weight * ops.cast(mask, weight.dtype)
+
+    def keep_mask(self) -> np.ndarray:
+        """The deterministic keep pattern (as in evaluation) as 0/1 NumPy."""
+        if float(self.frozen.numpy()) > 0:
+            return np.asarray(self.keep.numpy())
+        return (np.asarray(self.logits.numpy()) > 0).astype("float32")
+
+    def set_frozen(self, frozen: bool) -> None:
+        if frozen:
+            self.keep.assign(self.keep_mask())
+            self.frozen.assign(1.0)
+            return
+        if float(self.frozen.numpy()) > 0:  # align the logits with the frozen pattern they come back from
+            logits, keep = np.asarray(self.logits.numpy()), np.asarray(self.keep.numpy()) > 0
+            margin = UNFREEZE_MARGIN / self.multiplier
+            self.logits.assign(np.where((logits > 0) == keep, logits, np.where(keep, margin, -margin)).astype("float32"))
+        self.frozen.assign(0.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "multiplier": self.multiplier, "seed": self.seed}
+
+    def select_channels(self, axis: int, index: np.ndarray, weight_shape: tuple[int, ...]) -> WeightTransform:
+        """Follow structured pruning: keep the logits and the frozen pattern of the channels that are left."""
+        shape = list(weight_shape)
+        shape[axis % len(shape)] = len(index)
+        twin = type(self).from_config(self.get_config())
+        twin.build(tuple(shape))
+        for name in ("logits", "keep"):
+            getattr(twin, name).assign(np.take(np.asarray(getattr(self, name).numpy()), np.asarray(index), axis=axis))
+        twin.frozen.assign(self.frozen.numpy())
+        twin.level.assign(self.level.numpy())
+        return twin
+
+
+def _mask(layer: SparsifiedLayer) -> RBMask:
+    return layer.transform  # type: ignore[return-value]
+
+
+class RBSparsityLoss(CompressionLoss):
+    """``((kept fraction - (1 - level)) / 0.05)^2``, over all layers (global) or averaged per layer (local); 0 when frozen.
+
+    Built from the transforms' variables only, so the value is right inside a traced training step.
+    """
+
+    def __init__(self, algorithm: TFRBSparsity) -> None:
+        self.algorithm = algorithm
+
+    def forward(self) -> Any:
+        layers = self.algorithm.layers
+        masks = [_mask(layer) for layer in layers]
+        active = 1.0 - ops.cast(masks[0].frozen, "float32")
+        if self.algorithm.settings.local:
+            terms = [((ops.sum(binarize(mask.values())) / layer.numel - (1.0 - ops.cast(mask.level, "float32"))) / LOSS_SCALE) ** 2
+                     for layer, mask in zip(layers, masks, strict=True)]
+            return active * ops.mean(ops.stack(terms))
+        kept = ops.sum(ops.stack([ops.sum(binarize(mask.values())) for mask in masks]))
+        total = float(sum(layer.numel for layer in layers))
+        return active * ((kept / total - (1.0 - ops.cast(masks[0].level, "float32"))) / LOSS_SCALE) ** 2
+
+    def statistics(self) -> dict[str, float]:
+        layers = self.algorithm.layers
+        total = sum(layer.numel for layer in layers)
+        probability = sum(float(ops.convert_to_numpy(ops.sum(ops.sigmoid(_mask(layer).values())))) for layer in layers) / total
+        return {"target_sparsity_level": self.algorithm.compression_rate, "mean_keep_probability": probability}
+
+
+class TFRBSparsity(RBSparsityAlgorithm, TFSparsity):
+    """RB sparsity for ``keras.Model``s (adaptive: the loop may set its ``compression_rate``)."""
+
+    def __init__(self, prepared: TFModel, section: AlgorithmSection, lr_multiplier: float = 1.0) -> None:
+        self.lr_multiplier = float(lr_multiplier)
+        super().__init__(prepared, section)
+        self._loss = RBSparsityLoss(self)
+
+    def _make_transform(self, layer: Any, weight_name: str) -> RBMask:
+        return RBMask(self.name, multiplier=self.lr_multiplier)
+
+    def _keep_mask(self, layer: SparsifiedLayer) -> np.ndarray:
+        return _mask(layer).keep_mask()
+
+    def _apply_levels(self) -> None:
+        """The loss reads the levels from variables: assign them (a traced ``model.fit`` step sees the change)."""
+        for layer in self.layers:
+            _mask(layer).level.assign(self._layer_levels[layer.name])
+
+    def _after_load(self) -> None:
+        self._apply_levels()
+
+    def _on_freeze(self, frozen: bool) -> None:
+        for layer in self.layers:
+            _mask(layer).set_frozen(frozen)
+
+    def _collect_statistics(self) -> AlgorithmStatistics:
+        statistics = super()._collect_statistics()
+        statistics.scalars["mean_keep_probability"] = self._loss.statistics()["mean_keep_probability"]
+        return statistics
+
+
+def create(prepared: TFModel, section: AlgorithmSection, config: Config) -> TFRBSparsity:
+    """The factory aac-core calls for an ``rb_sparsity`` section on a Keras model (``compression_lr_multiplier`` from it or the root)."""
+    multiplier = section.get("compression_lr_multiplier", config.get("compression_lr_multiplier", 1.0))
+    return TFRBSparsity(prepared, section, lr_multiplier=float(multiplier))
