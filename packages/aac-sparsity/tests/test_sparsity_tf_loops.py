@@ -73,3 +73,30 @@ def test_adaptive_search_finds_a_rate_and_strips(digits, tmp_path: Path) -> None
     accuracy = stripped.evaluate(xv, yv, verbose=0, return_dict=True)["accuracy"]
     assert accuracy == pytest.approx(model.evaluate(xv, yv, verbose=0, return_dict=True)["accuracy"], abs=1e-6)
     assert (tmp_path / "history.json").exists() and any((tmp_path / "checkpoints").glob("*.npz"))
+
+
+@pytest.mark.parametrize("style", ["sequential", "functional", "subclassed"])
+def test_both_loops_on_every_keras_model_style(digits, tmp_path: Path, style: str) -> None:
+    """The same config drives early exit, then the adaptive search, on each of Keras' three model styles."""
+    from aac.tf.testing import SubclassedModel, functional_model
+
+    (x, y, xv, yv), _, _ = digits
+    builders = {"sequential": sequential_model, "functional": functional_model, "subclassed": SubclassedModel}
+    keras.utils.set_random_seed(0)
+    model = compile_classifier(builders[style](features=64, classes=10, hidden=32), learning_rate=3e-3)
+    model.fit(x, y, batch_size=50, epochs=10, verbose=0)
+    baseline = model.evaluate(xv, yv, verbose=0, return_dict=True)["accuracy"]
+    weights = model.get_weights()
+    for mode, params in (("early_exit", {"maximal_total_epochs": 4}),
+                         ("adaptive_compression_level", {"initial_training_phase_epochs": 1, "patience_epochs": 1, "maximal_total_epochs": 4})):
+        config = {"input_info": INPUT, "compression": SPARSITY, "accuracy_aware_training": {
+            "mode": mode, "params": {"maximal_absolute_accuracy_degradation": 0.1, **params}}}
+        fresh = compile_classifier(builders[style](features=64, classes=10, hidden=32), learning_rate=3e-3)
+        fresh(x[:1])
+        fresh.set_weights(weights)
+        controller, fresh = create_compressed_model(fresh, config)
+        fresh, stats = accuracy_aware_fit(fresh, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=baseline,
+                                          batch_size=50, log_dir=tmp_path / mode, verbose=False)
+        assert stats.mode == mode and stats.total_epochs <= 4
+        assert stats.feasible and stats.compressed_accuracy >= baseline - 0.1
+        assert controller.measured_level() == pytest.approx(stats.compression_rate, abs=0.01)  # model and report agree
