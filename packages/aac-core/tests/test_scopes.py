@@ -8,7 +8,7 @@ import pytest
 
 from aac.core.config import AlgorithmSection
 from aac.core.errors import ConfigError
-from aac.core.scopes import ScopeIndex, ScopeSelection, listed_in
+from aac.core.scopes import ScopeIndex, ScopeSelection, SectionScopes, listed_in
 
 PATHS = ["", "stem", "stem.conv", "blocks", "blocks.1", "blocks.1.conv", "blocks.1.norm", "blocks.10", "blocks.10.conv", "head"]
 
@@ -86,3 +86,12 @@ def test_listed_in_names_the_list_an_entry_came_from() -> None:
     assert [where(entry) for entry in ("stem", "head", "blocks")] == ["$", "$.compression[0]", "$.compression[1]"]
     assert listed_in([own_list], "ignored_scopes")("head") == "$.compression[1]"
     assert listed_in([own_list], "target_scopes")("head") == "$"  # a global entry
+
+
+def test_section_scopes_select_what_an_algorithm_may_compress(index: ScopeIndex) -> None:
+    section = AlgorithmSection("toy", "$.compression", {"algorithm": "toy", "validate_scopes": False},
+                               ignored_scopes=("{re}norm$", "missing.layer"), target_scopes=("blocks",))
+    scopes = SectionScopes.resolve(index, section)  # the unmatched entry only warns: validate_scopes is false
+    assert [p for p in index.paths if scopes.selects(p)] == ["blocks", "blocks.1", "blocks.1.conv", "blocks.10", "blocks.10.conv"]
+    with pytest.raises(ConfigError, match="missing.layer"):
+        SectionScopes.resolve(index, AlgorithmSection("toy", "$.compression", {"algorithm": "toy"}, ignored_scopes=("missing.layer",)))

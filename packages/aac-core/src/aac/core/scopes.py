@@ -151,6 +151,27 @@ class ScopeIndex:
         return f"; {self.noun} names look like " + ", ".join(f"'{e}'" for e in examples)
 
 
+@dataclass(frozen=True)
+class SectionScopes:
+    """An algorithm section's ``ignored_scopes`` / ``target_scopes`` resolved against one model."""
+
+    ignored: ScopeSelection
+    targets: ScopeSelection
+
+    @classmethod
+    def resolve(cls, index: ScopeIndex, section: AlgorithmSection) -> SectionScopes:
+        """Resolve both lists (global entries merged in); unmatched entries are errors unless ``validate_scopes`` is false."""
+
+        def select(entries: Sequence[str], key: str) -> ScopeSelection:
+            return index.select(entries, key=key, where=listed_in([section], key), strict=section.validate_scopes)
+
+        return cls(select(section.ignored_scopes, "ignored_scopes"), select(section.target_scopes, "target_scopes"))
+
+    def selects(self, path: str) -> bool:
+        """True if the section lets its algorithm compress ``path`` (targeted, or no targets given, and not ignored)."""
+        return path not in self.ignored and (not self.targets or path in self.targets)
+
+
 def listed_in(sections: Iterable[AlgorithmSection], key: str) -> Callable[[str], str]:
     """``where`` for :meth:`ScopeIndex.select`: the JSON path of the config list that holds an entry.
 

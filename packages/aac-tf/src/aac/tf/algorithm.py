@@ -8,10 +8,9 @@ from typing import Any
 
 from aac.core.api import CompressionAlgorithm
 from aac.core.config import AlgorithmSection
-from aac.core.scopes import listed_in
+from aac.core.scopes import SectionScopes
 from aac.tf.export import export_model
 from aac.tf.models import TFModel, copy_model, iter_layers
-from aac.tf.scopes import ScopeSelection
 from aac.tf.transforms import TransformError, WeightTransform, add_transform, fold_all, transformed_weights, transforms_of
 
 
@@ -22,7 +21,7 @@ class TFCompressionAlgorithm(CompressionAlgorithm):
     user's layers with :meth:`add_transform` (:mod:`aac.tf.transforms`) and may override
     :meth:`_strip` to turn them into plain layers. It gets for free:
 
-    * :attr:`ignored` / :attr:`targets` and :meth:`is_selected` - the section's scopes, resolved
+    * :attr:`section_scopes` (``ignored`` and ``targets``) and :meth:`is_selected` - the section's scopes, resolved
       against the model's layer paths (entries matching nothing are config errors);
     * :attr:`prepared` with the layers (:meth:`~aac.tf.models.TFModel.layers`), the input specs and the
       neutral graph (:attr:`~aac.tf.models.TFModel.graph`, traced on first use);
@@ -36,11 +35,7 @@ class TFCompressionAlgorithm(CompressionAlgorithm):
         super().__init__(prepared.model, section.raw, input_size=[list(s.shape) for s in prepared.inputs] or None)
         self.prepared = prepared
         self.section = section
-        self.ignored: ScopeSelection = self._select(section.ignored_scopes, "ignored_scopes")
-        self.targets: ScopeSelection = self._select(section.target_scopes, "target_scopes")
-
-    def _select(self, entries: tuple[str, ...], key: str) -> ScopeSelection:
-        return self.prepared.scopes.select(entries, key=key, where=listed_in([self.section], key), strict=self.section.validate_scopes)
+        self.section_scopes = SectionScopes.resolve(prepared.scopes, section)
 
 
     def initialize(self, data_loader: Any, *, batch_size: int = 32) -> None:
@@ -50,9 +45,10 @@ class TFCompressionAlgorithm(CompressionAlgorithm):
         samples = self.section.batchnorm_adaptation_samples
         if samples > 0 and data_loader is not None:
             adapt_batchnorm(self.model, list(input_batches(data_loader, batch_size, samples)), samples)
+
     def is_selected(self, layer_path: str) -> bool:
         """True if the config lets this algorithm compress ``layer_path`` (targeted and not ignored)."""
-        return layer_path not in self.ignored and (not self.targets or layer_path in self.targets)
+        return self.section_scopes.selects(layer_path)
 
     def selected_layers(self, *types: type) -> Iterator[tuple[str, Any]]:
         """``(path, layer)`` of the model's layers this algorithm may compress, optionally of the given classes."""

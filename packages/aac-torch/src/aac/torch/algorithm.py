@@ -8,10 +8,9 @@ from typing import Any
 
 from aac.core.api import CompressionAlgorithm
 from aac.core.config import AlgorithmSection
-from aac.core.scopes import listed_in
+from aac.core.scopes import SectionScopes
 from aac.torch.batchnorm import InputFn, adapt_batchnorm, default_inputs
 from aac.torch.export import export_module
-from aac.torch.scopes import ScopeSelection
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import fold_all
 from torch import nn
@@ -24,7 +23,7 @@ class TorchCompressionAlgorithm(CompressionAlgorithm):
     the user's modules (:mod:`aac.torch.transforms`) and implements :meth:`_strip` to turn them into
     plain layers. It gets for free:
 
-    * :attr:`ignored` / :attr:`targets` and :meth:`is_selected` - the section's scopes, resolved
+    * :attr:`section_scopes` (``ignored`` and ``targets``) and :meth:`is_selected` - the section's scopes, resolved
       (entries matching nothing are config errors);
     * :meth:`strip_model` that never touches the model being trained: asked to strip the live
       model it strips a deep copy (the composite controller chains children through the same copy);
@@ -35,15 +34,11 @@ class TorchCompressionAlgorithm(CompressionAlgorithm):
         super().__init__(prepared.module, section.raw, input_size=[list(s.shape) for s in prepared.inputs] or None)
         self.prepared = prepared
         self.section = section
-        self.ignored: ScopeSelection = self._select(section.ignored_scopes, "ignored_scopes")
-        self.targets: ScopeSelection = self._select(section.target_scopes, "target_scopes")
-
-    def _select(self, entries: tuple[str, ...], key: str) -> ScopeSelection:
-        return self.prepared.scopes.select(entries, key=key, where=listed_in([self.section], key), strict=self.section.validate_scopes)
+        self.section_scopes = SectionScopes.resolve(prepared.scopes, section)
 
     def is_selected(self, module_path: str) -> bool:
         """True if the config lets this algorithm compress ``module_path`` (targeted and not ignored)."""
-        return module_path not in self.ignored and (not self.targets or module_path in self.targets)
+        return self.section_scopes.selects(module_path)
 
     def initialize(self, data_loader: Any, *, input_fn: InputFn | None = None) -> None:
         """Batch-norm adaptation over ``data_loader`` when the section's ``initializer.batchnorm_adaptation`` asks for it."""

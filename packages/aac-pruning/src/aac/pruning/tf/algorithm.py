@@ -42,8 +42,8 @@ class TFFilterPruning(FilterPruningAlgorithm, TFCompressionAlgorithm):
         self._editable = editable_layers(prepared.model)
         self._init_from_section(
             pruning_graph(prepared), section,
-            is_ignored=lambda layer: layer in self.ignored,
-            is_target=lambda layer: not self.targets or layer in self.targets,
+            is_ignored=lambda layer: layer in self.section_scopes.ignored,
+            is_target=lambda layer: not self.section_scopes.targets or layer in self.section_scopes.targets,
             model_params=parameter_count(prepared.model),
         )
         self.unremovable = unremovable_groups(self.analysis, self._editable)

@@ -25,8 +25,8 @@ class TorchFilterPruning(FilterPruningAlgorithm, TorchCompressionAlgorithm):
         super().__init__(prepared, section)
         self._init_from_section(
             prepared.graph, section,
-            is_ignored=lambda layer: layer in self.ignored,
-            is_target=lambda layer: not self.targets or layer in self.targets,
+            is_ignored=lambda layer: layer in self.section_scopes.ignored,
+            is_target=lambda layer: not self.section_scopes.targets or layer in self.section_scopes.targets,
             model_params=sum(p.numel() for p in prepared.module.parameters()),
         )
 
