@@ -23,8 +23,10 @@ AA = "$.accuracy_aware_training.params"
 CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str, str]] = [
     (
         "maximal_accuracy_degradation",
-        {"accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_accuracy_degradation": 1.0}}},
-        {"accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_relative_accuracy_degradation": 1.0}}},
+        {"accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_accuracy_degradation": 1.0}},
+         "compression": {"algorithm": "quantization"}},  # without it, the config would also be noted as needing a controller built in code
+        {"accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_relative_accuracy_degradation": 1.0}},
+         "compression": {"algorithm": "quantization"}},
         AA, "maximal_accuracy_degradation", "maximal_relative_accuracy_degradation",
     ),
     (

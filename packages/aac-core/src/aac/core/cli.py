@@ -1,7 +1,9 @@
 """The ``aac`` command: ``aac validate FILE...``, ``aac plugins``, ``aac schema``.
 
 Problems are printed one per line as ``FILE: $.json.path: message`` (the format editors and CI
-annotators parse); a bad config never produces a traceback.
+annotators parse); a bad config never produces a traceback. A valid file prints ``FILE: ok``, then
+one indented ``note:`` line per entry of :attr:`Config.notes <aac.core.config.Config.notes>` (a legacy
+spelling that was read as its current key, a file that needs a controller built in code).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aac.core.config.accuracy_aware import ADAPTIVE, EARLY_EXIT, AccuracyAwareParams
 from aac.core.config.aliases import apply_aliases
 from aac.core.config.parsing import read_source
-from aac.core.config.rules import check_accuracy_aware, check_algorithms, section_paths
+from aac.core.config.rules import check_accuracy_aware, check_algorithms, section_paths, standalone_notes
 from aac.core.config.schema import validate
 from aac.core.errors import ConfigError, ConfigProblem
 
@@ -67,6 +67,7 @@ class Config(dict):  # type: ignore[type-arg]
     """A validated config: the plain (alias-normalised) dict plus typed views of what aac reads."""
 
     source: str | None = None
+    #: what a valid config should still tell its reader, each starting with a JSON path; ``aac validate`` prints them
     notes: tuple[str, ...] = ()
 
     def compression_sections(self) -> list[AlgorithmSection]:
@@ -124,5 +125,5 @@ def load_config(
         raise ConfigError(sorted(unique.values(), key=lambda p: p.path), name)
     config = Config(normalised)
     config.source = name
-    config.notes = tuple(notes)
+    config.notes = (*notes, *standalone_notes(normalised))
     return config

@@ -78,21 +78,46 @@ def check_accuracy_aware(data: Mapping[str, Any], registry: Registry) -> list[Co
 
 
 def _check_one_adaptive(data: Mapping[str, Any], registry: Registry) -> list[ConfigProblem]:
-    names = [s.get("algorithm") for _, s in section_paths(data) if isinstance(s, Mapping)]
+    """One adaptive-level algorithm among those the config names.
+
+    A config without a ``compression`` key names none: it is used with a controller built in code
+    (:func:`standalone_notes` says so), and the loop finds the adaptive part of that controller
+    itself. A ``compression`` key that is present is judged, so an empty list is refused.
+    """
+    if not isinstance(data.get("compression"), (list, Mapping)):
+        return []  # absent: a controller built in code; any other value: the schema reports its shape
+    names = [s.get("algorithm") if isinstance(s, Mapping) else None for _, s in section_paths(data)]
     known = [n for n in names if isinstance(n, str) and n in registry.algorithms]
     if len(known) != len(names):
-        return []  # unknown names are already reported; adaptivity cannot be judged
+        return []  # unknown names and malformed sections are already reported; adaptivity cannot be judged
     adaptive = [n for n in known if registry.algorithms[n].adaptive]
     if len(adaptive) == 1:
         return []
     candidates = sorted(n for n, s in registry.algorithms.items() if s.adaptive)
-    if not adaptive:
-        found = (f"{', '.join(known)} cannot have its level searched" if known
-                 else "no compression algorithm is configured")
-        message = (f"'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but {found}; "
-                   f"add one of: {', '.join(candidates) or '(none installed)'}")
+    if not known:  # only an empty list gets here: an object is always one (judged) section
+        message = ("'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but the compression list "
+                   f"is empty; add one of: {', '.join(candidates) or '(none installed)'}, or leave the 'compression' key out "
+                   "and pass a controller built in code to create_accuracy_aware_training_loop")
+    elif not adaptive:
+        message = (f"'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but {', '.join(known)} "
+                   f"cannot have its level searched; add one of: {', '.join(candidates) or '(none installed)'}")
     else:
         message = (f"'adaptive_compression_level' mode searches the level of exactly one algorithm, but "
                    f"{len(adaptive)} adaptive-level algorithms are configured: {', '.join(adaptive)}. Keep one of them "
                    "(non-adaptive algorithms such as quantization can stay)")
     return [ConfigProblem("$.compression", message)]
+
+
+def standalone_notes(data: Mapping[str, Any]) -> list[str]:
+    """Notes (not problems) for a config that only an in-code controller can use.
+
+    A config with an ``accuracy_aware_training`` section and no ``compression`` key is valid: a user
+    who wrote their own compression method hands its controller to the loops directly. Validating
+    such a file alone should still say that it is half of a run.
+    """
+    section = data.get("accuracy_aware_training")
+    mode = section.get("mode") if isinstance(section, Mapping) else None
+    if "compression" in data or mode not in (ADAPTIVE, EARLY_EXIT):
+        return []
+    return [f"$.compression is absent; '{mode}' mode needs a compression controller built in code "
+            "(pass it to create_accuracy_aware_training_loop)"]
