@@ -278,7 +278,7 @@ def test_unknown_algorithm_error_suggests_a_close_match(registry: Registry) -> N
 
 
 def test_unknown_search_strategy_error(registry: Registry) -> None:
-    with pytest.raises(UnknownAlgorithmError, match=r"^unknown search strategy 'bisect'; installed: step$"):
+    with pytest.raises(UnknownAlgorithmError, match=r"^unknown search strategy 'bisect'; installed: frontier, step$"):
         registry.search_strategy("bisect")
 
 

@@ -94,12 +94,13 @@ def test_adaptive_loop_keeps_other_algorithms_scheduled(registry: Registry, tmp_
     config = {
         "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
             "maximal_absolute_accuracy_degradation": 0.05, "initial_training_phase_epochs": 1, "patience_epochs": 1,
-            "maximal_total_epochs": 4}},
+            "maximal_total_epochs": 4, "search_strategy": "step"}},
         "compression": [{"algorithm": "toy_quant"}, {"algorithm": "toy_pruning"}],
     }
     controller, model = create_compressed_model(ToyModel(), config, registry=registry)
     loop = create_accuracy_aware_training_loop(config, controller, 0.95, registry=registry, verbose=False)
-    loop.run(model, lambda c, m, epoch, optimizer, lr_scheduler: train_epoch(m), lambda m, epoch: accuracy(m), log_dir=tmp_path)
+    # nothing costs accuracy (knee 1.0): the search climbs, so the returned model is the last epoch's
+    loop.run(model, lambda c, m, epoch, optimizer, lr_scheduler: train_epoch(m), lambda m, epoch: accuracy(m, knee=1.0), log_dir=tmp_path)
     quant, pruning = controller.children
     assert pruning.scheduler_disabled and not quant.scheduler_disabled
     assert quant.scheduler.current_epoch == 3  # stepped in every one of the 4 epochs

@@ -18,6 +18,18 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 from aac.core.errors import CompressionRateError
 from aac.core.statistics import AlgorithmStatistics, CompressionStatistics
 
+#: samples over which a probe re-estimates batch-norm statistics when the section sets no
+#: ``initializer.batchnorm_adaptation.num_bn_adaptation_samples`` (a few batches: probes must stay cheap)
+PROBE_BATCHNORM_SAMPLES = 512
+
+
+def reiterable(data: Any) -> bool:
+    """True if ``data`` can be iterated again (a list, a DataLoader, a tf.data.Dataset - not a generator)."""
+    try:
+        return data is not None and iter(data) is not data
+    except TypeError:
+        return False
+
 
 class CompressionStage(enum.Enum):
     """How far an algorithm is along its schedule. Adding two stages gives the stage of the pair."""
@@ -191,6 +203,23 @@ class CompressionAlgorithm:
     @property
     def maximal_compression_rate(self) -> float:
         return 1.0
+
+    def reachable_compression_rate(self, rate: float) -> float:
+        """The rate that ``compression_rate = rate`` would really give, without setting it.
+
+        The adaptive search moves on these real levels, so that it never trains one level twice
+        under two names. The default is a continuous grid (``rate`` itself); algorithms that round
+        (filter pruning keeps blocks of filters) override it.
+        """
+        return rate
+
+    def adapt_to_compression(self) -> bool:
+        """Re-estimate what depends on the compression level without training; True if anything was done.
+
+        The adaptive loop calls it when it *probes* a rate (set it, adapt, validate, undo). Framework
+        base classes re-estimate batch-norm statistics over the data given to :meth:`initialize`.
+        """
+        return False
 
     def compression_stage(self) -> CompressionStage:
         return CompressionStage.FULLY_COMPRESSED

@@ -28,11 +28,18 @@ def aac_backends() -> Iterable[BackendSpec]:
 
 @hookimpl
 def aac_search_strategies() -> Iterable[SearchStrategySpec]:
-    return [SearchStrategySpec(
-        name="step",
-        factory="aac.core.training.search:StepSearch",
-        description="NNCF's search: climb by a step, halve the step on each change of direction",
-    )]
+    return [
+        SearchStrategySpec(
+            name="frontier",
+            factory="aac.core.training.search:FrontierSearch",
+            description="the default: probe-guided climbing on the controller's real levels, bracketing the frontier",
+        ),
+        SearchStrategySpec(
+            name="step",
+            factory="aac.core.training.search:StepSearch",
+            description="NNCF's search: climb by a step, halve the step on each change of direction",
+        ),
+    ]
 
 
 @hookimpl

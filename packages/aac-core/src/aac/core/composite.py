@@ -99,6 +99,13 @@ class CompositeController(CompressionAlgorithm):
         child = self.adaptive_child
         return child.maximal_compression_rate if child else min((c.maximal_compression_rate for c in self.children), default=1.0)
 
+    def reachable_compression_rate(self, rate: float) -> float:
+        return self._require_adaptive().reachable_compression_rate(rate)
+
+    def adapt_to_compression(self) -> bool:
+        """The children share one model: the first child that can adapt it does so for all."""
+        return any(child.adapt_to_compression() for child in self.children)
+
     def compression_stage(self) -> CompressionStage:
         stages = [c.compression_stage() for c in self.children]
         return reduce(lambda a, b: a + b, stages) if stages else CompressionStage.FULLY_COMPRESSED

@@ -175,6 +175,14 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
     def maximal_compression_rate(self) -> float:
         return self._maximal
 
+    def reachable_compression_rate(self, rate: float) -> float:
+        """The measured rate of the allocation the setter would choose for ``rate`` (masks untouched).
+
+        Groupwise levels depend only on the channel counts; global ranking also reads the current weights.
+        """
+        scores = self._group_scores() if self.params.all_weights else [np.zeros(c) for c in self._full]
+        return self._measure(self._solver(scores).solve(min(max(rate, 0.0), self._maximal)))
+
     def compression_stage(self) -> CompressionStage:
         if self._level == 0.0:
             return CompressionStage.UNCOMPRESSED

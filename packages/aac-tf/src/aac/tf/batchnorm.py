@@ -29,12 +29,13 @@ def input_batches(data: Any, batch_size: int, samples: int) -> Iterator[Any]:
             return
 
 
-def adapt_batchnorm(model: Any, batches: list[Any], samples: int) -> None:
+def adapt_batchnorm(model: Any, batches: list[Any], samples: int) -> bool:
     """Re-estimate batch-norm moving statistics of the (quantized) model over ``samples`` samples: a cumulative
-    average over the batches (momentum ``(i - 1) / i`` at batch ``i``) in training mode; nothing else is updated."""
+    average over the batches (momentum ``(i - 1) / i`` at batch ``i``) in training mode; nothing else is updated.
+    Returns False if there was nothing to adapt."""
     norms = [layer for _, layer in iter_layers(model) if isinstance(layer, L.BatchNormalization)]
     if not norms or not batches:
-        return
+        return False
     momenta = [layer.momentum for layer in norms]
     frozen = [layer.trainable for layer in norms]
     try:
@@ -50,3 +51,4 @@ def adapt_batchnorm(model: Any, batches: list[Any], samples: int) -> None:
     finally:
         for layer, momentum, trainable in zip(norms, momenta, frozen, strict=True):
             layer.momentum, layer.trainable = momentum, trainable
+    return True

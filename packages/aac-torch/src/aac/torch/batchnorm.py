@@ -53,7 +53,7 @@ def restore_modes(model: nn.Module, training: Mapping[str, bool]) -> None:
 
 @torch.no_grad()
 def adapt_batchnorm(model: nn.Module, data_loader: Any, num_samples: int,
-                    input_fn: InputFn = default_inputs) -> int:
+                    input_fn: InputFn = default_inputs, *, quiet: bool = False) -> int:
     """Re-estimate the running statistics of every batch norm over ``num_samples`` samples.
 
     The statistics are reset and then averaged cumulatively over the samples, with the rest of the
@@ -81,5 +81,6 @@ def adapt_batchnorm(model: nn.Module, data_loader: Any, num_samples: int,
         for norm, momentum in zip(norms, momenta, strict=True):
             norm.momentum = momentum
         restore_modes(model, training)
-    logger.info("[aac] batch-norm adaptation: %d batch norms re-estimated over %d samples", len(norms), seen)
+    if not quiet:
+        logger.info("[aac] batch-norm adaptation: %d batch norms re-estimated over %d samples", len(norms), seen)
     return seen

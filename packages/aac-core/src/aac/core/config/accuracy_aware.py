@@ -20,7 +20,12 @@ ADAPTIVE_ONLY_KEYS = (
     "minimal_compression_rate",
     "maximal_compression_rate",
     "search_strategy",
+    "early_rejection",
+    "warm_start",
 )
+
+#: where a new level of the search starts from (``warm_start``)
+WARM_STARTS = ("current", "best_feasible", "directional")
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,9 @@ class AccuracyAwareParams:
     lr_reduction_factor: float = 0.5
     minimal_compression_rate: float = 0.0
     maximal_compression_rate: float = 0.95
-    search_strategy: str = "step"
+    search_strategy: str = "frontier"
+    early_rejection: bool = True
+    warm_start: str = "current"
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> AccuracyAwareParams:

@@ -9,14 +9,16 @@ from aac.core.training.loops import (
 )
 from aac.core.training.observers import LoopObserver, RunContext
 from aac.core.training.records import EpochRecord, TrainingLoopStatistics
-from aac.core.training.search import LevelOutcome, SearchBounds, SearchStrategy, StepSearch
+from aac.core.training.search import FrontierSearch, LevelOutcome, LevelSpace, SearchBounds, SearchStrategy, StepSearch
 
 __all__ = [
     "AdaptiveCompressionTrainingLoop",
     "BaseAccuracyAwareTrainingLoop",
     "EarlyExitCompressionTrainingLoop",
     "EpochRecord",
+    "FrontierSearch",
     "LevelOutcome",
+    "LevelSpace",
     "LoopObserver",
     "RunContext",
     "SearchBounds",

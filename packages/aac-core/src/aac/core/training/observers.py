@@ -70,8 +70,9 @@ def format_epoch(record: EpochRecord, tolerable: float) -> str:
     metric = "   -    " if record.metric is None else f"{record.metric:.4f}"
     budget = "" if record.budget is None else f" | budget {record.budget:+.4f}"
     step = "" if record.step is None else f" | step {record.step:g}"
+    ended = "" if record.level_end is None else f" | level ended: {record.level_end}"
     return (f"[aac] epoch {record.epoch:4d} | {record.phase:<10} | rate {record.compression_rate:.4f} | "
-            f"metric {metric} (tolerable {tolerable:.4f}){budget}{step}")
+            f"metric {metric} (tolerable {tolerable:.4f}){budget}{step}{ended}")
 
 
 class ConsoleReporter(LoopObserver):
@@ -97,7 +98,7 @@ class ConsoleReporter(LoopObserver):
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         logger.info(format_epoch(record, self._tolerable))
-        if self._bar is not None:
+        if self._bar is not None and not record.is_probe:
             self._bar.update(1)
             self._bar.set_postfix(rate=f"{record.compression_rate:.3f}", metric=record.metric)
 
@@ -133,7 +134,11 @@ class HistoryWriter(LoopObserver):
 
 
 class TensorBoardReporter(LoopObserver):
-    """Scalars under NNCF's tags, so existing TensorBoard dashboards keep working."""
+    """Scalars under NNCF's tags, so existing TensorBoard dashboards keep working.
+
+    Probes go under tags of their own (``probe/accuracy_aware/...``, at the epoch they were taken), so
+    they never mix with the trained levels' curves.
+    """
 
     def __init__(self, writer: Any, controller: Any) -> None:
         self.writer = writer
@@ -141,6 +146,11 @@ class TensorBoardReporter(LoopObserver):
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         add = self.writer.add_scalar
+        if record.is_probe:
+            add("probe/accuracy_aware/compression_rate", record.compression_rate, record.epoch)
+            add("probe/accuracy_aware/metric_value", record.metric, record.epoch)
+            add("probe/accuracy_aware/accuracy_budget", record.budget, record.epoch)
+            return
         add("compression/accuracy_aware/target_compression_rate", record.compression_rate, record.epoch)
         if record.step is not None:
             add("compression/accuracy_aware/compression_rate_step", record.step, record.epoch)
@@ -158,7 +168,7 @@ class TensorBoardReporter(LoopObserver):
 
 
 class PlotReporter(LoopObserver):
-    """``search.png``: rate and metric against epochs, with the tolerable-metric line (needs matplotlib)."""
+    """``search.png``: rate and metric against epochs, with the tolerable-metric line and the probes (needs matplotlib)."""
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
@@ -185,13 +195,22 @@ def plot_history(records: list[EpochRecord], tolerable: float, path: Path, stati
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    epochs = [r.epoch for r in records]
+    trained = [r for r in records if not r.is_probe]
+    probes = [r for r in records if r.is_probe]
     fig, rate_axis = plt.subplots(figsize=(8, 4.5), dpi=110)
-    rate_axis.step(epochs, [r.compression_rate for r in records], where="pre", color="tab:blue", label="compression rate")
+    rate_axis.step([r.epoch for r in trained], [r.compression_rate for r in trained], where="pre", color="tab:blue",
+                   label="compression rate (trained)")
+    if probes:  # a probe of epoch e measures the weights of epoch e, before epoch e + 1 trains: draw it in between
+        within = [r for r in probes if r.budget is not None and r.budget >= 0]
+        beyond = [r for r in probes if r not in within]
+        for group, marker, label in ((within, "^", "probe within budget"), (beyond, "x", "probe over budget")):
+            if group:
+                rate_axis.scatter([r.epoch + 0.5 for r in group], [r.compression_rate for r in group], marker=marker,
+                                  color="tab:purple", s=22, alpha=0.75, label=label, zorder=3)
     rate_axis.set_xlabel("epoch")
     rate_axis.set_ylabel("compression rate", color="tab:blue")
     metric_axis = rate_axis.twinx()
-    validated = [r for r in records if r.metric is not None]
+    validated = [r for r in trained if r.metric is not None]
     metric_axis.plot([r.epoch for r in validated], [r.metric for r in validated], "o-", color="tab:orange", ms=3, label="metric")
     metric_axis.axhline(tolerable, color="tab:red", ls="--", lw=1, label=f"tolerable metric {tolerable:.4g}")
     metric_axis.set_ylabel("metric", color="tab:orange")

@@ -7,13 +7,22 @@ from typing import Any
 
 from aac.core.statistics import format_table
 
+#: the phase of a probe record: a rate measured without training (``epoch`` is the epochs trained before it)
+PROBE = "probe"
+
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """One epoch of an accuracy-aware run (``epoch`` 0 is the validation before any training)."""
+    """One epoch of an accuracy-aware run (``epoch`` 0 is the validation before any training), or a probe.
+
+    A probe (``phase == "probe"``) is not an epoch: the adaptive search set its rate on the weights
+    of epoch ``epoch``, re-estimated batch-norm statistics and validated, then undid it. The last epoch
+    of a search level says in ``level_end`` why the level ended (``feasible``, ``patience``,
+    ``rejected``, ``early_stopping_fn`` or ``maximal_total_epochs``).
+    """
 
     epoch: int
-    phase: str  # "initial" | "search" | "early_exit"
+    phase: str  # "initial" | "search" | "early_exit" | "probe"
     compression_rate: float
     level_epoch: int
     metric: float | None
@@ -22,10 +31,15 @@ class EpochRecord:
     train_loss: float | None = None
     learning_rate_scale: float = 1.0
     seconds: float = 0.0
+    level_end: str | None = None
 
     @property
     def validated(self) -> bool:
         return self.metric is not None
+
+    @property
+    def is_probe(self) -> bool:
+        return self.phase == PROBE
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,11 +85,16 @@ class TrainingLoopStatistics:
             return 0.0
         return 100.0 * self.absolute_accuracy_degradation / abs(self.uncompressed_accuracy)
 
+    @property
+    def probes(self) -> int:
+        """How many rates the search probed (measured without training)."""
+        return sum(r.is_probe for r in self.history)
+
     def levels(self) -> list[tuple[float, float | None, int]]:
-        """(rate, best metric, epochs) per distinct rate trained, in the order first visited."""
+        """(rate, best metric, epochs) per distinct rate trained, in the order first visited (probes left out)."""
         table: dict[float, list[Any]] = {}
         for r in self.history:
-            if r.epoch == 0:
+            if r.epoch == 0 or r.is_probe:
                 continue
             entry = table.setdefault(r.compression_rate, [None, 0])
             entry[1] += 1
@@ -102,6 +121,7 @@ class TrainingLoopStatistics:
             ("accuracy budget", self.accuracy_budget),
             ("within budget", "yes" if self.feasible else "NO"),
             ("epochs trained", self.total_epochs),
+            ("rates probed", self.probes),
             ("stopped because", self.stop_reason),
         ]
         return format_table(("accuracy-aware training", "result"), [(k, _fmt(v)) for k, v in rows])

@@ -127,13 +127,14 @@ class RunSession:
 
     # -- epochs -------------------------------------------------------------------------
     def record(self, phase: str, level_epoch: int, metric: float | None, started: float,
-               step: float | None = None, train_loss: float | None = None, lr_scale: float = 1.0) -> EpochRecord:
+               step: float | None = None, train_loss: float | None = None, lr_scale: float = 1.0,
+               level_end: str | None = None) -> EpochRecord:
         budget = None if metric is None else self.params.budget(metric, self.uncompressed_metric)
         record = EpochRecord(
             epoch=self.runner.cumulative_epochs, phase=phase,
             compression_rate=round(float(self.runner.controller.compression_rate), 6) if _has_rate(self.runner.controller) else 0.0,
             level_epoch=level_epoch, metric=metric, budget=budget, step=step, train_loss=train_loss,
-            learning_rate_scale=lr_scale, seconds=round(time.perf_counter() - started, 3),
+            learning_rate_scale=lr_scale, seconds=round(time.perf_counter() - started, 3), level_end=level_end,
         )
         self.state.history.append(record.to_dict())
         self.state.epochs = self.runner.cumulative_epochs
