@@ -40,7 +40,11 @@ class ToySchedule(CompressionScheduler):
 
 
 class ToyPruning(CompressionAlgorithm):
-    """Adaptive toy algorithm for the ``python`` framework."""
+    """Adaptive toy algorithm for the ``python`` framework.
+
+    With ``grid`` > 0 it reaches only multiples of ``grid`` (a request is rounded to the nearest one),
+    like filter pruning, which keeps whole blocks of filters.
+    """
 
     name = "toy_pruning"
     adaptive = True
@@ -49,10 +53,14 @@ class ToyPruning(CompressionAlgorithm):
         super().__init__(model, params)
         self.target = float(params.get("target", 0.3))
         self.max_rate = float(params.get("max_rate", 1.0))
+        self.grid = float(params.get("grid", 0.0))
         self._scheduler = ToySchedule(self, self.target, int(params.get("steps", 2)))
 
     def set_rate(self, value: float) -> None:
-        self.model.rate = float(value)
+        self.model.rate = self.reachable_compression_rate(value)
+
+    def reachable_compression_rate(self, rate: float) -> float:
+        return round(round(rate / self.grid) * self.grid, 6) if self.grid else float(rate)
 
     @property
     def compression_rate(self) -> float:
@@ -109,7 +117,8 @@ class ToyPlugin:
             name="toy_pruning", adaptive=True, frameworks={"python": build_toy}, package="aac-core",
             schema={"$id": "urn:test:toy", "type": "object", "properties": {
                 "params": {"type": "object", "properties": {
-                    "target": {"type": "number"}, "steps": {"type": "integer"}, "max_rate": {"type": "number"}},
+                    "target": {"type": "number"}, "steps": {"type": "integer"}, "max_rate": {"type": "number"},
+                    "grid": {"type": "number"}},
                     "additionalProperties": False}}, "additionalProperties": False},
         ), AlgorithmSpec(name="toy_quant", adaptive=False, frameworks={"python": build_toy_quant},
                          schema={"type": "object"}, package="aac-core")]

@@ -1,0 +1,165 @@
+"""The default ``frontier`` search end to end: real levels, probes, early rejection, warm starts, resume.
+
+The model is core's toy with a learning curve: ``skill`` is the rate the network has adapted to.
+Validation gives ``1 - 2 * max(0, rate - skill)``; an epoch moves ``skill`` towards the current rate by
+``SPEED``, but never past ``KNEE`` - the architecture's true limit. With a budget of 0.05 below 1.0, a
+rate is feasible once trained if it is at most ``KNEE + 0.025``: the frontier is ``KNEE`` on the
+controller's 0.05 grid, and a probe (no training) shows how far a rate is from the current skill.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aac.core import Registry, create_accuracy_aware_training_loop, create_compressed_model
+from aac.core.testing import ToyModel
+from aac.core.training.search import LEVEL_FEASIBLE, LEVEL_REJECTED, LevelSpace, to_ticks
+
+KNEE = 0.6
+SPEED = 0.15
+GRID = 0.05
+
+
+def config(**params: Any) -> dict[str, Any]:
+    base = {"maximal_absolute_accuracy_degradation": 0.05, "initial_training_phase_epochs": 2, "patience_epochs": 3,
+            "maximal_total_epochs": 40}
+    return {
+        "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {**base, **params}},
+        "compression": {"algorithm": "toy_pruning", "params": {"target": 0.2, "steps": 2, "grid": GRID}},
+    }
+
+
+class Crash(Exception):
+    """A simulated kill."""
+
+
+class Run:
+    """One run of the toy; ``crash_at_call`` raises in the n-th call of train or validate (counted together)."""
+
+    def __init__(self, registry: Registry, cfg: dict[str, Any], crash_at_call: int | None = None) -> None:
+        self.controller, self.model = create_compressed_model(ToyModel(skill=0.0), cfg, registry=registry)
+        self.loop = create_accuracy_aware_training_loop(cfg, self.controller, 1.0, registry=registry, verbose=False)
+        self.calls: list[str] = []
+        self.crash_at_call = crash_at_call
+
+    def _call(self, what: str) -> None:
+        self.calls.append(what)
+        if self.crash_at_call is not None and len(self.calls) == self.crash_at_call:
+            raise Crash(f"killed in call {len(self.calls)} ({what})")
+
+    def train(self, controller: Any, model: ToyModel, epoch: int, optimizer: Any, lr_scheduler: Any) -> float:
+        self._call("train")
+        model.skill = round(min(model.rate, KNEE, model.skill + SPEED), 6)
+        return 0.0
+
+    def validate(self, model: ToyModel, epoch: int) -> float:
+        self._call("validate")
+        return round(1.0 - 2.0 * max(0.0, model.rate - model.skill), 6)
+
+    def run(self, log_dir: Path) -> Any:
+        self.loop.run(self.model, self.train, self.validate, log_dir=log_dir)
+        return self.loop.statistics
+
+
+def trained_levels(statistics: Any) -> list[tuple[float, int, str | None]]:
+    """(rate, epochs, why it ended) of every search level, in order."""
+    search = [r for r in statistics.history if r.phase == "search"]
+    levels = []
+    for rate, group in itertools.groupby(search, key=lambda r: r.compression_rate):
+        records = list(group)
+        levels.append((rate, len(records), records[-1].level_end))
+    return levels
+
+
+def test_frontier_finds_the_knee_on_real_levels_without_training_a_level_twice(registry: Registry, tmp_path: Path) -> None:
+    statistics = Run(registry, config()).run(tmp_path)
+    assert statistics.feasible and statistics.compression_rate == pytest.approx(KNEE)
+    levels = trained_levels(statistics)
+    rates = [rate for rate, _, _ in levels]
+    assert len(rates) == len(set(rates)), f"a level was trained twice: {levels}"
+    assert all(round(rate / GRID, 6).is_integer() for rate in rates), "every trained rate is a real level of the grid"
+    assert "frontier is found" in statistics.stop_reason
+    # probes are recorded as probes, at real levels, and are not epochs
+    probes = [r for r in statistics.history if r.is_probe]
+    assert probes and statistics.probes == len(probes)
+    assert all(round(r.compression_rate / GRID, 6).is_integer() for r in probes)
+    assert statistics.total_epochs == sum(1 for r in statistics.history if not r.is_probe and r.epoch > 0)
+
+
+def test_frontier_needs_fewer_epochs_than_step_for_at_least_its_rate(registry: Registry, tmp_path: Path) -> None:
+    frontier = Run(registry, config()).run(tmp_path / "frontier")
+    step = Run(registry, config(search_strategy="step", early_rejection=False)).run(tmp_path / "step")
+    assert frontier.compression_rate >= step.compression_rate
+    assert frontier.total_epochs < step.total_epochs
+
+
+def test_early_rejection_ends_a_hopeless_level_and_spares_a_recovering_one(registry: Registry, tmp_path: Path) -> None:
+    levels = trained_levels(Run(registry, config()).run(tmp_path))
+    # the first jump (0.55) recovers by SPEED per epoch: never rejected, it meets the budget in its third epoch
+    assert levels[0] == (0.55, 3, LEVEL_FEASIBLE)
+    # a level beyond the knee cannot recover: rejected after its first epoch instead of patience_epochs (3)
+    rejected = [level for level in levels if level[2] == LEVEL_REJECTED]
+    assert rejected and all(rate > KNEE and epochs == 1 for rate, epochs, _ in rejected)
+
+
+def test_early_rejection_can_be_switched_off(registry: Registry, tmp_path: Path) -> None:
+    levels = trained_levels(Run(registry, config(early_rejection=False)).run(tmp_path))
+    assert all(end != LEVEL_REJECTED for _, _, end in levels)
+    assert any(rate > KNEE and epochs == 3 for rate, epochs, _ in levels)  # a hopeless level used all its patience
+
+
+@pytest.mark.parametrize("warm_start", ["current", "best_feasible", "directional"])
+def test_warm_start_decides_where_a_level_starts(registry: Registry, tmp_path: Path, warm_start: str) -> None:
+    """The level after a rejected one goes down: it continues from the failed level's weights (``current``,
+    ``directional``) or reloads the best feasible model (``best_feasible``). Its start probe tells which."""
+    statistics = Run(registry, config(warm_start=warm_start)).run(tmp_path)
+    history = statistics.history
+    failed = next(i for i, r in enumerate(history) if r.level_end == LEVEL_REJECTED)
+    following = next(i for i in range(failed + 1, len(history)) if history[i].phase == "search")
+    start_probe = history[following - 1]
+    assert start_probe.is_probe and start_probe.compression_rate == history[following].compression_rate
+    assert start_probe.compression_rate < history[failed].compression_rate  # going down
+    skill_at_start = round(start_probe.compression_rate - (1.0 - start_probe.metric) / 2.0, 6)
+    if warm_start == "best_feasible":
+        assert skill_at_start < KNEE  # the best feasible checkpoint (rate 0.55) had not reached the knee
+    else:
+        assert skill_at_start == pytest.approx(KNEE)  # the failed level had trained the skill up to the knee
+    assert statistics.feasible
+
+
+def test_resume_after_a_kill_gives_the_identical_result(registry: Registry, tmp_path: Path) -> None:
+    reference_run = Run(registry, config())
+    reference = reference_run.run(tmp_path / "reference")
+    calls = reference_run.calls
+    # every validation is an epoch's, a probe's or (last) the returned model's re-validation
+    kinds = iter(["probe" if r.is_probe else "epoch" for r in reference.history if r.metric is not None] + ["final"])
+    numbered = [(i + 1, what if what == "train" else next(kinds)) for i, what in enumerate(calls)]
+    probes = [n for n, kind in numbered if kind == "probe"]
+    trains = [n for n, kind in numbered if kind == "train"]
+    # kills: in the initial phase, in the first probe, in a probe in the middle of the search, in the last
+    # training epoch and in the final re-validation
+    kill_points = [trains[1], probes[0], probes[len(probes) // 2], trains[-1], len(calls)]
+    assert numbered[-1][1] == "final" and len(probes) >= 3
+    assert len(set(kill_points)) == len(kill_points)
+    for point in kill_points:
+        folder = tmp_path / f"killed-at-{point}"
+        with pytest.raises(Crash):
+            Run(registry, config(), crash_at_call=point).run(folder)
+        resumed = Run(registry, config()).run(folder)  # a fresh process: new model, controller and loop
+        assert (resumed.compression_rate, resumed.compressed_accuracy, resumed.total_epochs, resumed.stop_reason) == (
+            reference.compression_rate, reference.compressed_accuracy, reference.total_epochs, reference.stop_reason), point
+        trained = [(r.epoch, r.compression_rate, r.metric, r.level_end) for r in resumed.history if not r.is_probe]
+        assert trained == [(r.epoch, r.compression_rate, r.metric, r.level_end) for r in reference.history if not r.is_probe], point
+        probed = [(r.epoch, r.compression_rate, r.metric) for r in resumed.history if r.is_probe]
+        assert probed == [(r.epoch, r.compression_rate, r.metric) for r in reference.history if r.is_probe], point
+
+
+def test_level_space_lists_the_distinct_real_levels_between_two_rates() -> None:
+    step = to_ticks(0.125)
+    levels = LevelSpace(lambda ticks: round(ticks / step) * step, lambda ticks: 0.0)
+    # requests every 0.025 between 0.5 and 0.95 land on three real levels (and the top one, 1.0, is outside)
+    assert levels.grid(to_ticks(0.5), to_ticks(0.95), to_ticks(0.025)) == [to_ticks(0.625), to_ticks(0.75), to_ticks(0.875)]
