@@ -138,8 +138,10 @@ def demo(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks: overhead and latency ratios measured side by side, PyTorch and TensorFlow (JSON + table)."""
-    install(session, "aac-core", "aac-torch", "aac-tf", "aac-pruning[torch,tf]", "aac-sparsity[torch]", "aac-quant[torch]")
+    install(session, "aac-core", "aac-torch", "aac-tf", "aac-pruning[torch,tf]", "aac-sparsity[torch]", "aac-quant[torch]",
+            extra=("scikit-learn", "matplotlib"))
     session.run("python", "benchmarks/run.py", *session.posargs)
+    session.run("python", "benchmarks/search.py")
 
 
 @nox.session(default=False)

@@ -33,7 +33,7 @@ INVALID = {"accuracy_aware_training": {"mode": "early_exit", "params": {}},
 INVALID_LINES = [
     "$.accuracy_aware_training.params: give exactly one of 'maximal_relative_accuracy_degradation' (percent) and "
     "'maximal_absolute_accuracy_degradation' (metric units); found 0",
-    "$.compression[0].params.targt: unknown key 'targt' (did you mean 'target'?); allowed: target, steps, max_rate",
+    "$.compression[0].params.targt: unknown key 'targt' (did you mean 'target'?); allowed: target, steps, max_rate, grid",
     "$.compression[1].algorithm: algorithm 'magnitude_sparsity' is provided by aac-sparsity, which is not installed: "
     "pip install aac-sparsity",
 ]

@@ -1,9 +1,9 @@
 """The default ``frontier`` search end to end: real levels, probes, early rejection, warm starts, resume.
 
 The model is core's toy with a learning curve: ``skill`` is the rate the network has adapted to.
-Validation gives ``1 - 2 * max(0, rate - skill)``; an epoch moves ``skill`` towards the current rate by
+Validation gives ``1 - SLOPE * max(0, rate - skill)``; an epoch moves ``skill`` towards the current rate by
 ``SPEED``, but never past ``KNEE`` - the architecture's true limit. With a budget of 0.05 below 1.0, a
-rate is feasible once trained if it is at most ``KNEE + 0.025``: the frontier is ``KNEE`` on the
+rate is feasible once trained if it is at most ``KNEE + 0.05 / SLOPE``: the frontier is ``KNEE`` on the
 controller's 0.05 grid, and a probe (no training) shows how far a rate is from the current skill.
 """
 
@@ -20,6 +20,7 @@ from aac.core.testing import ToyModel
 from aac.core.training.search import LEVEL_FEASIBLE, LEVEL_REJECTED, LevelSpace, to_ticks
 
 KNEE = 0.6
+SLOPE = 3.0
 SPEED = 0.15
 GRID = 0.05
 
@@ -58,7 +59,7 @@ class Run:
 
     def validate(self, model: ToyModel, epoch: int) -> float:
         self._call("validate")
-        return round(1.0 - 2.0 * max(0.0, model.rate - model.skill), 6)
+        return round(1.0 - SLOPE * max(0.0, model.rate - model.skill), 6)
 
     def run(self, log_dir: Path) -> Any:
         self.loop.run(self.model, self.train, self.validate, log_dir=log_dir)
@@ -123,7 +124,7 @@ def test_warm_start_decides_where_a_level_starts(registry: Registry, tmp_path: P
     start_probe = history[following - 1]
     assert start_probe.is_probe and start_probe.compression_rate == history[following].compression_rate
     assert start_probe.compression_rate < history[failed].compression_rate  # going down
-    skill_at_start = round(start_probe.compression_rate - (1.0 - start_probe.metric) / 2.0, 6)
+    skill_at_start = round(start_probe.compression_rate - (1.0 - start_probe.metric) / SLOPE, 6)
     if warm_start == "best_feasible":
         assert skill_at_start < KNEE  # the best feasible checkpoint (rate 0.55) had not reached the knee
     else:

@@ -94,7 +94,8 @@ def test_adaptive_loop_keeps_other_algorithms_scheduled(registry: Registry, tmp_
     config = {
         "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
             "maximal_absolute_accuracy_degradation": 0.05, "initial_training_phase_epochs": 1, "patience_epochs": 1,
-            "maximal_total_epochs": 4, "search_strategy": "step"}},
+            "maximal_total_epochs": 4, "search_strategy": "step",
+            "early_rejection": False}},
         "compression": [{"algorithm": "toy_quant"}, {"algorithm": "toy_pruning"}],
     }
     controller, model = create_compressed_model(ToyModel(), config, registry=registry)

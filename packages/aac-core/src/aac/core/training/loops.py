@@ -32,6 +32,7 @@ from aac.core.training.search import (
     LEVEL_EPOCH_CAP,
     LEVEL_FEASIBLE,
     LEVEL_PATIENCE,
+    LEVEL_PROBED,
     LEVEL_REJECTED,
     LevelOutcome,
     LevelSpace,
@@ -283,6 +284,10 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         return to_rate(self.bounds.minimum)
 
     @property
+    def _allowed_drop(self) -> float:
+        return abs(self.uncompressed_model_accuracy - self.params.minimal_tolerable_metric(self.uncompressed_model_accuracy))
+
+    @property
     def maximal_compression_rate(self) -> float:
         return to_rate(self.bounds.maximum)
 
@@ -349,7 +354,9 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         """The budget of the current weights at ``ticks``, untrained: set, adapt batch norms, validate, undo.
 
         Results are kept in the run state per (level, weights), so a decision repeated after a crash
-        reads its probes back instead of measuring them again.
+        reads its probes back instead of measuring them again. A probe within budget is a compressed
+        model like any other: it is kept as that rate's checkpoint (if it beats the one kept), so the
+        search may return it, and a level whose starting point already meets the budget needs no epoch.
         """
         runner, probes = session.runner, session.state.loop.setdefault("probes", {})
         key = f"{ticks}@{self._weights_id}"
@@ -365,6 +372,8 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
                 adapt()
             metric = runner.validate()
             record = session.record(PROBE, 0, metric, started, level_end=None)
+            if record.budget is not None and record.budget >= 0:  # a model within budget, as good as a trained one
+                session.keep_if_better(_rate_key(to_rate(ticks)), record)
         finally:
             backend.load_model_state(runner.model, weights)
             controller.load_state(compression)
@@ -424,16 +433,22 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         # the decision and the new level become part of the saved state together, at the end of its first epoch
         loop["strategy"] = self.strategy.get_state()
         loop["previous"] = ticks
-        loop["level"] = {"ticks": ticks, "epochs": 0, "best_budget": None, "feasible": False, "done": False,
-                         "budgets": [], "start_budget": start_budget, "ended": ""}
+        probed_within = start_budget is not None and start_budget >= 0  # its probe's model is kept: no epoch needed
+        loop["level"] = {"ticks": ticks, "epochs": 0, "best_budget": start_budget if probed_within else None,
+                         "feasible": probed_within, "done": probed_within, "budgets": [], "start_budget": start_budget,
+                         "ended": LEVEL_PROBED if probed_within else ""}
         return loop["level"]
 
     def _hopeless(self, level: Mapping[str, Any]) -> bool:
         """True if the level cannot reach the budget in its remaining epochs, judged by its own recovery.
 
         The fastest per-epoch gain of the budget this level has shown (from its start probe through
-        its validated epochs), times :data:`RECOVERY_MARGIN`, extrapolated over the epochs left.
+        its validated epochs), times :data:`RECOVERY_MARGIN`, extrapolated over the epochs left. A level
+        that misses by less than the allowed drop itself is never rejected: on a small validation set that
+        is metric noise (one image), not a trend; nor is the minimal rate, the search's last resort.
         """
+        if level["ticks"] <= self.bounds.minimum or -level["best_budget"] < self._allowed_drop:
+            return False  # the last resort, and near misses within the allowed drop's width, get their patience
         points = ([(0, level["start_budget"])] if level["start_budget"] is not None else []) + [tuple(p) for p in level["budgets"]]
         gains = [(b - a) / (j - i) for (i, a), (j, b) in itertools.pairwise(points) if j > i]
         if not gains:
@@ -444,7 +459,7 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
     def _search_epoch(self, session: RunSession) -> None:
         runner, loop = session.runner, session.state.loop
         level = loop["level"]
-        if level is None or level["done"]:
+        while level is None or level["done"]:
             level = self._next_level(session)
             if level is None:
                 return

@@ -42,6 +42,7 @@ def to_rate(ticks: int) -> float:
 
 #: why a level ended, as recorded in its outcome and in the history
 LEVEL_FEASIBLE = "feasible"
+LEVEL_PROBED = "feasible at its start probe"
 LEVEL_PATIENCE = "patience"
 LEVEL_REJECTED = "rejected"
 LEVEL_EARLY_STOPPING = "early_stopping_fn"
@@ -215,8 +216,20 @@ class StepSearch(SearchStrategy):
         if not outcome.feasible and outcome.ticks <= s.minimum:
             self._stop(f"even the minimal compression rate {to_rate(s.minimum):g} exceeds the budget")
             return None
-        s.current = min(max(outcome.ticks + sign * s.step, s.minimum), s.maximum)
+        s.current = self._next_real_level(outcome.ticks, sign * s.step)
         return s.current
+
+    def _next_real_level(self, ticks: int, step: int) -> int:
+        """``ticks + step``, or further in steps of ``step`` until the controller reaches another real level.
+
+        On a coarse grid (filter pruning keeps blocks of filters) a small step rounds back onto the
+        level it started from; NNCF then trained that level again.
+        """
+        target = ticks
+        while True:
+            target = min(max(target + step, self._s.minimum), self._s.maximum)
+            if self.levels.reachable(target) != ticks or target in (self._s.minimum, self._s.maximum):
+                return target
 
     def get_state(self) -> dict[str, Any]:
         return asdict(self._s)
@@ -293,7 +306,7 @@ class FrontierSearch(SearchStrategy):
     def _recoverable(self) -> tuple[float | None, float | None]:
         """(largest start deficit that training recovered, smallest it did not)."""
         known = [(ok, d) for _, ok, d in self._outcomes() if d is not None]
-        recovered = [d for ok, d in known if ok]
+        recovered = [d for ok, d in known if ok and d > 0]  # a level that started within budget recovered nothing
         failed = [d for ok, d in known if not ok]
         return (max(recovered) if recovered else None), (min(failed) if failed else None)
 
