@@ -63,7 +63,9 @@ from aac.torch.testing.models import DigitsNet, MobileNetLike
 
 BASELINE = "step"
 DATA_SEED = 0  # the stratified train / validation / test split
-TORCH_SEED = 0  # pre-training, and every run (before create_compressed_model and before the loop)
+#: default torch seed of pre-training and of every run (before create_compressed_model and before the loop);
+#: ``--seed`` repeats the benchmark from other initial weights and training orders
+TORCH_SEED = 0
 BATCH = 64
 PRETRAIN_LR, FINETUNE_LR = 3e-3, 1e-3
 BUDGETS = (0.5, 2.0)
@@ -132,6 +134,7 @@ CASES = [Case(a, g, b) for a, g in SECTIONS for b in BUDGETS]
 class Settings:
     strategies: tuple[str, ...]
     quick: bool
+    seed: int = TORCH_SEED
 
     @property
     def pretrain_epochs(self) -> int:
@@ -189,8 +192,8 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, split: Split
     return total / len(split.y)
 
 
-def pretrain(architecture: str, data: Digits, epochs: int) -> nn.Module:
-    torch.manual_seed(TORCH_SEED)
+def pretrain(architecture: str, data: Digits, epochs: int, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
     model = ARCHITECTURES[architecture]()
     optimizer = torch.optim.Adam(model.parameters(), lr=PRETRAIN_LR)
     # cosine decay to zero: at a constant 3e-3, Adam's accuracy spikes down now and then, and the
@@ -254,9 +257,10 @@ def revisits(history: Iterable[EpochRecord]) -> int:
     return count
 
 
-def run_strategy(case: Case, strategy: str, pretrained: nn.Module, uncompressed: float, data: Digits, out: Path) -> RunResult:
+def run_strategy(case: Case, strategy: str, pretrained: nn.Module, uncompressed: float, data: Digits, out: Path,
+                 seed: int) -> RunResult:
     config = case.config(strategy)
-    torch.manual_seed(TORCH_SEED)
+    torch.manual_seed(seed)
     controller, model = create_compressed_model(copy.deepcopy(pretrained), config)
     controller.initialize(data.train.batches())
 
@@ -272,7 +276,7 @@ def run_strategy(case: Case, strategy: str, pretrained: nn.Module, uncompressed:
 
     log_dir = out / "runs" / case.id / strategy
     shutil.rmtree(log_dir, ignore_errors=True)  # a folder holding a run would be resumed
-    torch.manual_seed(TORCH_SEED)
+    torch.manual_seed(seed)
     loop = create_accuracy_aware_training_loop(config, controller, uncompressed_model_accuracy=uncompressed,
                                                verbose=False, dump_checkpoints=False)
     start = time.perf_counter()
@@ -340,12 +344,12 @@ class CaseResult:
 def run_cases(cases: Sequence[Case], settings: Settings, data: Digits, out: Path) -> list[CaseResult]:
     results = []
     for architecture in dict.fromkeys(c.architecture for c in cases):
-        pretrained = pretrain(architecture, data, settings.pretrain_epochs)
+        pretrained = pretrain(architecture, data, settings.pretrain_epochs, settings.seed)
         uncompressed = accuracy(pretrained, data.validation)
         for case in (c for c in cases if c.architecture == architecture):
             runs = {}
             for strategy in settings.strategies:
-                runs[strategy] = run = run_strategy(case, strategy, pretrained, uncompressed, data, out)
+                runs[strategy] = run = run_strategy(case, strategy, pretrained, uncompressed, data, out, settings.seed)
                 print(f"{case.id} {strategy}: {run.epochs} epochs, {run.probes} probes, compression {run.compression:.3f}, "
                       f"test {run.test_metric:.2f}%, {'feasible' if run.feasible else 'NOT feasible'}, {run.seconds:.1f}s", flush=True)
             results.append(CaseResult(case, uncompressed, accuracy(pretrained, data.test), runs))
@@ -432,9 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", action="append", choices=[c.id for c in CASES], help="run only these cases (repeatable)")
     parser.add_argument("--quick", action="store_true",
                         help=f"shorter pre-training and, without --case, only the cases of budget {' and '.join(map(str, QUICK_BUDGETS))}")
+    parser.add_argument("--seed", type=int, default=TORCH_SEED, help=f"torch seed of pre-training and of every run (default {TORCH_SEED})")
     parser.add_argument("--out", type=Path, default=Path("runs") / "bench" / "search", help="output folder")
     args = parser.parse_args(argv)
-    settings = Settings(args.strategies, args.quick)
+    settings = Settings(args.strategies, args.quick, args.seed)
     cases = [c for c in CASES if c.id in args.case] if args.case else [c for c in CASES if not args.quick or c.budget in QUICK_BUDGETS]
     torch.set_num_threads(1)  # tiny networks: more threads only add synchronisation
     args.out.mkdir(parents=True, exist_ok=True)
@@ -449,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": 1,
                     "processor": platform.processor() or platform.machine()},
         "settings": {**asdict(settings), "pretrain_epochs": settings.pretrain_epochs, "baseline": BASELINE,
-                     "data_seed": DATA_SEED, "torch_seed": TORCH_SEED, "batch": BATCH, "pretrain_lr": PRETRAIN_LR,
+                     "data_seed": DATA_SEED, "batch": BATCH, "pretrain_lr": PRETRAIN_LR,
                      "finetune_lr": FINETUNE_LR, "split": "60/20/20 stratified (train / validation / test)",
                      "loop": LOOP_PARAMS, "variants": {v: VARIANTS[v] for v in settings.strategies}, "sections": {f"{a}-{g}": s for (a, g), s in SECTIONS.items()}},
         "seconds": time.perf_counter() - start,

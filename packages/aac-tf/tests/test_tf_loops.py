@@ -14,9 +14,12 @@ from aac.core import AacError, CallbackError, create_accuracy_aware_training_loo
 from aac.tf import CompressionCallback, accuracy_aware_fit, has_transforms
 from aac.tf.testing import SubclassedModel, compile_classifier, functional_model, sequential_model
 
+#: NNCF's step search with every level trained (no early rejection, so no probes): these tests pin TF's
+#: plumbing - a fresh optimizer per level, resume - on a known path; aac-pruning's TF tests run the default search
 ADAPTIVE = {"mode": "adaptive_compression_level", "params": {
     "maximal_absolute_accuracy_degradation": 0.03, "initial_training_phase_epochs": 2, "patience_epochs": 2,
-    "maximal_total_epochs": 9, "initial_compression_rate_step": 0.2, "minimal_compression_rate_step": 0.1}}
+    "maximal_total_epochs": 9, "initial_compression_rate_step": 0.2, "minimal_compression_rate_step": 0.1,
+    "search_strategy": "step", "early_rejection": False}}
 EARLY_EXIT = {"mode": "early_exit", "params": {"maximal_relative_accuracy_degradation": 5.0, "maximal_total_epochs": 4}}
 
 
