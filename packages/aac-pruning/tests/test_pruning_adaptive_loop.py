@@ -16,38 +16,58 @@ def digits():
     return images[:450], labels[:450], images[450:], labels[450:]
 
 
-def test_adaptive_loop_finds_a_rate_within_budget(digits, tmp_path):
-    x_train, y_train, x_val, y_val = digits
-    torch.manual_seed(0)
-    model = DigitsNet(width=16)
+class DigitsTraining:
+    """A pre-trained ``DigitsNet`` and the loop's callbacks for it (accuracy in percent)."""
 
-    def train(model, optimizer, compression_ctrl=None):
+    def __init__(self, digits, width=16):
+        self.x_train, self.y_train, self.x_val, self.y_val = digits
+        x_train, y_train = self.x_train, self.y_train
+        torch.manual_seed(0)
+        self.model = DigitsNet(width=width)
+        self.batches = [(x_train[i:i + 50], y_train[i:i + 50]) for i in range(0, len(x_train), 50)]
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=0.01)
+        for _ in range(10):
+            self.fit(self.model, optimizer)
+        self.baseline = self.validate_fn(self.model, 0)
+
+    def fit(self, model, optimizer, compression_ctrl=None):
         model.train()
-        order = torch.randperm(len(x_train))
+        order = torch.randperm(len(self.x_train))
         for start in range(0, len(order), 50):
             batch = order[start:start + 50]
-            loss = torch.nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
+            loss = torch.nn.functional.cross_entropy(model(self.x_train[batch]), self.y_train[batch])
             if compression_ctrl is not None:
-                loss = loss + compression_ctrl.loss()
                 compression_ctrl.scheduler.step()
+                loss = loss + compression_ctrl.loss()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
 
-    def train_epoch_fn(compression_ctrl, model, epoch, optimizer, lr_scheduler):
-        train(model, optimizer, compression_ctrl)
+    def train_epoch_fn(self, compression_ctrl, model, epoch, optimizer, lr_scheduler):
+        self.fit(model, optimizer, compression_ctrl)
 
-    def validate_fn(model, epoch):
+    def validate_fn(self, model, epoch):
         model.eval()
         with torch.no_grad():
-            return 100.0 * float((model(x_val).argmax(1) == y_val).float().mean())
+            return 100.0 * float((model(self.x_val).argmax(1) == self.y_val).float().mean())
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(10):
-        train(model, optimizer)
-    baseline = validate_fn(model, 0)
+    def run(self, config, log_dir):
+        """create_compressed_model + the adaptive loop; returns (controller, loop)."""
+        controller, compressed = create_compressed_model(self.model, config)
+        assert compressed is self.model
+        controller.initialize(self.batches)  # probes re-estimate batch norms over these
+        loop = AdaptiveCompressionTrainingLoop(config, controller, uncompressed_model_accuracy=self.baseline, verbose=False)
+        result = loop.run(compressed, self.train_epoch_fn, self.validate_fn,
+                          configure_optimizers_fn=lambda: (torch.optim.Adam(compressed.parameters(), lr=3e-3), None),
+                          log_dir=log_dir)
+        assert result is self.model
+        return controller, loop
+
+
+def test_adaptive_loop_finds_a_rate_within_budget(digits, tmp_path):
+    training = DigitsTraining(digits)
+    baseline = training.baseline
     assert baseline > 85
-
     config = {
         "input_info": {"sample_size": [1, 1, 8, 8]},
         "compression": {"algorithm": "filter_pruning", "pruning_init": 0.1,
@@ -58,20 +78,15 @@ def test_adaptive_loop_finds_a_rate_within_budget(digits, tmp_path):
                                                "patience_epochs": 1, "initial_compression_rate_step": 0.2,
                                                "minimal_compression_rate_step": 0.1, "maximal_total_epochs": 8}},
     }
-    controller, compressed = create_compressed_model(model, config)
-    loop = AdaptiveCompressionTrainingLoop(config, controller, uncompressed_model_accuracy=baseline, verbose=False)
-    result = loop.run(compressed, train_epoch_fn, validate_fn,
-                      configure_optimizers_fn=lambda: (torch.optim.Adam(compressed.parameters(), lr=3e-3), None), log_dir=tmp_path)
-
+    controller, loop = training.run(config, tmp_path)
     stats = loop.statistics
-    assert result is model and stats is not None
     assert stats.feasible and stats.compressed_accuracy >= baseline - 3.0
     assert stats.compression_rate > 0.1
     assert controller.compression_rate == pytest.approx(stats.compression_rate)  # the loop leaves the reported rate
     assert any(r.phase == "search" for r in stats.history)
     stripped = controller.strip()
-    assert validate_fn(stripped, 0) == pytest.approx(stats.compressed_accuracy)
-    assert sum(p.numel() for p in stripped.parameters()) < sum(p.numel() for p in model.parameters())
+    assert training.validate_fn(stripped, 0) == pytest.approx(stats.compressed_accuracy)
+    assert sum(p.numel() for p in stripped.parameters()) < sum(p.numel() for p in training.model.parameters())
     assert (tmp_path / "history.json").exists()
 
 
@@ -93,34 +108,6 @@ def test_reachable_rate_is_the_rate_the_setter_gives_without_touching_the_masks(
 
 def test_the_search_trains_each_real_level_once(digits, tmp_path):
     """The frontier search on a coarse pruning grid: distinct real levels only, probes recorded apart."""
-    x_train, y_train, x_val, y_val = digits
-    torch.manual_seed(0)
-    model = DigitsNet(width=16)
-    batches = [(x_train[i:i + 50], y_train[i:i + 50]) for i in range(0, len(x_train), 50)]
-
-    def fit(model, optimizer, compression_ctrl=None):
-        model.train()
-        for x, y in batches:
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            if compression_ctrl is not None:
-                compression_ctrl.scheduler.step()
-                loss = loss + compression_ctrl.loss()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-
-    def train_epoch_fn(compression_ctrl, model, epoch, optimizer, lr_scheduler):
-        fit(model, optimizer, compression_ctrl)
-
-    def validate_fn(model, epoch):
-        model.eval()
-        with torch.no_grad():
-            return 100.0 * float((model(x_val).argmax(1) == y_val).float().mean())
-
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(10):
-        fit(model, optimizer)
-    baseline = validate_fn(model, 0)
     config = {
         "input_info": {"sample_size": [1, 1, 8, 8]},
         "compression": {"algorithm": "filter_pruning", "pruning_init": 0.1,
@@ -130,11 +117,7 @@ def test_the_search_trains_each_real_level_once(digits, tmp_path):
                                     "params": {"maximal_absolute_accuracy_degradation": 2.0, "initial_training_phase_epochs": 2,
                                                "patience_epochs": 2, "maximal_total_epochs": 12}},
     }
-    controller, compressed = create_compressed_model(model, config)
-    controller.initialize(batches)  # probes re-estimate batch norms over these
-    loop = AdaptiveCompressionTrainingLoop(config, controller, uncompressed_model_accuracy=baseline, verbose=False)
-    loop.run(compressed, train_epoch_fn, validate_fn,
-             configure_optimizers_fn=lambda: (torch.optim.Adam(compressed.parameters(), lr=3e-3), None), log_dir=tmp_path)
+    controller, loop = DigitsTraining(digits).run(config, tmp_path)
     stats = loop.statistics
     real_levels = {round(controller.reachable_compression_rate(0.01 * i), 6) for i in range(100)}
     search = [r.compression_rate for r in stats.history if r.phase == "search"]
