@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from aac.core import Registry, create_accuracy_aware_training_loop, create_compressed_model
+from aac.core import AacError, Registry, create_accuracy_aware_training_loop, create_compressed_model
 from aac.core.testing import ToyModel
 from aac.core.training.search import LEVEL_FEASIBLE, LEVEL_REJECTED, LevelSpace, to_ticks
 
@@ -164,3 +164,11 @@ def test_level_space_lists_the_distinct_real_levels_between_two_rates() -> None:
     levels = LevelSpace(lambda ticks: round(ticks / step) * step, lambda ticks: 0.0)
     # requests every 0.025 between 0.5 and 0.95 land on three real levels (and the top one, 1.0, is outside)
     assert levels.grid(to_ticks(0.5), to_ticks(0.95), to_ticks(0.025)) == [to_ticks(0.625), to_ticks(0.75), to_ticks(0.875)]
+
+
+@pytest.mark.parametrize("answer", [float("nan"), 1.5, "0.3", None])
+def test_a_controller_answering_an_impossible_real_rate_is_named(registry: Registry, tmp_path: Path, answer: Any) -> None:
+    run = Run(registry, config())
+    run.controller.reachable_compression_rate = lambda rate: answer  # type: ignore[method-assign]
+    with pytest.raises(AacError, match=r"'toy_pruning'.reachable_compression_rate\(.*\) returned .*must return the rate in \[0, 1\]"):
+        run.run(tmp_path)

@@ -57,9 +57,12 @@ class ToyPruning(CompressionAlgorithm):
         self._scheduler = ToySchedule(self, self.target, int(params.get("steps", 2)))
 
     def set_rate(self, value: float) -> None:
-        self.model.rate = self.reachable_compression_rate(value)
+        self.model.rate = self._on_grid(value)
 
     def reachable_compression_rate(self, rate: float) -> float:
+        return self._on_grid(rate)
+
+    def _on_grid(self, rate: float) -> float:
         return round(round(rate / self.grid) * self.grid, 6) if self.grid else float(rate)
 
     @property

@@ -347,8 +347,14 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         """The real level a request becomes, within the bounds."""
         clamped = min(max(ticks, self.bounds.minimum), self.bounds.maximum)
         reachable = getattr(self.adaptive_controller, "reachable_compression_rate", None)  # optional in the protocol
-        real = clamped if reachable is None else to_ticks(float(reachable(to_rate(clamped))))
-        return min(max(real, self.bounds.minimum), self.bounds.maximum)
+        if reachable is None:
+            return clamped
+        answer = reachable(to_rate(clamped))
+        if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not 0.0 <= answer <= 1.0:
+            name = getattr(self.adaptive_controller, "name", type(self.adaptive_controller).__name__)
+            raise AacError(f"'{name}'.reachable_compression_rate({to_rate(clamped)}) returned {answer!r:.60}; "
+                           "it must return the rate in [0, 1] that setting compression_rate would give")
+        return min(max(to_ticks(float(answer)), self.bounds.minimum), self.bounds.maximum)
 
     def _probe(self, session: RunSession, ticks: int) -> float:
         """The budget of the current weights at ``ticks``, untrained: set, adapt batch norms, validate, undo.
