@@ -172,3 +172,28 @@ def test_a_controller_answering_an_impossible_real_rate_is_named(registry: Regis
     run.controller.reachable_compression_rate = lambda rate: answer  # type: ignore[method-assign]
     with pytest.raises(AacError, match=r"'toy_pruning'.reachable_compression_rate\(.*\) returned .*must return the rate in \[0, 1\]"):
         run.run(tmp_path)
+
+
+@pytest.mark.parametrize("strategy", ["frontier", "step"])
+@pytest.mark.parametrize("early_rejection", [True, False])
+def test_every_trained_and_returned_rate_lies_within_the_bounds(registry: Registry, tmp_path: Path, strategy: str,
+                                                                early_rejection: bool) -> None:
+    """The initial phase ends at 0.2, above the maximal rate 0.15: the search starts at the bound (its start
+    probe already meets the budget; without probes it is trained)."""
+    statistics = Run(registry, config(maximal_compression_rate=0.15, search_strategy=strategy,
+                                      early_rejection=early_rejection)).run(tmp_path)
+    searched = [r.compression_rate for r in statistics.history if r.phase in ("search", "probe")]
+    assert searched and all(rate <= 0.15 for rate in searched)
+    assert any(r.phase == "search" for r in statistics.history) != early_rejection
+    assert statistics.compression_rate == 0.15 and statistics.feasible
+
+
+@pytest.mark.parametrize(("bounds", "message"), [
+    ({"minimal_compression_rate": -0.1}, r"minimal_compression_rate must be a rate in \[0, 1\], got -0.1"),
+    ({"maximal_compression_rate": float("nan")}, r"maximal_compression_rate must be a rate in \[0, 1\], got nan"),
+    ({"maximal_compression_rate": "0.5"}, r"maximal_compression_rate must be a rate in \[0, 1\], got '0.5'"),
+])
+def test_bounds_given_to_the_constructor_are_checked_at_once(registry: Registry, bounds: dict[str, Any], message: str) -> None:
+    controller, _ = create_compressed_model(ToyModel(), config(), registry=registry)
+    with pytest.raises(AacError, match=message):
+        create_accuracy_aware_training_loop(config(), controller, 1.0, registry=registry, **bounds)

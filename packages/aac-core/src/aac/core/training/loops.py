@@ -41,7 +41,7 @@ from aac.core.training.search import (
     to_rate,
     to_ticks,
 )
-from aac.core.training.session import RunSession, default_log_dir, fingerprint
+from aac.core.training.session import RunSession, SavedCheckpoint, default_log_dir, fingerprint
 
 logger = logging.getLogger("aac.training")
 
@@ -271,6 +271,9 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         self.adaptive_controller = adaptive_controller_of(compression_controller)
         low = self.params.minimal_compression_rate if minimal_compression_rate is None else minimal_compression_rate
         high = self.params.maximal_compression_rate if maximal_compression_rate is None else maximal_compression_rate
+        for name, value in (("minimal_compression_rate", low), ("maximal_compression_rate", high)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:  # NaN fails too
+                raise AacError(f"{name} must be a rate in [0, 1], got {value!r}")
         high = min(high, float(self.adaptive_controller.maximal_compression_rate))
         self.bounds = SearchBounds(minimum=to_ticks(low), maximum=math.floor(high * GRID + 1e-6))
         if self.bounds.minimum > self.bounds.maximum:
@@ -332,15 +335,22 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             session.end_epoch()
 
     def _start_search(self, session: RunSession) -> None:
+        """Hand the strategy the initial phase's result; if that rate lies outside the bounds, train the nearest bound first."""
         last = next(r for r in reversed(session.history) if r.metric is not None and not r.is_probe)
         self.adaptive_controller.disable_scheduler()
-        start = min(max(to_ticks(last.compression_rate), self.bounds.minimum), self.bounds.maximum)
+        initial = to_ticks(last.compression_rate)
+        start = min(max(initial, self.bounds.minimum), self.bounds.maximum)
         self.strategy.start(start, self.bounds)
-        outcome = LevelOutcome(to_ticks(last.compression_rate), bool(last.budget is not None and last.budget >= 0),
+        outcome = LevelOutcome(initial, bool(last.budget is not None and last.budget >= 0),
                                float(last.budget or 0.0), last.level_epoch, ended="initial phase")
+        within = start == initial
         session.state.loop.update(level=None, outcome=asdict(outcome), strategy=self.strategy.get_state(),
-                                  trained={str(outcome.ticks): asdict(outcome)}, probes={}, previous=outcome.ticks)
+                                  trained={str(initial): asdict(outcome)} if within else {}, probes={}, previous=initial)
         session.state.phase = "search"
+        if not within and session.cap_reached():
+            self._stop(session, MAX_EPOCHS_REASON)
+        elif not within:
+            self._begin_level(session, self._reachable(session, start))
 
     # -- levels and probes ------------------------------------------------------------------
     def _reachable(self, session: RunSession, ticks: int) -> int:
@@ -432,6 +442,11 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         if session.cap_reached():
             self._stop(session, MAX_EPOCHS_REASON)
             return None
+        return self._begin_level(session, ticks)
+
+    def _begin_level(self, session: RunSession, ticks: int) -> dict[str, Any]:
+        """Start training the real level ``ticks``: warm start, rate, start probe, fresh optimizer."""
+        loop = session.state.loop
         self._warm_start(session, ticks)
         self.adaptive_controller.compression_rate = to_rate(ticks)
         start_budget = self._probe(session, ticks) if self.params.early_rejection else None
@@ -497,8 +512,14 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             self._stop(session, MAX_EPOCHS_REASON)
         session.end_epoch()
 
+    def _within_bounds(self, session: RunSession) -> dict[str, SavedCheckpoint]:
+        """Kept checkpoints whose rate the bounds allow (the initial phase may have gone past them)."""
+        kept = session.state.kept_checkpoints()
+        within = {k: c for k, c in kept.items() if self.bounds.minimum <= to_ticks(c.rate) <= self.bounds.maximum}
+        return within or kept
+
     def _best_feasible(self, session: RunSession) -> str | None:
-        feasible = {k: c for k, c in session.state.kept_checkpoints().items() if c.budget >= 0}
+        feasible = {k: c for k, c in self._within_bounds(session).items() if c.budget >= 0}
         if not feasible:
             return None
         sign = 1 if self.params.higher_is_better else -1
@@ -508,7 +529,7 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         best = self._best_feasible(session)
         if best is not None:
             return best
-        kept = session.state.kept_checkpoints()
+        kept = self._within_bounds(session)
         closest = max(kept, key=lambda k: (kept[k].budget, kept[k].rate))
         session.state.loop["stop_reason"] = (session.state.loop.get("stop_reason", "") + "; no rate met the budget").lstrip("; ")
         return closest
