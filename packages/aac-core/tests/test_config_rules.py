@@ -253,3 +253,15 @@ def test_batchnorm_adaptation_defaults_follow_nncf(registry: Registry) -> None:
     asked = load_config({"compression": {"algorithm": "toy_pruning", "initializer": {"batchnorm_adaptation": {}}}},
                         registry=registry).compression_sections()[0]
     assert (plain.batchnorm_adaptation_samples, asked.batchnorm_adaptation_samples) == (0, 2000)
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_numbers_that_are_not_numbers_are_refused_where_they_stand(registry: Registry, literal: str) -> None:
+    """Python's JSON reader accepts NaN and Infinity, and no schema bound fails for NaN."""
+    text = ('{"accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {'
+            f'"maximal_absolute_accuracy_degradation": 1.0, "compression_rate_step_reduction_factor": {literal}}}}},'
+            '"compression": {"algorithm": "toy_pruning"}}')
+    with pytest.raises(ConfigError) as error:
+        load_config(text, registry=registry)
+    assert any(p.path == "$.accuracy_aware_training.params.compression_rate_step_reduction_factor"
+               and p.message.startswith("must be a finite number") for p in error.value.problems)

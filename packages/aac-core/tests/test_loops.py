@@ -188,8 +188,17 @@ def test_a_finished_run_is_restored_without_training(registry: Registry, tmp_pat
 
 def test_resuming_with_other_settings_is_refused(registry: Registry, tmp_path: Path) -> None:
     Harness(registry, adaptive_config(maximal_total_epochs=3), verbose=False).run(tmp_path)
-    with pytest.raises(CheckpointError, match="different settings"):
+    with pytest.raises(CheckpointError, match=r"different settings \(params.maximal_total_epochs: 3 -> 4\)"):
         Harness(registry, adaptive_config(maximal_total_epochs=4), verbose=False).run(tmp_path)
+
+
+def test_resuming_with_another_compression_section_is_refused(registry: Registry, tmp_path: Path) -> None:
+    """The fingerprint covers the compression sections: another schedule target would mix two experiments."""
+    Harness(registry, adaptive_config(maximal_total_epochs=3), verbose=False).run(tmp_path)
+    changed = adaptive_config(maximal_total_epochs=3)
+    changed["compression"]["params"]["target"] = 0.25
+    with pytest.raises(CheckpointError, match=r"compression.params.target: 0.2 -> 0.25"):
+        Harness(registry, changed, verbose=False).run(tmp_path)
 
 
 def test_run_writes_history_plot_and_tensorboard_events(registry: Registry, tmp_path: Path) -> None:

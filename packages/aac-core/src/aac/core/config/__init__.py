@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aac.core.config.accuracy_aware import ADAPTIVE, EARLY_EXIT, AccuracyAwareParams
 from aac.core.config.aliases import apply_aliases
 from aac.core.config.parsing import read_source
-from aac.core.config.rules import check_accuracy_aware, check_algorithms, section_paths, standalone_notes
+from aac.core.config.rules import check_accuracy_aware, check_algorithms, check_finite, section_paths, standalone_notes
 from aac.core.config.schema import validate
 from aac.core.errors import ConfigError, ConfigProblem
 
@@ -117,6 +117,7 @@ def load_config(
         raise ConfigError([ConfigProblem("$", f"a config must be a JSON object, not {type(data).__name__}")], name)
     aliases = {n: s.aliases for n, s in registry.algorithms.items()}
     normalised, notes, problems = apply_aliases(data, aliases)
+    problems += check_finite(normalised)
     problems += validate(normalised, registry.algorithms.values())
     problems += check_algorithms(normalised, registry)
     problems += check_accuracy_aware(normalised, registry)

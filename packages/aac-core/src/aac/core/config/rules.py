@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,21 @@ def section_paths(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
     if compression is None:
         return []
     return [("$.compression", compression)]
+
+
+def check_finite(value: Any, path: str = "$") -> list[ConfigProblem]:
+    """NaN and Infinity (which Python's JSON reader accepts) anywhere in the config.
+
+    A JSON Schema bound never fails for NaN, so without this a NaN budget or step factor would pass
+    validation and break the run many epochs later.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return [ConfigProblem(path, f"must be a finite number, got {value}")]
+    if isinstance(value, Mapping):
+        return [p for key, item in value.items() for p in check_finite(item, f"{path}.{key}")]
+    if isinstance(value, (list, tuple)):
+        return [p for i, item in enumerate(value) for p in check_finite(item, f"{path}[{i}]")]
+    return []
 
 
 def check_algorithms(data: Mapping[str, Any], registry: Registry) -> list[ConfigProblem]:

@@ -97,11 +97,10 @@ class RunSession:
             raise CheckpointError(f"{path} is not an aac run state of version {STATE_VERSION}")
         saved = RunState(**{k: v for k, v in raw.items() if k not in ("format", "version")})
         if saved.fingerprint != self.state.fingerprint:
-            changed = sorted(k for k in set(saved.fingerprint) | set(self.state.fingerprint)
-                             if saved.fingerprint.get(k) != self.state.fingerprint.get(k))
+            changed = "; ".join(f"{path}: {old!r} -> {new!r}" for path, old, new in differences(saved.fingerprint, self.state.fingerprint))
             raise CheckpointError(
-                f"{self.log_dir} holds a run with different settings ({', '.join(changed)} changed); "
-                "resume it with the same config and uncompressed metric, or choose another log_dir"
+                f"{self.log_dir} holds a run with different settings ({changed}); resume it with the same config "
+                "and uncompressed metric, or choose another log_dir for the new settings"
             )
         self.state = saved
         self.resumed = True
@@ -188,6 +187,23 @@ def _has_rate(controller: Any) -> bool:
     return True
 
 
-def fingerprint(mode: str, params: AccuracyAwareParams, uncompressed_metric: float) -> dict[str, Any]:
-    """What must not change between a run and its resumption."""
-    return {"mode": mode, "params": asdict(params), "uncompressed_metric": uncompressed_metric}
+def fingerprint(mode: str, params: AccuracyAwareParams, uncompressed_metric: float,
+                compression: Any = None, input_info: Any = None) -> dict[str, Any]:
+    """What must not change between a run and its resumption: the loop's settings and the compression it searches.
+
+    ``compression`` and ``input_info`` are the config's sections (JSON values); a resumed run with another
+    importance criterion or another input would mix two experiments.
+    """
+    settings = {"mode": mode, "params": asdict(params), "uncompressed_metric": uncompressed_metric,
+                "compression": compression, "input_info": input_info}
+    return json.loads(json.dumps(settings))  # as state.json will hold it (tuples become lists)
+
+
+def differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted path, old, new)`` for every leaf that differs between two JSON values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new), key=str)
+                for d in differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (a, b) in enumerate(zip(old, new, strict=True)) for d in differences(a, b, f"{path}[{i}]")]
+    return [] if old == new else [(path or "$", old, new)]
