@@ -121,6 +121,36 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
     assert os.listdir(tmp_path) == ["state.json"]  # no temporary file left behind
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writes_honour_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    """Checkpoints, history and plots are readable by whoever the umask lets read them (mkstemp alone gives 0600)."""
+    previous = os.umask(umask)
+    try:
+        atomic_write_json(tmp_path / "state.json", {"epoch": 1})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "state.json").stat().st_mode & 0o777 == mode
+
+
+def test_a_resumed_run_removes_files_its_state_does_not_name(registry: Registry, tmp_path: Path) -> None:
+    """A best checkpoint written just before a kill (the state never switched to it) and a killed atomic write's temporary file."""
+    config = {"accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
+        "maximal_absolute_accuracy_degradation": 0.05, "initial_training_phase_epochs": 1, "patience_epochs": 1,
+        "maximal_total_epochs": 3}}, "compression": {"algorithm": "toy_pruning"}}
+    controller, model = create_compressed_model(ToyModel(), config, registry=registry)
+    loop = create_accuracy_aware_training_loop(config, controller, 0.95, registry=registry, verbose=False)
+    loop.run(model, lambda c, m, epoch, optimizer, lr_scheduler: train_epoch(m), lambda m, epoch: accuracy(m), log_dir=tmp_path)
+    state = (tmp_path / "state.json").read_text()
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    (tmp_path / "checkpoints" / "best_rate_0.400000_00042.json").write_text("{}")
+    (tmp_path / "checkpoints" / ".best_rate_0.400000_00043.json.x1y2.tmp").write_text("{")
+    (tmp_path / "checkpoints" / "my_own_notes.txt").write_text("a user's dump_checkpoint_fn wrote this")
+    again = create_accuracy_aware_training_loop(config, controller, 0.95, registry=registry, verbose=False)
+    again.run(model, lambda c, m, epoch, optimizer, lr_scheduler: train_epoch(m), lambda m, epoch: accuracy(m), log_dir=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == sorted([*kept, "my_own_notes.txt"])
+    assert (tmp_path / "state.json").read_text() == state
+
+
 class RecordingObserver(LoopObserver):
     def __init__(self) -> None:
         self.events: list[str] = []

@@ -16,6 +16,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; a plain open() would honour the umask
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -24,6 +25,17 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def is_leftover(path: Path) -> bool:
+    """True for the temporary file of an atomic write that was killed before its rename."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -1,9 +1,11 @@
 """One run of an accuracy-aware loop: its folder, its saved state, its checkpoints, its observers.
 
-After every epoch the session writes a checkpoint named after that epoch (weights, controller,
-optimizer, RNG) and then, atomically, ``state.json`` pointing at it; only then is the previous epoch's
-checkpoint removed. A run killed at any moment therefore finds a consistent pair on restart, and
-``run()`` with the same ``log_dir`` carries on from the last finished epoch.
+The folder is a transaction. Every checkpoint - the training state after each epoch, and each new
+best model of a rate - is written under a name of its own; then ``state.json`` is written atomically
+to point at it; only then is the file it replaces deleted. A run killed at any moment therefore finds
+``state.json`` and the files it names consistent, and ``run()`` with the same ``log_dir`` carries on
+from the last finished epoch. Files that no saved state names (a write killed before its state
+switched, the temporary file of a killed atomic write) are removed when the run resumes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aac.core.atomic import atomic_write_json
+from aac.core.atomic import atomic_write_json, is_leftover
 from aac.core.config.accuracy_aware import AccuracyAwareParams
 from aac.core.errors import CheckpointError
 from aac.core.training.observers import LoopObserver, RunContext
@@ -78,6 +80,8 @@ class RunSession:
         self.observers: list[LoopObserver] = []
         self.state = RunState(fingerprint=fingerprint)
         self.resumed = False
+        #: kept files replaced since the state was last saved: deleted once the saved state no longer names them
+        self._superseded: list[str] = []
 
     # -- state --------------------------------------------------------------------------
     @property
@@ -104,11 +108,24 @@ class RunSession:
             )
         self.state = saved
         self.resumed = True
+        self._remove_unnamed_files()
         return True
+
+    def _remove_unnamed_files(self) -> None:
+        """Delete checkpoint files the saved state does not name (writes killed before the state switched to them)."""
+        if not self.runner.is_main_process or not self.checkpoint_dir.is_dir():
+            return
+        named = {c["file"] for c in self.state.kept.values()} | {self.state.last_checkpoint}
+        for path in self.checkpoint_dir.iterdir():
+            if path.name not in named and (is_leftover(path) or path.name.startswith(("best_", "last_epoch"))):
+                path.unlink(missing_ok=True)
 
     def save_state(self) -> None:
         if self.runner.is_main_process:
             atomic_write_json(self.state_path, {"format": STATE_FORMAT, "version": STATE_VERSION, **asdict(self.state)})
+            for name in self._superseded:
+                (self.checkpoint_dir / name).unlink(missing_ok=True)
+        self._superseded = []
 
     @property
     def history(self) -> list[EpochRecord]:
@@ -146,9 +163,12 @@ class RunSession:
         current = self.state.kept.get(key)
         if current is not None and not self.params.is_better(record.metric, current["metric"]):
             return
-        name = f"best_{key}{self.runner.backend.checkpoint_suffix}"
+        # a name of its own (the record's place in the history): the file the saved state names stays intact
+        name = f"best_{key}_{len(self.state.history):05d}{self.runner.backend.checkpoint_suffix}"
         self.runner.save_checkpoint(self.checkpoint_dir / name, with_training_state=False,
                                     info={"epoch": record.epoch, "metric": record.metric, "rate": record.compression_rate})
+        if current is not None:
+            self._superseded.append(current["file"])
         self.state.kept[key] = asdict(SavedCheckpoint(name, record.metric, record.budget, record.epoch, record.compression_rate))
 
     def end_epoch(self) -> None:
