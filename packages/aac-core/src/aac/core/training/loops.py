@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
@@ -102,7 +103,7 @@ class BaseAccuracyAwareTrainingLoop:
         runner = TrainingRunner(backend, self.compression_controller, model, callbacks, self.lr_updates_needed)
         run_dir = Path(backend.broadcast(str(Path(log_dir) if log_dir is not None else default_log_dir()))).resolve()
         if runner.is_main_process:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            prepare_run_dir(run_dir)
         session = RunSession(runner, self.params, self.uncompressed_model_accuracy, run_dir,
                              fingerprint(self.mode, self.params, self.uncompressed_model_accuracy, self.config.get("compression"),
                                          self.config.get("input_info")), self.dump_checkpoints)
@@ -172,7 +173,7 @@ class BaseAccuracyAwareTrainingLoop:
         logger.info("[aac] %s holds a finished run; restoring its result without training", session.log_dir)
         session.load_kept(result["key"])
         session.runner.cumulative_epochs = session.state.epochs
-        metric = float(result["metric"])
+        metric = session.runner.validate()  # measured again: the statistics describe the model returned now
         return self._statistics(session, metric, self.params.budget(metric, self.uncompressed_model_accuracy), result["key"])
 
     def _statistics(self, session: RunSession, metric: float, budget: float, key: str) -> TrainingLoopStatistics:
@@ -534,6 +535,18 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         closest = max(kept, key=lambda k: (kept[k].budget, kept[k].rate))
         session.state.loop["stop_reason"] = (session.state.loop.get("stop_reason", "") + "; no rate met the budget").lstrip("; ")
         return closest
+
+
+def prepare_run_dir(run_dir: Path) -> None:
+    """Create ``run_dir`` and make sure it is writable - before the first epoch, not after it."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise AacError(f"log_dir {run_dir} is a file, not a folder; pass a folder for the run's files") from None
+    except OSError as exc:
+        raise AacError(f"cannot create log_dir {run_dir}: {exc.strerror or exc}") from None
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise AacError(f"log_dir {run_dir} is not writable; the run saves its state there after every epoch")
 
 
 def adaptive_controller_of(controller: Any) -> Any:

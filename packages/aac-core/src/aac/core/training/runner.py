@@ -39,10 +39,12 @@ class Callbacks:
 
 def as_metric(value: Any, what: str) -> float:
     """``value`` as a finite float, or a CallbackError saying which callback returned what."""
+    if isinstance(value, (bool, str, bytes)):  # float() would take True and "97.5" without a word
+        raise CallbackError(f"{what} returned {type(value).__name__} {value!r:.60}; it must return one number")
     try:
         metric = float(value)
-    except (TypeError, ValueError):
-        raise CallbackError(f"{what} returned {type(value).__name__} {value!r:.60}; it must return one number") from None
+    except (TypeError, ValueError, OverflowError):
+        raise CallbackError(f"{what} returned {type(value).__name__} {value!r:.60}; it must return one finite number") from None
     if not math.isfinite(metric):
         raise CallbackError(f"{what} returned {metric}; the metric must be a finite number (did training diverge?)")
     return metric
@@ -139,8 +141,12 @@ class TrainingRunner:
             self.callbacks.load_checkpoint_fn(self.model, str(path))
             return {}
         payload = self.backend.load_checkpoint(path)
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path} is not an aac checkpoint (format {payload.get('format')!r})")
+        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+            found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+            raise CheckpointError(f"{path} is not an aac checkpoint (format {found!r})")
+        missing = [k for k in ("model", "compression_state") if k not in payload]
+        if missing:
+            raise CheckpointError(f"{path} is damaged: it has no {' and no '.join(missing)}; delete the run folder to start afresh")
         self.backend.load_model_state(self.model, payload["model"])
         self.controller.load_state(payload["compression_state"])
         if with_training_state:

@@ -14,7 +14,7 @@ import datetime
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ STATE_FILE = "state.json"
 STATE_FORMAT = "aac-run-state"
 STATE_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
+#: the phases a saved run can be in (the loops' own state machine)
+PHASES = ("start", "initial", "search_start", "search", "training", "finishing", "done")
 
 
 @dataclass
@@ -94,12 +96,12 @@ class RunSession:
         if not path.exists():
             return False
         try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{path} is corrupt ({exc}); delete it to start the run afresh") from exc
-        if raw.get("format") != STATE_FORMAT or raw.get("version") != STATE_VERSION:
-            raise CheckpointError(f"{path} is not an aac run state of version {STATE_VERSION}")
-        saved = RunState(**{k: v for k, v in raw.items() if k not in ("format", "version")})
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{path} is corrupt ({exc}); {self._afresh}") from None
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {path}: {exc}") from None
+        saved = self._parse_state(raw)
         if saved.fingerprint != self.state.fingerprint:
             changed = "; ".join(f"{path}: {old!r} -> {new!r}" for path, old, new in differences(saved.fingerprint, self.state.fingerprint))
             raise CheckpointError(
@@ -110,6 +112,41 @@ class RunSession:
         self.resumed = True
         self._remove_unnamed_files()
         return True
+
+    @property
+    def _afresh(self) -> str:
+        return f"delete {self.log_dir} (or pass another log_dir) to start the run afresh"
+
+    def _parse_state(self, raw: Any) -> RunState:
+        """``raw`` as a RunState, or a CheckpointError saying what in state.json is wrong."""
+        def damaged(what: str) -> CheckpointError:
+            return CheckpointError(f"{self.state_path} is damaged: {what}; {self._afresh}")
+
+        if not isinstance(raw, dict):
+            raise damaged(f"it holds a JSON {type(raw).__name__}, not an object")
+        if raw.get("format") != STATE_FORMAT or raw.get("version") != STATE_VERSION:
+            raise CheckpointError(f"{self.state_path} is not an aac run state of version {STATE_VERSION} "
+                                  f"(format {raw.get('format')!r}, version {raw.get('version')!r}); {self._afresh}")
+        expected = {f.name: f for f in fields(RunState)}
+        given = {k: v for k, v in raw.items() if k not in ("format", "version")}
+        unknown, missing = sorted(set(given) - set(expected)), sorted(k for k in ("fingerprint",) if k not in given)
+        if unknown or missing:
+            raise damaged(", ".join([*(f"unknown key '{k}'" for k in unknown), *(f"missing key '{k}'" for k in missing)]))
+        types = {"fingerprint": dict, "phase": str, "epochs": int, "history": list, "kept": dict, "loop": dict}
+        for key, kind in types.items():
+            if key in given and (not isinstance(given[key], kind) or isinstance(given[key], bool)):
+                raise damaged(f"'{key}' is {type(given[key]).__name__}, not {kind.__name__}")
+        state = RunState(**given)
+        if state.phase not in PHASES:
+            raise damaged(f"unknown phase '{state.phase}' (one of {', '.join(PHASES)})")
+        for key, entry in state.kept.items():
+            if not isinstance(entry, dict) or set(entry) != {f.name for f in fields(SavedCheckpoint)}:
+                raise damaged(f"kept checkpoint '{key}' is not a {{file, metric, budget, epoch, rate}} record")
+        if state.phase == "done" and not (isinstance(state.result, dict) and state.result.get("key") in state.kept):
+            raise damaged("the run is marked done but names no kept checkpoint as its result")
+        if state.last_checkpoint is not None and not isinstance(state.last_checkpoint, str):
+            raise damaged("'last_checkpoint' is not a file name")
+        return state
 
     def _remove_unnamed_files(self) -> None:
         """Delete checkpoint files the saved state does not name (writes killed before the state switched to them)."""
@@ -138,8 +175,14 @@ class RunSession:
             observer.on_run_start(context, self.history)
 
     def notify(self, event: str, *args: Any) -> None:
-        for observer in self.observers:
-            getattr(observer, event)(*args)
+        """Tell every observer; one that raises is dropped with a warning - reporting never stops training."""
+        for observer in list(self.observers):
+            try:
+                getattr(observer, event)(*args)
+            except Exception as exc:  # a plugin's reporter must not take the run down
+                self.observers.remove(observer)
+                logger.warning("[aac] observer %s raised in %s and is dropped for the rest of the run: %s: %s",
+                               type(observer).__qualname__, event, type(exc).__name__, exc)
 
     # -- epochs -------------------------------------------------------------------------
     def record(self, phase: str, level_epoch: int, metric: float | None, started: float,
@@ -187,13 +230,28 @@ class RunSession:
         """Resume: put weights, controller, optimizer and RNG back to the last finished epoch."""
         if self.state.last_checkpoint is None:
             raise CheckpointError(f"{self.state_path} has no training checkpoint to resume from (dump_checkpoints was off)")
-        self.runner.load_checkpoint(self.checkpoint_dir / self.state.last_checkpoint, with_training_state=True)
+        path = self.checkpoint_dir / self.state.last_checkpoint
+        payload = self.runner.load_checkpoint(path, with_training_state=True)
+        self._check_holds(path, payload, epoch=self.state.epochs)
         self.runner.cumulative_epochs = self.state.epochs
 
     def load_kept(self, key: str) -> SavedCheckpoint:
         kept = self.state.kept_checkpoints()[key]
-        self.runner.load_checkpoint(self.checkpoint_dir / kept.file, with_training_state=False)
+        path = self.checkpoint_dir / kept.file
+        payload = self.runner.load_checkpoint(path, with_training_state=False)
+        self._check_holds(path, payload, epoch=kept.epoch, rate=kept.rate)
         return kept
+
+    def _check_holds(self, path: Path, payload: dict[str, Any], epoch: int, rate: float | None = None) -> None:
+        """The checkpoint is the one state.json describes (a user's load_checkpoint_fn gives nothing to check)."""
+        if not payload:
+            return
+        info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
+        found = {"epoch": info.get("epoch"), **({"rate": info.get("rate")} if rate is not None else {})}
+        wanted = {"epoch": epoch, **({"rate": rate} if rate is not None else {})}
+        if found != wanted:
+            raise CheckpointError(f"{path} holds {found} but {self.state_path} says it holds {wanted}: the file was "
+                                  f"replaced or the folder mixes two runs; {self._afresh}")
 
     def cap_reached(self) -> bool:
         return self.runner.cumulative_epochs >= self.params.maximal_total_epochs
