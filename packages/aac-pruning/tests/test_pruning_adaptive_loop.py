@@ -126,3 +126,12 @@ def test_the_search_trains_each_real_level_once(digits, tmp_path):
     assert set(search) <= real_levels
     assert stats.probes > 0 and all(r.compression_rate in real_levels for r in stats.history if r.is_probe)
     assert controller.compression_rate == pytest.approx(stats.compression_rate)
+
+
+@pytest.mark.parametrize("value", [1.0, -0.1, float("nan"), True, "0.5", None])
+def test_a_rate_that_is_not_a_fraction_below_one_is_refused(compress, value):
+    from aac.core.errors import CompressionRateError
+
+    controller = compress(DigitsNet(width=16), (1, 1, 8, 8), filters_multiple_of=8)
+    with pytest.raises(CompressionRateError, match=r"filter_pruning: the compression rate must be (a number )?in \[0, 1\)"):
+        controller.compression_rate = value

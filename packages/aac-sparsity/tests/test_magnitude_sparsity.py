@@ -76,10 +76,11 @@ def test_per_layer_level_needs_local_mode() -> None:
         controller.set_sparsity_level(0.3, "fc")
 
 
-@pytest.mark.parametrize("value", [-0.1, 1.5])
-def test_rates_outside_zero_one_are_rejected(value: float) -> None:
+@pytest.mark.parametrize("value", [-0.1, 1.5, 1.0, float("nan"), True, "0.5", None])
+def test_rates_that_are_not_a_fraction_below_one_are_rejected(value: Any) -> None:
+    """1.0 would zero every weight; True and "0.5" are not rates."""
     controller, _ = compress()
-    with pytest.raises(CompressionRateError, match=r"\[0, 1\]"):
+    with pytest.raises(CompressionRateError, match=r"magnitude_sparsity: the compression_rate must be (a number )?in \[0, 1\)"):
         controller.compression_rate = value
 
 

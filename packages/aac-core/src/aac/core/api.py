@@ -23,6 +23,20 @@ from aac.core.statistics import AlgorithmStatistics, CompressionStatistics
 PROBE_BATCHNORM_SAMPLES = 512
 
 
+def checked_rate(value: Any, algorithm: str, what: str = "compression rate", maximum: float = 1.0) -> float:
+    """``value`` as a rate in ``[0, maximum)``, or a CompressionRateError naming the algorithm and the value.
+
+    Only real numbers pass: ``True`` or ``"0.5"`` would otherwise become 1.0 or fail deep inside, and a
+    rate of 1.0 would remove every weight.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+        raise CompressionRateError(f"{algorithm}: the {what} must be a number in [0, {maximum:g}), got {type(value).__name__} {value!r:.40}")
+    rate = float(value)
+    if not 0.0 <= rate < maximum:  # NaN fails too
+        raise CompressionRateError(f"{algorithm}: the {what} must be in [0, {maximum:g}), got {rate}")
+    return rate
+
+
 def reiterable(data: Any) -> bool:
     """True if ``data`` can be iterated again (a list, a DataLoader, a tf.data.Dataset - not a generator)."""
     try:

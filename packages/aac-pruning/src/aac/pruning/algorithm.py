@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from aac.core.api import CompressionAlgorithm, CompressionStage
+from aac.core.api import CompressionAlgorithm, CompressionStage, checked_rate
 from aac.core.config import AlgorithmSection
 from aac.core.errors import CheckpointError, CompressionRateError, ConfigError, ConfigProblem
 from aac.core.graph import Graph, Metatype
@@ -161,8 +161,7 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
 
     @compression_rate.setter
     def compression_rate(self, value: float) -> None:
-        if not 0.0 <= value < 1.0:
-            raise CompressionRateError(f"filter_pruning: compression rate must be in [0, 1), got {value}")
+        value = checked_rate(value, self.name)
         if value > self._maximal + 1e-9:
             unit = "FLOPs" if self.params.flops_mode else "filters"
             raise CompressionRateError(

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from aac.core.api import CompressionAlgorithm, CompressionScheduler, CompressionStage, StubCompressionScheduler
+from aac.core.api import CompressionAlgorithm, CompressionScheduler, CompressionStage, StubCompressionScheduler, checked_rate
 from aac.core.config import AlgorithmSection
-from aac.core.errors import AacError, CompressionRateError
+from aac.core.errors import AacError
 from aac.core.statistics import AlgorithmStatistics, Table
 from aac.sparsity.levels import global_masks, importance, local_masks, weighted_level
 from aac.sparsity.scheduler import SparsityScheduler
@@ -180,10 +180,7 @@ class LevelSparsityAlgorithm(SparsityAlgorithm):
 
     # -- levels ----------------------------------------------------------------------------------
     def _check_level(self, level: float, what: str) -> float:
-        value = float(level)
-        if not 0.0 <= value <= 1.0:
-            raise CompressionRateError(f"{self.name}: {what} must be a fraction in [0, 1], got {level}")
-        return value
+        return checked_rate(level, self.name, what)
 
     def _set_global(self, level: float) -> None:
         value = self._check_level(level, "the sparsity level")
