@@ -22,7 +22,8 @@ nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
-TEST_DEPS = ("pytest>=8", "pytest-timeout")
+#: jstyleson is NNCF's config reader: core's tests check that aac reads every config to the same values
+TEST_DEPS = ("pytest>=8", "pytest-timeout", "jstyleson>=0.0.2")
 #: in-repo packages in dependency order; a package's tests install it with what it needs
 PACKAGES: dict[str, tuple[str, ...]] = {
     "aac-core": ("aac-core[plot,tensorboard]",),

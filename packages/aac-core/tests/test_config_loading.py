@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from pathlib import Path
 from typing import Any
 
+import jstyleson
 import pytest
 
 from aac.core import AccuracyAwareParams, Config, ConfigError, Registry, load_config
 from aac.core.config import ADAPTIVE, EARLY_EXIT
+from aac.core.config.parsing import MAX_DEPTH
 
 COMMENTED = """\
 {
@@ -146,6 +149,201 @@ def test_malformed_json_reports_the_position_in_the_users_file(
     assert problem.path == "$"
     assert problem.message == f"malformed JSON at line {line}, column {column}: {what}"
     assert info.value.source == str(path)
+
+
+# -- duplicate keys, nesting depth, comment edges (#9) -------------------------------------------
+
+
+def problems_from_text_and_file(text: str, tmp_path: Path, registry: Registry) -> list[tuple[str, str]]:
+    """The problems of ``text`` loaded as a JSON string, checked to be those of the same text in a file."""
+    with pytest.raises(ConfigError) as from_text:
+        load_config(text, registry=registry)
+    path = tmp_path / "config.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as from_file:
+        load_config(path, registry=registry)
+    assert from_file.value.source == str(path) and from_text.value.source is None
+    problems = [(p.path, p.message) for p in from_text.value.problems]
+    assert [(p.path, p.message) for p in from_file.value.problems] == problems
+    assert all("\n" not in message for _, message in problems), "one line per problem"
+    return problems
+
+
+def loaded_from_text_and_file(text: str, tmp_path: Path, registry: Registry) -> Config:
+    config = load_config(text, registry=registry)
+    path = tmp_path / "config.json"
+    path.write_text(text, encoding="utf-8")
+    assert load_config(path, registry=registry) == config
+    return config
+
+
+DUPLICATED = """\
+{
+  "accuracy_aware_training": {
+    "mode": "early_exit",
+    "params": {
+      "maximal_absolute_accuracy_degradation": 1.0,
+      // "maximal_absolute_accuracy_degradation": 7.0,  (a comment: not a key)
+      /* "maximal_absolute_accuracy_degradation": 8.0, */
+      "log_note": "\\"maximal_absolute_accuracy_degradation\\": 9.0",
+      "maximal_absolute_accuracy_degradation": 50.0,
+    },
+  },
+  "compression": [{"algorithm": "toy_pruning", "params": {}}, {"algorithm": "toy_quant", "algorithm": "toy_pruning"}],
+  "input_info": {"sample_size": [1, 3]},
+  "\\u0069nput_info": {"sample_size": [1, 4]},
+  "a": {"x": 1}, "b": {"x": 2},
+  "c": 1,
+  "c": 2,
+  "c": 3
+}
+"""
+
+
+def test_duplicate_keys_are_reported_with_path_and_lines(tmp_path: Path, registry: Registry) -> None:
+    """Python's json keeps the last value: a budget of 1.0 silently became 50.0. Every duplicate is named."""
+    assert problems_from_text_and_file(DUPLICATED, tmp_path, registry) == [
+        ("$.accuracy_aware_training.params", "key 'maximal_absolute_accuracy_degradation' appears twice (lines 5 and 9)"),
+        ("$.compression[1]", "key 'algorithm' appears twice (line 12 column 64 and line 12 column 90)"),
+        ("$", "key 'input_info' appears twice (lines 13 and 14)"),  # an escaped spelling is the same key
+        ("$", "key 'c' appears three times (lines 16, 17 and 18)"),
+    ]
+
+
+def test_duplicate_key_holding_a_newline_stays_on_one_line(tmp_path: Path, registry: Registry) -> None:
+    assert problems_from_text_and_file('{"x": {"a\\nb": 1, "a\\nb": 2}}', tmp_path, registry) == [
+        ("$.x", "key 'a\\nb' appears twice (line 1 column 8 and line 1 column 19)")]
+
+
+def test_same_key_in_separate_objects_is_no_duplicate(tmp_path: Path, registry: Registry) -> None:
+    text = '{"a": {"x": 1}, "b": [{"x": 2}, {"x": 3, "y": {"x": 4}}], "x": "\\"x\\": 5"}'
+    assert loaded_from_text_and_file(text, tmp_path, registry)["b"][1] == {"x": 3, "y": {"x": 4}}
+
+
+def nested(depth: int) -> str:
+    """``depth`` levels: objects and arrays alternating, the root an object."""
+    opening = "".join('{"a": ' if level % 2 == 0 else "[" for level in range(depth))
+    closing = "".join("}" if level % 2 == 0 else "]" for level in reversed(range(depth)))
+    return opening + "1" + closing
+
+
+def test_nesting_up_to_the_limit_is_read(tmp_path: Path, registry: Registry) -> None:
+    config = loaded_from_text_and_file(nested(MAX_DEPTH), tmp_path, registry)
+    assert load_config(dict(config), registry=registry) == config
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1000, 100_000])
+def test_nesting_past_the_limit_is_a_config_error(tmp_path: Path, registry: Registry, depth: int) -> None:
+    """Not a RecursionError from deep inside the JSON reader (``aac validate`` printed one)."""
+    column = len(nested(MAX_DEPTH).partition("1")[0]) + 1
+    assert problems_from_text_and_file(nested(depth), tmp_path, registry) == [
+        ("$", f"nested more than {MAX_DEPTH} levels deep (level {MAX_DEPTH + 1} opens at line 1, column {column})")]
+
+
+def test_brackets_in_strings_and_comments_do_not_count_as_nesting(tmp_path: Path, registry: Registry) -> None:
+    text = '{"a": "' + "[{" * 200 + '", /* ' + "[" * 200 + " */ // " + "{" * 200 + "\n}"
+    assert loaded_from_text_and_file(text, tmp_path, registry)["a"] == "[{" * 200
+
+
+def deep_mapping(depth: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    current = root
+    for _ in range(depth - 1):
+        current["a"] = {}
+        current = current["a"]
+    return root
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 5000])
+def test_mapping_nested_past_the_limit_is_a_config_error(registry: Registry, depth: int) -> None:
+    """Checked before the recursive walks (aliases, schema, rules), which would raise RecursionError."""
+    with pytest.raises(ConfigError) as info:
+        load_config(deep_mapping(depth), registry=registry)
+    assert [(p.path, p.message) for p in info.value.problems] == [("$", f"nested more than {MAX_DEPTH} levels deep")]
+    load_config(deep_mapping(MAX_DEPTH), registry=registry)
+
+
+def test_mapping_that_contains_itself_is_a_config_error(registry: Registry) -> None:
+    data: dict[str, Any] = {"batch_size": 1, "optimizer": []}
+    data["optimizer"].append(data)
+    with pytest.raises(ConfigError, match="nested more than"):
+        load_config(data, registry=registry)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"batch_size": 1} // the end', '{"batch_size": 1}\n// the end', '{"batch_size": 1,} /* the end */',
+     '{"batch_size": 1} // "unclosed string and /* unclosed comment', '// only a header\n{"batch_size": 1}//'],
+    ids=["same-line", "own-line", "block", "markers-inside", "empty-comment"],
+)
+def test_a_file_may_end_in_a_comment_without_a_final_newline(tmp_path: Path, registry: Registry, text: str) -> None:
+    assert loaded_from_text_and_file(text, tmp_path, registry) == {"batch_size": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column"),
+    [
+        ('{"batch_size": 1}\n  /* forgot to close', 2, 3),
+        ('{"batch_size": /* forgot\n   to close 1}', 1, 16),
+        ('{"url": "http://x/*y", /* real */ "b": 1 /*/ }', 1, 42),
+        ('{"batch_size": 1} /* first */ /* second */ /*', 1, 44),
+    ],
+    ids=["after-the-object", "inside-the-object", "after-markers-in-a-string", "last-of-several"],
+)
+def test_unterminated_block_comment_is_reported_where_it_starts(
+    tmp_path: Path, registry: Registry, text: str, line: int, column: int
+) -> None:
+    assert problems_from_text_and_file(text, tmp_path, registry) == [
+        ("$", f"unterminated /* comment starting at line {line}, column {column}")]
+
+
+# Strings and keys that look like comments, escapes, brackets and commas, to trip a careless scanner.
+TRICKY_STRINGS = ["plain", "", "//", "/*", "*/", "a // b", "x /* y */ z", '"', "\\", "\\n", "}", "]", ",", ":",
+                  "[{,}]", "ünïcødé", "tab\there", "line\nbreak", "http://host//path/*x*/"]
+FILLERS = ["", " ", "\n", "  // a line comment, with \"quotes\" and /* markers\n", "/* block */", "/* two\n lines */",
+           "/**/", "/* ** stars ** */", "\t"]
+
+
+def random_value(rng: random.Random, depth: int) -> Any:
+    kind = rng.choice(["dict", "list", "scalar"] if depth < 5 else ["scalar"])
+    if kind == "dict":
+        keys = rng.sample(TRICKY_STRINGS + [f"k{i}" for i in range(8)], rng.randint(0, 5))
+        return {key: random_value(rng, depth + 1) for key in keys}
+    if kind == "list":
+        return [random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return rng.choice([rng.randint(-10**6, 10**6), rng.uniform(-1e3, 1e3), rng.random() * 1e-9, True, False, None,
+                       rng.choice(TRICKY_STRINGS)])
+
+
+def commented_json(value: Any, rng: random.Random) -> str:
+    """``value`` as JSON with a random comment or whitespace between every two tokens, and trailing commas."""
+    def fill() -> str:
+        return rng.choice(FILLERS)
+
+    if isinstance(value, dict):
+        items = [fill() + json.dumps(k) + fill() + ":" + fill() + commented_json(v, rng) for k, v in value.items()]
+    elif isinstance(value, list):
+        items = [fill() + commented_json(v, rng) for v in value]
+    else:
+        return json.dumps(value)
+    trailing = "," if items and rng.random() < 0.3 else ""
+    opening, closing = "{}" if isinstance(value, dict) else "[]"
+    return opening + fill() + ",".join(items) + trailing + fill() + closing
+
+
+def test_random_commented_configs_load_back_equal(tmp_path: Path, registry: Registry) -> None:
+    """Property: any nested data, written with comments between tokens, trailing commas and a final
+    ``// comment`` without newline, loads back equal - through a string and a file - and equal to what
+    NNCF's reader (jstyleson) makes of it once that comment has its newline."""
+    rng = random.Random(20240609)
+    path = tmp_path / "random.json"
+    for _ in range(300):
+        data = {f"key{i}": random_value(rng, 1) for i in range(rng.randint(0, 4))}
+        text = rng.choice(FILLERS) + commented_json(data, rng) + rng.choice(FILLERS) + "// the end, no newline"
+        assert load_config(text, registry=registry) == data, text
+        path.write_text(text, encoding="utf-8")
+        assert load_config(path, registry=registry) == data, text
+        assert jstyleson.loads(text + "\n") == data, text
 
 
 # -- every problem at once -----------------------------------------------------------------------

@@ -76,6 +76,11 @@ class BaseAccuracyAwareTrainingLoop:
         self.params = params
         self.compression_controller = compression_controller
         self.uncompressed_model_accuracy = as_metric(uncompressed_model_accuracy, "uncompressed_model_accuracy")
+        tolerable = params.minimal_tolerable_metric(self.uncompressed_model_accuracy)
+        if params.higher_is_better and self.uncompressed_model_accuracy > 0 >= tolerable:
+            logger.warning("[aac] %s lets the metric fall from %g to %g: every model is within budget. Is the metric on a "
+                           "0-1 scale while the budget is in percent points?", params.allowed_drop_text(),
+                           self.uncompressed_model_accuracy, tolerable)
         self.lr_updates_needed = lr_updates_needed
         self.verbose = verbose
         self.dump_checkpoints = dump_checkpoints
@@ -144,6 +149,18 @@ class BaseAccuracyAwareTrainingLoop:
         metric = session.runner.validate() if due else None
         return session.record(phase, level_epoch, metric, started, step=step, train_loss=loss, lr_scale=lr_scale)
 
+    def _check_first_validation(self, record: EpochRecord) -> None:
+        """Warn when the compressed, untrained model beats the uncompressed metric by far: another metric or scale?"""
+        if record.metric is None:
+            return
+        uncompressed = self.uncompressed_model_accuracy
+        gain = record.metric - uncompressed if self.params.higher_is_better else uncompressed - record.metric
+        allowed = abs(uncompressed - self.params.minimal_tolerable_metric(uncompressed))
+        if gain > max(allowed, 0.05 * abs(uncompressed), 1e-9):
+            logger.warning("[aac] the compressed model validates at %g before any training, far better than "
+                           "uncompressed_model_accuracy %g: was that measured with the same validate_fn and scale?",
+                           record.metric, uncompressed)
+
     def _validation_due(self, level_epoch: int, last: bool) -> bool:
         return last or level_epoch % self.params.validate_every_n_epochs == 0
 
@@ -207,6 +224,7 @@ class EarlyExitCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         runner, state = session.runner, session.state
         if state.phase == "start":
             record = self._validate_record(session, "early_exit", 0, time.perf_counter(), due=True)
+            self._check_first_validation(record)
             self._keep(session, record)
             state.phase = "training"
             if record.budget is not None and record.budget >= 0 and self._fully_compressed():
@@ -306,6 +324,7 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         state = session.state
         if state.phase == "start":
             record = self._validate_record(session, "initial", 0, time.perf_counter(), due=True)
+            self._check_first_validation(record)
             session.keep_if_better(_rate_key(record.compression_rate), record)
             state.phase, state.loop["level"] = "initial", {"epochs": 0}
             session.end_epoch()
