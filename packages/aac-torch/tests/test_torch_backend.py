@@ -135,3 +135,11 @@ def test_prepare_model_checks_scopes_and_refuses_an_already_compressed_model(bac
     add_transform(model.conv1, "weight", Mask(torch.ones(16, 1, 1, 1), "pruning"))
     with pytest.raises(AacError, match="already carries aac compression"):
         backend.prepare_model(model, load_config({}, registry=registry))
+
+
+
+def test_a_data_parallel_wrapper_is_refused_with_the_fix(backend):
+    """Parametrizations change the parameters a DataParallel/DDP wrapper was built with: compress first, wrap after."""
+    model = nn.DataParallel(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
+    with pytest.raises(AacError, match=r"got a DataParallel wrapper: pass the wrapped model \(model.module\)"):
+        backend.prepare_model(model, load_config({"input_info": {"sample_size": [1, 3, 8, 8]}}))

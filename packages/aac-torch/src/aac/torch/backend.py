@@ -39,6 +39,12 @@ class TorchBackend(Backend):
     # -- model preparation -------------------------------------------------------------
     def prepare_model(self, model: nn.Module, config: Config) -> TorchModel:
         """Trace ``model`` once (modules in an ``ignored_scopes`` list become opaque blocks if it cannot be traced whole)."""
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            raise AacError(
+                f"create_compressed_model got a {type(model).__name__} wrapper: pass the wrapped model (model.module), "
+                f"then wrap the compressed model in {type(model).__name__} - compression changes the parameters the "
+                "wrapper was built with"
+            )
         if has_transforms(model):
             raise AacError(
                 f"{type(model).__name__} already carries aac compression (from an earlier create_compressed_model); "
