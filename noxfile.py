@@ -143,6 +143,7 @@ def bench(session: nox.Session) -> None:
             extra=("scikit-learn", "matplotlib"))
     session.run("python", "benchmarks/run.py", *session.posargs)
     session.run("python", "benchmarks/search.py")
+    session.run("python", "benchmarks/kill_resume.py")
 
 
 @nox.session(default=False)
