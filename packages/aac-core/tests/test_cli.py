@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from jsonschema.exceptions import best_match
 
 from aac.core import Registry, __version__
 from aac.core.cli import main
-from aac.core.plugins import DISABLE_AUTOLOAD_ENV, reset_default_registry
+from aac.core.plugins import DISABLE_AUTOLOAD_ENV, DISABLED_PLUGINS_ENV, reset_default_registry
 
 if TYPE_CHECKING:
     from conftest import FakeDistributions
@@ -148,7 +149,8 @@ def test_plugins_shows_a_failed_plugin_and_exits_non_zero(
     assert "aac-test-broken" in row
 
 
-def test_plugin_conflict_is_an_error_line_not_a_traceback(dists: FakeDistributions, capsys: pytest.CaptureFixture[str]) -> None:
+def test_plugins_shows_a_skipped_record_and_exits_non_zero(dists: FakeDistributions, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two plugins registering one name no longer stop every command: the later record is skipped."""
     dists.add_working("aac-test-one", "one", "clash")
     dists.add_working("aac-test-two", "two", "clash")
     reset_default_registry()
@@ -156,8 +158,74 @@ def test_plugin_conflict_is_an_error_line_not_a_traceback(dists: FakeDistributio
         code, lines, err = run_cli(capsys, None, "plugins")
     finally:
         reset_default_registry()
-    assert (code, lines) == (2, [])
-    assert err.startswith("aac: error: plugins 'one', 'two' all register the algorithm 'clash'")
+    rows = {line.split()[0]: line for line in lines if line.startswith("  ")}
+    assert code == 1
+    assert rows["one"].endswith("[ok]")
+    assert rows["two"].endswith("[partly disabled: algorithm 'clash' (plugin 'one' registered it first)]")
+    assert rows["clash"].endswith("(aac-test-one)")
+    assert ("aac: warning: aac plugin 'two' (from aac-test-two) registers the algorithm 'clash', which plugin 'one' "
+            "(from aac-test-one) registered first; the later record is skipped. "
+            f"Set {DISABLED_PLUGINS_ENV}=two to silence this.\n") in err
+
+
+RAISING_PLUGIN = """
+from aac.core import hookimpl
+
+@hookimpl
+def aac_algorithms():
+    raise RuntimeError("licence server unreachable")
+"""
+HOOK_WARNING = ("aac: warning: aac plugin 'raising' (from aac-test-raising) is disabled: aac_algorithms() raised RuntimeError: "
+                f"licence server unreachable. Set {DISABLED_PLUGINS_ENV}=raising to silence this.")
+
+
+@pytest.fixture
+def raising_plugin(dists: FakeDistributions) -> Iterator[FakeDistributions]:
+    """An installed plugin whose registration hook raises, next to a working one; the default registry is rebuilt."""
+    dists.add("aac-test-raising", {"raising": "aac_test_raising"}, {"aac_test_raising": RAISING_PLUGIN})
+    dists.add_working("aac-test-good", "good", "good_algo")
+    reset_default_registry()
+    yield dists
+    reset_default_registry()
+
+
+def test_plugins_shows_a_plugin_disabled_by_its_hook(raising_plugin: FakeDistributions, capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines, err = run_cli(capsys, None, "plugins")
+
+    rows = {line.split()[0]: line for line in lines if line.startswith("  ")}
+    assert code == 1
+    assert rows["raising"].endswith("[FAILED: aac_algorithms() raised RuntimeError: licence server unreachable]")
+    assert rows["good"].endswith("[ok]") and rows["good_algo"].endswith("(aac-test-good)")
+    assert HOOK_WARNING in err.splitlines() and "Traceback" not in err
+
+
+def test_validate_works_beside_a_plugin_disabled_by_its_hook(
+    raising_plugin: FakeDistributions, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "good.json", {"compression": {"algorithm": "good_algo"}})
+    code, lines, err = run_cli(capsys, None, "validate", path)
+    assert (code, lines) == (0, [f"{path}: ok"])
+    assert HOOK_WARNING in err.splitlines()
+
+
+def test_other_warnings_are_left_to_python(dists: FakeDistributions, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only aac's plugin warnings become ``aac: warning:`` lines; a plugin's own warning keeps Python's handling."""
+    dists.add("aac-test-warns", {"warns": "aac_test_warns"}, {"aac_test_warns": """
+        import warnings
+        from aac.core import hookimpl
+
+        @hookimpl
+        def aac_algorithms():
+            warnings.warn("the 'speedy' option is deprecated", UserWarning, stacklevel=1)
+            return []
+    """})
+    reset_default_registry()
+    try:
+        with pytest.warns(UserWarning, match="the 'speedy' option is deprecated"):
+            code, _, err = run_cli(capsys, None, "plugins")
+    finally:
+        reset_default_registry()
+    assert code == 0 and "speedy" not in err
 
 
 # -- schema --------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ distributions (a ``dist-info`` folder with ``entry_points.txt``) onto ``sys.path
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,14 +26,15 @@ from aac.core import (
     SearchStrategySpec,
     UnknownAlgorithmError,
     __version__,
+    builtin,
     create_compressed_model,
     get_plugin_manager,
     hookimpl,
     load_config,
 )
 from aac.core.errors import CompressionRateError, UnsupportedFrameworkError
-from aac.core.plugins import DISABLE_AUTOLOAD_ENV, DISABLED_PLUGINS_ENV, AacPluginWarning, PluginInfo
-from aac.core.testing import ToyModel, ToyPruning, ToyQuant, build_toy
+from aac.core.plugins import DISABLE_AUTOLOAD_ENV, DISABLED_PLUGINS_ENV, AacPluginWarning, PluginInfo, reset_default_registry
+from aac.core.testing import ToyModel, ToyPlugin, ToyPruning, ToyQuant, build_toy
 
 if TYPE_CHECKING:
     from conftest import FakeDistributions
@@ -113,6 +114,139 @@ def test_a_plugin_failing_validation_is_not_left_half_registered(dists: FakeDist
     assert "half_algo" not in Registry(pm).algorithms
 
 
+#: an installed plugin whose registration hook raises, so that all of it (its strategy too) must go
+RAISING_PLUGIN = """
+from aac.core import SearchStrategySpec, hookimpl
+
+@hookimpl
+def aac_algorithms():
+    raise RuntimeError("licence server unreachable")
+
+@hookimpl
+def aac_search_strategies():
+    return [SearchStrategySpec(name="never_offered", factory="aac.core.training.search:StepSearch")]
+"""
+#: an installed backend that claims before core's generic one and raises for every model
+FRAGILE_BACKEND = """
+from aac.core import BackendSpec, GenericBackend, hookimpl
+
+def claims(model):
+    raise AttributeError("'NoneType' object has no attribute 'nn'")
+
+@hookimpl
+def aac_backends():
+    return [BackendSpec(name="fragile", claims=claims, factory=GenericBackend, priority=100)]
+"""
+HOOK_WARNING = ("aac plugin 'raising' (from aac-test-hooks) is disabled: aac_algorithms() raised RuntimeError: licence server "
+                f"unreachable. Set {DISABLED_PLUGINS_ENV}=raising to silence this.")
+CLAIMS_WARNING = ("aac backend 'fragile' of plugin 'fragile' (from aac-test-hooks) is skipped for a model of type "
+                  "aac.core.testing.ToyModel: claims() raised AttributeError: 'NoneType' object has no attribute 'nn'")
+
+
+@pytest.fixture
+def broken_hooks(dists: FakeDistributions) -> Iterator[FakeDistributions]:
+    """A distribution with a raising hook and a raising ``claims``, next to a working one; the default
+    registry (what ``load_config`` and ``create_compressed_model`` use without one) is rebuilt around it."""
+    dists.add("aac-test-hooks", {"raising": "aac_test_raising", "fragile": "aac_test_fragile"},
+              {"aac_test_raising": RAISING_PLUGIN, "aac_test_fragile": FRAGILE_BACKEND})
+    dists.add_working("aac-test-good", "good", "good_algo")
+    reset_default_registry()
+    yield dists
+    reset_default_registry()
+
+
+def test_a_plugin_whose_hook_raises_is_disabled_and_the_rest_work(broken_hooks: FakeDistributions) -> None:
+    pm = get_plugin_manager()
+    with pytest.warns(AacPluginWarning) as warned:
+        registry = Registry(pm)
+
+    assert [str(w.message) for w in warned if "aac-test-" in str(w.message)] == [HOOK_WARNING]
+    (failure,) = ours(pm.failures)
+    assert (failure.name, failure.distribution, failure.error) == (
+        "raising", "aac-test-hooks", "aac_algorithms() raised RuntimeError: licence server unreachable")
+    assert not pm.has_plugin("raising"), "unregistered: none of its hooks runs later"
+    assert "never_offered" not in registry.search_strategies, "its other records go with it"
+    assert "good_algo" in registry.algorithms and "fragile" in registry.backends and "step" in registry.search_strategies
+    assert ours(Registry(pm).plugin_manager.failures) == [failure], "a second registry neither warns again nor forgets"
+
+
+def test_load_config_and_create_compressed_model_work_beside_broken_hooks(broken_hooks: FakeDistributions) -> None:
+    config = {"compression": {"algorithm": "good_algo"}}
+    with pytest.warns(AacPluginWarning) as warned:
+        loaded = load_config(config)
+        controller, model = create_compressed_model(ToyModel(), loaded)
+
+    assert isinstance(controller, ToyQuant) and isinstance(model, ToyModel)
+    assert [str(w.message) for w in warned if "aac-test-" in str(w.message)] == [HOOK_WARNING, CLAIMS_WARNING]
+
+
+class Garbage:
+    """A plugin whose ``aac_algorithms`` returns ``value``, and which offers a strategy that must go with it."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    @hookimpl
+    def aac_algorithms(self) -> Any:
+        return self.value
+
+    @hookimpl
+    def aac_search_strategies(self) -> Iterable[SearchStrategySpec]:
+        return [SearchStrategySpec(name="garbage_strategy", factory="aac.core.training.search:StepSearch")]
+
+
+def _half_read() -> Iterator[AlgorithmSpec]:
+    yield AlgorithmSpec(name="half_read", adaptive=False, frameworks={})
+    raise OSError("schema file missing")
+
+
+GOOD = AlgorithmSpec(name="good", adaptive=False, frameworks={})
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    pytest.param(GOOD, "must return an iterable of AlgorithmSpec records, not AlgorithmSpec...", id="one-record"),
+    pytest.param(42, "must return an iterable of AlgorithmSpec records, not 42", id="int"),
+    pytest.param("good", "must return an iterable of AlgorithmSpec records, not 'good'", id="str"),
+    pytest.param({"good": GOOD}, "must return an iterable of AlgorithmSpec records, not {'good': Algo", id="mapping"),
+    pytest.param([GOOD, "bad"], "must return an iterable of AlgorithmSpec records, not [AlgorithmSpec", id="a-stray-item"),
+    pytest.param([SearchStrategySpec(name="step", factory="x:y")], "must return an iterable of AlgorithmSpec records, not [Search",
+                 id="wrong-record-type"),
+    pytest.param([AlgorithmSpec(name=None, adaptive=False, frameworks={})], "must return an iterable of AlgorithmSpec records",  # type: ignore[arg-type]
+                 id="name-not-str"),
+    pytest.param(_half_read(), "raised OSError: schema file missing", id="generator-raising"),
+])
+def test_a_hook_returning_garbage_disables_its_plugin(value: Any, problem: str) -> None:
+    garbage = Garbage(value)
+    pm = get_plugin_manager(autoload=False, plugins=[ToyPlugin(), garbage])
+    name = pm.get_name(garbage)
+
+    with pytest.warns(AacPluginWarning) as warned:
+        registry = Registry(pm)
+
+    (message,) = [str(w.message) for w in warned]
+    assert message.startswith(f"aac plugin '{name}' (Garbage, registered in code) is disabled: aac_algorithms() {problem}")
+    assert DISABLED_PLUGINS_ENV not in message, "a plugin passed in code cannot be blocked by name"
+    assert [f.name for f in pm.failures] == [name] and not pm.has_plugin(name)
+    assert "garbage_strategy" not in registry.search_strategies and "good" not in registry.algorithms
+    assert "toy_pruning" in registry.algorithms
+
+
+def test_a_hook_returning_none_registers_nothing() -> None:
+    registry = Registry(get_plugin_manager(autoload=False, plugins=[Garbage(None)]))
+    assert registry.algorithms == {} and "garbage_strategy" in registry.search_strategies
+
+
+def test_a_failing_builtin_hook_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Core's own plugin is essential: a failure there is aac-core's bug and must not hide as a warning."""
+
+    def broken() -> Iterable[BackendSpec]:
+        raise KeyError("python")
+
+    monkeypatch.setattr(builtin, "aac_backends", hookimpl(broken))
+    with pytest.raises(PluginError, match=r"^aac_backends\(\) raised KeyError: 'python'$"):
+        Registry(get_plugin_manager(autoload=False))
+
+
 @pytest.mark.parametrize("value", ["1", "true", "YES"])
 def test_autoload_can_be_disabled_by_environment(broken_and_working: FakeDistributions, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, value)
@@ -176,18 +310,48 @@ def _plugin(kind: str, record: Any) -> object:
 
 
 @pytest.mark.parametrize(("kind", "name"), [("algorithm", "clash"), ("backend", "python"), ("search strategy", "step")])
-def test_two_plugins_registering_one_name_conflict(kind: str, name: str) -> None:
+def test_of_two_plugins_registering_one_name_the_first_keeps_it(kind: str, name: str) -> None:
+    """Core's built-ins come first, then plugins in registration order; a later record is skipped, not fatal."""
     first, second = _plugin(kind, _spec_of(kind, name, "first")), _plugin(kind, _spec_of(kind, name, "second"))
     pm = get_plugin_manager(autoload=False, plugins=[first, second])
 
-    with pytest.raises(PluginError) as info:
-        Registry(pm)
+    with pytest.warns(AacPluginWarning) as warned:
+        registry = Registry(pm)
 
-    message = str(info.value)
-    assert f"all register the {kind} '{name}'" in message
-    owners = [pm.get_name(first), pm.get_name(second)] + (["core"] if kind != "algorithm" else [])
-    assert all(f"'{owner}'" in message for owner in owners), message
-    assert DISABLED_PLUGINS_ENV in message
+    def table(registry: Registry) -> dict[str, Any]:
+        return {"algorithm": registry.algorithms, "backend": registry.backends, "search strategy": registry.search_strategies}[kind]
+
+    if kind == "algorithm":
+        winner, owner, losers = _spec_of(kind, name, "first"), f"'{pm.get_name(first)}' (Provides_first, registered in code)", [second]
+    else:  # core's own backend and strategy
+        winner, owner, losers = table(Registry(get_plugin_manager(autoload=False)))[name], "'core' (from aac-core)", [first, second]
+    assert table(registry)[name] == winner
+    assert [str(w.message) for w in warned] == [
+        f"aac plugin '{pm.get_name(loser)}' ({type(loser).__name__}, registered in code) registers the {kind} '{name}', "
+        f"which plugin {owner} registered first; the later record is skipped."
+        for loser in losers
+    ]
+    assert [(d.kind, d.name, d.plugin) for d in registry.disabled] == [(kind, name, pm.get_name(loser)) for loser in losers]
+    assert all(pm.has_plugin(pm.get_name(p)) for p in (first, second)), "only the record is skipped, not the plugin"
+
+
+def test_of_two_installed_plugins_the_first_by_entry_point_name_keeps_a_name(dists: FakeDistributions) -> None:
+    """importlib.metadata lists entry points in file-system order; the registry must not depend on it."""
+    dists.add_working("aac-test-zulu", "zulu", "clash")
+    dists.add_working("aac-test-alpha", "alpha", "clash")
+    dists.add_working("aac-test-mike", "mike", "clash")
+
+    with pytest.warns(AacPluginWarning) as warned:
+        registry = Registry(get_plugin_manager())
+
+    assert registry.algorithms["clash"].package == "aac-test-alpha"
+    assert [str(w.message) for w in warned if "aac-test-" in str(w.message)] == [
+        f"aac plugin '{loser}' (from aac-test-{loser}) registers the algorithm 'clash', which plugin 'alpha' (from aac-test-alpha) "
+        f"registered first; the later record is skipped. Set {DISABLED_PLUGINS_ENV}={loser} to silence this."
+        for loser in ("mike", "zulu")
+    ]
+    assert [(d.name, d.plugin, d.reason) for d in registry.disabled] == [
+        ("clash", "mike", "plugin 'alpha' registered it first"), ("clash", "zulu", "plugin 'alpha' registered it first")]
 
 
 def test_the_same_record_from_two_plugins_is_no_conflict() -> None:
@@ -249,6 +413,36 @@ class ClaimingBackends:
 def test_backend_for_picks_the_highest_priority_claim(model: Any, backend: str) -> None:
     registry = Registry(get_plugin_manager(autoload=False, plugins=[ClaimingBackends()]))
     assert registry.backend_for(model).name == backend
+
+
+def _refuse(model: Any) -> bool:
+    raise ImportError("cannot import name 'nn' from 'torch' (a half-installed torch)")
+
+
+class FragileBackends:
+    @hookimpl
+    def aac_backends(self) -> Iterable[BackendSpec]:
+        return [BackendSpec(name="fragile", claims=_refuse, factory=GenericBackend, priority=10)]
+
+
+def test_a_backend_whose_claims_raises_is_skipped_for_that_model() -> None:
+    registry = Registry(get_plugin_manager(autoload=False, plugins=[FragileBackends(), ClaimingBackends()]))
+    plugin = registry.plugin_manager.get_name(next(p for p in registry.plugin_manager.get_plugins() if isinstance(p, FragileBackends)))
+
+    with pytest.warns(AacPluginWarning) as warned:
+        assert registry.backend_for(Special()).name == "special"
+
+    assert [str(w.message) for w in warned] == [
+        f"aac backend 'fragile' of plugin '{plugin}' (FragileBackends, registered in code) is skipped for a model of type "
+        f"{__name__}.Special: claims() raised ImportError: cannot import name 'nn' from 'torch' (a half-installed torch)"]
+    assert registry.disabled == [] and registry.plugin_manager.failures == [], "only for this model: another may work"
+
+
+def test_a_model_only_a_raising_backend_could_claim_says_so() -> None:
+    registry = Registry(get_plugin_manager(autoload=False, plugins=[FragileBackends()]))
+    with pytest.warns(AacPluginWarning), pytest.raises(MissingBackendError) as info:
+        registry.backend_for([1.0])
+    assert "(installed: fragile, python; skipped after claims() raised: fragile)" in str(info.value)
 
 
 def test_generic_backend_claims_state_dict_objects(registry: Registry) -> None:

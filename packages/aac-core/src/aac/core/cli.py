@@ -3,7 +3,8 @@
 Problems are printed one per line as ``FILE: $.json.path: message`` (the format editors and CI
 annotators parse); a bad config never produces a traceback. A valid file prints ``FILE: ok``, then
 one indented ``note:`` line per entry of :attr:`Config.notes <aac.core.config.Config.notes>` (a legacy
-spelling that was read as its current key, a file that needs a controller built in code).
+spelling that was read as its current key, a file that needs a controller built in code). A broken
+plugin is one ``aac: warning: ...`` line on standard error, and the command goes on without it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import contextlib
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from aac.core._version import __version__
 from aac.core.config import load_config
 from aac.core.config.schema import compose_schema
 from aac.core.errors import AacError, ConfigError
-from aac.core.plugins import Registry, default_registry
+from aac.core.plugins import AacPluginWarning, Registry, default_registry
 
 
 def _validate(args: argparse.Namespace, registry: Registry) -> int:
@@ -49,7 +52,8 @@ def _plugins(args: argparse.Namespace, registry: Registry) -> int:
     infos = registry.plugin_infos()
     dist_width = max((len(info.distribution) for info in infos), default=0)
     for info in infos:
-        status = f"FAILED: {info.error}" if info.error else "ok"
+        disabled = "; ".join(f"{d.kind} '{d.name}' ({d.reason})" for d in registry.disabled if d.plugin == info.name)
+        status = f"FAILED: {info.error}" if info.error else f"partly disabled: {disabled}" if disabled else "ok"
         print(f"  {info.name:<16} {info.distribution:<{dist_width}} {info.version:<10} {info.module}  [{status}]")
     print("\nalgorithms:")
     for spec in registry.algorithms.values():
@@ -61,7 +65,7 @@ def _plugins(args: argparse.Namespace, registry: Registry) -> int:
     print("\nsearch strategies:")
     for strategy in registry.search_strategies.values():
         print(f"  {strategy.name:<10} {strategy.description}")
-    return 1 if registry.plugin_manager.failures else 0
+    return 1 if registry.plugin_manager.failures or registry.disabled else 0
 
 
 def _schema(args: argparse.Namespace, registry: Registry) -> int:
@@ -91,15 +95,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, registry: Registry | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.handler(args, registry or default_registry()))
-    except AacError as exc:
-        print(f"aac: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # the reader went away (``aac schema | head``): not worth a traceback
-        with contextlib.suppress(OSError, ValueError):  # keep the interpreter's final flush from failing again
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+    with warnings.catch_warnings():  # restores Python's showwarning when the command is done
+        show_python_style = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: TextIO | None = None, line: str | None = None) -> None:
+            """A plugin warning is one line like the errors, not Python's file:line and source line."""
+            if issubclass(category, AacPluginWarning):
+                print(f"aac: warning: {message}", file=sys.stderr)
+            else:
+                show_python_style(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        try:
+            return int(args.handler(args, registry or default_registry()))
+        except AacError as exc:
+            print(f"aac: error: {exc}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:  # the reader went away (``aac schema | head``): not worth a traceback
+            with contextlib.suppress(OSError, ValueError):  # keep the interpreter's final flush from failing again
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
 
 
 if __name__ == "__main__":

@@ -2,7 +2,14 @@
 
 ``get_plugin_manager()`` loads every module of the ``aac`` entry-point group (core's own built-ins
 included), one at a time: a plugin that fails to import is reported by name and skipped, and the
-rest keep working. ``Registry`` flattens what the hooks returned into look-up tables.
+rest keep working. ``Registry`` flattens what the hooks returned into look-up tables, with the same
+isolation: a plugin whose registration hook raises (or returns something that is not records) is
+disabled, a record whose name an earlier plugin registered is skipped, and a backend whose
+``claims(model)`` raises is passed over for that model; each with an :class:`AacPluginWarning`.
+
+"Earlier" is registration order, which is deterministic: core's built-ins, then the entry points
+sorted by name, then the plugins passed in code in the order given. Core therefore always keeps its
+names.
 
 Environment variables:
 
@@ -14,9 +21,10 @@ from __future__ import annotations
 
 import functools
 import os
+import reprlib
 import warnings
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import Any
 
@@ -34,6 +42,8 @@ from aac.core.specs import AlgorithmSpec, BackendSpec, SearchStrategySpec
 DISABLE_AUTOLOAD_ENV = "AAC_DISABLE_PLUGIN_AUTOLOAD"
 DISABLED_PLUGINS_ENV = "AAC_DISABLED_PLUGINS"
 BUILTIN_PLUGIN = "core"
+#: the ``distribution`` of a plugin passed to ``get_plugin_manager(plugins=...)``
+IN_CODE = "(registered in code)"
 
 #: where the algorithms NNCF users know live, so a missing one names the package to install
 KNOWN_ALGORITHM_PACKAGES = {
@@ -47,7 +57,7 @@ KNOWN_BACKEND_PACKAGES = {"torch": "aac-torch (for torch.nn.Module)", "keras": "
 
 
 class AacPluginWarning(UserWarning):
-    """A plugin could not be loaded; aac carries on without it."""
+    """A plugin, or one of its records, could not be used; aac carries on without it."""
 
 
 @dataclass(frozen=True)
@@ -60,9 +70,26 @@ class PluginInfo:
     version: str
     error: str | None = None
 
+    @property
+    def label(self) -> str:
+        """How messages name the plugin: ``'name' (from distribution)``; one passed in code has only an id
+        for a name, so its module or class is shown as well."""
+        source = f"{self.module}, registered in code" if self.distribution == IN_CODE else f"from {self.distribution}"
+        return f"'{self.name}' ({source})"
+
+
+@dataclass(frozen=True)
+class DisabledRecord:
+    """A record the registry left out because another plugin registered its name first."""
+
+    kind: str
+    name: str
+    plugin: str
+    reason: str
+
 
 class AacPluginManager(pluggy.PluginManager):
-    """A pluggy manager that also remembers which plugins failed to load, and why."""
+    """A pluggy manager that also remembers which plugins failed to load or were disabled, and why."""
 
     def __init__(self) -> None:
         super().__init__(hookspecs.NAME)
@@ -72,6 +99,26 @@ class AacPluginManager(pluggy.PluginManager):
     @property
     def failures(self) -> list[PluginInfo]:
         return [i for i in self.infos.values() if i.error is not None]
+
+    def info(self, name: str) -> PluginInfo:
+        """What is known about plugin ``name``; a plugin registered straight through ``register()`` has no record yet."""
+        return self.infos.get(name) or _info(name, name, "?")
+
+    def disable(self, name: str, reason: str) -> None:
+        """Unregister plugin ``name`` after one of its hooks failed, record ``reason`` and warn.
+
+        Unregistering, not just leaving its records out, keeps the plugin's other hooks (a loop observer)
+        from running later, the same as a plugin that failed to import.
+        """
+        self.unregister(name=name)
+        self.infos[name] = replace(self.info(name), error=reason)
+        _warn(self.infos[name], f"is disabled: {reason}")
+
+
+def _warn(info: PluginInfo, problem: str) -> None:
+    """Warn that plugin ``info`` ``problem``; an installed plugin gets the hint that blocks it."""
+    hint = "" if info.distribution == IN_CODE else f" Set {DISABLED_PLUGINS_ENV}={info.name} to silence this."
+    warnings.warn(f"aac plugin {info.label} {problem}.{hint}", AacPluginWarning, stacklevel=3)
 
 
 def _blocked_names() -> set[str]:
@@ -114,7 +161,10 @@ def get_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[Any] =
     if autoload is None:
         autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in {"1", "true", "yes"}
     if autoload:
-        for entry_point in metadata.entry_points(group=hookspecs.NAME):
+        # sorted by name (stably: of one name, the copy earliest on sys.path wins), because registration
+        # order decides which of two plugins keeps a record name, and importlib.metadata's order is the
+        # file system's
+        for entry_point in sorted(metadata.entry_points(group=hookspecs.NAME), key=lambda ep: ep.name):
             if entry_point.name == BUILTIN_PLUGIN or pm.is_blocked(entry_point.name) or pm.has_plugin(entry_point.name):
                 continue
             dist = entry_point.dist.name if entry_point.dist else "?"
@@ -123,12 +173,7 @@ def get_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[Any] =
             except Exception as exc:  # a broken plugin must not take the others down
                 message = f"{type(exc).__name__}: {exc}"
                 pm.infos[entry_point.name] = _info(entry_point.name, entry_point.value, dist, error=message)
-                warnings.warn(
-                    f"aac plugin '{entry_point.name}' (from {dist}) failed to load and is skipped: {message}. "
-                    f"Set {DISABLED_PLUGINS_ENV}={entry_point.name} to silence this.",
-                    AacPluginWarning,
-                    stacklevel=2,
-                )
+                _warn(pm.infos[entry_point.name], f"failed to load and is skipped: {message}")
                 continue
             pm.infos[entry_point.name] = _info(entry_point.name, entry_point.value, dist)
     for plugin in plugins:
@@ -138,7 +183,7 @@ def get_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[Any] =
         except Exception as exc:  # a plugin handed over in code is the caller's bug: say which one
             raise PluginError(f"plugin {label} cannot be registered: {type(exc).__name__}: {exc}") from exc
         if name is not None:
-            pm.infos[name] = _info(name, label, "(registered in code)")
+            pm.infos[name] = _info(name, label, IN_CODE)
     return pm
 
 
@@ -150,34 +195,80 @@ def _info(name: str, module: str, dist: str, error: str | None = None) -> Plugin
     return PluginInfo(name=name, module=module, distribution=dist, version=version, error=error)
 
 
-def _owners(hook: pluggy.HookCaller, name: str) -> list[str]:
-    """The plugins whose implementation of ``hook`` returns a record called ``name`` (for error messages)."""
-    return [impl.plugin_name for impl in reversed(hook.get_hookimpls())
-            if any(getattr(r, "name", None) == name for r in impl.function() or ())]
+#: the registration hooks the registry calls: hook name -> (what messages call a record, the record type)
+_REGISTRATION_HOOKS: dict[str, tuple[str, type]] = {
+    "aac_algorithms": ("algorithm", AlgorithmSpec),
+    "aac_backends": ("backend", BackendSpec),
+    "aac_search_strategies": ("search strategy", SearchStrategySpec),
+}
 
 
-def _unique(hook: pluggy.HookCaller, kind: str) -> dict[str, Any]:
-    """Flatten the records the registration ``hook`` returns; two different records of one name conflict."""
-    table: dict[str, Any] = {}
-    for record in (r for result in hook() for r in (result or ())):
-        if record.name in table and table[record.name] != record:
-            owners = ", ".join(f"'{o}'" for o in _owners(hook, record.name))
-            raise PluginError(
-                f"plugins {owners} all register the {kind} '{record.name}'; uninstall one of them "
-                f"or block it with {DISABLED_PLUGINS_ENV}=<name>"
-            )
-        table[record.name] = record
-    return dict(sorted(table.items()))
+def _records(pm: AacPluginManager, plugin: object, hook: str) -> list[Any]:
+    """The records ``plugin`` alone returns from the registration ``hook``; a ``PluginError`` says what went wrong.
+
+    The hook is called through pluggy with every other plugin left out (``subset_hook_caller``), so that
+    an exception or a wrong return value is charged to this plugin, while hook-call monitoring and the
+    plugin's own wrappers still apply.
+    """
+    record_type = _REGISTRATION_HOOKS[hook][1]
+    others = [p for _, p in pm.list_name_plugin() if p is not None and p is not plugin]
+    try:  # a generator may raise only while it is read, so it is read here
+        results = [list(r) if isinstance(r, Iterable) and not isinstance(r, (str, bytes, Mapping)) else r
+                   for r in pm.subset_hook_caller(hook, remove_plugins=others)()]
+    except Exception as exc:
+        raise PluginError(f"{hook}() raised {type(exc).__name__}: {exc}") from exc
+    records: list[Any] = []
+    for result in results:  # pluggy leaves out a None result
+        if not (isinstance(result, list) and all(isinstance(r, record_type) and isinstance(r.name, str) for r in result)):
+            raise PluginError(f"{hook}() must return an iterable of {record_type.__name__} records, not {reprlib.repr(result)}")
+        records += result
+    return records
 
 
 class Registry:
-    """Everything the installed plugins provide, looked up by name."""
+    """Everything the installed plugins provide, looked up by name.
+
+    Building it calls the registration hooks one plugin at a time, in registration order. A plugin whose
+    hook raises or returns anything but records is disabled (``plugin_manager.disable``); a record whose
+    name an earlier plugin registered with a different record is left out and listed in ``disabled``.
+    Core's own plugin is exempt: its failure is a bug in aac-core and is raised.
+    """
 
     def __init__(self, pm: AacPluginManager) -> None:
         self.plugin_manager = pm
-        self.algorithms: dict[str, AlgorithmSpec] = _unique(pm.hook.aac_algorithms, "algorithm")
-        self.backends: dict[str, BackendSpec] = _unique(pm.hook.aac_backends, "backend")
-        self.search_strategies: dict[str, SearchStrategySpec] = _unique(pm.hook.aac_search_strategies, "search strategy")
+        #: records left out because an earlier plugin registered their name
+        self.disabled: list[DisabledRecord] = []
+        #: (kind, name) -> the plugin whose record is used, for messages about it
+        self.providers: dict[tuple[str, str], str] = {}
+        tables: dict[str, dict[str, Any]] = {hook: {} for hook in _REGISTRATION_HOOKS}
+        for plugin_name, plugin in pm.list_name_plugin():
+            if plugin is None:  # blocked
+                continue
+            try:
+                contributed = {hook: _records(pm, plugin, hook) for hook in _REGISTRATION_HOOKS}
+            except PluginError as exc:
+                if plugin_name == BUILTIN_PLUGIN:
+                    raise
+                pm.disable(plugin_name, str(exc))
+                continue
+            for hook, records in contributed.items():
+                for record in records:
+                    self._add(tables[hook], _REGISTRATION_HOOKS[hook][0], record, plugin_name)
+        self.algorithms: dict[str, AlgorithmSpec] = dict(sorted(tables["aac_algorithms"].items()))
+        self.backends: dict[str, BackendSpec] = dict(sorted(tables["aac_backends"].items()))
+        self.search_strategies: dict[str, SearchStrategySpec] = dict(sorted(tables["aac_search_strategies"].items()))
+
+    def _add(self, table: dict[str, Any], kind: str, record: Any, plugin: str) -> None:
+        """Enter ``record`` unless another record of its name came first; an equal one is no conflict."""
+        first = self.providers.get((kind, record.name))
+        if first is None:
+            table[record.name] = record
+            self.providers[kind, record.name] = plugin
+        elif table[record.name] != record:
+            self.disabled.append(DisabledRecord(kind, record.name, plugin, f"plugin '{first}' registered it first"))
+            _warn(self.plugin_manager.info(plugin),
+                  f"registers the {kind} '{record.name}', which plugin {self.plugin_manager.info(first).label} "
+                  f"registered first; the later record is skipped")
 
     def algorithm(self, name: str) -> AlgorithmSpec:
         """The spec of algorithm ``name``; the error names the package to install or a close match."""
@@ -194,13 +285,33 @@ class Registry:
         return f"unknown algorithm '{name}'{did_you_mean(name, known)}; known algorithms: {', '.join(known)}"
 
     def backend_for(self, model: Any) -> BackendSpec:
-        """The highest-priority backend that claims ``model``."""
-        claiming = [b for b in self.backends.values() if b.claims(model)]
+        """The highest-priority backend that claims ``model``.
+
+        A backend whose ``claims`` raises is passed over for this model with a warning: one plugin's bug
+        must not make every model unusable.
+        """
+        model_type = f"{type(model).__module__}.{type(model).__qualname__}"
+        claiming: list[BackendSpec] = []
+        failed: list[str] = []
+        for backend in self.backends.values():
+            try:
+                if backend.claims(model):
+                    claiming.append(backend)
+            except Exception as exc:
+                failed.append(backend.name)
+                plugin = self.plugin_manager.info(self.providers["backend", backend.name])
+                warnings.warn(
+                    f"aac backend '{backend.name}' of plugin {plugin.label} is skipped for a model of type {model_type}: "
+                    f"claims() raised {type(exc).__name__}: {exc}",
+                    AacPluginWarning,
+                    stacklevel=2,
+                )
         if not claiming:
             hints = "; ".join(f"pip install {p}" for p in KNOWN_BACKEND_PACKAGES.values())
+            skipped = f"; skipped after claims() raised: {', '.join(failed)}" if failed else ""
             raise MissingBackendError(
-                f"no installed aac backend handles a model of type {type(model).__module__}.{type(model).__qualname__} "
-                f"(installed: {', '.join(self.backends) or 'none'}). Install the backend for its framework: {hints}"
+                f"no installed aac backend handles a model of type {model_type} "
+                f"(installed: {', '.join(self.backends) or 'none'}{skipped}). Install the backend for its framework: {hints}"
             )
         return max(claiming, key=lambda b: b.priority)
 
