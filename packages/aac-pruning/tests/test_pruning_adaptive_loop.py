@@ -135,3 +135,18 @@ def test_a_rate_that_is_not_a_fraction_below_one_is_refused(compress, value):
     controller = compress(DigitsNet(width=16), (1, 1, 8, 8), filters_multiple_of=8)
     with pytest.raises(CompressionRateError, match=r"filter_pruning: the compression rate must be (a number )?in \[0, 1\)"):
         controller.compression_rate = value
+
+
+def test_a_model_of_another_width_does_not_resume_the_run(digits, tmp_path):
+    """The fingerprint holds the model's parameter shapes: the refusal names them instead of a torch size mismatch."""
+    from aac.core.errors import CheckpointError
+
+    config = {
+        "input_info": {"sample_size": [1, 1, 8, 8]},
+        "compression": {"algorithm": "filter_pruning", "params": {"schedule": "baseline", "pruning_target": 0.25}},
+        "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
+            "maximal_absolute_accuracy_degradation": 5.0, "initial_training_phase_epochs": 1, "maximal_total_epochs": 2}},
+    }
+    DigitsTraining(digits).run(config, tmp_path)
+    with pytest.raises(CheckpointError, match=r"different settings \(model\.block1\.bn1\.[a-z.0]+: \[16\] -> \[8\];.* more\)"):
+        DigitsTraining(digits, width=8).run(config, tmp_path)

@@ -53,6 +53,15 @@ class Backend(ABC):
     def load_model_state(self, model: Any, state: Any) -> None:
         """Put a snapshot from :meth:`model_state` back into ``model``."""
 
+    def model_structure(self, model: Any) -> dict[str, Any]:
+        """What identifies the model's architecture - parameter names and shapes - for the resume fingerprint.
+
+        The default reads :meth:`model_state` and keeps each entry's shape (or its type); backends
+        override it when their names are not stable across processes.
+        """
+        state = self.model_state(model)
+        return {str(k): list(getattr(v, "shape", ())) or type(v).__name__ for k, v in state.items()} if isinstance(state, Mapping) else {}
+
     @abstractmethod
     def save_checkpoint(self, path: Path, payload: Mapping[str, Any]) -> None:
         """Write ``payload`` (weights, JSON-able states, optimizer state) to ``path`` atomically."""

@@ -76,6 +76,11 @@ class TFBackend(Backend):
     def load_model_state(self, model: Any, state: Mapping[str, Any]) -> None:
         _assign_all(model.variables, state, f"{type(model).__name__}")
 
+    def model_structure(self, model: Any) -> dict[str, Any]:
+        """The shape of every variable, in order: Keras names layers by how many were built before in the
+        process (``conv2d_3``), so a resumed process would see other names for the same model."""
+        return {"variables": [list(v.shape) for v in model.variables]}
+
     def save_checkpoint(self, path: Path, payload: Mapping[str, Any]) -> None:
         checkpoint.write(path, payload)
 

@@ -68,6 +68,10 @@ class TorchBackend(Backend):
     def load_model_state(self, model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
         model.load_state_dict(state)
 
+    def model_structure(self, model: nn.Module) -> dict[str, Any]:
+        """Every entry of the state dict and its shape (no copy of the weights)."""
+        return {key: list(value.shape) for key, value in model.state_dict().items()}
+
     def save_checkpoint(self, path: Path, payload: Mapping[str, Any]) -> None:
         atomic_write(path, lambda handle: torch.save(dict(payload), handle))
 

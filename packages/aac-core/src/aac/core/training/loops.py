@@ -111,7 +111,7 @@ class BaseAccuracyAwareTrainingLoop:
             prepare_run_dir(run_dir)
         session = RunSession(runner, self.params, self.uncompressed_model_accuracy, run_dir,
                              fingerprint(self.mode, self.params, self.uncompressed_model_accuracy, self.config.get("compression"),
-                                         self.config.get("input_info")), self.dump_checkpoints)
+                                         self.config.get("input_info"), backend.model_structure(model)), self.dump_checkpoints)
         session.load_existing()
         if tensorboard_writer is None and self.verbose and runner.is_main_process:
             tensorboard_writer = backend.create_tensorboard_writer(run_dir / "tensorboard")

@@ -31,6 +31,8 @@ STATE_FILE = "state.json"
 STATE_FORMAT = "aac-run-state"
 STATE_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
+#: how many changed settings a refused resume lists
+MAX_REPORTED_CHANGES = 6
 #: the phases a saved run can be in (the loops' own state machine)
 PHASES = ("start", "initial", "search_start", "search", "training", "finishing", "done")
 
@@ -103,7 +105,10 @@ class RunSession:
             raise CheckpointError(f"cannot read {path}: {exc}") from None
         saved = self._parse_state(raw)
         if saved.fingerprint != self.state.fingerprint:
-            changed = "; ".join(f"{path}: {old!r} -> {new!r}" for path, old, new in differences(saved.fingerprint, self.state.fingerprint))
+            found = differences(saved.fingerprint, self.state.fingerprint)
+            changed = "; ".join(f"{path}: {old!r} -> {new!r}" for path, old, new in found[:MAX_REPORTED_CHANGES])
+            if len(found) > MAX_REPORTED_CHANGES:
+                changed += f"; and {len(found) - MAX_REPORTED_CHANGES} more"
             raise CheckpointError(
                 f"{self.log_dir} holds a run with different settings ({changed}); resume it with the same config "
                 "and uncompressed metric, or choose another log_dir for the new settings"
@@ -266,14 +271,16 @@ def _has_rate(controller: Any) -> bool:
 
 
 def fingerprint(mode: str, params: AccuracyAwareParams, uncompressed_metric: float,
-                compression: Any = None, input_info: Any = None) -> dict[str, Any]:
-    """What must not change between a run and its resumption: the loop's settings and the compression it searches.
+                compression: Any = None, input_info: Any = None, model: Any = None) -> dict[str, Any]:
+    """What must not change between a run and its resumption: the loop's settings, the compression it
+    searches and the model's structure.
 
-    ``compression`` and ``input_info`` are the config's sections (JSON values); a resumed run with another
-    importance criterion or another input would mix two experiments.
+    ``compression`` and ``input_info`` are the config's sections (JSON values), ``model`` the backend's
+    :meth:`~aac.core.backend.Backend.model_structure`: a resumed run with another importance criterion,
+    another input or a model of another width would mix two experiments (or fail deep in a weight load).
     """
     settings = {"mode": mode, "params": asdict(params), "uncompressed_metric": uncompressed_metric,
-                "compression": compression, "input_info": input_info}
+                "compression": compression, "input_info": input_info, "model": model}
     return json.loads(json.dumps(settings))  # as state.json will hold it (tuples become lists)
 
 
@@ -282,6 +289,7 @@ def differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]
     if isinstance(old, dict) and isinstance(new, dict):
         return [d for key in sorted(set(old) | set(new), key=str)
                 for d in differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))]
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+    nested = any(isinstance(v, (dict, list)) for v in [*(old if isinstance(old, list) else []), *(new if isinstance(new, list) else [])])
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and nested:
         return [d for i, (a, b) in enumerate(zip(old, new, strict=True)) for d in differences(a, b, f"{path}[{i}]")]
     return [] if old == new else [(path or "$", old, new)]
