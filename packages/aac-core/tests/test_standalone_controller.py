@@ -101,16 +101,17 @@ def standalone_config(mode: str, **params: Any) -> dict[str, Any]:
     """An ``accuracy_aware_training`` section and nothing else: the controller is built in code."""
     base: dict[str, Any] = {"maximal_absolute_accuracy_degradation": 0.05}
     if mode == "adaptive_compression_level":
-        base |= {"initial_training_phase_epochs": 2, "patience_epochs": 2, "search_strategy": "step"}
+        base |= {"initial_training_phase_epochs": 2, "patience_epochs": 2}
     else:
         base |= {"maximal_total_epochs": 10}
     return {"accuracy_aware_training": {"mode": mode, "params": {**base, **params}}}
 
 
-def run_loop(registry: Registry, mode: str, log_dir: Path) -> tuple[Any, MaskController, ToyModel]:
+def run_loop(registry: Registry, mode: str, log_dir: Path, **params: Any) -> tuple[Any, MaskController, ToyModel]:
     model = ToyModel(0.9)
     controller = MaskController(model)
-    loop = create_accuracy_aware_training_loop(standalone_config(mode), controller, UNCOMPRESSED, registry=registry, verbose=False)
+    loop = create_accuracy_aware_training_loop(standalone_config(mode, **params), controller, UNCOMPRESSED, registry=registry,
+                                               verbose=False)
 
     def train(ctrl: Any, m: ToyModel, epoch: int, optimizer: Any, lr_scheduler: Any) -> float:
         assert ctrl is controller
@@ -133,8 +134,11 @@ def test_the_controller_is_protocol_only() -> None:
 # -- the loops ------------------------------------------------------------------------------------
 
 
-def test_adaptive_loop_searches_a_controller_built_in_code(registry: Registry, tmp_path: Path) -> None:
-    loop, controller, model = run_loop(registry, "adaptive_compression_level", tmp_path)
+@pytest.mark.parametrize("strategy", ["frontier", "step"])
+def test_adaptive_loop_searches_a_controller_built_in_code(registry: Registry, tmp_path: Path, strategy: str) -> None:
+    """The protocol has no reachable_compression_rate or adapt_to_compression: real levels are the requested
+    rates and probes validate without re-estimating anything."""
+    loop, controller, model = run_loop(registry, "adaptive_compression_level", tmp_path, search_strategy=strategy)
     stats = loop.statistics
 
     assert isinstance(loop, AdaptiveCompressionTrainingLoop)
@@ -144,7 +148,7 @@ def test_adaptive_loop_searches_a_controller_built_in_code(registry: Registry, t
     assert controller.compression_rate == pytest.approx(stats.compression_rate, abs=1e-9)
     assert model.rate == pytest.approx(stats.compression_rate, abs=1e-9)
     assert stats.compressed_accuracy == pytest.approx(accuracy(model, KNEE))
-    assert stats.history and any(r.phase == "search" for r in stats.history)
+    assert stats.history and any(r.phase in ("search", "probe") for r in stats.history)
     assert (tmp_path / "state.json").is_file()
 
 
