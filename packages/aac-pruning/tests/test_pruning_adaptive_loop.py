@@ -5,6 +5,7 @@ import torch
 from sklearn.datasets import load_digits
 
 from aac.core import AdaptiveCompressionTrainingLoop, create_compressed_model
+from aac.core.errors import CheckpointError, CompressionRateError
 from aac.torch.testing.models import DigitsNet
 
 
@@ -130,8 +131,6 @@ def test_the_search_trains_each_real_level_once(digits, tmp_path):
 
 @pytest.mark.parametrize("value", [1.0, -0.1, float("nan"), True, "0.5", None])
 def test_a_rate_that_is_not_a_fraction_below_one_is_refused(compress, value):
-    from aac.core.errors import CompressionRateError
-
     controller = compress(DigitsNet(width=16), (1, 1, 8, 8), filters_multiple_of=8)
     with pytest.raises(CompressionRateError, match=r"filter_pruning: the compression rate must be (a number )?in \[0, 1\)"):
         controller.compression_rate = value
@@ -139,8 +138,6 @@ def test_a_rate_that_is_not_a_fraction_below_one_is_refused(compress, value):
 
 def test_a_model_of_another_width_does_not_resume_the_run(digits, tmp_path):
     """The fingerprint holds the model's parameter shapes: the refusal names them instead of a torch size mismatch."""
-    from aac.core.errors import CheckpointError
-
     config = {
         "input_info": {"sample_size": [1, 1, 8, 8]},
         "compression": {"algorithm": "filter_pruning", "params": {"schedule": "baseline", "pruning_target": 0.25}},

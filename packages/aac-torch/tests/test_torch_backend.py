@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from aac.core import CallbackError, create_accuracy_aware_training_loop, create_compressed_model
 from aac.core.backend import Backend
 from aac.core.config import load_config
 from aac.core.errors import AacError, CheckpointError, ConfigError
@@ -143,3 +144,12 @@ def test_a_data_parallel_wrapper_is_refused_with_the_fix(backend):
     model = nn.DataParallel(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
     with pytest.raises(AacError, match=r"got a DataParallel wrapper: pass the wrapped model \(model.module\)"):
         backend.prepare_model(model, load_config({"input_info": {"sample_size": [1, 3, 8, 8]}}))
+
+
+def test_configure_optimizers_fn_returning_no_optimizer_is_named(tmp_path):
+    config = {"accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 1.0,
+                                                                          "maximal_total_epochs": 1}}}
+    controller, model = create_compressed_model(nn.Linear(3, 2), config)
+    loop = create_accuracy_aware_training_loop(config, controller, 0.5, verbose=False)
+    with pytest.raises(CallbackError, match="returned an optimizer that is a str, not a torch.optim.Optimizer"):
+        loop.run(model, lambda *args, **kwargs: 0.0, lambda model, epoch: 0.5, lambda: ("adam", None), log_dir=tmp_path)

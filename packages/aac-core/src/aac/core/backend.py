@@ -70,6 +70,10 @@ class Backend(ABC):
     def load_checkpoint(self, path: Path) -> dict[str, Any]:
         """Read a checkpoint written by :meth:`save_checkpoint`; raise CheckpointError if unusable."""
 
+    def optimizer_problem(self, optimizer: Any) -> str | None:
+        """Why ``optimizer`` (from ``configure_optimizers_fn``) cannot be used, or None if it can."""
+        return None
+
     def optimizer_state(self, optimizer: Any) -> Any:
         return optimizer.state_dict() if hasattr(optimizer, "state_dict") else None
 

@@ -87,6 +87,11 @@ class TFBackend(Backend):
     def load_checkpoint(self, path: Path) -> dict[str, Any]:
         return checkpoint.read(path)
 
+    def optimizer_problem(self, optimizer: Any) -> str | None:
+        if isinstance(optimizer, keras.optimizers.Optimizer):
+            return None
+        return f"is a {type(optimizer).__name__}, not a keras.optimizers.Optimizer"
+
     def optimizer_state(self, optimizer: Any) -> dict[str, Any] | None:
         """The optimizer's variables (iterations, learning rate, slots), or ``built: False`` before its first step."""
         if optimizer is None:

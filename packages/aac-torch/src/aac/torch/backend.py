@@ -91,6 +91,11 @@ class TorchBackend(Backend):
             raise CheckpointError(f"checkpoint {path} holds a {type(payload).__name__}, not an aac checkpoint dict")
         return payload
 
+    def optimizer_problem(self, optimizer: Any) -> str | None:
+        if isinstance(optimizer, torch.optim.Optimizer):
+            return None
+        return f"is a {type(optimizer).__name__}, not a torch.optim.Optimizer"
+
     def optimizer_state(self, optimizer: Any) -> Any:
         """A deep copy: the optimizer keeps updating its live state tensors."""
         return copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None

@@ -81,6 +81,9 @@ class TrainingRunner:
                 f"but returned {type(result).__name__}"
             )
         self.optimizer, self.lr_scheduler = result
+        problem = None if self.optimizer is None else self.backend.optimizer_problem(self.optimizer)
+        if problem:
+            raise CallbackError(f"configure_optimizers_fn returned an optimizer that {problem}")
         if lr_scale != 1.0:
             self.backend.scale_learning_rate(self.optimizer, self.lr_scheduler, lr_scale)
 
