@@ -4,7 +4,7 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from aac.core import AdaptiveCompressionTrainingLoop, create_compressed_model
+from aac.core import AacError, AdaptiveCompressionTrainingLoop, create_compressed_model
 from aac.core.errors import CheckpointError, CompressionRateError
 from aac.torch.testing.models import DigitsNet
 
@@ -147,3 +147,10 @@ def test_a_model_of_another_width_does_not_resume_the_run(digits, tmp_path):
     DigitsTraining(digits).run(config, tmp_path)
     with pytest.raises(CheckpointError, match=r"different settings \(model\.block1\.bn1\.[a-z.0]+: \[16\] -> \[8\];.* more\)"):
         DigitsTraining(digits, width=8).run(config, tmp_path)
+
+
+def test_stripping_a_stripped_model_again_is_a_clear_error(compress):
+    controller = compress(DigitsNet(width=16), (1, 1, 8, 8), schedule="baseline", pruning_target=0.5, filters_multiple_of=2)
+    stripped = controller.strip()
+    with pytest.raises(AacError, match="carries no 'filter_pruning' transforms: it was stripped already"):
+        controller.strip_model(stripped)

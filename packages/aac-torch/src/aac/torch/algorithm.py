@@ -8,11 +8,12 @@ from typing import Any
 
 from aac.core.api import PROBE_BATCHNORM_SAMPLES, CompressionAlgorithm, reiterable
 from aac.core.config import AlgorithmSection
+from aac.core.errors import AacError
 from aac.core.scopes import SectionScopes
 from aac.torch.batchnorm import InputFn, adapt_batchnorm, default_inputs
 from aac.torch.export import export_module
 from aac.torch.tracing import TorchModel
-from aac.torch.transforms import fold_all
+from aac.torch.transforms import fold_all, has_transforms
 from torch import nn
 
 
@@ -65,6 +66,9 @@ class TorchCompressionAlgorithm(CompressionAlgorithm):
         """Fold this algorithm's transforms into plain layers; the live training model is copied first."""
         if model is self.model:
             model = copy.deepcopy(model)
+        elif has_transforms(self.model, self.name) and not has_transforms(model, self.name):
+            raise AacError(f"{type(model).__name__} carries no '{self.name}' transforms: it was stripped already. "
+                           "Strip the training model (controller.strip() or strip_model(controller.model)) once")
         return self._strip(model)
 
     def _strip(self, model: nn.Module) -> nn.Module:

@@ -86,9 +86,9 @@ def transforms_of(module: nn.Module, tensor_name: str) -> list[WeightTransform]:
     return [t for t in module.parametrizations[tensor_name] if isinstance(t, WeightTransform)]
 
 
-def has_transforms(model: nn.Module) -> bool:
-    """True if any module of ``model`` carries an aac transform (the model is already compressed)."""
-    return any(isinstance(m, WeightTransform) for m in model.modules())
+def has_transforms(model: nn.Module, owner: str | None = None) -> bool:
+    """True if any module of ``model`` carries an aac transform (of ``owner``, when given)."""
+    return any(isinstance(m, WeightTransform) and owner in (None, m.owner) for m in model.modules())
 
 
 def original(module: nn.Module, tensor_name: str) -> torch.Tensor:
