@@ -6,6 +6,7 @@ inside a framework to learn that a config key, a callback result or a checkpoint
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -14,12 +15,25 @@ class AacError(Exception):
     """Base class of every error raised on purpose by aac."""
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``): a config key or value may hold a newline."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
+
+
 @dataclass(frozen=True)
 class ConfigProblem:
-    """One problem in a config: a JSON path (``$.compression[0].params``) and what is wrong there."""
+    """One problem in a config: a JSON path (``$.compression[0].params``) and what is wrong there.
+
+    Path and message are kept to one line each (control characters escaped), whatever keys or values
+    the config holds: ``aac validate`` prints one line per problem.
+    """
 
     path: str
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", one_line(self.path))
+        object.__setattr__(self, "message", one_line(self.message))
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"

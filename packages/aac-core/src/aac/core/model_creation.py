@@ -12,6 +12,9 @@ from aac.core.config import Config, load_config
 from aac.core.errors import PluginError, UnsupportedFrameworkError
 from aac.core.plugins import Registry, default_registry
 
+#: the name of the controller returned for a config without a ``compression`` section
+NO_COMPRESSION = "no_compression"
+
 
 def create_compressed_model(
     model: Any,
@@ -60,4 +63,4 @@ def create_compressed_model(
 class _NoCompression(CompressionAlgorithm):
     """The controller of a config without a ``compression`` section: training runs unchanged."""
 
-    name = "no_compression"
+    name = NO_COMPRESSION

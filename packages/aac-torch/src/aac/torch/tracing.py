@@ -12,6 +12,8 @@ line and suggests exactly that.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -162,7 +164,7 @@ def _trace_failure(model: nn.Module, tracer: _Tracer, exc: Exception) -> str:
     path, class_name = tracer.failed_in or ("", type(model).__name__)
     module_text = f"module '{path}' ({class_name})" if path else f"the forward of {class_name} itself"
     line = _user_frame(exc)
-    message = f"cannot trace {type(model).__name__} for compression: {exc} - in {module_text}{line}. "
+    message = f"cannot trace {type(model).__name__} for compression: {first_line(exc)} - in {module_text}{line}. "
     if path:
         message += (
             f'Add it to "ignored_scopes" (e.g. "ignored_scopes": ["{path}"]) so aac treats it as one opaque '
@@ -186,17 +188,26 @@ def _user_frame(exc: BaseException) -> str:
     return f" at {frame.filename}:{frame.lineno}{code}"
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The innermost cause's first line: torch's messages run over many lines (graph dumps, C++ frames)."""
+    while exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__):
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _propagate_shapes(model: nn.Module, gm: fx.GraphModule, inputs: Sequence[InputSpec]) -> None:
     """One eval-mode sample pass through ``gm`` to record shapes (eval mode: batch-norm statistics stay put)."""
     training = {name: m.training for name, m in model.named_modules()}
     try:
         gm.eval()
-        with torch.no_grad():
+        # ShapeProp prints a traceback of its own before raising; the error below says what matters
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(gm).propagate(*(spec.make(model) for spec in inputs))
     except Exception as exc:
         shapes = [list(spec.shape) for spec in inputs]
         raise ModelTraceError(
-            f"the sample forward pass of {type(model).__name__} with input_info shapes {shapes} failed: {exc}. "
+            f"the sample forward pass of {type(model).__name__} with input_info shapes {shapes} failed: {first_line(exc)}. "
             "Check that input_info.sample_size matches what the model expects (batch dimension included)."
         ) from exc
     finally:

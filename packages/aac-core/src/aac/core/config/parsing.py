@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aac.core.errors import ConfigError, ConfigProblem
+from aac.core.errors import ConfigError, ConfigProblem, one_line
 
 #: How deeply objects and arrays may nest (the root object is level 1). Real configs stay below 10;
 #: the limit only keeps the recursive steps (``json``, schema validation, the rule walks) far from
@@ -90,11 +90,6 @@ def _position(text: str, offset: int) -> tuple[int, int]:
     return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
 
 
-def _printable(text: str) -> str:
-    """``text`` for a one-line message: a key may hold a newline or another control character."""
-    return text if text.isprintable() else json.dumps(text, ensure_ascii=False)[1:-1]
-
-
 def _times(count: int) -> str:
     return {2: "twice", 3: "three times"}.get(count, f"{count} times")
 
@@ -139,7 +134,7 @@ def _scan(text: str) -> tuple[ConfigProblem | None, list[ConfigProblem]]:
             elif top[1] is None:
                 path = f"{top[0]}[{top[2]}]"
             else:
-                path = f"{top[0]}.{_printable(str(top[2]))}"
+                path = f"{top[0]}.{one_line(str(top[2]))}"
             stack.append([path, {} if token == "{" else None, 0, token == "{"])
         elif token in ("]", "}"):
             if top is None:
@@ -147,7 +142,7 @@ def _scan(text: str) -> tuple[ConfigProblem | None, list[ConfigProblem]]:
             stack.pop()
             for key, offsets in (top[1] or {}).items():
                 if len(offsets) > 1:
-                    message = f"key '{_printable(key)}' appears {_times(len(offsets))} ({_places(text, offsets)})"
+                    message = f"key '{one_line(key)}' appears {_times(len(offsets))} ({_places(text, offsets)})"
                     duplicates.append((offsets[0], ConfigProblem(top[0], message)))
         elif top is None:
             continue
@@ -207,21 +202,43 @@ def parse_text(text: str, source: str | None) -> Any:
     return data
 
 
+#: what may precede a config's text without being part of it: a byte-order mark, zero-width spaces, white space
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060 \t\r\n"
+#: no file path is this long (PATH_MAX is 4096 on Linux)
+_LONGEST_PATH = 4096
+
+
+def is_config_text(source: str) -> bool:
+    """True if the string ``load_config`` got is config text rather than a file path.
+
+    Text starts like JSON (after a byte-order mark or white space); a string with a line break, a NUL or
+    more characters than any path can have is text as well, so a malformed config gets a parse error at
+    its line instead of "file does not exist" with the whole config as the file name.
+    """
+    return (source.lstrip(_INVISIBLE).startswith(("{", "[", "//", "/*")) or any(c in source for c in "\n\x00")
+            or len(source) > _LONGEST_PATH)
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def read_source(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[Any, str | None]:
     """Return (data, name of the source for messages) for a path, a JSON string or a mapping."""
     if isinstance(source, Mapping):
         if problems := check_depth(source):
             raise ConfigError(problems)
         return source, None
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and not source.lstrip().startswith(("{", "[", "//", "/*"))):
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and not is_config_text(source)):
         path = Path(source)
+        name = _shortened(str(path))
         try:
             text = path.read_text(encoding="utf-8-sig")  # editors on Windows may start the file with a BOM
         except FileNotFoundError:
-            raise ConfigError([ConfigProblem("$", f"config file {path} does not exist")], str(path)) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError([ConfigProblem("$", f"cannot read {path}: {exc}")], str(path)) from None
+            raise ConfigError([ConfigProblem("$", f"config file {name} does not exist")], name) from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
+            raise ConfigError([ConfigProblem("$", f"cannot read config file {name}: {exc}")], name) from None
         return parse_text(text, str(path)), str(path)
     if isinstance(source, str):
-        return parse_text(source, None), None
+        return parse_text(source.lstrip(_INVISIBLE), None), None
     raise TypeError(f"load_config takes a path, a JSON string or a dict, not {type(source).__name__}")

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from aac.core.api import CompressionController, CompressionStage, missing_controller_members
 from aac.core.config import ADAPTIVE, EARLY_EXIT, Config, load_config
 from aac.core.errors import AacError, ConfigError, ConfigProblem
+from aac.core.model_creation import NO_COMPRESSION
 from aac.core.plugins import Registry, default_registry
 from aac.core.training.observers import RunContext
 from aac.core.training.records import PROBE, EpochRecord, TrainingLoopStatistics
@@ -573,7 +574,12 @@ def adaptive_controller_of(controller: Any) -> Any:
     children = getattr(controller, "children", None)
     if children is None:
         if getattr(type(controller), "adaptive", True) is False:
-            raise AacError(f"algorithm '{getattr(controller, 'name', type(controller).__name__)}' has no adaptive compression "
+            name = getattr(controller, "name", type(controller).__name__)
+            if name == NO_COMPRESSION:
+                raise AacError("$.compression: the config has no compression section, so create_compressed_model applied "
+                               "nothing to search; add a section with filter_pruning, magnitude_sparsity or rb_sparsity, "
+                               "or pass a controller built in code")
+            raise AacError(f"algorithm '{name}' has no adaptive compression "
                            "level; adaptive_compression_level needs filter_pruning, magnitude_sparsity or rb_sparsity")
         return controller
     child = getattr(controller, "adaptive_child", None)
