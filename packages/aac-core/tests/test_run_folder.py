@@ -170,3 +170,15 @@ def test_an_uncompressed_metric_far_below_the_first_validation_is_warned_about(r
     with caplog.at_level(logging.WARNING, logger="aac.training"):
         loop.run(model, lambda c, m, epoch, optimizer, lr_scheduler: train_epoch(m), lambda m, epoch: accuracy(m), log_dir=tmp_path)
     assert any("far better than uncompressed_model_accuracy 0.2" in r.getMessage() for r in caplog.records)
+
+
+def test_a_plugin_whose_observer_hook_raises_is_skipped_for_the_run(tmp_path: Path) -> None:
+    class BrokenReporting:
+        @hookimpl
+        def aac_loop_observers(self, context: Any) -> list[LoopObserver]:
+            raise ConnectionError("dashboard unreachable")
+
+    registry = Registry(get_plugin_manager(autoload=False, plugins=[ToyPlugin(), BrokenReporting()]))
+    with pytest.warns(UserWarning, match=r"gives no loop observers for this run: aac_loop_observers\(\) raised ConnectionError"):
+        statistics = run(registry, tmp_path)
+    assert statistics.total_epochs >= 3 and (tmp_path / "history.json").exists()  # core's reporters still ran

@@ -284,6 +284,27 @@ class Registry:
         known = sorted(set(self.algorithms) | set(KNOWN_ALGORITHM_PACKAGES))
         return f"unknown algorithm '{name}'{did_you_mean(name, known)}; known algorithms: {', '.join(known)}"
 
+    def loop_observers(self, context: Any) -> list[Any]:
+        """The observers every plugin returns from ``aac_loop_observers(context)`` for one run.
+
+        Each plugin is asked on its own: one whose hook raises is skipped for this run with a warning,
+        and the run goes on with the others' observers (core's reporters included).
+        """
+        pm = self.plugin_manager
+        observers: list[Any] = []
+        for name, plugin in pm.list_name_plugin():
+            if plugin is None:
+                continue
+            others = [p for _, p in pm.list_name_plugin() if p is not None and p is not plugin]
+            try:
+                for result in pm.subset_hook_caller("aac_loop_observers", remove_plugins=others)(context=context):
+                    observers.extend(result or ())
+            except Exception as exc:  # a plugin's reporting must not stop training
+                if name == BUILTIN_PLUGIN:
+                    raise
+                _warn(pm.info(name), f"gives no loop observers for this run: aac_loop_observers() raised {type(exc).__name__}: {exc}")
+        return observers
+
     def backend_for(self, model: Any) -> BackendSpec:
         """The highest-priority backend that claims ``model``.
 

@@ -118,7 +118,7 @@ class BaseAccuracyAwareTrainingLoop:
             tensorboard_writer = backend.create_tensorboard_writer(run_dir / "tensorboard")
         context = RunContext(run_dir, self.mode, self.params, self.uncompressed_model_accuracy, self.compression_controller,
                              tensorboard_writer, self.verbose, runner.is_main_process)
-        observers = [o for result in self.registry.plugin_manager.hook.aac_loop_observers(context=context) for o in result or ()]
+        observers = self.registry.loop_observers(context)
         session.start_observers(observers, context)
         if session.state.phase == "done":
             statistics = self._restore_finished(session)
