@@ -306,3 +306,16 @@ def test_early_exit_runs_a_controller_without_compression_rate(registry: Registr
     stats = h.loop.statistics
     assert stats.feasible and stats.compression_rate == 0.0
     assert h.trained == 0  # already within budget and (trivially) fully compressed
+
+
+def test_changed_settings_resume_only_when_allowed(registry: Registry, tmp_path: Path) -> None:
+    crashing = Harness(registry, adaptive_config(maximal_total_epochs=6), crash_at_epoch=3, verbose=False)
+    with pytest.raises(KeyboardInterrupt):
+        crashing.run(tmp_path)
+    with pytest.raises(CheckpointError, match="or pass allow_changed_settings=True to run"):
+        Harness(registry, adaptive_config(maximal_total_epochs=8), verbose=False).run(tmp_path)
+    resumed = Harness(registry, adaptive_config(maximal_total_epochs=8), verbose=False)
+    resumed.run(tmp_path, allow_changed_settings=True)
+    assert resumed.trained == resumed.loop.statistics.total_epochs - 3  # carried on after epoch 3, under the new cap
+    assert resumed.loop.statistics.total_epochs <= 8
+    Harness(registry, adaptive_config(maximal_total_epochs=8), verbose=False).run(tmp_path)  # the new settings are the folder's now

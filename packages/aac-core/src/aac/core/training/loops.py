@@ -95,12 +95,14 @@ class BaseAccuracyAwareTrainingLoop:
             configure_optimizers_fn: Callable[[], Any] | None = None, dump_checkpoint_fn: Callable[..., Any] | None = None,
             load_checkpoint_fn: Callable[..., Any] | None = None, early_stopping_fn: Callable[[float], Any] | None = None,
             tensorboard_writer: Any = None, log_dir: str | Path | None = None,
-            update_learning_rate_fn: Callable[..., Any] | None = None) -> Any:
+            update_learning_rate_fn: Callable[..., Any] | None = None, *, allow_changed_settings: bool = False) -> Any:
         """Train ``model`` under the accuracy budget and return it; ``self.statistics`` describes it.
 
         ``log_dir`` is the run's folder: checkpoints, ``state.json``, history, plot and TensorBoard
         events go there. Calling ``run`` again with the ``log_dir`` of an interrupted run resumes it;
-        with that of a finished run, the finished result is restored without training.
+        with that of a finished run, the finished result is restored without training. A folder saved
+        under other settings (loop parameters, compression sections, input, uncompressed metric) is
+        refused unless ``allow_changed_settings`` - the model's structure must match in any case.
         """
         backend = self.registry.backend_for(model).create()
         backend.bind(model)
@@ -113,7 +115,7 @@ class BaseAccuracyAwareTrainingLoop:
         session = RunSession(runner, self.params, self.uncompressed_model_accuracy, run_dir,
                              fingerprint(self.mode, self.params, self.uncompressed_model_accuracy, self.config.get("compression"),
                                          self.config.get("input_info"), backend.model_structure(model)), self.dump_checkpoints)
-        session.load_existing()
+        session.load_existing(allow_changed_settings)
         if tensorboard_writer is None and self.verbose and runner.is_main_process:
             tensorboard_writer = backend.create_tensorboard_writer(run_dir / "tensorboard")
         context = RunContext(run_dir, self.mode, self.params, self.uncompressed_model_accuracy, self.compression_controller,

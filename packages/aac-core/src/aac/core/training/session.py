@@ -92,8 +92,12 @@ class RunSession:
     def state_path(self) -> Path:
         return self.log_dir / STATE_FILE
 
-    def load_existing(self) -> bool:
-        """Adopt the state of an earlier run in ``log_dir``; True if there was one."""
+    def load_existing(self, allow_changed_settings: bool = False) -> bool:
+        """Adopt the state of an earlier run in ``log_dir``; True if there was one.
+
+        A run saved under other settings is refused, naming each change, unless ``allow_changed_settings``
+        (the user's explicit choice to carry on; the model's structure must still be the same).
+        """
         path = self.state_path
         if not path.exists():
             return False
@@ -109,10 +113,16 @@ class RunSession:
             changed = "; ".join(f"{path}: {old!r} -> {new!r}" for path, old, new in found[:MAX_REPORTED_CHANGES])
             if len(found) > MAX_REPORTED_CHANGES:
                 changed += f"; and {len(found) - MAX_REPORTED_CHANGES} more"
-            raise CheckpointError(
-                f"{self.log_dir} holds a run with different settings ({changed}); resume it with the same config "
-                "and uncompressed metric, or choose another log_dir for the new settings"
-            )
+            same_model = saved.fingerprint.get("model") == self.state.fingerprint.get("model")
+            if not (allow_changed_settings and same_model):
+                override = (" or pass allow_changed_settings=True to run() to carry on under the new settings" if same_model
+                            else " (the model itself changed, so its checkpoints cannot be loaded)")
+                raise CheckpointError(
+                    f"{self.log_dir} holds a run with different settings ({changed}); resume it with the same config, "
+                    f"model and uncompressed metric, choose another log_dir for the new settings,{override}"
+                )
+            logger.warning("[aac] resuming %s under changed settings (%s): the history mixes both", self.log_dir, changed)
+            saved.fingerprint = self.state.fingerprint
         self.state = saved
         self.resumed = True
         self._remove_unnamed_files()
