@@ -29,14 +29,15 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "aac-core": ("aac-core[plot,tensorboard]",),
     "aac-torch": ("aac-core", "aac-torch[onnx,tensorboard]"),
     "aac-pruning": ("aac-core", "aac-torch[onnx]", "aac-pruning[torch]"),
-    "aac-sparsity": ("aac-core", "aac-torch[onnx]", "aac-sparsity[torch]"),
+    # sparsity's tests include the strip of filter pruning + sparsity and the one-adaptive-algorithm rule
+    "aac-sparsity": ("aac-core", "aac-torch[onnx]", "aac-sparsity[torch]", "aac-pruning[torch]"),
     # quantization's tests include the mixes with pruning and sparsity (issue 4) and the seeds' 004 config
     "aac-quant": ("aac-core", "aac-torch[onnx]", "aac-quant[torch]", "aac-sparsity[torch]", "aac-pruning[torch]"),
     "aac-tf": ("aac-core", "aac-tf[tensorboard]"),
     "aac-pruning-tf": ("aac-core", "aac-tf[tensorboard]", "aac-pruning[tf]"),
     "aac-sparsity-tf": ("aac-core", "aac-tf[tensorboard]", "aac-sparsity[tf]"),
-    # quantization's TensorFlow tests include the mix with magnitude sparsity
-    "aac-quant-tf": ("aac-core", "aac-tf[tensorboard]", "aac-quant[tf]", "aac-sparsity[tf]"),
+    # quantization's TensorFlow tests include the mixes with magnitude sparsity and filter pruning
+    "aac-quant-tf": ("aac-core", "aac-tf[tensorboard]", "aac-quant[tf]", "aac-sparsity[tf]", "aac-pruning[tf]"),
 }
 #: entries of PACKAGES that test one framework part of a package: name -> (package folder, its test files)
 FRAMEWORK_PARTS: dict[str, tuple[str, str]] = {
@@ -96,15 +97,17 @@ def core_only(session: nox.Session) -> None:
 def tests(session: nox.Session, package: str) -> None:
     """One package's own tests, with only what that package needs installed.
 
-    ``aac-pruning`` runs with torch only (its TensorFlow modules skip); ``aac-pruning-tf`` installs
-    TensorFlow only and runs just those modules (``FRAMEWORK_PARTS``).
+    ``aac-pruning`` installs torch only and does not collect its TensorFlow modules; ``aac-pruning-tf``
+    installs TensorFlow only and runs just those (``FRAMEWORK_PARTS``). No module skips for a missing
+    sibling: a test that cannot import what it needs fails, and its session's requirements are wrong.
     """
     install(session, *PACKAGES[package], extra=("scikit-learn",) if package != "aac-core" else ())
     if package in FRAMEWORK_PARTS:
         folder, pattern = FRAMEWORK_PARTS[package]
         targets = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "packages" / folder / "tests").glob(pattern))
     else:
-        targets = [f"packages/{package}/tests"]
+        parts = [pattern for folder, pattern in FRAMEWORK_PARTS.values() if folder == package]
+        targets = [f"packages/{package}/tests", *(f"--ignore-glob=*/{pattern}" for pattern in parts)]
     session.run("pytest", *targets, *session.posargs)
 
 

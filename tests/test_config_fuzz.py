@@ -51,15 +51,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from torch.nn import functional as F
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("sklearn", reason="the fuzz trains on scikit-learn's digits")
-for _package in ("aac.torch", "aac.pruning", "aac.sparsity", "aac.quant"):
-    pytest.importorskip(_package, reason=f"the base configs need {_package}")
-
-from torch.nn import functional as F  # noqa: E402
-
-from aac.core import (  # noqa: E402
+from aac.core import (
     AacError,
     ConfigError,
     create_accuracy_aware_training_loop,
@@ -67,9 +62,9 @@ from aac.core import (  # noqa: E402
     default_registry,
     load_config,
 )
-from aac.core.config.parsing import blank_comments  # noqa: E402
-from aac.core.config.schema import ACCURACY_AWARE_SCHEMA, CORE_SCHEMA, core_schema, section_schema  # noqa: E402
-from aac.torch.testing.digits import DigitsCNN, batches, digits  # noqa: E402
+from aac.core.config.parsing import blank_comments
+from aac.core.config.schema import ACCURACY_AWARE_SCHEMA, CORE_SCHEMA, core_schema, section_schema
+from aac.torch.testing.digits import DigitsCNN, batches, digits
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_FILES = [*sorted((ROOT / "tests" / "configs").glob("*.json")), *sorted((ROOT / "examples" / "digits").glob("*.json"))]

@@ -1,7 +1,7 @@
 """Shared helpers: compress a model built in code with a filter_pruning section.
 
 Works with torch, TensorFlow or both installed: the ``tests(aac-pruning)`` session has torch only
-(the ``test_pruning_tf_*`` modules skip), ``tests(aac-pruning-tf)`` has TensorFlow only and runs
+(it does not collect the ``test_pruning_tf_*`` modules), ``tests(aac-pruning-tf)`` has TensorFlow only and runs
 just those modules.
 """
 

@@ -2,13 +2,9 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
-
-pytest.importorskip("tensorflow")  # the tests(aac-pruning) session installs torch only
-pytest.importorskip("aac.tf")
-
-import keras
 
 from aac.core import CompressionStage, create_compressed_model
 from aac.core.errors import CompressionRateError, ConfigError

@@ -1,12 +1,7 @@
 """A pruned Keras model and its controller survive a TFBackend checkpoint (.npz) into fresh objects."""
 
-import numpy as np
-import pytest
-
-pytest.importorskip("tensorflow")  # the tests(aac-pruning) session installs torch only
-pytest.importorskip("aac.tf")
-
 import keras
+import numpy as np
 
 from aac.core import create_compressed_model
 from aac.tf.backend import TFBackend

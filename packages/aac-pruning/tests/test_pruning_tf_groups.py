@@ -1,9 +1,6 @@
 """Pruning groups of Keras models: the neutral analysis on aac-tf's graph, plus the Keras-only rules."""
 
-import pytest
 
-pytest.importorskip("tensorflow")  # the tests(aac-pruning) session installs torch only
-pytest.importorskip("aac.tf")
 
 import keras
 

@@ -2,8 +2,6 @@
 
 import pytest
 
-pytest.importorskip("tensorflow")  # the tests(aac-pruning) session installs torch only
-pytest.importorskip("aac.tf")
 pytest.importorskip("sklearn")
 
 import keras

@@ -1,19 +1,16 @@
 """Physical removal on Keras: the stripped model computes what the masked model computes, with fewer parameters;
 exported to .keras and SavedModel, reloaded and compared."""
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-tf = pytest.importorskip("tensorflow")  # the tests(aac-pruning) session installs torch only
-pytest.importorskip("aac.tf")
-
-import keras  # noqa: E402
-
-from aac.core import create_compressed_model  # noqa: E402
-from aac.pruning.tf.strip import parameter_count  # noqa: E402
-from aac.tf.models import ModelTraceError  # noqa: E402
-from aac.tf.testing import ResidualBlock, densenet_like, digits_net, grouped_conv_net, mobilenet_like, resnet_like  # noqa: E402
-from aac.tf.transforms import Mask, WeightTransform, add_transform, has_transforms, transforms_of  # noqa: E402
+from aac.core import create_compressed_model
+from aac.pruning.tf.strip import parameter_count
+from aac.tf.models import ModelTraceError
+from aac.tf.testing import ResidualBlock, densenet_like, digits_net, grouped_conv_net, mobilenet_like, resnet_like
+from aac.tf.transforms import Mask, WeightTransform, add_transform, has_transforms, transforms_of
 
 
 def _separable(size=8, channels=3, classes=10):

@@ -24,12 +24,6 @@ PRUNING = {"algorithm": "filter_pruning", "pruning_init": 0.1, "params": {
 RB = {"algorithm": "rb_sparsity", "params": {"sparsity_init": 0.02, "sparsity_target": 0.3, "sparsity_steps": 2, "sparsity_training_steps": 3}}
 
 
-def needs(algorithm: str) -> None:
-    module = {"magnitude_sparsity": "aac.sparsity", "rb_sparsity": "aac.sparsity", "filter_pruning": "aac.pruning"}.get(algorithm)
-    if module:
-        pytest.importorskip(module)
-
-
 @pytest.fixture(scope="module")
 def pretrained() -> tuple[DigitsCNN, float, Any, Any]:
     torch.manual_seed(0)
@@ -72,7 +66,6 @@ def quantizer(controller: CompositeController) -> QuantizationAlgorithm:
 
 @pytest.mark.parametrize("partner", [MAGNITUDE, PRUNING], ids=["magnitude_sparsity", "filter_pruning"])
 def test_adaptive_loop_moves_only_the_adaptive_child(pretrained: Any, partner: dict[str, Any], tmp_path: Path) -> None:
-    needs(partner["algorithm"])
     config = adaptive(QUANT, partner)
     controller, model, trainer, accuracy = build(pretrained, config)
     quant = quantizer(controller)
@@ -105,8 +98,6 @@ def test_adaptive_loop_moves_only_the_adaptive_child(pretrained: Any, partner: d
     [RB, QUANT], [QUANT, MAGNITUDE], [QUANT, PRUNING], [QUANT, PRUNING, MAGNITUDE], [QUANT],
 ], ids=["rb+quant", "quant+magnitude", "quant+pruning", "quant+pruning+magnitude", "quant"])
 def test_early_exit_runs_any_mix(pretrained: Any, sections: list[dict[str, Any]], tmp_path: Path) -> None:
-    for section in sections:
-        needs(section["algorithm"])
     config = early_exit(*sections)
     controller, model, trainer, accuracy = build(pretrained, config)
     loop = run(config, controller, model, trainer, accuracy, tmp_path)
@@ -118,7 +109,6 @@ def test_early_exit_runs_any_mix(pretrained: Any, sections: list[dict[str, Any]]
 
 
 def test_composite_checkpoint_round_trip(pretrained: Any) -> None:
-    needs("magnitude_sparsity")
     config = adaptive(QUANT, MAGNITUDE)
     controller, model, trainer, _ = build(pretrained, config)
     optimizer, _ = trainer.configure_optimizers()
@@ -139,7 +129,6 @@ def test_composite_checkpoint_round_trip(pretrained: Any) -> None:
 
 
 def test_interrupted_adaptive_run_resumes_from_its_checkpoints(pretrained: Any, tmp_path: Path) -> None:
-    needs("magnitude_sparsity")
     config = adaptive(QUANT, MAGNITUDE, maximal_total_epochs=4)
     controller, model, trainer, accuracy = build(pretrained, config)
     calls = {"n": 0}
@@ -165,7 +154,6 @@ def test_interrupted_adaptive_run_resumes_from_its_checkpoints(pretrained: Any, 
 ], ids=["quant+pruning", "pruning+quant-per-channel", "quant+magnitude-per-channel", "magnitude+quant"])
 def test_export_of_a_compressed_quantized_model(pretrained: Any, tmp_path: Path, partner: dict[str, Any], quant_first: bool,
                                                 per_channel: bool) -> None:
-    needs(partner["algorithm"])
     ort = pytest.importorskip("onnxruntime")
     quant = {**QUANT, "weights": {"per_channel": per_channel}, "activations": {"per_channel": per_channel}}
     config = early_exit(*((quant, partner) if quant_first else (partner, quant)))

@@ -15,7 +15,6 @@ from aac.core import create_accuracy_aware_training_loop, create_compressed_mode
 from aac.quant.testing import MobileNetV2
 from aac.quant.torch.algorithm import QuantizationAlgorithm
 
-pytest.importorskip("aac.sparsity")
 CONFIG = Path(__file__).parent / "data" / "seed_004_config.json"
 
 

@@ -9,9 +9,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")  # the tests(aac-quant) session installs torch only
-pytest.importorskip("aac.tf")
-pytest.importorskip("aac.sparsity.tf")
 pytest.importorskip("sklearn")
 
 import keras

@@ -6,14 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
-
-pytest.importorskip("tensorflow")  # the tests(aac-quant) session installs torch only
-pytest.importorskip("aac.tf")
-pytest.importorskip("aac.pruning.tf")
-
-import keras
 
 import aac.quant.tf  # noqa: F401  (registers QuantizeDequantize for loading the .keras file)
 from aac.core import CompositeController, create_compressed_model

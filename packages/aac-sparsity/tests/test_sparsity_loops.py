@@ -72,7 +72,6 @@ def test_early_exit_loop_with_rb_sparsity(pretrained: Any, tmp_path: Path) -> No
 
 
 def test_filter_pruning_with_sparsity_is_rejected_in_adaptive_mode() -> None:
-    pytest.importorskip("aac.pruning")
     config = {
         "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {"maximal_absolute_accuracy_degradation": 1.0}},
         "compression": [{"algorithm": "filter_pruning"}, {"algorithm": "magnitude_sparsity"}],
@@ -86,7 +85,6 @@ def test_filter_pruning_with_sparsity_is_rejected_in_adaptive_mode() -> None:
 
 @pytest.mark.parametrize("sparsity", ["magnitude_sparsity", "rb_sparsity"])
 def test_strip_after_filter_pruning_cuts_the_masks_along(sparsity: str) -> None:
-    pytest.importorskip("aac.pruning")
     torch.manual_seed(0)
     config = {"input_info": {"sample_size": [1, 1, 8, 8]}, "compression": [
         {"algorithm": "filter_pruning", "pruning_init": 0.5, "params": {"filters_multiple_of": 1, "prune_first_conv": True,

@@ -7,8 +7,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("tensorflow")  # the tests(aac-sparsity) session installs torch only
-pytest.importorskip("aac.tf")
 pytest.importorskip("sklearn")
 
 import keras

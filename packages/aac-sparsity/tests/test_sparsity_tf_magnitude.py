@@ -6,13 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
-
-pytest.importorskip("tensorflow")  # the tests(aac-sparsity) session installs torch only
-pytest.importorskip("aac.tf")
-
-import keras
 
 from aac.core import CompressionStage, create_compressed_model
 from aac.core.errors import AacError, CompressionRateError

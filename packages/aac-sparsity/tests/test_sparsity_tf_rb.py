@@ -5,13 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
-
-pytest.importorskip("tensorflow")  # the tests(aac-sparsity) session installs torch only
-pytest.importorskip("aac.tf")
-
-import keras
 
 from aac.core import create_compressed_model
 from aac.sparsity.tf.rb import LOSS_SCALE, RBMask, TFRBSparsity
