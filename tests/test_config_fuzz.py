@@ -52,7 +52,6 @@ from typing import Any
 
 import pytest
 import torch
-from torch.nn import functional as F
 
 from aac.core import (
     AacError,
@@ -64,7 +63,7 @@ from aac.core import (
 )
 from aac.core.config.parsing import blank_comments
 from aac.core.config.schema import ACCURACY_AWARE_SCHEMA, CORE_SCHEMA, core_schema, section_schema
-from aac.torch.testing.digits import DigitsCNN, batches, digits
+from aac.torch.testing.digits import DigitsCNN, Trainer, digits
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_FILES = [*sorted((ROOT / "tests" / "configs").glob("*.json")), *sorted((ROOT / "examples" / "digits").glob("*.json"))]
@@ -108,24 +107,18 @@ def bases() -> tuple[Base, ...]:
 
 
 @functools.cache
-def train_batches() -> list[tuple[Any, Any]]:
-    (x, y), _ = digits(train=BATCHES * BATCH_SIZE)
-    return batches(x, y, size=BATCH_SIZE)
+def training_data() -> tuple[Any, Any]:
+    return digits(train=BATCHES * BATCH_SIZE)
 
 
 def train_one_epoch(config: Any, seed: int) -> Any:
     """Build the config on a fresh DigitsCNN, train one epoch as NNCF's examples do; return the controller."""
     torch.manual_seed(seed)
     controller, model = create_compressed_model(DigitsCNN(), config)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    model.train()
+    trainer = Trainer(model, *training_data(), lr=0.01, batch_size=BATCH_SIZE)
+    optimizer, _ = trainer.configure_optimizers()
     controller.scheduler.epoch_step()
-    for x, y in train_batches():
-        controller.scheduler.step()
-        loss = F.cross_entropy(model(x), y) + controller.loss()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    trainer.train_epoch(controller, model, optimizer=optimizer)
     controller.statistics()
     return controller
 
