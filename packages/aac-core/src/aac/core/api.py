@@ -186,6 +186,8 @@ class CompressionAlgorithm:
         self.input_size = input_size
         self._scheduler: CompressionScheduler = StubCompressionScheduler()
         self._loss: CompressionLoss = CompressionLoss()
+        #: the data given to initialize() for probes' batch-norm adaptation: (loader, samples, how to read it)
+        self._adaptation: tuple[Any, int, dict[str, Any]] | None = None
 
     # -- the parts -------------------------------------------------------------------------
     @property
@@ -227,12 +229,29 @@ class CompressionAlgorithm:
         """
         return rate
 
+    def remember_adaptation_data(self, data_loader: Any, samples: int, **how: Any) -> None:
+        """Keep a re-iterable ``data_loader`` (a reference, no copy) for :meth:`adapt_to_compression`.
+
+        ``samples`` is the section's ``num_bn_adaptation_samples`` (0: :data:`PROBE_BATCHNORM_SAMPLES`),
+        ``how`` what the framework needs to read a batch (torch: ``input_fn``, TF: ``batch_size``). A
+        generator cannot be read twice, so it is not kept.
+        """
+        self._adaptation = (data_loader, samples or PROBE_BATCHNORM_SAMPLES, how) if reiterable(data_loader) else None
+
     def adapt_to_compression(self) -> bool:
         """Re-estimate what depends on the compression level without training; True if anything was done.
 
-        The adaptive loop calls it when it *probes* a rate (set it, adapt, validate, undo). Framework
-        base classes re-estimate batch-norm statistics over the data given to :meth:`initialize`.
+        The adaptive loop calls it when it *probes* a rate (set it, adapt, validate, undo): batch-norm
+        statistics are re-estimated over the data given to :meth:`initialize`, by the framework's
+        :meth:`_adapt_batchnorm`.
         """
+        if self._adaptation is None:
+            return False
+        data_loader, samples, how = self._adaptation
+        return self._adapt_batchnorm(data_loader, samples, **how)
+
+    def _adapt_batchnorm(self, data_loader: Any, samples: int, **how: Any) -> bool:
+        """Hook: re-estimate batch-norm statistics over ``samples`` samples of ``data_loader``; True if any changed."""
         return False
 
     def compression_stage(self) -> CompressionStage:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aac.core.api import PROBE_BATCHNORM_SAMPLES, CompressionAlgorithm, reiterable
+from aac.core.api import CompressionAlgorithm
 from aac.core.config import AlgorithmSection
 from aac.core.scopes import SectionScopes
 from aac.tf.export import export_model
@@ -36,29 +36,19 @@ class TFCompressionAlgorithm(CompressionAlgorithm):
         self.prepared = prepared
         self.section = section
         self.section_scopes = SectionScopes.resolve(prepared.scopes, section)
-        self._adaptation_data: tuple[Any, int] | None = None
 
     def initialize(self, data_loader: Any, *, batch_size: int = 32) -> None:
         """Batch-norm adaptation over ``data_loader`` when the section's ``initializer.batchnorm_adaptation`` asks for it."""
         from aac.tf.batchnorm import adapt_batchnorm, input_batches
 
-        self.remember_adaptation_data(data_loader, batch_size)
+        self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, batch_size=batch_size)
         samples = self.section.batchnorm_adaptation_samples
         if samples > 0 and data_loader is not None:
             adapt_batchnorm(self.model, list(input_batches(data_loader, batch_size, samples)), samples)
 
-    def remember_adaptation_data(self, data_loader: Any, batch_size: int) -> None:
-        """Keep a re-iterable ``data_loader`` (a reference, no copy) for :meth:`adapt_to_compression`."""
-        self._adaptation_data = (data_loader, batch_size) if reiterable(data_loader) else None
-
-    def adapt_to_compression(self) -> bool:
-        """Re-estimate batch-norm statistics over the data given to :meth:`initialize` (for the search's probes)."""
+    def _adapt_batchnorm(self, data_loader: Any, samples: int, *, batch_size: int) -> bool:
         from aac.tf.batchnorm import adapt_batchnorm, input_batches
 
-        if self._adaptation_data is None:
-            return False
-        data_loader, batch_size = self._adaptation_data
-        samples = self.section.batchnorm_adaptation_samples or PROBE_BATCHNORM_SAMPLES
         return adapt_batchnorm(self.model, list(input_batches(data_loader, batch_size, samples)), samples)
 
     def is_selected(self, layer_path: str) -> bool:

@@ -6,7 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from aac.core.api import PROBE_BATCHNORM_SAMPLES, CompressionAlgorithm, reiterable
+from aac.core.api import CompressionAlgorithm
 from aac.core.config import AlgorithmSection
 from aac.core.errors import AacError
 from aac.core.scopes import SectionScopes
@@ -36,7 +36,6 @@ class TorchCompressionAlgorithm(CompressionAlgorithm):
         self.prepared = prepared
         self.section = section
         self.section_scopes = SectionScopes.resolve(prepared.scopes, section)
-        self._adaptation_data: tuple[Any, InputFn] | None = None
 
     def is_selected(self, module_path: str) -> bool:
         """True if the config lets this algorithm compress ``module_path`` (targeted and not ignored)."""
@@ -44,21 +43,12 @@ class TorchCompressionAlgorithm(CompressionAlgorithm):
 
     def initialize(self, data_loader: Any, *, input_fn: InputFn | None = None) -> None:
         """Batch-norm adaptation over ``data_loader`` when the section's ``initializer.batchnorm_adaptation`` asks for it."""
-        self.remember_adaptation_data(data_loader, input_fn)
+        self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, input_fn=input_fn or default_inputs)
         samples = self.section.batchnorm_adaptation_samples
         if samples > 0 and data_loader is not None:
             adapt_batchnorm(self.model, data_loader, samples, input_fn or default_inputs)
 
-    def remember_adaptation_data(self, data_loader: Any, input_fn: InputFn | None) -> None:
-        """Keep a re-iterable ``data_loader`` (a reference, no copy) for :meth:`adapt_to_compression`."""
-        self._adaptation_data = (data_loader, input_fn or default_inputs) if reiterable(data_loader) else None
-
-    def adapt_to_compression(self) -> bool:
-        """Re-estimate batch-norm statistics over the data given to :meth:`initialize` (for the search's probes)."""
-        if self._adaptation_data is None:
-            return False
-        data_loader, input_fn = self._adaptation_data
-        samples = self.section.batchnorm_adaptation_samples or PROBE_BATCHNORM_SAMPLES
+    def _adapt_batchnorm(self, data_loader: Any, samples: int, *, input_fn: InputFn) -> bool:
         return adapt_batchnorm(self.model, data_loader, samples, input_fn, quiet=True) > 0
 
     # -- stripping and export --------------------------------------------------------------

@@ -181,7 +181,7 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
             tuple whose first element is the input), or an array / ``(x, y)`` arrays, cut into ``batch_size`` batches.
         """
         self.initialize_weights()
-        self.remember_adaptation_data(data_loader, batch_size)
+        self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, batch_size=batch_size)
         if data_loader is None:
             return
         batches = list(input_batches(data_loader, batch_size, self._samples_needed()))

@@ -178,7 +178,7 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
         :param input_fn: maps a batch to ``(args, kwargs)`` for the model, for other batch layouts.
         """
         self.initialize_weights()
-        self.remember_adaptation_data(data_loader, input_fn)
+        self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, input_fn=input_fn or default_inputs)
         if data_loader is None:
             return
         input_fn = input_fn or default_inputs
