@@ -23,15 +23,28 @@ from aac.core.statistics import AlgorithmStatistics, CompressionStatistics
 PROBE_BATCHNORM_SAMPLES = 512
 
 
+def real_number(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (a NumPy or 0-d tensor scalar too), else None.
+
+    ``True`` and ``"0.5"`` are not numbers here: ``float()`` would quietly turn them into 1.0 and 0.5.
+    """
+    if isinstance(value, (bool, str, bytes)) or not (isinstance(value, (int, float)) or hasattr(value, "__float__")):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def checked_rate(value: Any, algorithm: str, what: str = "compression rate", maximum: float = 1.0) -> float:
     """``value`` as a rate in ``[0, maximum)``, or a CompressionRateError naming the algorithm and the value.
 
     Only real numbers pass: ``True`` or ``"0.5"`` would otherwise become 1.0 or fail deep inside, and a
     rate of 1.0 would remove every weight.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+    rate = real_number(value)
+    if rate is None:
         raise CompressionRateError(f"{algorithm}: the {what} must be a number in [0, {maximum:g}), got {type(value).__name__} {value!r:.40}")
-    rate = float(value)
     if not 0.0 <= rate < maximum:  # NaN fails too
         raise CompressionRateError(f"{algorithm}: the {what} must be in [0, {maximum:g}), got {rate}")
     return rate

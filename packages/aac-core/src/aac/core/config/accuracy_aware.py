@@ -73,6 +73,10 @@ class AccuracyAwareParams:
         relative = 1.0 if self.maximal_relative_accuracy_degradation is None else self.maximal_relative_accuracy_degradation
         return uncompressed_metric - sign * abs(uncompressed_metric) * relative / 100.0
 
+    def allowed_drop(self, uncompressed_metric: float) -> float:
+        """How far the metric may move from ``uncompressed_metric`` (in the metric's units)."""
+        return abs(uncompressed_metric - self.minimal_tolerable_metric(uncompressed_metric))
+
     def budget(self, metric: float, uncompressed_metric: float) -> float:
         """How far ``metric`` is inside the allowed drop; >= 0 means within budget."""
         slack = metric - self.minimal_tolerable_metric(uncompressed_metric)

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
-from aac.core.api import CompressionController, CompressionStage, missing_controller_members
+from aac.core.api import CompressionController, CompressionStage, missing_controller_members, real_number
 from aac.core.config import ADAPTIVE, EARLY_EXIT, Config, load_config
 from aac.core.errors import AacError, ConfigError, ConfigProblem
 from aac.core.model_creation import NO_COMPRESSION
@@ -158,8 +158,7 @@ class BaseAccuracyAwareTrainingLoop:
             return
         uncompressed = self.uncompressed_model_accuracy
         gain = record.metric - uncompressed if self.params.higher_is_better else uncompressed - record.metric
-        allowed = abs(uncompressed - self.params.minimal_tolerable_metric(uncompressed))
-        if gain > max(allowed, 0.05 * abs(uncompressed), 1e-9):
+        if gain > max(self.params.allowed_drop(uncompressed), 0.05 * abs(uncompressed), 1e-9):
             logger.warning("[aac] the compressed model validates at %g before any training, far better than "
                            "uncompressed_model_accuracy %g: was that measured with the same validate_fn and scale?",
                            record.metric, uncompressed)
@@ -295,7 +294,8 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         low = self.params.minimal_compression_rate if minimal_compression_rate is None else minimal_compression_rate
         high = self.params.maximal_compression_rate if maximal_compression_rate is None else maximal_compression_rate
         for name, value in (("minimal_compression_rate", low), ("maximal_compression_rate", high)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:  # NaN fails too
+            rate = real_number(value)
+            if rate is None or not 0.0 <= rate <= 1.0:  # NaN fails too
                 raise AacError(f"{name} must be a rate in [0, 1], got {value!r}")
         high = min(high, float(self.adaptive_controller.maximal_compression_rate))
         self.bounds = SearchBounds(minimum=to_ticks(low), maximum=math.floor(high * GRID + 1e-6))
@@ -308,10 +308,6 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
     @property
     def minimal_compression_rate(self) -> float:
         return to_rate(self.bounds.minimum)
-
-    @property
-    def _allowed_drop(self) -> float:
-        return abs(self.uncompressed_model_accuracy - self.params.minimal_tolerable_metric(self.uncompressed_model_accuracy))
 
     @property
     def maximal_compression_rate(self) -> float:
@@ -384,11 +380,12 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         if reachable is None:
             return clamped
         answer = reachable(to_rate(clamped))
-        if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not 0.0 <= answer <= 1.0:
+        real = real_number(answer)
+        if real is None or not 0.0 <= real <= 1.0:
             name = getattr(self.adaptive_controller, "name", type(self.adaptive_controller).__name__)
             raise AacError(f"'{name}'.reachable_compression_rate({to_rate(clamped)}) returned {answer!r:.60}; "
                            "it must return the rate in [0, 1] that setting compression_rate would give")
-        return min(max(to_ticks(float(answer)), self.bounds.minimum), self.bounds.maximum)
+        return min(max(to_ticks(real), self.bounds.minimum), self.bounds.maximum)
 
     def _probe(self, session: RunSession, ticks: int) -> float:
         """The budget of the current weights at ``ticks``, untrained: set, adapt batch norms, validate, undo.
@@ -492,7 +489,7 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         that misses by less than the allowed drop itself is never rejected: on a small validation set that
         is metric noise (one image), not a trend; nor is the minimal rate, the search's last resort.
         """
-        if level["ticks"] <= self.bounds.minimum or -level["best_budget"] < self._allowed_drop:
+        if level["ticks"] <= self.bounds.minimum or -level["best_budget"] < self.params.allowed_drop(self.uncompressed_model_accuracy):
             return False  # the last resort, and near misses within the allowed drop's width, get their patience
         points = ([(0, level["start_budget"])] if level["start_budget"] is not None else []) + [tuple(p) for p in level["budgets"]]
         gains = [(b - a) / (j - i) for (i, a), (j, b) in itertools.pairwise(points) if j > i]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aac.core.api import real_number
 from aac.core.backend import Backend
 from aac.core.errors import CallbackError, CheckpointError
 
@@ -39,12 +40,9 @@ class Callbacks:
 
 def as_metric(value: Any, what: str) -> float:
     """``value`` as a finite float, or a CallbackError saying which callback returned what."""
-    if isinstance(value, (bool, str, bytes)):  # float() would take True and "97.5" without a word
-        raise CallbackError(f"{what} returned {type(value).__name__} {value!r:.60}; it must return one number")
-    try:
-        metric = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise CallbackError(f"{what} returned {type(value).__name__} {value!r:.60}; it must return one finite number") from None
+    metric = real_number(value)
+    if metric is None:
+        raise CallbackError(f"{what} returned {type(value).__name__} {value!r:.60}; it must return one finite number")
     if not math.isfinite(metric):
         raise CallbackError(f"{what} returned {metric}; the metric must be a finite number (did training diverge?)")
     return metric

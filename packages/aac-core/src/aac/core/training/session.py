@@ -142,7 +142,7 @@ class RunSession:
         if raw.get("format") != STATE_FORMAT or raw.get("version") != STATE_VERSION:
             raise CheckpointError(f"{self.state_path} is not an aac run state of version {STATE_VERSION} "
                                   f"(format {raw.get('format')!r}, version {raw.get('version')!r}); {self._afresh}")
-        expected = {f.name: f for f in fields(RunState)}
+        expected = {f.name for f in fields(RunState)}
         given = {k: v for k, v in raw.items() if k not in ("format", "version")}
         unknown, missing = sorted(set(given) - set(expected)), sorted(k for k in ("fingerprint",) if k not in given)
         if unknown or missing:
@@ -262,8 +262,8 @@ class RunSession:
         if not payload:
             return
         info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
-        found = {"epoch": info.get("epoch"), **({"rate": info.get("rate")} if rate is not None else {})}
-        wanted = {"epoch": epoch, **({"rate": rate} if rate is not None else {})}
+        wanted = {"epoch": epoch} if rate is None else {"epoch": epoch, "rate": rate}
+        found = {key: info.get(key) for key in wanted}
         if found != wanted:
             raise CheckpointError(f"{path} holds {found} but {self.state_path} says it holds {wanted}: the file was "
                                   f"replaced or the folder mixes two runs; {self._afresh}")
