@@ -95,16 +95,8 @@ class LevelSpace:
 
     def grid(self, low: int, high: int, resolution: int) -> list[int]:
         """The distinct real levels strictly between ``low`` and ``high``, requested every ``resolution`` ticks."""
-        levels: set[int] = set()
-        for requested in range(low + resolution, high, max(resolution, 1)):
-            real = self.reachable(requested)
-            if low < real < high:
-                levels.add(real)
-        if high - 1 > low:  # the top of the interval, whatever the resolution
-            real = self.reachable(high - 1)
-            if low < real < high:
-                levels.add(real)
-        return sorted(levels)
+        requests = [*range(low + resolution, high, max(resolution, 1)), high - 1]  # and the top, whatever the resolution
+        return sorted({real for real in map(self.reachable, requests) if low < real < high})
 
 
 class SearchStrategy(ABC):
