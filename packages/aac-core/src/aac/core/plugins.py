@@ -291,11 +291,10 @@ class Registry:
         and the run goes on with the others' observers (core's reporters included).
         """
         pm = self.plugin_manager
+        plugins = [(name, plugin) for name, plugin in pm.list_name_plugin() if plugin is not None]
         observers: list[Any] = []
-        for name, plugin in pm.list_name_plugin():
-            if plugin is None:
-                continue
-            others = [p for _, p in pm.list_name_plugin() if p is not None and p is not plugin]
+        for name, plugin in plugins:
+            others = [p for _, p in plugins if p is not plugin]
             try:
                 for result in pm.subset_hook_caller("aac_loop_observers", remove_plugins=others)(context=context):
                     observers.extend(result or ())
