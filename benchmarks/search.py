@@ -214,7 +214,7 @@ class RunResult:
     probes: int
     compression: float  # FLOPs pruned fraction (pruning) or sparsity level (sparsity)
     compression_rate: float
-    flops_pruning_level: float | None
+    model_flops_removed: float | None
     test_metric: float
     validation_metric: float
     feasible: bool
@@ -284,12 +284,12 @@ def run_strategy(case: Case, strategy: str, pretrained: nn.Module, uncompressed:
                      configure_optimizers_fn=configure_optimizers_fn, log_dir=log_dir)
     seconds = time.perf_counter() - start
     stats = loop.statistics
-    flops = next((v for k, v in controller.statistics().scalars().items() if k.endswith("flops_pruning_level")), None)
+    flops = next((v for k, v in controller.statistics().scalars().items() if k.endswith("model_flops_removed")), None)
     history = stats.history
     return RunResult(
         strategy=strategy, epochs=stats.total_epochs, probes=sum(r.phase == "probe" for r in history),
         compression=flops if case.algorithm == "pruning" and flops is not None else stats.compression_rate,
-        compression_rate=stats.compression_rate, flops_pruning_level=flops,
+        compression_rate=stats.compression_rate, model_flops_removed=flops,
         test_metric=accuracy(model, data.test), validation_metric=stats.compressed_accuracy, feasible=stats.feasible,
         wasted_epochs=wasted_epochs(history), revisits=revisits(history), seconds=seconds, stop_reason=stats.stop_reason,
         history=[r.to_dict() for r in history],

@@ -152,16 +152,6 @@ def test_an_observer_that_raises_is_dropped_and_training_goes_on(registry: Regis
     assert any("Exploding raised in on_epoch_end and is dropped" in r.getMessage() for r in caplog.records)
 
 
-def test_a_budget_that_allows_losing_everything_is_warned_about(registry: Registry, caplog: pytest.LogCaptureFixture) -> None:
-    """An accuracy on a 0-1 scale with an absolute budget of 1.0 (meant as one percent point)."""
-    config = {**CONFIG, "accuracy_aware_training": {"mode": "early_exit", "params": {
-        "maximal_absolute_accuracy_degradation": 1.0, "maximal_total_epochs": 2}}}
-    controller, _ = create_compressed_model(ToyModel(), config, registry=registry)
-    with caplog.at_level(logging.WARNING, logger="aac.training"):
-        create_accuracy_aware_training_loop(config, controller, 0.95, registry=registry, verbose=False)
-    assert any("every model is within budget" in r.getMessage() for r in caplog.records)
-
-
 def test_an_uncompressed_metric_far_below_the_first_validation_is_warned_about(registry: Registry, tmp_path: Path,
                                                                              caplog: pytest.LogCaptureFixture) -> None:
     """uncompressed_model_accuracy 0.2 while the model validates at 0.9: another metric, or a wrong number."""

@@ -59,7 +59,7 @@ def test_flops_mode_measures_the_removed_flops(compress):
     controller.compression_rate = 0.4
     rate = controller.compression_rate
     assert rate == pytest.approx(0.4, abs=0.01)
-    assert controller.statistics()["filter_pruning"].scalars["flops_pruning_level"] == pytest.approx(rate)
+    assert controller.statistics()["filter_pruning"].scalars["model_flops_removed"] == pytest.approx(rate)
     filters_only = compress(ResNet(), prune_downsample_convs=True)
     assert controller.maximal_compression_rate > filters_only.maximal_compression_rate  # FLOPs shrink quadratically
 

@@ -56,7 +56,7 @@ def test_flops_mode_and_its_input_info(compress_tf):
     controller = compress_tf(resnet_like(), pruning_flops_target=0.5, prune_downsample_convs=True, filters_multiple_of=1)
     controller.compression_rate = 0.4
     assert controller.compression_rate == pytest.approx(0.4, abs=0.01)
-    assert controller.statistics()["filter_pruning"].scalars["flops_pruning_level"] == pytest.approx(controller.compression_rate)
+    assert controller.statistics()["filter_pruning"].scalars["model_flops_removed"] == pytest.approx(controller.compression_rate)
     with pytest.raises(ConfigError, match="set either pruning_target .* or pruning_flops_target .*, not both"):
         compress_tf(resnet_like(), pruning_flops_target=0.5, pruning_target=0.5)
 

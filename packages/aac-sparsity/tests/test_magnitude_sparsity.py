@@ -253,7 +253,7 @@ def test_strip_folds_masks_into_plain_weights() -> None:
 def test_statistics_tables() -> None:
     controller, _ = compress(sparsity_init=0.5, sparsity_target=0.7)
     stats = controller.statistics()["magnitude_sparsity"]
-    assert stats.scalars["sparsity_level"] == 0.5 and stats.scalars["target_sparsity_level"] == 0.7
+    assert stats.scalars["compression_rate"] == 0.5 and stats.scalars["target_sparsity_level"] == 0.7
     assert 0 < stats.scalars["model_sparsity"] < stats.scalars["sparsified_weights_sparsity"]
     assert stats.scalars["threshold"] > 0
     table = stats.tables[0]

@@ -22,7 +22,7 @@ from aac.tf.testing import SubclassedModel, compile_classifier, conv_model, func
 
 STYLES = {"sequential": sequential_model, "functional": functional_model, "subclassed": SubclassedModel}
 #: the statistics magnitude sparsity reports on every framework
-MAGNITUDE_KEYS = {"sparsified_weights_sparsity", "model_sparsity", "sparsified_weights", "model_parameters", "sparsity_level",
+MAGNITUDE_KEYS = {"sparsified_weights_sparsity", "model_sparsity", "sparsified_weights", "model_parameters", "compression_rate",
                   "target_sparsity_level", "frozen", "scheduled_sparsity_level", "threshold"}
 
 

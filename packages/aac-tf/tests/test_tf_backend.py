@@ -122,6 +122,17 @@ def test_learning_rate_scaling_of_variables_and_keras_schedules(blobs) -> None:
         backend.scale_learning_rate(keras.optimizers.SGD(Custom()), None, 0.5)
 
 
+def test_learning_rate_is_read_from_variables_and_schedules() -> None:
+    backend = TFBackend()
+    assert backend.learning_rate(keras.optimizers.Adam(0.02)) == pytest.approx(0.02)
+    piecewise = keras.optimizers.schedules.PiecewiseConstantDecay([0], [0.1, 0.01])
+    optimizer = keras.optimizers.SGD(piecewise)
+    assert backend.learning_rate(optimizer) == pytest.approx(0.1)
+    optimizer.iterations.assign(5)
+    assert backend.learning_rate(optimizer) == pytest.approx(0.01)
+    assert backend.learning_rate(None) is None
+
+
 def test_a_scaled_schedule_reaches_the_traced_training_step(blobs) -> None:
     backend = TFBackend()
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 100, 0.9)

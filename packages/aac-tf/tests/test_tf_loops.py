@@ -132,7 +132,7 @@ def test_accuracy_aware_fit_takes_tf_data_and_a_metric_function(tmp_path: Path, 
     x, y, xv, yv = blobs
     model, accuracy = pretrained(blobs, sequential_model, epochs=4)
     config = {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.25, "steps": 1}},
-              "accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 0.5,
+              "accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 0.3,
                                                                             "maximal_total_epochs": 2}}}
     controller, model = create_compressed_model(model, config, registry=registry)
     train = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)

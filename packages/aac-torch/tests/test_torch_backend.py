@@ -126,6 +126,19 @@ def test_evaluation_mode_disables_gradients_and_single_process_defaults(backend,
     assert isinstance(backend, Backend) and backend.checkpoint_suffix == ".pt"
 
 
+def test_evaluation_mode_validates_in_eval_mode_and_gives_each_module_its_mode_back(backend):
+    """validate_fn need not call model.eval(); a part the user froze in eval mode stays frozen after validation."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.BatchNorm1d(2))
+    model.train()
+    model[2].eval()
+    with backend.evaluation_mode(model):
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == [True, True, True, False]
+    with pytest.raises(RuntimeError), backend.evaluation_mode(model):
+        raise RuntimeError("validate_fn failed")
+    assert [m.training for m in model.modules()] == [True, True, True, False]
+
+
 def test_prepare_model_checks_scopes_and_refuses_an_already_compressed_model(backend, registry):
     config = load_config({"ignored_scopes": ["layers.9"], "compression": {"algorithm": "halve_weights"}}, registry=registry)
     with pytest.raises(ConfigError, match=r"\$.ignored_scopes: 'layers.9' matches no module"):
@@ -150,6 +163,15 @@ def test_configure_optimizers_fn_returning_no_optimizer_is_named(tmp_path):
     config = {"accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 1.0,
                                                                           "maximal_total_epochs": 1}}}
     controller, model = create_compressed_model(nn.Linear(3, 2), config)
-    loop = create_accuracy_aware_training_loop(config, controller, 0.5, verbose=False)
+    loop = create_accuracy_aware_training_loop(config, controller, 50.0, verbose=False)
     with pytest.raises(CallbackError, match="returned an optimizer that is a str, not a torch.optim.Optimizer"):
-        loop.run(model, lambda *args, **kwargs: 0.0, lambda model, epoch: 0.5, lambda: ("adam", None), log_dir=tmp_path)
+        loop.run(model, lambda *args, **kwargs: 0.0, lambda model, epoch: 50.0, lambda: ("adam", None), log_dir=tmp_path)
+
+
+def test_learning_rate_is_read_from_the_optimizer_as_the_schedule_moves_it(backend):
+    optimizer = torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    assert backend.learning_rate(optimizer) == pytest.approx(0.1)
+    backend.step_lr_scheduler(scheduler, 0, 0.0)
+    assert backend.learning_rate(optimizer) == pytest.approx(0.05)
+    assert backend.learning_rate(None) is None

@@ -6,9 +6,12 @@ The names here are the public API that users and plugins code against::
 
     config = load_config("pruning.json")
     controller, model = create_compressed_model(model, config)
-    loop = create_accuracy_aware_training_loop(config, controller, uncompressed_model_accuracy=0.98)
+    loop = create_accuracy_aware_training_loop(config, controller, uncompressed_model_accuracy=98.0)
     model = loop.run(model, train_epoch_fn=..., validate_fn=..., configure_optimizers_fn=...)
-    print(loop.statistics.to_str())
+    loop.statistics.compression_rate, loop.statistics.compressed_accuracy  # the console shows the full table
+
+What the loop expects of the callbacks (who steps which scheduler, what they return, the metric's
+scale): docs/accuracy-aware-training.md, "The callback contract".
 """
 
 from aac.core._version import __version__
@@ -29,6 +32,7 @@ from aac.core.errors import (
     CheckpointError,
     ConfigError,
     ConfigProblem,
+    MetricScaleError,
     MissingBackendError,
     PluginError,
     UnknownAlgorithmError,
@@ -59,6 +63,7 @@ __all__ = [
     "Backend",
     "BackendSpec",
     "CallbackError",
+    "MetricScaleError",
     "CheckpointError",
     "CompositeController",
     "CompressionAlgorithm",

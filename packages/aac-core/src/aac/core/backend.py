@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aac.core.api import real_number
 from aac.core.atomic import atomic_write_bytes
 from aac.core.errors import CheckpointError
 
@@ -90,6 +91,13 @@ class Backend(ABC):
             random.setstate(_decode_python_rng(state["python"]))
 
     # -- learning rate -----------------------------------------------------------------
+    def learning_rate(self, optimizer: Any) -> float | None:
+        """The learning rate ``optimizer`` uses now (its first parameter group's), for the epoch log; None if unknown."""
+        groups = getattr(optimizer, "param_groups", None)
+        if groups:
+            return real_number(groups[0].get("lr"))
+        return None
+
     def scale_learning_rate(self, optimizer: Any, lr_scheduler: Any, factor: float) -> None:
         """Multiply the learning rate by ``factor`` (the search cuts it on direction changes)."""
         for group in getattr(optimizer, "param_groups", ()):

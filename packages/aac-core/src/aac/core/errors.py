@@ -74,6 +74,10 @@ class CallbackError(AacError, TypeError):
     """A user callback (``validate_fn``, ``train_epoch_fn`` …) returned something unusable."""
 
 
+class MetricScaleError(AacError, ValueError):
+    """``uncompressed_model_accuracy``, the budget and ``validate_fn``'s results are not on one scale."""
+
+
 class CheckpointError(AacError):
     """A checkpoint or saved search state is missing, corrupt or from an incompatible run."""
 

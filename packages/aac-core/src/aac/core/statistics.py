@@ -7,36 +7,38 @@ benchmarks share one formatter instead of each algorithm printing its own way.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tabulate import tabulate
+
+#: tabulate's format for every table aac prints: plain ASCII, so it survives any log file or terminal
+#: encoding, and it pastes into a GitHub issue or a Markdown report as a rendered table
+TABLE_FORMAT = "github"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
 
 def _cell(value: Any) -> str:
-    if isinstance(value, float):
+    if _is_number(value) and not isinstance(value, numbers.Integral):
         return f"{value:.4g}" if abs(value) >= 1e4 or (value and abs(value) < 1e-3) else f"{value:.4f}"
     return str(value)
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> str:
-    """Render rows as a plain-text table with a header rule; numbers are right-aligned."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [len(h) for h in header]
-    for row in cells:
-        for i, text in enumerate(row):
-            widths[i] = max(widths[i], len(text))
-    numeric = [all(isinstance(row[i], (int, float)) for row in rows) if rows else False for i in range(len(header))]
+    """Render rows as a plain-text table under an optional title; columns of numbers are right-aligned.
 
-    def line(values: Sequence[str]) -> str:
-        parts = [v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths, strict=True))]
-        return "| " + " | ".join(parts) + " |"
-
-    rule = "+-" + "-+-".join("-" * w for w in widths) + "-+"
-    out = [title] if title else []
-    out += [rule, line(list(header)), rule.replace("-", "=")]
-    out += [line(row) for row in cells]
-    out.append(rule)
-    return "\n".join(out)
+    Cells are formatted here (``_cell``) and tabulate's own number parsing is off, so a text cell that
+    looks like a number (a version, a layer called ``1e3``) is printed as written.
+    """
+    numeric = [bool(rows) and all(_is_number(row[i]) for row in rows) for i in range(len(header))]
+    table = tabulate([[_cell(v) for v in row] for row in rows], headers=list(header), tablefmt=TABLE_FORMAT,
+                     colalign=["right" if n else "left" for n in numeric], disable_numparse=True)
+    return f"{title}\n{table}" if title else table
 
 
 @dataclass(frozen=True)

@@ -213,10 +213,9 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
 
     # -- statistics ------------------------------------------------------------------------
     def _collect_statistics(self) -> AlgorithmStatistics:
-        scalars = {
+        scalars = {  # compression_rate is the loop's rate; the model_*_removed shares come from pruning_statistics
             "compression_rate": self.compression_rate,
-            "target_level": self.params.target,
-            "requested_level": self._level,
+            "pruning_target": self.params.target,
             "maximal_compression_rate": self._maximal,
         }
         unremovable = {self.analysis.groups[g].producers: reason for g, reason in self.unremovable.items()}

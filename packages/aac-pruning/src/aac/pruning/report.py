@@ -44,10 +44,10 @@ def pruning_statistics(
     if cost.has_flops:
         model_rows.insert(0, ("FLOPs", int(cost.flops(full)), int(cost.flops(kept))))
     tables = [
-        Table("Statistics of the pruned model", ("Quantity", "Full", "Current", "Pruning level"),
+        Table("Statistics of the pruned model", ("Quantity", "Full", "Current", "Removed share"),
               tuple((q, f, c, _level(f, c)) for q, f, c in model_rows)),
         Table("Statistics by pruned layers",
-              ("Layer", "Filters (full)", "Filters (kept)", "Inputs (full)", "Inputs (kept)", "Pruning level"),
+              ("Layer", "Filters (full)", "Filters (kept)", "Inputs (full)", "Inputs (kept)", "Filters removed"),
               layer_rows),
     ]
     if analysis.kept:
@@ -56,5 +56,5 @@ def pruning_statistics(
     if unremovable:
         tables.append(Table("Pruned layers strip() zeroes but cannot remove", ("Layers", "Reason"),
                             tuple((", ".join(producers), reason) for producers, reason in unremovable.items())))
-    model_scalars = {f"{q.lower()}_pruning_level": _level(f, c) for q, f, c in model_rows}
+    model_scalars = {f"model_{q.lower()}_removed": _level(f, c) for q, f, c in model_rows}
     return AlgorithmStatistics(name, {**scalars, **model_scalars}, tables)

@@ -245,7 +245,7 @@ class LevelSparsityAlgorithm(SparsityAlgorithm):
     def _collect_statistics(self) -> AlgorithmStatistics:
         statistics = super()._collect_statistics()
         statistics.scalars.update({
-            "sparsity_level": self.compression_rate,
+            "compression_rate": self.compression_rate,
             "target_sparsity_level": self.target_level,
             "frozen": float(self._frozen),
         })

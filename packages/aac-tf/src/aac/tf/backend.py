@@ -147,6 +147,16 @@ class TFBackend(Backend):
                 _keras_seed_generator().state.assign(np.asarray(state["keras"]))
 
     # -- learning rate -----------------------------------------------------------------
+    def learning_rate(self, optimizer: Any) -> float | None:
+        """The rate at the optimizer's current step: a variable's value, or a schedule evaluated at ``iterations``."""
+        rate = getattr(optimizer, "learning_rate", None)
+        try:
+            if isinstance(rate, _SCHEDULES.LearningRateSchedule):
+                rate = rate(optimizer.iterations)
+            return float(keras.ops.convert_to_numpy(rate))
+        except (TypeError, ValueError, AttributeError):
+            return None
+
     def scale_learning_rate(self, optimizer: Any, lr_scheduler: Any, factor: float) -> None:
         """Multiply every learning rate the optimizer will use from now on by ``factor``.
 

@@ -6,7 +6,7 @@ import contextlib
 import copy
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +151,21 @@ class TorchBackend(Backend):
             lr_scheduler.step()
 
     # -- evaluation and logging --------------------------------------------------------
-    def evaluation_mode(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
-        return torch.no_grad()
+    @contextlib.contextmanager
+    def evaluation_mode(self, model: nn.Module) -> Iterator[None]:
+        """``no_grad`` with every module in eval mode, then each module's own mode back.
+
+        A ``validate_fn`` that forgets ``model.eval()`` would otherwise validate with dropout on and
+        update batch-norm statistics; restoring per module keeps a user's frozen (eval-mode) parts frozen.
+        """
+        modes = [(module, module.training) for module in model.modules()]
+        model.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            for module, training in modes:
+                module.training = training
 
     def create_tensorboard_writer(self, log_dir: Path) -> Any:
         try:

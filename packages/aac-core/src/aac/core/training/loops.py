@@ -25,6 +25,7 @@ from aac.core.config import ADAPTIVE, EARLY_EXIT, Config, load_config
 from aac.core.errors import AacError, ConfigError, ConfigProblem
 from aac.core.model_creation import NO_COMPRESSION
 from aac.core.plugins import Registry, default_registry
+from aac.core.training.metric_scale import check_budget_scale, check_first_metric_scale
 from aac.core.training.observers import RunContext
 from aac.core.training.records import PROBE, EpochRecord, TrainingLoopStatistics
 from aac.core.training.runner import Callbacks, TrainingRunner, as_metric
@@ -61,7 +62,9 @@ class BaseAccuracyAwareTrainingLoop:
 
     def __init__(self, nncf_config: Config | Mapping[str, Any], compression_controller: CompressionController,
                  uncompressed_model_accuracy: float, lr_updates_needed: bool = True, verbose: bool = True,
-                 dump_checkpoints: bool = True, *, registry: Registry | None = None) -> None:
+                 dump_checkpoints: bool = True, *, registry: Registry | None = None, check_metric_scale: bool = True) -> None:
+        """``check_metric_scale=False`` lets a budget and metrics through that look like a 0-1 fraction against
+        percent (see :mod:`aac.core.training.metric_scale`); everything else is NNCF's signature."""
         self._registry = registry
         self.config = load_config(nncf_config, registry=registry)
         params = self.config.accuracy_aware_training
@@ -77,11 +80,9 @@ class BaseAccuracyAwareTrainingLoop:
         self.params = params
         self.compression_controller = compression_controller
         self.uncompressed_model_accuracy = as_metric(uncompressed_model_accuracy, "uncompressed_model_accuracy")
-        tolerable = params.minimal_tolerable_metric(self.uncompressed_model_accuracy)
-        if params.higher_is_better and self.uncompressed_model_accuracy > 0 >= tolerable:
-            logger.warning("[aac] %s lets the metric fall from %g to %g: every model is within budget. Is the metric on a "
-                           "0-1 scale while the budget is in percent points?", params.allowed_drop_text(),
-                           self.uncompressed_model_accuracy, tolerable)
+        self.check_metric_scale = check_metric_scale
+        if check_metric_scale:
+            check_budget_scale(params, self.uncompressed_model_accuracy)
         self.lr_updates_needed = lr_updates_needed
         self.verbose = verbose
         self.dump_checkpoints = dump_checkpoints
@@ -97,6 +98,9 @@ class BaseAccuracyAwareTrainingLoop:
             tensorboard_writer: Any = None, log_dir: str | Path | None = None,
             update_learning_rate_fn: Callable[..., Any] | None = None, *, allow_changed_settings: bool = False) -> Any:
         """Train ``model`` under the accuracy budget and return it; ``self.statistics`` describes it.
+
+        The callbacks follow NNCF's signatures; what each must do and return is in
+        docs/accuracy-aware-training.md, "The callback contract".
 
         ``log_dir`` is the run's folder: checkpoints, ``state.json``, history, plot and TensorBoard
         events go there. Calling ``run`` again with the ``log_dir`` of an interrupted run resumes it;
@@ -122,15 +126,19 @@ class BaseAccuracyAwareTrainingLoop:
                              tensorboard_writer, self.verbose, runner.is_main_process)
         observers = self.registry.loop_observers(context)
         session.start_observers(observers, context)
-        if session.state.phase == "done":
-            statistics = self._restore_finished(session)
-        else:
-            runner.configure_optimizers()
-            if session.resumed:
-                session.restore_training_state()
-            self._prepare(session)
-            self._execute(session)
-            statistics = self._finish(session)
+        try:
+            if session.state.phase == "done":
+                statistics = self._restore_finished(session)
+            else:
+                runner.configure_optimizers()
+                if session.resumed:
+                    session.restore_training_state()
+                self._prepare(session)
+                self._execute(session)
+                statistics = self._finish(session)
+        except BaseException as error:  # an interruption too: observers release what on_run_start took
+            session.notify("on_run_error", error)
+            raise
         self.statistics = statistics
         session.notify("on_run_end", statistics)
         return model
@@ -153,10 +161,12 @@ class BaseAccuracyAwareTrainingLoop:
         return session.record(phase, level_epoch, metric, started, step=step, train_loss=loss, lr_scale=lr_scale)
 
     def _check_first_validation(self, record: EpochRecord) -> None:
-        """Warn when the compressed, untrained model beats the uncompressed metric by far: another metric or scale?"""
+        """Refuse a fraction against a percentage; warn when the untrained compressed model beats the uncompressed one by far."""
         if record.metric is None:
             return
         uncompressed = self.uncompressed_model_accuracy
+        if self.check_metric_scale:
+            check_first_metric_scale(uncompressed, record.metric)
         gain = record.metric - uncompressed if self.params.higher_is_better else uncompressed - record.metric
         if gain > max(self.params.allowed_drop(uncompressed), 0.05 * abs(uncompressed), 1e-9):
             logger.warning("[aac] the compressed model validates at %g before any training, far better than "
@@ -287,9 +297,9 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
     def __init__(self, nncf_config: Config | Mapping[str, Any], compression_controller: CompressionController,
                  uncompressed_model_accuracy: float, lr_updates_needed: bool = True, verbose: bool = True,
                  minimal_compression_rate: float | None = None, maximal_compression_rate: float | None = None,
-                 dump_checkpoints: bool = True, *, registry: Registry | None = None) -> None:
+                 dump_checkpoints: bool = True, *, registry: Registry | None = None, check_metric_scale: bool = True) -> None:
         super().__init__(nncf_config, compression_controller, uncompressed_model_accuracy, lr_updates_needed,
-                         verbose, dump_checkpoints, registry=registry)
+                         verbose, dump_checkpoints, registry=registry, check_metric_scale=check_metric_scale)
         self.adaptive_controller = adaptive_controller_of(compression_controller)
         low = self.params.minimal_compression_rate if minimal_compression_rate is None else minimal_compression_rate
         high = self.params.maximal_compression_rate if maximal_compression_rate is None else maximal_compression_rate

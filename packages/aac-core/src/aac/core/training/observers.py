@@ -6,10 +6,12 @@ observers that plugins return from ``aac_loop_observers`` - core's own reporters
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,10 @@ class LoopObserver:
     def on_run_end(self, statistics: TrainingLoopStatistics) -> None:
         """The run finished; ``statistics`` describes the returned model."""
 
+    def on_run_error(self, error: BaseException) -> None:
+        """The run raised ``error`` (an interruption too) and ends without statistics: release what
+        ``on_run_start`` took (a progress bar, a redirected console), since ``on_run_end`` will not come."""
+
 
 def _ensure_console_logging() -> None:
     aac_logger = logging.getLogger("aac")
@@ -66,48 +72,135 @@ def _ensure_console_logging() -> None:
         aac_logger.setLevel(logging.INFO)
 
 
-def format_epoch(record: EpochRecord, tolerable: float) -> str:
-    metric = "   -    " if record.metric is None else f"{record.metric:.4f}"
-    budget = "" if record.budget is None else f" | budget {record.budget:+.4f}"
-    step = "" if record.step is None else f" | step {record.step:g}"
-    ended = "" if record.level_end is None else f" | level ended: {record.level_end}"
-    return (f"[aac] epoch {record.epoch:4d} | {record.phase:<10} | rate {record.compression_rate:.4f} | "
-            f"metric {metric} (tolerable {tolerable:.4f}){budget}{step}{ended}")
+def format_duration(seconds: float) -> str:
+    """``seconds`` as a person reads it: ``0.42s``, ``12.3s``, ``4m05s``, ``2h07m``."""
+    if seconds < 10:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def format_epoch(record: EpochRecord) -> str:
+    """One console line per record: a trained epoch (or the validation before training, epoch 0) or a probe.
+
+    The learning rate is the optimizer's, read by the backend after the epoch; where it cannot be read,
+    the factor the search applied to the user's schedule is shown instead, labelled as the scale it is.
+    """
+    metric = f"{'-':>6}" if record.metric is None else f"{record.metric:.4f}"
+    budget = f"{'-':>7}" if record.budget is None else f"{record.budget:+.4f}"
+    measured = [f"rate {record.compression_rate:.4f}", f"metric {metric}", f"budget {budget}"]
+    if record.is_probe:  # in the epoch lines' columns, under the epoch whose weights it measured
+        return " | ".join(["[aac]   probe   ", f"{'untrained':<10}", *measured, format_duration(record.seconds)])
+    parts = [f"[aac] epoch {record.epoch:4d}", f"{record.phase:<10}", *measured]
+    if record.train_loss is not None:
+        parts.append(f"loss {record.train_loss:.4g}")
+    if record.learning_rate is not None:
+        parts.append(f"lr {record.learning_rate:.3g}")
+    elif record.epoch > 0:  # epoch 0 only validates: no learning rate was used
+        parts.append(f"lr scale {record.learning_rate_scale:g}")
+    parts.append(format_duration(record.seconds))
+    if record.step is not None:
+        parts.append(f"step {record.step:g}")
+    if record.level_end is not None:
+        parts.append(f"level ended: {record.level_end}")
+    return " | ".join(parts)
+
+
+def _console_handlers(logger: logging.Logger) -> list[logging.StreamHandler[Any]]:
+    """The handlers that print ``logger``'s lines to stdout or stderr, up its propagation chain."""
+    found: list[logging.StreamHandler[Any]] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        found += [h for h in current.handlers if isinstance(h, logging.StreamHandler)
+                  and h.stream in (sys.stdout, sys.stderr) and h not in found]
+        current = current.parent if current.propagate else None
+    return found
+
+
+@contextlib.contextmanager
+def console_logging_through_tqdm(logger: logging.Logger) -> Iterator[None]:
+    """While a progress bar is shown, the console handlers of ``logger``'s lines write through ``tqdm.write``.
+
+    ``tqdm.write`` clears the bar, prints the line and redraws the bar below it, so no line is glued onto
+    the bar. Only each handler's stream is swapped, and put back on exit: ``logging_redirect_tqdm``
+    instead replaces handlers with new ones that drop their level and filters, and adds a handler to a
+    logger that had none (lines would print twice). A swap left in place would still be harmless:
+    ``tqdm.write`` to the same stream.
+    """
+    from tqdm.contrib import DummyTqdmFile
+
+    swapped = [(handler, handler.stream) for handler in _console_handlers(logger)]
+    for handler, stream in swapped:
+        handler.setStream(DummyTqdmFile(stream))
+    try:
+        yield
+    finally:
+        for handler, stream in swapped:
+            handler.setStream(stream)
+
+
+def epochs_done(history: list[EpochRecord]) -> int:
+    """How many epochs the records cover (probes and the validation before training are not epochs)."""
+    return max((r.epoch for r in history), default=0)
 
 
 class ConsoleReporter(LoopObserver):
-    """One line per epoch, a progress bar on a terminal, and the final table."""
+    """One line per epoch, a progress bar on a terminal, and the final table, once.
+
+    The bar counts epochs up to the run's ``maximal_total_epochs`` (the most the run may train, so its
+    ETA is an upper bound) and starts, on a resumed run, at the epochs already done.
+    """
 
     def __init__(self) -> None:
         self._bar: Any = None
-        self._tolerable = 0.0
+        self._console = contextlib.ExitStack()
+        self._postfix: dict[str, str] = {}
 
     def on_run_start(self, context: RunContext, resumed_history: list[EpochRecord]) -> None:
         _ensure_console_logging()
-        self._tolerable = context.minimal_tolerable_metric
-        self._log_dir = context.log_dir
         logger.info("[aac] %s run in %s: uncompressed metric %.4f, %s -> tolerable %.4f",
                     context.mode, context.log_dir, context.uncompressed_metric,
-                    context.params.allowed_drop_text(), self._tolerable)
+                    context.params.allowed_drop_text(), context.minimal_tolerable_metric)
         if resumed_history:
             logger.info("[aac] resuming after epoch %d", resumed_history[-1].epoch)
         if sys.stderr.isatty():
-            from tqdm import tqdm
+            self._show_bar(context.params.maximal_total_epochs, epochs_done(resumed_history))
 
-            self._bar = tqdm(total=None, unit="epoch", desc="aac", leave=False, initial=len(resumed_history))
+    def _show_bar(self, total: int, done: int) -> None:
+        from tqdm import tqdm
+
+        self._console.enter_context(console_logging_through_tqdm(logger))
+        # redrawn on every update (an epoch is rare enough), not throttled by tqdm's timers
+        self._bar = tqdm(total=total, initial=done, unit="epoch", desc="aac", leave=False, file=sys.stderr,
+                         mininterval=0, miniters=0)
 
     def on_epoch_end(self, record: EpochRecord) -> None:
-        logger.info(format_epoch(record, self._tolerable))
-        if self._bar is not None and not record.is_probe:
-            self._bar.update(1)
-            self._bar.set_postfix(rate=f"{record.compression_rate:.3f}", metric=record.metric)
+        logger.info(format_epoch(record))
+        if self._bar is None or record.is_probe:
+            return
+        self._postfix["rate"] = f"{record.compression_rate:.3f}"
+        if record.metric is not None:
+            self._postfix["metric"] = f"{record.metric:.4f}"
+        self._bar.set_postfix(self._postfix, refresh=False)
+        self._bar.update(record.epoch - self._bar.n)
 
     def on_run_end(self, statistics: TrainingLoopStatistics) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        self._close_bar()
         if not statistics.feasible:
             logger.warning("[aac] no compression rate met the budget; returning the model with the smallest drop")
         logger.info("%s\n[aac] results in %s", statistics.to_str(), statistics.log_dir)
+
+    def on_run_error(self, error: BaseException) -> None:
+        self._close_bar()
+
+    def _close_bar(self) -> None:
+        """Take the bar off the screen (however far it got) and give the console handlers their streams back."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self._console.close()
 
 
 class HistoryWriter(LoopObserver):

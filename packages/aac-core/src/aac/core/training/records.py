@@ -32,6 +32,8 @@ class EpochRecord:
     learning_rate_scale: float = 1.0
     seconds: float = 0.0
     level_end: str | None = None
+    #: the optimizer's learning rate during the epoch (None: no optimizer, a probe, or not readable)
+    learning_rate: float | None = None
 
     @property
     def validated(self) -> bool:

@@ -22,7 +22,7 @@ from aac.core.atomic import atomic_write_json, is_leftover
 from aac.core.config.accuracy_aware import AccuracyAwareParams
 from aac.core.errors import CheckpointError
 from aac.core.training.observers import LoopObserver, RunContext
-from aac.core.training.records import EpochRecord
+from aac.core.training.records import PROBE, EpochRecord
 from aac.core.training.runner import TrainingRunner
 
 logger = logging.getLogger("aac.training")
@@ -192,8 +192,11 @@ class RunSession:
     def notify(self, event: str, *args: Any) -> None:
         """Tell every observer; one that raises is dropped with a warning - reporting never stops training."""
         for observer in list(self.observers):
+            handler = getattr(observer, event, None)  # a plugin's observer need not subclass LoopObserver
+            if handler is None:
+                continue
             try:
-                getattr(observer, event)(*args)
+                handler(*args)
             except Exception as exc:  # a plugin's reporter must not take the run down
                 self.observers.remove(observer)
                 logger.warning("[aac] observer %s raised in %s and is dropped for the rest of the run: %s: %s",
@@ -209,11 +212,19 @@ class RunSession:
             compression_rate=round(float(self.runner.controller.compression_rate), 6) if _has_rate(self.runner.controller) else 0.0,
             level_epoch=level_epoch, metric=metric, budget=budget, step=step, train_loss=train_loss,
             learning_rate_scale=lr_scale, seconds=round(time.perf_counter() - started, 3), level_end=level_end,
+            learning_rate=self._learning_rate(phase),
         )
         self.state.history.append(record.to_dict())
         self.state.epochs = self.runner.cumulative_epochs
         self.notify("on_epoch_end", record)
         return record
+
+    def _learning_rate(self, phase: str) -> float | None:
+        """The optimizer's rate for a trained epoch's record (a probe or the validation before training used none)."""
+        runner = self.runner
+        if phase == PROBE or runner.cumulative_epochs == 0 or runner.optimizer is None:
+            return None
+        return runner.backend.learning_rate(runner.optimizer)
 
     def keep_if_better(self, key: str, record: EpochRecord) -> None:
         """Keep this epoch's model as the best for ``key`` if its metric beats the kept one."""
