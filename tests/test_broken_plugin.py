@@ -98,7 +98,7 @@ def test_aac_plugins_shows_what_is_disabled_and_why(installed: Environment) -> N
 
 def test_aac_validate_works_beside_them(installed: Environment, tmp_path: Path) -> None:
     config = tmp_path / "clip.json"
-    config.write_text('{"compression": {"algorithm": "weight_clipping", "params": {"threshold": 1.0}}}')
+    config.write_text('{"compression": {"algorithm": "weight_clipping", "params": {"clipping_rate": 0.5}}}')
 
     result = installed.run("-m", "aac.core.cli", "validate", str(config))
 
@@ -109,29 +109,22 @@ def test_a_model_is_compressed_beside_them(installed: Environment) -> None:
     script = textwrap.dedent("""
         import json, warnings
         from aac.core import create_compressed_model, load_config
-
-        class Net:
-            def __init__(self):
-                self.weights = {"w": [2.5, -0.5, -3.0]}
-            def state_dict(self):
-                return dict(self.weights)
-            def load_state_dict(self, state):
-                self.weights = dict(state)
+        from aac.torch.testing.digits import DigitsCNN
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            config = load_config({"compression": {"algorithm": "weight_clipping", "params": {"threshold": 1.0}}})
-            controller, model = create_compressed_model(Net(), config)
+            config = load_config({"compression": {"algorithm": "weight_clipping", "params": {"clipping_rate": 0.5}}})
+            controller, model = create_compressed_model(DigitsCNN(), config)
         print(json.dumps({"controller": type(controller).__module__ + "." + type(controller).__name__,
-                          "weights": model.weights, "warnings": [str(w.message) for w in caught]}))
+                          "rate": controller.compression_rate, "warnings": [str(w.message) for w in caught]}))
     """)
     result = installed.run("-c", script)
     assert result.returncode == 0, result.stderr
 
     report = json.loads(result.stdout)
     assert report["controller"] == "aac_plugin_example.clipping.WeightClipping"
-    assert report["weights"] == {"w": [1.0, -0.5, -1.0]}
+    assert report["rate"] == 0.5
     assert [f"aac: warning: {w}" for w in report["warnings"][:3]] == WARNINGS
     assert report["warnings"][3:] == [
-        "aac backend 'fragile' of plugin 'broken_claims' (from aac-broken-plugin) is skipped for a model of type __main__.Net: "
-        "claims() raised AttributeError: 'NoneType' object has no attribute 'nn'"]
+        "aac backend 'fragile' of plugin 'broken_claims' (from aac-broken-plugin) is skipped for a model of type "
+        "aac.torch.testing.digits.DigitsCNN: claims() raised AttributeError: 'NoneType' object has no attribute 'nn'"]

@@ -2,7 +2,8 @@
 
 A hook added to ``aac.core.hookspecs`` (or a parameter added to one) fails these tests until the guide
 says how to use it; a changed record fails them until its table is updated; and every Python example in
-the guide is executed as a module, so the guide cannot drift from the API it describes.
+the guide is executed (by ``tests/test_doc_examples.py``, with every other page's), so the guide cannot drift
+from the API it describes.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-import sys
-import textwrap
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,20 +97,3 @@ def test_entry_point_group_and_environment_variables() -> None:
     assert f"[project.entry-points.{hookspecs.NAME}]" in TEXT
     assert f"`{DISABLE_AUTOLOAD_ENV}=1`" in TEXT and f"`{DISABLED_PLUGINS_ENV}=name1,name2`" in TEXT
     assert "AacPluginWarning" in TEXT and ".failures" in TEXT
-
-
-def examples() -> list[str]:
-    return re.findall(r"^ *```python\n(.*?)^ *```", TEXT, re.M | re.S)
-
-
-@pytest.mark.parametrize("index", range(len(examples())))
-def test_python_examples_run(index: int) -> None:
-    """Each example is a module in its own right (hook examples register themselves via sys.modules)."""
-    code = textwrap.dedent(examples()[index])  # examples inside list items are indented
-    name = f"aac_docs_example_{index}"
-    module = types.ModuleType(name)
-    sys.modules[name] = module
-    try:
-        exec(compile(code, f"{GUIDE}:example {index}", "exec"), module.__dict__)
-    finally:
-        del sys.modules[name]

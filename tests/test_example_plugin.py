@@ -85,7 +85,7 @@ def test_aac_plugins_lists_it(installed: Environment) -> None:
     assert plugin_row.split()[1:4] == [DISTRIBUTION, VERSION, "aac_plugin_example.plugin"]
     assert plugin_row.endswith("[ok]")
     algorithm_row = next(line for line in lines if line.startswith("  weight_clipping "))
-    assert algorithm_row.split()[1:4] == ["fixed-level", "frameworks:", "python"]
+    assert algorithm_row.split()[1:4] == ["adaptive-level", "frameworks:", "torch"]
     assert algorithm_row.endswith(f"({DISTRIBUTION})")
 
 
@@ -93,26 +93,22 @@ def test_a_config_naming_it_compresses_a_model(installed: Environment, tmp_path:
     config = tmp_path / "clip.json"
     config.write_text(textwrap.dedent("""\
         {
-            "ignored_scopes": ["frozen"],  // a global scope, merged into the algorithm's
-            "compression": {"algorithm": "weight_clipping", "params": {"threshold": 1.0}},
+            "input_info": {"sample_size": [1, 1, 8, 8]},
+            "ignored_scopes": ["fc"],  // a global scope, merged into the algorithm's
+            "compression": {"algorithm": "weight_clipping", "params": {"clipping_rate": 0.5}},
         }
     """))
     script = textwrap.dedent(f"""
         import json
         import aac_plugin_example
         from aac.core import create_compressed_model, load_config
+        from aac.torch.testing.digits import DigitsCNN
 
-        class Net:
-            def __init__(self):
-                self.weights = {{"w": [2.5, -0.5, -3.0], "b": 0.2, "frozen": [9.0]}}
-            def state_dict(self):
-                return dict(self.weights)
-            def load_state_dict(self, state):
-                self.weights = dict(state)
-
-        controller, model = create_compressed_model(Net(), load_config({str(config)!r}))
+        user_model = DigitsCNN()
+        controller, model = create_compressed_model(user_model, load_config({str(config)!r}))
         print(json.dumps({{"controller": type(controller).__module__ + "." + type(controller).__name__,
-                          "weights": model.weights,
+                          "same_module": model is user_model,
+                          "layers": sorted(controller.layers),
                           "statistics": controller.statistics()["weight_clipping"].scalars,
                           "module": aac_plugin_example.__file__}}))
     """)
@@ -121,18 +117,19 @@ def test_a_config_naming_it_compresses_a_model(installed: Environment, tmp_path:
 
     report = json.loads(result.stdout)
     assert report["controller"] == "aac_plugin_example.clipping.WeightClipping"
-    assert report["weights"] == {"w": [1.0, -0.5, -1.0], "b": 0.2, "frozen": [9.0]}
-    assert report["statistics"] == {"threshold": 1.0, "clipped_values": 2.0}
+    assert report["same_module"], "the torch backend hands the user's own module back"
+    assert report["layers"] == ["conv1", "conv2"]
+    assert report["statistics"] == {"compression_rate": 0.5, "clipped_weights": 36.0 + 576.0, "clipped_layers": 2.0}
     assert Path(report["module"]).is_relative_to(installed.site_packages), "the installed copy ran, not the repo's source"
 
 
 def test_aac_validate_uses_its_schema(installed: Environment, tmp_path: Path) -> None:
     config = tmp_path / "typo.json"
-    config.write_text('{"compression": {"algorithm": "weight_clipping", "params": {"treshold": 1.0}}}')
+    config.write_text('{"compression": {"algorithm": "weight_clipping", "params": {"cliping_rate": 0.5}}}')
     result = installed.run("-m", "aac.core.cli", "validate", str(config))
     assert result.returncode == 1
     assert result.stdout.startswith(
-        f"{config}: $.compression.params.treshold: unknown key 'treshold' (did you mean 'threshold'?)")
+        f"{config}: $.compression.params.cliping_rate: unknown key 'cliping_rate' (did you mean 'clipping_rate'?)")
 
 
 def test_the_readme_example_prints_what_it_says(installed: Environment) -> None:
@@ -148,7 +145,7 @@ def test_the_readme_example_prints_what_it_says(installed: Environment) -> None:
 def test_its_own_tests_pass_against_the_installed_copy(installed: Environment) -> None:
     result = installed.run("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=installed.source)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"\b6 passed\b", result.stdout), result.stdout
+    assert re.search(r"\b10 passed\b", result.stdout), result.stdout
 
 
 def test_the_example_is_a_separate_distribution() -> None:
@@ -158,3 +155,14 @@ def test_the_example_is_a_separate_distribution() -> None:
     assert f'name = "{DISTRIBUTION}"' in pyproject
     assert f'{ENTRY_POINT} = "aac_plugin_example.plugin"' in pyproject
     assert 'build-backend = "hatchling.build"' in pyproject
+
+
+def test_the_guide_shows_the_example_files_as_they_are() -> None:
+    """docs/plugins.md walks through the example file by file; following it must give this working plugin."""
+    guide = (EXAMPLE.parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    link_then_block = r"^\[`examples/aac-plugin-example/([^`]+)`\]\([^)]*\)[^\n]*\n(?:[^\n]*\n)*?\n```\w+\n(.*?)^```"
+    shown = dict(re.findall(link_then_block, guide, re.M | re.S))
+    assert set(shown) == {"pyproject.toml", "src/aac_plugin_example/plugin.py", "src/aac_plugin_example/clipping.py",
+                          "src/aac_plugin_example/weight_clipping.schema.json"}
+    for path, text in shown.items():
+        assert text == (EXAMPLE / path).read_text(encoding="utf-8"), f"docs/plugins.md shows an outdated {path}"

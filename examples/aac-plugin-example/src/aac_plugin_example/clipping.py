@@ -1,93 +1,102 @@
-"""The ``weight_clipping`` algorithm: every weight of the model stays inside ``[-threshold, threshold]``.
+"""The ``weight_clipping`` algorithm for PyTorch: clip the largest weights of every layer; the adaptive loop searches how many.
 
-It works on any model whose ``state_dict()`` maps names to numbers or (nested) lists of numbers,
-which is what aac-core's generic backend handles. A fixed-level algorithm needs little: clip once
-when applied, keep clipping as training goes on (the scheduler), report what it did (statistics)
-and save what it must resume (state).
+``compression_rate`` is the fraction of each clipped layer's weights that are clipped: the
+``round(rate * n)`` largest magnitudes of a layer with ``n`` weights are clamped to the largest magnitude
+below them, which narrows the range a later quantization has to cover.
+
+The clipping is a weight transform (:mod:`aac.torch.transforms`): the stored weights are never
+overwritten, and the threshold is computed from them at every forward pass. What the model computes is
+therefore a function of its current weights and the rate alone, and the rate is part of the controller's
+state. When the accuracy-aware loop restores a checkpoint (the weights, then ``controller.load_state``),
+the restored model computes exactly what it computed when it was validated, and writing
+``compression_rate`` clips the weights that training produced, never an old copy of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from aac.core import AlgorithmSection, AlgorithmStatistics, CompressionAlgorithm, CompressionScheduler, Config
+import torch
+from torch import nn
 
+from aac.core import AacError, AlgorithmSection, AlgorithmStatistics, Config
+from aac.core.api import checked_rate
+from aac.torch import TorchCompressionAlgorithm, TorchModel, WeightTransform, add_transform, original
 
-def clip_value(value: Any, threshold: float) -> tuple[Any, int]:
-    """``value`` with every number clipped, and how many numbers changed; other leaves are kept."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, list, tuple)):
-        return value, 0
-    if isinstance(value, (int, float)):
-        clipped = min(max(value, -threshold), threshold)
-        return clipped, int(clipped != value)
-    parts = [clip_value(item, threshold) for item in value]
-    return type(value)(item for item, _ in parts), sum(changed for _, changed in parts)
+#: layer types whose ``weight`` is clipped
+CLIPPABLE: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
-def clip_model(model: Any, threshold: float, ignored: Iterable[str] = ()) -> int:
-    """Clip ``model``'s weights in place (through its state dict); return how many values changed."""
-    skip = set(ignored)
-    state = model.state_dict()
-    changed = 0
-    clipped: dict[str, Any] = {}
-    for key, value in state.items():
-        clipped[key], count = (value, 0) if key in skip else clip_value(value, threshold)
-        changed += count
-    model.load_state_dict(clipped)
-    return changed
+def clipped_count(numel: int, rate: float) -> int:
+    """How many of ``numel`` weights ``rate`` clips; at least one weight stays unclipped to set the threshold."""
+    return min(round(rate * numel), numel - 1)
 
 
-class ReclipEveryEpoch(CompressionScheduler):
-    """Training moves weights out of range again; clip at the start of every epoch."""
+class ClipLargest(WeightTransform):
+    """The layer sees its weight with the largest magnitudes clamped; the threshold follows the stored weight."""
 
-    def __init__(self, algorithm: WeightClipping) -> None:
-        super().__init__()
-        self._algorithm = algorithm
+    def __init__(self, owner: str, rate: float) -> None:
+        super().__init__(owner)
+        self.rate = rate
 
-    def _on_epoch(self) -> None:
-        self._algorithm.clip()
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        clipped = clipped_count(weight.numel(), self.rate)
+        if clipped == 0:
+            return weight
+        threshold = weight.detach().abs().flatten().kthvalue(weight.numel() - clipped).values
+        return weight.clamp(-threshold, threshold)
 
 
-class WeightClipping(CompressionAlgorithm):
-    """Fixed-level algorithm: the threshold is its level, and the adaptive loop never changes it."""
+class WeightClipping(TorchCompressionAlgorithm):
+    """Adaptive-level algorithm: the loop may set ``compression_rate``, the fraction of clipped weights.
 
-    name = "weight_clipping"
-    adaptive = False
+    The base class gives scopes (:meth:`is_selected`), ``strip()`` (it folds the transforms into plain
+    weights, on a copy), ``export_model()`` to ``.onnx`` and ``.pt``, statistics and the checkpoint state
+    (scheduler, loss and :meth:`_get_algorithm_state`).
+    """
 
-    def __init__(self, model: Any, threshold: float = 1.0, ignored: Iterable[str] = (), reclip_every_epoch: bool = True) -> None:
-        super().__init__(model, {"threshold": threshold})
-        self.threshold = float(threshold)
-        self.ignored = tuple(ignored)
-        self.clipped_total = 0
-        if reclip_every_epoch:
-            self._scheduler = ReclipEveryEpoch(self)
-        self.clip()
+    name: ClassVar[str] = "weight_clipping"
+    adaptive: ClassVar[bool] = True
 
-    def clip(self) -> int:
-        changed = clip_model(self.model, self.threshold, self.ignored)
-        self.clipped_total += changed
-        return changed
+    def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
+        super().__init__(prepared, section)
+        self._rate = checked_rate(section.params.get("clipping_rate", 0.0), self.name, "params.clipping_rate")
+        self.layers: dict[str, ClipLargest] = {}
+        for path, module in prepared.module.named_modules():
+            if isinstance(module, CLIPPABLE) and self.is_selected(path):
+                self.layers[path] = ClipLargest(self.name, self._rate)
+                add_transform(module, "weight", self.layers[path])
+        if not self.layers:
+            kinds = ", ".join(kind.__name__ for kind in CLIPPABLE)
+            raise AacError(f"{self.name} ({section.path}) found no layer to clip: it clips the weights of {kinds}; "
+                           "check ignored_scopes / target_scopes")
 
-    def strip_model(self, model: Any) -> Any:
-        clip_model(model, self.threshold, self.ignored)
-        return model
+    @property
+    def compression_rate(self) -> float:
+        return self._rate
+
+    @compression_rate.setter
+    def compression_rate(self, value: float) -> None:
+        """Only the rate changes: the transforms clip whatever the weights are now (the level contract)."""
+        self._rate = checked_rate(value, self.name)
+        for transform in self.layers.values():
+            transform.rate = self._rate
 
     def _collect_statistics(self) -> AlgorithmStatistics:
-        return AlgorithmStatistics(self.name, {"threshold": self.threshold, "clipped_values": float(self.clipped_total)})
+        sizes = [original(self.model.get_submodule(path), "weight").numel() for path in self.layers]
+        clipped = sum(clipped_count(size, self._rate) for size in sizes)
+        return AlgorithmStatistics(self.name, {"compression_rate": self._rate, "clipped_weights": float(clipped),
+                                               "clipped_layers": float(len(self.layers))})
 
     def _get_algorithm_state(self) -> dict[str, Any]:
-        return {"clipped_total": self.clipped_total}
+        return {"clipping_rate": self._rate}
 
     def _load_algorithm_state(self, state: Mapping[str, Any]) -> None:
-        self.clipped_total = int(state["clipped_total"])
+        """Safe after the loop has loaded a checkpoint's weights: the setter never writes weights."""
+        self.compression_rate = state["clipping_rate"]
 
 
-def build(model: Any, section: AlgorithmSection, config: Config) -> WeightClipping:
-    """The factory named in the plugin's ``AlgorithmSpec``; ``section`` is already validated."""
-    return WeightClipping(
-        model,
-        threshold=section.params.get("threshold", 1.0),
-        ignored=section.ignored_scopes,
-        reclip_every_epoch=section.params.get("reclip_every_epoch", True),
-    )
+def build(model: TorchModel, section: AlgorithmSection, config: Config) -> WeightClipping:
+    """The factory named in the plugin's ``AlgorithmSpec``: aac-torch passes the traced model and the validated section."""
+    return WeightClipping(model, section)

@@ -1,7 +1,7 @@
 """The module named by the ``aac`` entry point: it tells aac what this package provides.
 
 Keep it cheap to import. ``aac plugins`` and ``aac validate`` import every plugin module, so the
-algorithm itself is named by an import string and imported only when a model is compressed with it.
+algorithm is named by an import string: torch is imported only when a model is compressed with it.
 """
 
 from __future__ import annotations
@@ -9,24 +9,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from importlib import resources
-from typing import Any
 
 from aac.core import AlgorithmSpec, hookimpl
-
-#: the JSON Schema (Draft 2020-12) of a ``weight_clipping`` section, shipped as a package file
-SCHEMA: dict[str, Any] = json.loads(resources.files(__package__).joinpath("weight_clipping.schema.json").read_text(encoding="utf-8"))
 
 
 @hookimpl
 def aac_algorithms() -> Iterable[AlgorithmSpec]:
+    schema = resources.files("aac_plugin_example").joinpath("weight_clipping.schema.json").read_text(encoding="utf-8")
     return [
         AlgorithmSpec(
             name="weight_clipping",
-            adaptive=False,  # a fixed level: the adaptive loop cannot search it (it can run beside one that it can)
-            frameworks={"python": "aac_plugin_example.clipping:build"},
-            schema=SCHEMA,
+            adaptive=True,  # the adaptive loop may search its rate; WeightClipping.adaptive says the same
+            frameworks={"torch": "aac_plugin_example.clipping:build"},  # called with aac-torch's TorchModel
+            schema=json.loads(schema),  # Draft 2020-12, shipped as a package file
             package="aac-plugin-example",
-            description="clip every weight into [-threshold, threshold]",
-            aliases={"params.max_abs": "params.threshold"},  # the key's name in version 0.0 of this plugin
+            description="clip the largest weights of every layer; the rate is the fraction clipped",
+            aliases={"params.clipped_fraction": "params.clipping_rate"},  # the key's name in version 0.0 of this plugin
         )
     ]
