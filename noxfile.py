@@ -113,7 +113,7 @@ def tests(session: nox.Session, package: str) -> None:
 
 @nox.session
 def cross(session: nox.Session) -> None:
-    """Cross-package tests: every package and the example plugin installed together."""
+    """Cross-package tests: every package installed together (the plugin tests install the example plugin themselves)."""
     everything = dict.fromkeys(r for p in PRESENT for r in PACKAGES[p])
     install(session, *everything, extra=("scikit-learn", "matplotlib"))
     session.run("pytest", "tests", *session.posargs)
@@ -151,7 +151,7 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def schemas(session: nox.Session) -> None:
-    """Regenerate schemas/ (the published, composed schema) from the installed plugins."""
+    """Regenerate schemas/ (the published, composed schema) and docs/configuration-reference.md from the packages' plugins."""
     everything = dict.fromkeys(r for p in PRESENT for r in PACKAGES[p])
     install(session, *everything)
     session.run("python", "schemas/regenerate.py")

@@ -123,9 +123,10 @@ class CompositeController(CompressionAlgorithm):
         for child in self.children:
             child.distributed()
 
-    def initialize(self, data_loader: Any) -> None:
+    def initialize(self, data_loader: Any, **kwargs: Any) -> None:
+        """Each algorithm gets the same data and keywords (``input_fn=`` on PyTorch, ``batch_size=`` on Keras)."""
         for child in self.children:
-            child.initialize(data_loader)
+            child.initialize(data_loader, **kwargs)
 
     def strip_model(self, model: Any) -> Any:
         for child in self.children:

@@ -115,11 +115,11 @@ class RunSession:
                 changed += f"; and {len(found) - MAX_REPORTED_CHANGES} more"
             same_model = saved.fingerprint.get("model") == self.state.fingerprint.get("model")
             if not (allow_changed_settings and same_model):
-                override = (" or pass allow_changed_settings=True to run() to carry on under the new settings" if same_model
-                            else " (the model itself changed, so its checkpoints cannot be loaded)")
+                override = (", or pass allow_changed_settings=True to run() to carry on under the new settings" if same_model
+                            else "; the model itself changed, so its checkpoints cannot be loaded")
                 raise CheckpointError(
                     f"{self.log_dir} holds a run with different settings ({changed}); resume it with the same config, "
-                    f"model and uncompressed metric, choose another log_dir for the new settings,{override}"
+                    f"model and uncompressed metric, choose another log_dir for the new settings{override}"
                 )
             logger.warning("[aac] resuming %s under changed settings (%s): the history mixes both", self.log_dir, changed)
             saved.fingerprint = self.state.fingerprint
