@@ -29,6 +29,15 @@ def blocks() -> list[tuple[str, int, str]]:
             for page in PAGES for index, code in enumerate(BLOCK.findall(page.read_text(encoding="utf-8")))]
 
 
+def test_readme_links_every_docs_page_and_every_link_resolves() -> None:
+    """A page the README does not link is a page a newcomer never finds; a dead link is worse."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = {target.split("#")[0] for target in re.findall(r"\]\(([^)\s]+)\)", readme) if "://" not in target}
+    assert {t for t in targets if not (ROOT / t).exists()} == set()
+    pages = {page.relative_to(ROOT).as_posix() for page in (ROOT / "docs").glob("*.md")}
+    assert pages - targets == set()
+
+
 def test_the_pages_have_python_blocks() -> None:
     pages = {page for page, _, _ in blocks()}
     assert {"README.md", "docs/plugins.md"} <= pages
