@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -32,9 +33,11 @@ from aac.core import (
     hookimpl,
     load_config,
 )
+from aac.core.config.accuracy_aware import AccuracyAwareParams
 from aac.core.errors import CompressionRateError, UnsupportedFrameworkError
 from aac.core.plugins import DISABLE_AUTOLOAD_ENV, DISABLED_PLUGINS_ENV, AacPluginWarning, PluginInfo, reset_default_registry
 from aac.core.testing import ToyModel, ToyPlugin, ToyPruning, ToyQuant, build_toy
+from aac.core.training.observers import REPORTERS, RunContext
 
 if TYPE_CHECKING:
     from conftest import FakeDistributions
@@ -252,7 +255,7 @@ def test_autoload_can_be_disabled_by_environment(broken_and_working: FakeDistrib
     monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, value)
     pm = get_plugin_manager()  # no warning: the broken plugin is not even imported
 
-    assert [info.name for info in pm.infos.values()] == ["core"]
+    assert [info.name for info in pm.infos.values()] == ["core", "core-console", "core-history", "core-plot", "core-tensorboard"]
     assert "aac_test_broken" not in sys.modules
     registry = Registry(pm)
     assert registry.algorithms == {}
@@ -274,6 +277,19 @@ def test_named_plugins_can_be_disabled(broken_and_working: FakeDistributions, mo
     assert pm.has_plugin("good")
     assert pm.has_plugin("core") and not pm.is_blocked("core"), "core's built-ins are essential"
     assert "python" in Registry(pm).backends
+
+
+@pytest.mark.parametrize("blocked", ["core-console", "core-history", "core-plot", "core-tensorboard"])
+def test_each_builtin_reporter_can_be_switched_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, blocked: str) -> None:
+    """AAC_DISABLED_PLUGINS removes one of core's reporters from a run and leaves the others reporting."""
+    monkeypatch.setenv(DISABLED_PLUGINS_ENV, blocked)
+    pm = get_plugin_manager(autoload=False)
+    assert pm.is_blocked(blocked) and not pm.has_plugin(blocked)
+    context = RunContext(tmp_path, "early_exit", AccuracyAwareParams.from_section(
+        {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 1.0}}), 90.0, None, tensorboard_writer=object())
+    kinds = {type(observer).__name__ for observer in Registry(pm).loop_observers(context)}
+    expected = {type(make(context)).__name__ for name, make in REPORTERS.items() if name != blocked}
+    assert kinds == expected and len(expected) == len(REPORTERS) - 1
 
 
 def test_builtin_plugin_info(registry: Registry) -> None:

@@ -1,17 +1,20 @@
-"""Core's own plugin: the generic backend, the built-in search strategies and the run reporters.
+"""Core's own plugins: the generic backend and the built-in search strategies (this module, plugin
+``core``, essential), and one plugin per run reporter (:class:`ReporterPlugin`, blockable).
 
-It is registered exactly like a third-party plugin (entry point ``core`` of the ``aac`` group), which
-keeps the hooks honest: whatever core can do through them, a plugin can do too.
+They are registered through the same hooks as a third-party plugin, which keeps the hooks honest:
+whatever core can do through them, a plugin can do too. A reporter is a plugin of its own so that
+``AAC_DISABLED_PLUGINS=core-plot`` (say) switches just that one off; the backend and the strategies
+cannot be blocked, because configs and the loops rely on them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aac.core.backend import GenericBackend
 from aac.core.hookspecs import hookimpl
 from aac.core.specs import BackendSpec, SearchStrategySpec
-from aac.core.training.observers import LoopObserver, RunContext, default_observers
+from aac.core.training.observers import REPORTERS, LoopObserver, RunContext
 
 
 @hookimpl
@@ -42,6 +45,18 @@ def aac_search_strategies() -> Iterable[SearchStrategySpec]:
     ]
 
 
-@hookimpl
-def aac_loop_observers(context: RunContext) -> Iterable[LoopObserver]:
-    return default_observers(context)
+class ReporterPlugin:
+    """One of core's reporters (console, history, plot, TensorBoard) as a plugin of its own."""
+
+    def __init__(self, make: Callable[[RunContext], LoopObserver | None]) -> None:
+        self.make = make
+
+    @hookimpl
+    def aac_loop_observers(self, context: RunContext) -> Iterable[LoopObserver]:
+        observer = self.make(context)
+        return [] if observer is None else [observer]
+
+
+def reporter_plugins() -> dict[str, ReporterPlugin]:
+    """Plugin name -> plugin, in reporting order."""
+    return {name: ReporterPlugin(make) for name, make in REPORTERS.items()}

@@ -14,7 +14,8 @@ names.
 Environment variables:
 
 * ``AAC_DISABLE_PLUGIN_AUTOLOAD=1`` - load no entry points except core's built-ins.
-* ``AAC_DISABLED_PLUGINS=name1,name2`` - block the named entry points (core's built-ins cannot be blocked).
+* ``AAC_DISABLED_PLUGINS=name1,name2`` - block the named entry points or core's reporters (``core-console``,
+  ``core-history``, ``core-plot``, ``core-tensorboard``); core's backend and strategies (``core``) cannot be blocked.
 """
 
 from __future__ import annotations
@@ -158,6 +159,10 @@ def get_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[Any] =
         pm.set_blocked(name)
     pm.register(builtin, name=BUILTIN_PLUGIN)
     pm.infos[BUILTIN_PLUGIN] = _info(BUILTIN_PLUGIN, builtin.__name__, "aac-core")
+    for name, reporter in builtin.reporter_plugins().items():
+        if not pm.is_blocked(name):
+            pm.register(reporter, name=name)
+            pm.infos[name] = _info(name, f"{reporter.make.__module__}:{reporter.make.__name__}", "aac-core")
     if autoload is None:
         autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in {"1", "true", "yes"}
     if autoload:
@@ -165,7 +170,7 @@ def get_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[Any] =
         # order decides which of two plugins keeps a record name, and importlib.metadata's order is the
         # file system's
         for entry_point in sorted(metadata.entry_points(group=hookspecs.NAME), key=lambda ep: ep.name):
-            if entry_point.name == BUILTIN_PLUGIN or pm.is_blocked(entry_point.name) or pm.has_plugin(entry_point.name):
+            if pm.is_blocked(entry_point.name) or pm.has_plugin(entry_point.name):
                 continue
             dist = entry_point.dist.name if entry_point.dist else "?"
             try:

@@ -11,7 +11,7 @@ import csv
 import io
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -318,13 +318,29 @@ def plot_history(records: list[EpochRecord], tolerable: float, path: Path, stati
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def default_observers(context: RunContext) -> list[LoopObserver]:
-    """Core's reporters for a run (files only on the main process)."""
-    observers: list[LoopObserver] = []
-    if context.verbose and context.is_main_process:
-        observers.append(ConsoleReporter())
-    if context.is_main_process:
-        observers += [HistoryWriter(context.log_dir), PlotReporter(context.log_dir)]
-        if context.tensorboard_writer is not None:
-            observers.append(TensorBoardReporter(context.tensorboard_writer, context.controller))
-    return observers
+def console_reporter(context: RunContext) -> LoopObserver | None:
+    return ConsoleReporter() if context.verbose and context.is_main_process else None
+
+
+def history_writer(context: RunContext) -> LoopObserver | None:
+    return HistoryWriter(context.log_dir) if context.is_main_process else None
+
+
+def plot_reporter(context: RunContext) -> LoopObserver | None:
+    return PlotReporter(context.log_dir) if context.is_main_process else None
+
+
+def tensorboard_reporter(context: RunContext) -> LoopObserver | None:
+    if context.is_main_process and context.tensorboard_writer is not None:
+        return TensorBoardReporter(context.tensorboard_writer, context.controller)
+    return None
+
+
+#: core's reporters in the order they report, each registered as a built-in plugin of its own (name ->
+#: the reporter for a run, or None where it has nothing to do), so ``AAC_DISABLED_PLUGINS`` can switch any off
+REPORTERS: dict[str, Callable[[RunContext], LoopObserver | None]] = {
+    "core-console": console_reporter,
+    "core-history": history_writer,
+    "core-plot": plot_reporter,
+    "core-tensorboard": tensorboard_reporter,
+}
