@@ -44,7 +44,7 @@ from aac.core.training.search import (
     to_rate,
     to_ticks,
 )
-from aac.core.training.session import RunSession, SavedCheckpoint, default_log_dir, fingerprint
+from aac.core.training.session import Phase, RunSession, SavedCheckpoint, default_log_dir, fingerprint
 
 logger = logging.getLogger("aac.training")
 
@@ -127,7 +127,7 @@ class BaseAccuracyAwareTrainingLoop:
         observers = self.registry.loop_observers(context)
         session.start_observers(observers, context)
         try:
-            if session.state.phase == "done":
+            if session.state.phase == Phase.DONE:
                 statistics = self._restore_finished(session)
             else:
                 runner.configure_optimizers()
@@ -178,7 +178,7 @@ class BaseAccuracyAwareTrainingLoop:
 
     def _stop(self, session: RunSession, reason: str) -> None:
         session.state.loop["stop_reason"] = reason
-        session.state.phase = "finishing"
+        session.state.phase = Phase.FINISHING
 
     def _finish(self, session: RunSession) -> TrainingLoopStatistics:
         key = self._choose(session)
@@ -189,7 +189,7 @@ class BaseAccuracyAwareTrainingLoop:
         if budget < 0:
             logger.warning("[aac] the returned model misses the accuracy budget by %.4g: %s", -budget, statistics.stop_reason)
         session.state.result = {"key": key, "metric": metric, "stop_reason": statistics.stop_reason}
-        session.state.phase = "done"
+        session.state.phase = Phase.DONE
         previous = session.state.last_checkpoint
         session.state.last_checkpoint = None
         session.save_state()
@@ -234,15 +234,15 @@ class EarlyExitCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
 
     def _execute(self, session: RunSession) -> None:
         runner, state = session.runner, session.state
-        if state.phase == "start":
+        if state.phase == Phase.START:
             record = self._validate_record(session, "early_exit", 0, time.perf_counter(), due=True)
             self._check_first_validation(record)
             self._keep(session, record)
-            state.phase = "training"
+            state.phase = Phase.TRAINING
             if record.budget is not None and record.budget >= 0 and self._fully_compressed():
                 self._stop(session, "the model was within budget and fully compressed before any training")
             session.end_epoch()
-        while state.phase == "training":
+        while state.phase == Phase.TRAINING:
             if session.cap_reached():
                 self._stop(session, MAX_EPOCHS_REASON)
                 break
@@ -331,24 +331,24 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
 
     def _execute(self, session: RunSession) -> None:
         state = session.state
-        if state.phase == "start":
+        if state.phase == Phase.START:
             record = self._validate_record(session, "initial", 0, time.perf_counter(), due=True)
             self._check_first_validation(record)
             session.keep_if_better(_rate_key(record.compression_rate), record)
-            state.phase, state.loop["level"] = "initial", {"epochs": 0}
+            state.phase, state.loop["level"] = Phase.INITIAL, {"epochs": 0}
             session.end_epoch()
-        if state.phase == "initial":
+        if state.phase == Phase.INITIAL:
             self._initial_phase(session)
-        if state.phase == "search_start":
+        if state.phase == Phase.SEARCH_START:
             self._start_search(session)
-        while state.phase == "search":
+        while state.phase == Phase.SEARCH:
             self._search_epoch(session)
 
     def _initial_phase(self, session: RunSession) -> None:
         runner, state, level = session.runner, session.state, session.state.loop["level"]
-        while state.phase == "initial":
+        while state.phase == Phase.INITIAL:
             if level["epochs"] >= self.params.initial_training_phase_epochs or session.cap_reached():
-                state.phase = "search_start"
+                state.phase = Phase.SEARCH_START
                 break
             started = time.perf_counter()
             loss = runner.train_epoch()
@@ -360,7 +360,7 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
                 session.keep_if_better(_rate_key(record.compression_rate), record)
                 schedule_done = self.adaptive_controller.compression_stage() == CompressionStage.FULLY_COMPRESSED
                 if last or (record.budget is not None and record.budget >= 0 and schedule_done):
-                    state.phase = "search_start"
+                    state.phase = Phase.SEARCH_START
             runner.update_learning_rate(level["epochs"], record.metric, loss)
             session.end_epoch()
 
@@ -376,7 +376,7 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         within = start == initial
         session.state.loop.update(level=None, outcome=asdict(outcome), strategy=self.strategy.get_state(),
                                   trained={str(initial): asdict(outcome)} if within else {}, probes={}, previous=initial)
-        session.state.phase = "search"
+        session.state.phase = Phase.SEARCH
         if not within and session.cap_reached():
             self._stop(session, MAX_EPOCHS_REASON)
         elif not within:

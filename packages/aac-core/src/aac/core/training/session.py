@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,24 @@ STATE_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
 #: how many changed settings a refused resume lists
 MAX_REPORTED_CHANGES = 6
-#: the phases a saved run can be in (the loops' own state machine)
-PHASES = ("start", "initial", "search_start", "search", "training", "finishing", "done")
+
+
+class Phase(str, Enum):
+    """Where a run is; saved in ``state.json`` (as its value) so that a resumed run continues from there.
+
+    ``START`` validates before training; the adaptive loop then goes ``INITIAL`` -> ``SEARCH_START``
+    (hand the initial phase's result to the strategy) -> ``SEARCH``, the early-exit loop ``TRAINING``.
+    Training ends in ``FINISHING`` (the returned model is chosen, loaded and measured again), and a run
+    whose result is recorded is ``DONE``: running it again restores that result without training.
+    """
+
+    START = "start"
+    INITIAL = "initial"
+    SEARCH_START = "search_start"
+    SEARCH = "search"
+    TRAINING = "training"
+    FINISHING = "finishing"
+    DONE = "done"
 
 
 @dataclass
@@ -53,7 +70,7 @@ class RunState:
     """Everything besides tensors that a resumed run needs; JSON round-trippable."""
 
     fingerprint: dict[str, Any]
-    phase: str = "start"
+    phase: Phase = Phase.START
     epochs: int = 0
     last_checkpoint: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -151,13 +168,14 @@ class RunSession:
         for key, kind in types.items():
             if key in given and (not isinstance(given[key], kind) or isinstance(given[key], bool)):
                 raise damaged(f"'{key}' is {type(given[key]).__name__}, not {kind.__name__}")
-        state = RunState(**given)
-        if state.phase not in PHASES:
-            raise damaged(f"unknown phase '{state.phase}' (one of {', '.join(PHASES)})")
+        phases = {phase.value: phase for phase in Phase}
+        if "phase" in given and given["phase"] not in phases:
+            raise damaged(f"unknown phase '{given['phase']}' (one of {', '.join(phases)})")
+        state = RunState(**{**given, "phase": phases[given.get("phase", Phase.START.value)]})
         for key, entry in state.kept.items():
             if not isinstance(entry, dict) or set(entry) != {f.name for f in fields(SavedCheckpoint)}:
                 raise damaged(f"kept checkpoint '{key}' is not a {{file, metric, budget, epoch, rate}} record")
-        if state.phase == "done" and not (isinstance(state.result, dict) and state.result.get("key") in state.kept):
+        if state.phase == Phase.DONE and not (isinstance(state.result, dict) and state.result.get("key") in state.kept):
             raise damaged("the run is marked done but names no kept checkpoint as its result")
         if state.last_checkpoint is not None and not isinstance(state.last_checkpoint, str):
             raise damaged("'last_checkpoint' is not a file name")
