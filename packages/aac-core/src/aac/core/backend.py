@@ -180,7 +180,8 @@ class GenericBackend(Backend):
 
     def load_checkpoint(self, path: Path) -> dict[str, Any]:
         try:
-            return json.loads(Path(path).read_text())
+            payload: dict[str, Any] = json.loads(Path(path).read_text())
+            return payload
         except FileNotFoundError as exc:
             raise CheckpointError(f"checkpoint {path} does not exist") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

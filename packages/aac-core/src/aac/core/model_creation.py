@@ -51,13 +51,13 @@ def create_compressed_model(
             )
         controllers.append(controller)
     if not controllers:
-        controller: CompressionAlgorithm = _NoCompression(prepared)
+        result: CompressionAlgorithm = _NoCompression(prepared)
     else:
-        controller = controllers[0] if len(controllers) == 1 else CompositeController(controllers)
-    compressed = backend.finalize_model(prepared, controller)
+        result = controllers[0] if len(controllers) == 1 else CompositeController(controllers)
+    compressed = backend.finalize_model(prepared, result)
     if compression_state is not None:
-        controller.load_state(compression_state)
-    return controller, compressed
+        result.load_state(compression_state)
+    return result, compressed
 
 
 class _NoCompression(CompressionAlgorithm):

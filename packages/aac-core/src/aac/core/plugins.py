@@ -155,14 +155,14 @@ def get_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[Any] =
 
     pm = AacPluginManager()
     blocked = _blocked_names()
-    for name in blocked:
-        pm.set_blocked(name)
+    for blocked_name in blocked:
+        pm.set_blocked(blocked_name)
     pm.register(builtin, name=BUILTIN_PLUGIN)
     pm.infos[BUILTIN_PLUGIN] = _info(BUILTIN_PLUGIN, builtin.__name__, "aac-core")
-    for name, reporter in builtin.reporter_plugins().items():
-        if not pm.is_blocked(name):
-            pm.register(reporter, name=name)
-            pm.infos[name] = _info(name, f"{reporter.make.__module__}:{reporter.make.__name__}", "aac-core")
+    for reporter_name, reporter in builtin.reporter_plugins().items():
+        if not pm.is_blocked(reporter_name):
+            pm.register(reporter, name=reporter_name)
+            pm.infos[reporter_name] = _info(reporter_name, f"{reporter.make.__module__}:{reporter.make.__name__}", "aac-core")
     if autoload is None:
         autoload = os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip().lower() not in {"1", "true", "yes"}
     if autoload:
@@ -184,11 +184,11 @@ def get_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[Any] =
     for plugin in plugins:
         label = getattr(plugin, "__name__", type(plugin).__name__)
         try:
-            name = _register_checked(pm, plugin)
+            registered = _register_checked(pm, plugin)
         except Exception as exc:  # a plugin handed over in code is the caller's bug: say which one
             raise PluginError(f"plugin {label} cannot be registered: {type(exc).__name__}: {exc}") from exc
-        if name is not None:
-            pm.infos[name] = _info(name, label, IN_CODE)
+        if registered is not None:
+            pm.infos[registered] = _info(registered, label, IN_CODE)
     return pm
 
 
@@ -224,7 +224,7 @@ def _records(pm: AacPluginManager, plugin: object, hook: str) -> list[Any]:
         raise PluginError(f"{hook}() raised {type(exc).__name__}: {exc}") from exc
     records: list[Any] = []
     for result in results:  # pluggy leaves out a None result
-        if not (isinstance(result, list) and all(isinstance(r, record_type) and isinstance(r.name, str) for r in result)):
+        if not (isinstance(result, list) and all(isinstance(r, record_type) and isinstance(getattr(r, "name", None), str) for r in result)):
             raise PluginError(f"{hook}() must return an iterable of {record_type.__name__} records, not {reprlib.repr(result)}")
         records += result
     return records

@@ -32,7 +32,9 @@ def resolve(target: str | Callable[..., Any], what: str) -> Callable[..., Any]:
         raise PluginError(f"{what}: cannot import '{target}': {exc}") from exc
     except AttributeError as exc:
         raise PluginError(f"{what}: '{target}' does not exist: {exc}") from exc
-    return obj
+    if not callable(obj):
+        raise PluginError(f"{what}: '{target}' is a {type(obj).__name__}, not a class or function")
+    return obj  # type: ignore[no-any-return]  # Any narrowed by callable() stays Any for mypy
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ class BackendSpec:
     description: str = ""
 
     def create(self) -> Backend:
-        return resolve(self.factory, f"backend '{self.name}'")()
+        backend: Backend = resolve(self.factory, f"backend '{self.name}'")()
+        return backend
 
 
 @dataclass(frozen=True)
@@ -99,4 +102,5 @@ class SearchStrategySpec:
     description: str = ""
 
     def create(self, params: Any) -> SearchStrategy:
-        return resolve(self.factory, f"search strategy '{self.name}'")(params)
+        strategy: SearchStrategy = resolve(self.factory, f"search strategy '{self.name}'")(params)
+        return strategy

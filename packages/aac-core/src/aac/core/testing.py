@@ -67,7 +67,7 @@ class ToyPruning(CompressionAlgorithm):
 
     @property
     def compression_rate(self) -> float:
-        return self.model.rate
+        return float(self.model.rate)
 
     @compression_rate.setter
     def compression_rate(self, value: float) -> None:

@@ -29,7 +29,8 @@ ACCURACY_AWARE_SCHEMA = "accuracy_aware_training.schema.json"
 @cache
 def core_schema(name: str) -> dict[str, Any]:
     """One of core's own schema files (from the installed package)."""
-    return json.loads(resources.files("aac.core.schemas").joinpath(name).read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(resources.files("aac.core.schemas").joinpath(name).read_text(encoding="utf-8"))
+    return schema
 
 
 def algorithm_schema_id(spec: AlgorithmSpec) -> str:
@@ -135,15 +136,16 @@ def _leaf_errors(error: ValidationError) -> list[ValidationError]:
 
 def _describe(error: ValidationError) -> list[ConfigProblem]:
     path = _json_path(error)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
     if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
-        allowed = list(error.schema.get("properties", {}))
+        allowed = list(schema.get("properties", {}))
         unexpected = [k for k in error.instance if k not in allowed]
         return [
             ConfigProblem(f"{path}.{key}", f"unknown key '{key}'{did_you_mean(key, allowed)}; allowed: {', '.join(allowed)}")
             for key in unexpected
         ]
     if error.validator in ("oneOf", "anyOf"):
-        return [ConfigProblem(path, f"{json.dumps(error.instance)[:80]} has the wrong shape (expected {_shape(error.schema)})")]
+        return [ConfigProblem(path, f"{json.dumps(error.instance)[:80]} has the wrong shape (expected {_shape(schema)})")]
     return [ConfigProblem(path, error.message)]
 
 

@@ -489,7 +489,8 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         loop["level"] = {"ticks": ticks, "epochs": 0, "best_budget": start_budget if probed_within else None,
                          "feasible": probed_within, "done": probed_within, "budgets": [], "start_budget": start_budget,
                          "ended": LEVEL_PROBED if probed_within else ""}
-        return loop["level"]
+        level: dict[str, Any] = loop["level"]
+        return level
 
     def _hopeless(self, level: Mapping[str, Any]) -> bool:
         """True if the level cannot reach the budget in its remaining epochs, judged by its own recovery.
@@ -506,7 +507,7 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         if not gains:
             return False
         remaining = self.params.patience_epochs - level["epochs"]
-        return level["best_budget"] + remaining * self.RECOVERY_MARGIN * max(max(gains), 0.0) < 0
+        return bool(level["best_budget"] + remaining * self.RECOVERY_MARGIN * max(max(gains), 0.0) < 0)
 
     def _search_epoch(self, session: RunSession) -> None:
         runner, loop = session.runner, session.state.loop

@@ -303,8 +303,9 @@ def plot_history(records: list[EpochRecord], tolerable: float, path: Path, stati
     rate_axis.set_xlabel("epoch")
     rate_axis.set_ylabel("compression rate", color="tab:blue")
     metric_axis = rate_axis.twinx()
-    validated = [r for r in trained if r.metric is not None]
-    metric_axis.plot([r.epoch for r in validated], [r.metric for r in validated], "o-", color="tab:orange", ms=3, label="metric")
+    validated = [(r.epoch, r.metric) for r in trained if r.metric is not None]
+    metric_axis.plot([epoch for epoch, _ in validated], [metric for _, metric in validated], "o-", color="tab:orange", ms=3,
+                     label="metric")
     metric_axis.axhline(tolerable, color="tab:red", ls="--", lw=1, label=f"tolerable metric {tolerable:.4g}")
     metric_axis.set_ylabel("metric", color="tab:orange")
     verdict = "within budget" if statistics.feasible else "budget NOT met"

@@ -290,7 +290,7 @@ class RunSession:
         """The checkpoint is the one state.json describes (a user's load_checkpoint_fn gives nothing to check)."""
         if not payload:
             return
-        info = payload.get("info") if isinstance(payload.get("info"), dict) else {}
+        info: dict[str, Any] = payload["info"] if isinstance(payload.get("info"), dict) else {}
         wanted = {"epoch": epoch} if rate is None else {"epoch": epoch, "rate": rate}
         found = {key: info.get(key) for key in wanted}
         if found != wanted:
@@ -320,7 +320,8 @@ def fingerprint(mode: str, params: AccuracyAwareParams, uncompressed_metric: flo
     """
     settings = {"mode": mode, "params": asdict(params), "uncompressed_metric": uncompressed_metric,
                 "compression": compression, "input_info": input_info, "model": model}
-    return json.loads(json.dumps(settings))  # as state.json will hold it (tuples become lists)
+    stored: dict[str, Any] = json.loads(json.dumps(settings))  # as state.json will hold it (tuples become lists)
+    return stored
 
 
 def differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
