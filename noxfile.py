@@ -76,8 +76,9 @@ def install(session: nox.Session, *requirements: str, extra: tuple[str, ...] = (
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the whole repository; mypy (strict) over aac.core, from source, with core's dependencies installed."""
-    session.install("ruff>=0.6", "mypy>=1.11", "types-tqdm", "types-tabulate", "types-jsonschema", _local("aac-core[plot,tensorboard]"))
+    """ruff over the whole repository; mypy (strict) over aac.core with its dependencies (and pytest, for its fixtures)."""
+    session.install("ruff>=0.6", "mypy>=1.11", "types-tqdm", "types-tabulate", "types-jsonschema", "pytest>=8",
+                    _local("aac-core[plot,tensorboard]"))
     session.run("ruff", "check", ".")
     session.run("mypy", "-p", "aac.core")
 
