@@ -33,11 +33,12 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "aac-sparsity": ("aac-core", "aac-torch[onnx]", "aac-sparsity[torch]", "aac-pruning[torch]"),
     # quantization's tests include the mixes with pruning and sparsity (issue 4) and the seeds' 004 config
     "aac-quant": ("aac-core", "aac-torch[onnx]", "aac-quant[torch]", "aac-sparsity[torch]", "aac-pruning[torch]"),
-    "aac-tf": ("aac-core", "aac-tf[tensorboard]"),
-    "aac-pruning-tf": ("aac-core", "aac-tf[tensorboard]", "aac-pruning[tf]"),
-    "aac-sparsity-tf": ("aac-core", "aac-tf[tensorboard]", "aac-sparsity[tf]"),
+    # TensorFlow through aac-tf's [cpu] extra, without tensorboard: aac-tf writes event files without it (issue 11)
+    "aac-tf": ("aac-core", "aac-tf[cpu]"),
+    "aac-pruning-tf": ("aac-core", "aac-tf[cpu]", "aac-pruning[tf]"),
+    "aac-sparsity-tf": ("aac-core", "aac-tf[cpu]", "aac-sparsity[tf]"),
     # quantization's TensorFlow tests include the mixes with magnitude sparsity and filter pruning
-    "aac-quant-tf": ("aac-core", "aac-tf[tensorboard]", "aac-quant[tf]", "aac-sparsity[tf]", "aac-pruning[tf]"),
+    "aac-quant-tf": ("aac-core", "aac-tf[cpu]", "aac-quant[tf]", "aac-sparsity[tf]", "aac-pruning[tf]"),
 }
 #: entries of PACKAGES that test one framework part of a package: name -> (package folder, its test files)
 FRAMEWORK_PARTS: dict[str, tuple[str, str]] = {
@@ -76,11 +77,17 @@ def install(session: nox.Session, *requirements: str, extra: tuple[str, ...] = (
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the whole repository; mypy (strict) over aac.core with its dependencies (and pytest, for its fixtures)."""
+    """ruff; mypy (strict) over aac.core with its dependencies (and pytest, for its fixtures); the import contracts.
+
+    lint-imports reads the sources of every package (pyproject.toml's ``[tool.importlinter]``); it needs
+    them on the path, not installed with their frameworks.
+    """
     session.install("ruff>=0.6", "mypy>=1.11", "types-tqdm", "types-tabulate", "types-jsonschema", "pytest>=8",
-                    _local("aac-core[plot,tensorboard]"))
+                    "import-linter>=2.1", _local("aac-core[plot,tensorboard]"))
     session.run("ruff", "check", ".")
     session.run("mypy", "-p", "aac.core")
+    sources = os.pathsep.join(str(src) for src in sorted((ROOT / "packages").glob("*/src")))
+    session.run("lint-imports", env={"PYTHONPATH": sources})
 
 
 @nox.session
@@ -124,7 +131,7 @@ def cross(session: nox.Session) -> None:
 #: what the demo needs per framework (``nox -s demo -- --framework tf``)
 DEMO_REQUIREMENTS = {
     "torch": ("aac-core[plot,tensorboard]", "aac-torch[onnx,tensorboard]", "aac-pruning[torch]", "aac-sparsity[torch]", "aac-quant[torch]"),
-    "tf": ("aac-core[plot,tensorboard]", "aac-tf[tensorboard]", "aac-pruning[tf]"),
+    "tf": ("aac-core[plot]", "aac-tf[cpu]", "aac-pruning[tf]"),  # no tensorboard: event files are written without it
 }
 
 
@@ -144,7 +151,7 @@ def demo(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks: overhead and latency ratios measured side by side, PyTorch and TensorFlow (JSON + table)."""
-    install(session, "aac-core", "aac-torch", "aac-tf", "aac-pruning[torch,tf]", "aac-sparsity[torch]", "aac-quant[torch]",
+    install(session, "aac-core", "aac-torch", "aac-tf[cpu]", "aac-pruning[torch,tf]", "aac-sparsity[torch]", "aac-quant[torch]",
             extra=("scikit-learn", "matplotlib"))
     session.run("python", "benchmarks/run.py", *session.posargs)
     session.run("python", "benchmarks/search.py")
