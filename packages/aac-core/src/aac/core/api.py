@@ -108,8 +108,6 @@ class CompressionScheduler:
 class StubCompressionScheduler(CompressionScheduler):
     """The scheduler of an algorithm whose level is set from outside (by the adaptive loop)."""
 
-    disabled: ClassVar[bool] = True
-
 
 class CompressionLoss:
     """An extra loss term; calling the object (or :meth:`calculate`) returns it."""

@@ -92,18 +92,6 @@ class TrainingLoopStatistics:
         """How many rates the search probed (measured without training)."""
         return sum(r.is_probe for r in self.history)
 
-    def levels(self) -> list[tuple[float, float | None, int]]:
-        """(rate, best metric, epochs) per distinct rate trained, in the order first visited (probes left out)."""
-        table: dict[float, list[Any]] = {}
-        for r in self.history:
-            if r.epoch == 0 or r.is_probe:
-                continue
-            entry = table.setdefault(r.compression_rate, [None, 0])
-            entry[1] += 1
-            if r.metric is not None and (entry[0] is None or (r.metric > entry[0]) == self.higher_is_better):
-                entry[0] = r.metric
-        return [(rate, best, n) for rate, (best, n) in table.items()]
-
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "history"}
         data["absolute_accuracy_degradation"] = self.absolute_accuracy_degradation
