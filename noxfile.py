@@ -33,6 +33,8 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "aac-sparsity": ("aac-core", "aac-torch[onnx]", "aac-sparsity[torch]", "aac-pruning[torch]"),
     # quantization's tests include the mixes with pruning and sparsity (issue 4) and the seeds' 004 config
     "aac-quant": ("aac-core", "aac-torch[onnx]", "aac-quant[torch]", "aac-sparsity[torch]", "aac-pruning[torch]"),
+    # distillation's tests mix it with pruning, sparsity and quantization (its teacher undoes what they attach)
+    "aac-distill": ("aac-core", "aac-torch[onnx]", "aac-distill[torch]", "aac-pruning[torch]", "aac-sparsity[torch]", "aac-quant[torch]"),
     # TensorFlow through aac-tf's [cpu] extra, without tensorboard: aac-tf writes event files without it (issue 11)
     "aac-tf": ("aac-core", "aac-tf[cpu]"),
     "aac-pruning-tf": ("aac-core", "aac-tf[cpu]", "aac-pruning[tf]"),

@@ -95,3 +95,28 @@ def test_section_scopes_select_what_an_algorithm_may_compress(index: ScopeIndex)
     assert [p for p in index.paths if scopes.selects(p)] == ["blocks", "blocks.1", "blocks.1.conv", "blocks.10", "blocks.10.conv"]
     with pytest.raises(ConfigError, match="missing.layer"):
         SectionScopes.resolve(index, AlgorithmSection("toy", "$.compression", {"algorithm": "toy"}, ignored_scopes=("missing.layer",)))
+
+
+def test_operations_are_selected_on_their_own() -> None:
+    from aac.core.graph import Metatype, Node
+
+    index = ScopeIndex(["", "block", "block.conv"], separator=".", operations={"Net/add_0": "add", "Net/Block/add_0": "add_1"})
+    selection = index.select(["Net/add_0", "{re}Block/add"], key="ignored_scopes")
+    assert selection.roots == frozenset() and selection.operations == {"add", "add_1"} and selection
+    assert "block" not in selection  # an operation does not select the module it runs in
+    assert selection.holds(Node("add", Metatype.ELEMENTWISE, scope="block"))
+    assert not selection.holds(Node("conv", Metatype.CONV, layer="block.conv", scope="block"))
+    assert index.select(["block"], key="ignored_scopes").holds(Node("relu", Metatype.ACTIVATION, scope="block.conv"))
+    with pytest.raises(ConfigError, match="closest layer or operation names: 'Net/add_0'"):
+        index.select(["Net/add_9"], key="ignored_scopes")
+
+
+class Deferring(ScopeIndex):
+    """A backend that cannot judge ``op:`` entries yet."""
+
+    def defers(self, entry: str) -> bool:
+        return entry.startswith("op:")
+
+
+def test_deferred_entries_are_neither_selected_nor_reported() -> None:
+    assert not Deferring(["dense"], separator="/").select(["op:add"], key="ignored_scopes")

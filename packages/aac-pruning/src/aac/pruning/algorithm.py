@@ -21,9 +21,10 @@ from aac.core.graph import Graph, Metatype
 from aac.core.statistics import AlgorithmStatistics
 from aac.pruning.cost import CostModel
 from aac.pruning.groups import PruningAnalysis, PruningRules, analyze
-from aac.pruning.importance import IMPORTANCE, normalized
+from aac.pruning.importance import IMPORTANCE
 from aac.pruning.levels import LevelSolver, top_filters
 from aac.pruning.params import FilterPruningParams
+from aac.pruning.ranking import InterlayerRanking, interlayer_ranking
 from aac.pruning.report import pruning_statistics
 from aac.pruning.schedule import SCHEDULES, PruningScheduler
 
@@ -52,6 +53,10 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
     #: group id -> why ``strip()`` cannot physically remove that group's filters (it zeroes them instead);
     #: filled by a backend that cannot rebuild some layers smaller (TensorFlow: subclassed models)
     unremovable: dict[int, str]
+    #: how the layers' scores compare under ``all_weights`` (``interlayer_ranking_type``); LeGR's search sets it
+    interlayer_ranking: InterlayerRanking
+    #: the backend's prepared model (set by the framework base class); its scopes name a ranking file's layers
+    prepared: Any
 
     def _init_from_section(self, graph: Graph, section: AlgorithmSection, *, is_ignored: Callable[[str], bool],
                            is_target: Callable[[str], bool], model_params: int) -> None:
@@ -64,6 +69,7 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
             is_ignored=is_ignored,
             is_target=is_target,
         )
+        self.interlayer_ranking = interlayer_ranking(section, self.prepared.scopes)
         self._init_pruning(graph, params, rules, path=section.path, model_params=model_params)
 
     def _init_pruning(self, graph: Graph, params: FilterPruningParams, rules: PruningRules, *, path: str, model_params: int) -> None:
@@ -88,7 +94,8 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
             freeze_immediately=params.schedule == "baseline",
         )
         self._attach_masks(self.analysis)
-        self._set_level(self._scheduler.level_at(0))
+        # NNCF builds the model at pruning_init; the schedule caps every later level at the target
+        self._set_level(params.pruning_init if params.pruning_init > params.target else self._scheduler.level_at(0))
 
     # -- framework hooks -------------------------------------------------------------------
     @abstractmethod
@@ -120,8 +127,9 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
     def _group_scores(self) -> list[np.ndarray]:
         """Importance of each group's channels, summed over the layers whose filters they are.
 
-        Under ``all_weights`` each layer's scores are L2-normalised first and averaged, so that
-        layers of different size and scale can be ranked on one list.
+        Under ``all_weights`` each layer's scores first go through :attr:`interlayer_ranking`
+        (L2-normalised, or LeGR's learned coefficients) and are averaged, so that layers of different
+        size and scale can be ranked on one list.
         """
         scores = [np.zeros(c) for c in self._full]
         members = np.zeros(len(self._full))
@@ -130,7 +138,7 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
                 continue
             values = self._importance(self._layer_filters(plan.layer))
             if self.params.all_weights:
-                values = normalized(values)
+                values = self.interlayer_ranking(plan.layer, values)
             offset = 0
             for run in plan.outputs.runs:
                 if run.group is not None:

@@ -148,7 +148,7 @@ def trace_model(model: nn.Module, input_info: Any = None, ignored: ScopeSelectio
     inputs = InputSpec.from_config(input_info)
     if inputs:
         _propagate_shapes(model, gm, inputs)
-    return TorchModel(module=model, graph=build_graph(gm), scopes=ScopeIndex.from_module(model), inputs=inputs, opaque=opaque)
+    return TorchModel(module=model, graph=build_graph(gm), scopes=ScopeIndex.from_module(model, gm), inputs=inputs, opaque=opaque)
 
 
 def _trace(model: nn.Module, opaque: ScopeSelection) -> fx.GraphModule:

@@ -11,6 +11,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from aac.core.config.legacy import apply_legacy
 from aac.core.errors import ConfigProblem
 
 #: root-level legacy key -> dotted current key
@@ -61,10 +62,13 @@ def _move(container: dict[str, Any], old: str, new: str, where: str, notes: list
 def apply_aliases(
     data: Mapping[str, Any], algorithm_aliases: Mapping[str, Mapping[str, str]]
 ) -> tuple[dict[str, Any], list[str], list[ConfigProblem]]:
-    """Return a deep copy of ``data`` with legacy keys moved, the notes made, and any conflicts."""
+    """Return a deep copy of ``data`` with legacy keys moved, the notes made, and any conflicts.
+
+    Legacy values and placements (:mod:`aac.core.config.legacy`) are mapped first, so that a section
+    moved from NNCF 2.0's place gets its keys' aliases too.
+    """
     result = copy.deepcopy(dict(data))
-    notes: list[str] = []
-    problems: list[ConfigProblem] = []
+    notes, problems = apply_legacy(result)
     for old, new in ROOT_ALIASES.items():
         _move(result, old, new, "$", notes, problems)
     aat = result.get("accuracy_aware_training")
