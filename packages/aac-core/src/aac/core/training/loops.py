@@ -110,6 +110,8 @@ class BaseAccuracyAwareTrainingLoop:
         """
         backend = self.registry.backend_for(model).create()
         backend.bind(model)
+        # every rank decides with rank 0's baseline (ranks that measured it on their own shards would disagree and hang)
+        self.uncompressed_model_accuracy = float(backend.broadcast(self.uncompressed_model_accuracy))
         callbacks = Callbacks(train_epoch_fn, validate_fn, configure_optimizers_fn, dump_checkpoint_fn,
                               load_checkpoint_fn, early_stopping_fn, update_learning_rate_fn)
         runner = TrainingRunner(backend, self.compression_controller, model, callbacks, self.lr_updates_needed)

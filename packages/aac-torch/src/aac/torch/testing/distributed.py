@@ -20,8 +20,8 @@ from torch.nn.parallel import DistributedDataParallel
 def adaptive_loop_worker(rank: int, world_size: int, port: int, config: dict[str, Any], log_dir: str, result_dir: str) -> None:
     """Compress, wrap in DDP, run the loop; write this rank's result to ``result_dir/rank<r>.json``.
 
-    Rank ``r`` reports its validation metric lowered by ``10 * r`` points: the ranks only agree if the
-    loop takes rank 0's metric everywhere, as it must.
+    Rank ``r`` reports its validation metric lowered by ``10 * r`` points and hands the loop an uncompressed
+    metric ``10 * r`` points higher: the ranks only agree if the loop takes rank 0's numbers everywhere, as it must.
     """
     from aac.core import create_accuracy_aware_training_loop, create_compressed_model
 
@@ -50,7 +50,7 @@ def adaptive_loop_worker(rank: int, world_size: int, port: int, config: dict[str
             accuracy = float((model(x_val).argmax(1) == y_val).float().mean()) * 100
             return accuracy - 10.0 * rank
 
-        loop = create_accuracy_aware_training_loop(config, controller, uncompressed_model_accuracy=60.0, verbose=False)
+        loop = create_accuracy_aware_training_loop(config, controller, uncompressed_model_accuracy=60.0 + 10.0 * rank, verbose=False)
         loop.run(model, train_epoch, validate, lambda: (torch.optim.SGD(model.parameters(), lr=0.05), None), log_dir=log_dir)
         stats = loop.statistics
         weights = {k: float(v.double().sum()) for k, v in model.state_dict().items() if v.is_floating_point()}
