@@ -1,18 +1,24 @@
-"""Repository-wide test policy: a test never skips because a sibling aac package is missing.
+"""Repository-wide test policy: a test never skips because a sibling aac package is missing; no fsync.
 
 A skip like ``importorskip("aac.pruning")`` hides a wrong test matrix (the session did not install
 what the test needs) behind a green run. Such skips are turned into failures that name the missing
 package, at collection time (module-level ``importorskip``) and at run time alike. Skips for other
 reasons (an optional third-party tool, a platform) are left alone.
+
+Atomic writes skip their flush to disk (``AAC_FSYNC=0``, inherited by the subprocesses tests start):
+a killed process leaves whole files without it, and the suite writes thousands of them.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Generator
 from typing import Any
 
 import pytest
+
+os.environ.setdefault("AAC_FSYNC", "0")
 
 #: the skip reasons ``pytest.importorskip`` and an ``ImportError`` give for an aac module
 MISSING_AAC_MODULE = re.compile(r"(could not import|No module named) '(aac\.[\w.]+)'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,19 @@ def test_atomic_writes_honour_the_umask(tmp_path: Path, umask: int, mode: int) -
     finally:
         os.umask(previous)
     assert (tmp_path / "state.json").stat().st_mode & 0o777 == mode
+
+
+@pytest.mark.parametrize(("setting", "flushes"), [(None, 1), ("1", 1), ("0", 0)])
+def test_atomic_writes_flush_to_disk_unless_aac_fsync_is_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          setting: str | None, flushes: int) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(os, "fsync", calls.append)
+    if setting is None:
+        monkeypatch.delenv("AAC_FSYNC", raising=False)
+    else:
+        monkeypatch.setenv("AAC_FSYNC", setting)
+    atomic_write_json(tmp_path / "state.json", {"epoch": 1})
+    assert len(calls) == flushes and json.loads((tmp_path / "state.json").read_text()) == {"epoch": 1}
 
 
 def test_a_resumed_run_removes_files_its_state_does_not_name(registry: Registry, tmp_path: Path) -> None:
