@@ -68,12 +68,19 @@ def test_concatenation_maps_each_producer_to_its_slice():
     assert analysis.layers["fc"].inputs.repeat == 16
 
 
-def test_grouped_convolutions_and_their_producers_stay_whole():
+def test_grouped_convolutions_and_their_producers_stay_whole_where_the_backend_cannot_cut_them():
     analysis = _analyze(GroupedConvNet())
     kept = _kept(analysis)
-    assert "grouped convolution (groups=4)" in kept["grouped.0"][0]
+    assert "grouped convolution (groups=4)" in kept["grouped.0"][0] and kept["grouped.0"][0].kind == "grouped"
     assert "it feeds grouped convolution 'grouped.0' (groups=4)" in kept["conv2.0"]
     assert set(_groups(analysis)) == {("conv3.0",), ("conv4.0",)}
+
+
+def test_grouped_convolutions_lose_filters_evenly_per_group():
+    analysis = _analyze(GroupedConvNet(), grouped_convolutions=True)
+    assert set(_groups(analysis)) == {("conv2.0",), ("grouped.0",), ("conv3.0",), ("conv4.0",)}
+    assert analysis.group_of("conv2.0").parts == analysis.group_of("grouped.0").parts == 4
+    assert analysis.group_of("conv3.0").parts == 1
 
 
 def test_squeeze_excitation_gate_ties_the_gated_producer():

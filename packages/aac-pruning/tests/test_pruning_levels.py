@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from aac.pruning.levels import GLOBAL_QUOTA, LevelSolver, rounded_kept, top_filters
+from aac.pruning.levels import GLOBAL_QUOTA, LevelSolver, group_unit, rounded_kept, top_filters
 
 
 @pytest.mark.parametrize(("channels", "level", "multiple", "kept"), [
@@ -20,6 +20,17 @@ def test_top_filters_keeps_the_highest_scores():
 def _filter_rate(channels):
     total = sum(channels)
     return lambda kept: 1.0 - float(np.sum(kept)) / total
+
+
+def test_structured_groups_keep_the_same_positions_per_part_and_whole_blocks():
+    scores = np.array([5, 1, 3, 0, 4, 2, 1, 9], dtype=float)  # two parts of four
+    assert top_filters(scores, 4, parts=2).tolist() == [True, False, False, True, True, False, False, True]
+    assert top_filters(scores, 4, block=2).tolist() == [True, True, False, False, False, False, True, True]
+    assert top_filters(scores, 4, parts=2, block=2).tolist() == [False, False, True, True, False, False, True, True]
+    assert group_unit(8, parts=32) == 32 and group_unit(8, parts=10) == 40 and group_unit(8, block=32) == 32
+    assert group_unit(8, parts=13, channels=104) == 13 and group_unit(8, parts=13, channels=208) == 104
+    solver = LevelSolver([32, 96], [8, 32], lambda kept: 1 - kept.sum() / 128)
+    assert solver.kept(0.5).tolist() == [16, 64]  # 48 of 96 rounds up to two 32-channel heads
 
 
 def test_solver_finds_the_closest_measured_rate():

@@ -5,7 +5,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aac.core.graph import ConcatAttributes, ConvAttributes, FlattenAttributes, Metatype
+from aac.core.graph import (
+    AttentionAttributes,
+    ConcatAttributes,
+    ConstantAttributes,
+    ConvAttributes,
+    FlattenAttributes,
+    LinearAttributes,
+    MatmulAttributes,
+    Metatype,
+    PermuteAttributes,
+    ReshapeAttributes,
+    ShapeAttributes,
+)
 from aac.torch.scopes import ScopeSelection
 from aac.torch.testing.models import DenseNetLike, MobileNetLike, ResNet, SENet
 from aac.torch.tracing import ModelTraceError, trace_model
@@ -40,7 +52,7 @@ def test_layers_and_attributes(traced):
     graph = traced.graph
     conv = graph.node("conv")
     assert conv.metatype is Metatype.CONV and conv.layer == "conv"
-    assert conv.attributes == ConvAttributes(3, 8, (3, 3), (1, 1), 1, False, True)
+    assert conv.attributes == ConvAttributes(3, 8, (3, 3), (1, 1), 1, False, True, channel_axis=-3)
     assert graph.node("dw").attributes.is_depthwise
     assert graph.node("bn").metatype is Metatype.BATCH_NORM
     assert graph.node("fc").metatype is Metatype.LINEAR
@@ -55,7 +67,7 @@ def test_functional_ops(traced):
     assert _by_op(graph, "sub").attributes.preserves_zero is False  # subtracting a constant
     add = _by_op(graph, "add")
     assert add.metatype is Metatype.ELEMENTWISE and len(add.inputs) == 2
-    assert _by_op(graph, "cat").attributes == ConcatAttributes(along_channels=True)
+    assert _by_op(graph, "cat").attributes == ConcatAttributes(along_channels=True, axis=-3)
     assert _by_op(graph, "max_pool2d").metatype is Metatype.POOL
     assert _by_op(graph, "mean").metatype is Metatype.SPATIAL_REDUCE
     assert _by_op(graph, "size").metatype is Metatype.SHAPE
@@ -122,3 +134,37 @@ def test_ignored_module_is_traced_as_one_opaque_operation():
 def test_bad_input_info_is_reported():
     with pytest.raises(ModelTraceError, match=r"input_info shapes \[\[1, 5, 8, 8\]\]"):
         trace_model(ResNet(), {"sample_size": [1, 5, 8, 8]})
+
+
+class ShapeOps(nn.Module):
+    """Channels-last work on a layer's own weights, a stored scale, a product of tensors, attention."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+        self.fc = nn.Linear(8, 8)
+        self.scale = nn.Parameter(torch.ones(8))
+        self.attention = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, x):
+        y = self.conv(x).permute(0, 2, 3, 1)
+        y = F.linear(y, self.fc.weight, self.fc.bias) * self.scale
+        tokens = y.reshape(y.size(0), -1, 8)
+        tokens, _ = self.attention(tokens, tokens, tokens)
+        return (tokens @ tokens.transpose(1, 2)).sum()
+
+
+def test_shape_operations_functional_layers_and_attention():
+    graph = trace_model(ShapeOps(), {"sample_size": [2, 3, 4, 4]}).graph
+    assert _by_op(graph, "permute").attributes == PermuteAttributes((0, 2, 3, 1))
+    linear = _by_op(graph, "linear")
+    assert (linear.metatype, linear.layer, linear.attributes) == (Metatype.LINEAR, "fc", LinearAttributes(8, 8, True))
+    assert _by_op(graph, "scale").attributes == ConstantAttributes("scale") and _by_op(graph, "scale").output_shape == (8,)
+    assert _by_op(graph, "size").attributes == ShapeAttributes((-4,))  # the batch of a 4-D tensor
+    assert _by_op(graph, "reshape").attributes == ReshapeAttributes((None, -1, 8))  # 8 is written in the code
+    attention = _by_op(graph, "MultiheadAttention")
+    assert attention.metatype is Metatype.ATTENTION
+    assert attention.attributes == AttentionAttributes(8, 2, query_tokens=16, key_tokens=16, attended=16)
+    assert [n.metatype for n in graph.successors(attention.name)] == [Metatype.ITEM, Metatype.ITEM]
+    matmul = _by_op(graph, "matmul")
+    assert matmul.metatype is Metatype.MATMUL and matmul.attributes == MatmulAttributes(2.0 * 16 * 16 * 8)  # per sample

@@ -51,10 +51,32 @@ class Metatype(enum.Enum):
     SPATIAL_REDUCE = "spatial_reduce"
     #: flattening of the channel axis with the axes after it (:class:`FlattenAttributes`)
     FLATTEN = "flatten"
-    #: reading a tensor's shape; it has no tensor output and does not constrain channels
+    #: reading a tensor's shape, or arithmetic on sizes; it has no tensor output. Which axes of its
+    #: input it reads (:class:`ShapeAttributes`) matters: code that reads a channel count breaks when it changes
     SHAPE = "shape"
-    #: a stored tensor (parameter or buffer) used directly by an operation
+    #: a stored tensor (parameter or buffer) used directly by an operation (:class:`ConstantAttributes`)
     CONSTANT = "constant"
+    #: reordering of axes: permute, transpose, movedim (:class:`PermuteAttributes`)
+    PERMUTE = "permute"
+    #: a new shape for the same data: view, reshape, flatten of some axes, squeeze, unsqueeze
+    #: (:class:`ReshapeAttributes`); algorithms read the input's and output's shapes
+    RESHAPE = "reshape"
+    #: broadcasting of size-1 axes to a larger shape: expand (:class:`ReshapeAttributes`)
+    BROADCAST = "broadcast"
+    #: splitting along one axis into several tensors: chunk, split, unbind (:class:`SplitAttributes`);
+    #: its value is a tuple, read by :attr:`ITEM` nodes
+    SPLIT = "split"
+    #: one element of a tuple-valued operation: a split's piece, an attention layer's output (:class:`ItemAttributes`)
+    ITEM = "item"
+    #: basic indexing of a tensor, ``x[:, 0]`` or ``x[..., ::2, :]`` (:class:`IndexAttributes`)
+    INDEX = "index"
+    #: multi-head attention with packed query/key/value projections (:class:`AttentionAttributes`); its
+    #: value is the output, or a tuple (output, attention weights) read by :attr:`ITEM` nodes, as
+    #: PyTorch's ``nn.MultiheadAttention`` returns
+    ATTENTION = "attention"
+    #: a product of two tensors computed at run time (matmul, bmm, einsum, scaled dot-product attention,
+    #: a linear or convolution whose weight is not a layer's) (:class:`MatmulAttributes`)
+    MATMUL = "matmul"
     #: anything else; algorithms must assume it mixes channels arbitrarily
     UNKNOWN = "unknown"
 
@@ -70,6 +92,9 @@ class ConvAttributes:
     groups: int = 1
     transposed: bool = False
     has_bias: bool = True
+    #: the axis of its input and output that holds channels, counted from the end (-3 for PyTorch's
+    #: NCHW); None when the backend does not say, and algorithms then assume the framework's default
+    channel_axis: int | None = None
 
     @property
     def is_depthwise(self) -> bool:
@@ -94,17 +119,25 @@ class LinearAttributes:
 
 @dataclass(frozen=True)
 class NormAttributes:
-    """A normalisation layer over ``num_channels`` channels (``num_groups`` only for group norm)."""
+    """A normalisation layer over ``num_channels`` channels (``num_groups`` only for group norm).
+
+    ``params_per_channel``: its parameters per channel when ``affine`` (2: scale and offset; Keras
+    layers may have only one of them).
+    """
 
     num_channels: int
     affine: bool = True
     num_groups: int = 1
+    params_per_channel: int = 2
 
 
 @dataclass(frozen=True)
 class ConcatAttributes:
     #: True if the inputs are joined along the channel axis (the backend knows its layout)
     along_channels: bool
+    #: the axis joined along, counted from the end, when the backend knows it; it decides over
+    #: ``along_channels`` once an algorithm has followed the channel axis through permutations
+    axis: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +157,106 @@ class ActivationAttributes:
     preserves_zero: bool
 
 
-Attributes = ConvAttributes | LinearAttributes | NormAttributes | ConcatAttributes | FlattenAttributes | ActivationAttributes | None
+@dataclass(frozen=True)
+class ShapeAttributes:
+    """Which axes of its input a :attr:`Metatype.SHAPE` node reads, counted from the end.
+
+    None: the whole shape (``x.shape``, ``x.size()``); ``()``: none of them (``x.dim()``, ``x.dtype``,
+    arithmetic on sizes already read). A node that picks from a whole shape another node read
+    (``x.shape[1]``) gives the axes it picks of that tensor.
+    """
+
+    axes: tuple[int, ...] | None = ()
+
+
+@dataclass(frozen=True)
+class ConstantAttributes:
+    #: the stored tensor's path in the model (``"encoder.pos_embedding"``); None when the backend cannot name it
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class PermuteAttributes:
+    #: output axis ``i`` is input axis ``dims[i]`` (non-negative; ``len(dims)`` is the rank)
+    dims: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ReshapeAttributes:
+    """The sizes as the code writes them, one per output axis: a number written in the code (-1
+    included) or None where it is computed at run time. ``sizes`` is None for operations that take
+    no sizes (flatten, squeeze, unsqueeze, expand_as). A channel count written as a number does not
+    follow pruning, so algorithms must not change the channels it describes.
+    """
+
+    sizes: tuple[int | None, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SplitAttributes:
+    #: the axis split, counted from the end
+    axis: int
+    #: the pieces' extents along it
+    sizes: tuple[int, ...]
+    #: False when the pieces lose the axis (unbind)
+    keeps_axis: bool = True
+
+
+@dataclass(frozen=True)
+class ItemAttributes:
+    index: int
+
+
+@dataclass(frozen=True)
+class IndexAttributes:
+    """Basic indexing: for each input axis, first to last, the output axis it becomes (non-negative)
+    or None where an integer index removes it, and whether a slice keeps only part of it."""
+
+    axes: tuple[int | None, ...]
+    narrowed: tuple[bool, ...]
+    output_rank: int
+
+
+@dataclass(frozen=True)
+class AttentionAttributes:
+    """Multi-head attention over the last axis: one packed projection makes queries, keys and values
+    (``3 * embed_dim`` rows, each ``num_heads`` blocks of ``head_dim``), an output projection maps
+    them back, and the inner width equals the input and output width (``nn.MultiheadAttention``,
+    torchvision's window attention).
+
+    :ivar query_tokens: query positions per sample; ``key_tokens`` key positions per sample;
+        ``attended`` keys each query attends to - what FLOPs counting needs (None without shapes).
+    :ivar params_per_head: entries of per-head tensors (a relative position bias table) per head.
+    :ivar problem: why its heads cannot be pruned (an option the layer uses that algorithms do not
+        follow), or None.
+    """
+
+    embed_dim: int
+    num_heads: int
+    query_tokens: float | None = None
+    key_tokens: float | None = None
+    attended: float | None = None
+    qkv_bias: bool = True
+    out_bias: bool = True
+    params_per_head: int = 0
+    problem: str | None = None
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+
+@dataclass(frozen=True)
+class MatmulAttributes:
+    #: FLOPs per sample (two per multiply-add, as for layers), None without shapes
+    flops: float | None
+
+
+Attributes = (
+    ConvAttributes | LinearAttributes | NormAttributes | ConcatAttributes | FlattenAttributes | ActivationAttributes
+    | ShapeAttributes | ConstantAttributes | PermuteAttributes | ReshapeAttributes | SplitAttributes | ItemAttributes
+    | IndexAttributes | AttentionAttributes | MatmulAttributes | None
+)
 
 
 @dataclass(frozen=True)

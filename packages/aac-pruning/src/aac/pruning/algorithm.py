@@ -8,6 +8,7 @@ write and read the group masks. Everything that decides *what* to prune lives he
 
 from __future__ import annotations
 
+import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -22,15 +23,20 @@ from aac.core.statistics import AlgorithmStatistics
 from aac.pruning.cost import CostModel
 from aac.pruning.groups import PruningAnalysis, PruningRules, analyze
 from aac.pruning.importance import IMPORTANCE
-from aac.pruning.levels import LevelSolver, top_filters
+from aac.pruning.levels import LevelSolver, group_unit, top_filters
 from aac.pruning.params import FilterPruningParams
 from aac.pruning.ranking import InterlayerRanking, interlayer_ranking
-from aac.pruning.report import pruning_statistics
+from aac.pruning.report import coverage, coverage_line, kept_counts, kept_summary, pruning_statistics
 from aac.pruning.schedule import SCHEDULES, PruningScheduler
+
+
+class PruningCoverageWarning(UserWarning):
+    """Filter pruning can reach fewer than half of the model's layers (see docs/pruning.md)."""
+
 
 #: tolerance for "the level has reached the target"
 STAGE_TOLERANCE = 1e-5
-_WEIGHTED = (Metatype.CONV, Metatype.LINEAR)
+_WEIGHTED = (Metatype.CONV, Metatype.LINEAR, Metatype.ATTENTION)
 
 
 class FilterPruningAlgorithm(CompressionAlgorithm):
@@ -53,6 +59,9 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
     #: group id -> why ``strip()`` cannot physically remove that group's filters (it zeroes them instead);
     #: filled by a backend that cannot rebuild some layers smaller (TensorFlow: subclassed models)
     unremovable: dict[int, str]
+    #: what the backend can remove exactly (see :class:`~aac.pruning.groups.PruningRules`)
+    grouped_convolutions: ClassVar[bool] = False
+    norm_statistics: ClassVar[bool] = False
     #: how the layers' scores compare under ``all_weights`` (``interlayer_ranking_type``); LeGR's search sets it
     interlayer_ranking: InterlayerRanking
     #: the backend's prepared model (set by the framework base class); its scopes name a ranking file's layers
@@ -68,6 +77,8 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
             prune_batch_norms=params.prune_batch_norms,
             is_ignored=is_ignored,
             is_target=is_target,
+            grouped_convolutions=self.grouped_convolutions,
+            norm_statistics=self.norm_statistics,
         )
         self.interlayer_ranking = interlayer_ranking(section, self.prepared.scopes)
         self._init_pruning(graph, params, rules, path=section.path, model_params=model_params)
@@ -76,6 +87,7 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
         self.params = params
         self.unremovable = {}
         self.analysis = analyze(graph, rules)
+        self._warn_if_little_is_prunable()
         self.cost = CostModel(graph, self.analysis)
         if params.flops_mode and not self.cost.has_flops:
             raise ConfigError([ConfigProblem(
@@ -96,6 +108,17 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
         self._attach_masks(self.analysis)
         # NNCF builds the model at pruning_init; the schedule caps every later level at the target
         self._set_level(params.pruning_init if params.pruning_init > params.target else self._scheduler.level_at(0))
+
+    def _warn_if_little_is_prunable(self) -> None:
+        """Say at once when fewer than half of the layers (the model's outputs aside) can lose filters, and why:
+        NNCF's defaults keep most of a residual network whole, which users otherwise find out after a long run."""
+        counts = coverage(self.analysis)
+        pruned, total = sum(p for p, _ in counts.values()), sum(t for _, t in counts.values())
+        total -= kept_counts(self.analysis).get("model outputs", 0)
+        if pruned < 0.5 * total:
+            warnings.warn(
+                f"filter_pruning: only {coverage_line(self.analysis)}: {kept_summary(self.analysis)}. docs/pruning.md explains "
+                "which settings keep layers whole", PruningCoverageWarning, stacklevel=5)
 
     # -- framework hooks -------------------------------------------------------------------
     @abstractmethod
@@ -122,7 +145,8 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
         return 1.0 - float(np.sum(kept)) / total if total else 0.0
 
     def _solver(self, scores: Sequence[np.ndarray]) -> LevelSolver:
-        return LevelSolver(self._full, self.params.filters_multiple_of, self._measure, scores if self.params.all_weights else None)
+        units = [group_unit(self.params.filters_multiple_of, g.parts, g.block, g.channels) for g in self.analysis.groups]
+        return LevelSolver(self._full, units, self._measure, scores if self.params.all_weights else None)
 
     def _group_scores(self) -> list[np.ndarray]:
         """Importance of each group's channels, summed over the layers whose filters they are.
@@ -153,7 +177,8 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
         """Recompute the masks from the current weights for ``level`` (scheduler and setter both come here)."""
         scores = self._group_scores()
         kept = self._solver(scores).solve(level)
-        self._write_masks([top_filters(s, int(k)) for s, k in zip(scores, kept, strict=True)])
+        groups = self.analysis.groups
+        self._write_masks([top_filters(s, int(k), g.parts, g.block) for s, k, g in zip(scores, kept, groups, strict=True)])
         self._level = float(level)
 
     def _removal_masks(self) -> list[np.ndarray]:
@@ -173,8 +198,9 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
         if value > self._maximal + 1e-9:
             unit = "FLOPs" if self.params.flops_mode else "filters"
             raise CompressionRateError(
-                f"filter_pruning: cannot remove {value:.4f} of the {unit}; at most {self._maximal:.4f} is reachable "
-                f"(groups keep at least {self.params.filters_multiple_of} filters; see maximal_compression_rate)"
+                f"filter_pruning: cannot remove {value:.4f} of the {unit}; at most {self._maximal:.4f} is reachable: "
+                f"{kept_summary(self.analysis)}, and each prunable group keeps at least {self.params.filters_multiple_of} "
+                "filters (filters_multiple_of)"
             )
         self._set_level(value)
 

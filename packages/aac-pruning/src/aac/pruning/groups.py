@@ -6,21 +6,28 @@ a depthwise convolution and a batch norm carry the channel through, a concatenat
 flatten turns it into a block of features of the next fully connected layer. This module follows
 channels through the graph once, in topological order, and answers:
 
-* the **groups**: sets of producer layers (convolutions, linear layers) whose filters are one channel
-  space and are pruned as a unit;
-* for each touched layer, how its output channels (producers, followers such as norms and depthwise
-  convolutions) and its input channels (consumers) are laid out in terms of those groups - what
-  masking and physical removal need;
-* the groups that cannot be pruned, and why (so the user can change a rule instead of guessing).
+* the **groups**: sets of producer layers (convolutions, linear layers, attention layers) whose
+  filters are one channel space and are pruned as a unit - with the structure their consumers
+  impose: a grouped convolution needs each of its groups to keep as many channels as the others
+  (:attr:`PruningGroup.parts`), an attention layer loses whole heads (:attr:`PruningGroup.block`);
+* for each touched layer, how its output channels (producers, followers such as norms, depthwise
+  convolutions and stored per-channel tensors like a layer scale) and its input channels
+  (consumers) are laid out in terms of those groups - what masking and physical removal need;
+* the groups that cannot be pruned, and why (so the user can change a rule instead of guessing):
+  each :class:`Reason` has a kind that :func:`aac.pruning.report.kept_counts` counts.
 
-Each tensor is tracked as a list of :class:`Segment` s - runs of channels that come from one source.
-A segment also remembers whether its pruned channels are exactly zero there: removing channels is
-only equivalent to masking them if every layer that reads them reads zeros. A sigmoid, an added
-constant or an unmasked batch norm breaks that, and the group is then kept, with the reason.
+Each tensor is tracked as a list of :class:`Segment` s - runs of channels that come from one source -
+plus the axis that holds them, counted from the end (so a permutation moves it and broadcasting
+aligns it). A segment also remembers whether its pruned channels are exactly zero there: removing
+channels is only equivalent to masking them if every layer that reads them reads zeros. A sigmoid,
+an added constant or an unmasked batch norm breaks that, and the group is then kept, with the
+reason. Code that reads a channel count (``x.size(1)``) or writes one (``x.reshape(n, 768, -1)``)
+would not follow pruning either: the layers whose count it reads or writes are kept.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -28,28 +35,66 @@ import numpy as np
 
 from aac.core.graph import (
     ActivationAttributes,
+    AttentionAttributes,
     ConcatAttributes,
+    ConstantAttributes,
     ConvAttributes,
     FlattenAttributes,
     Graph,
+    IndexAttributes,
+    ItemAttributes,
     LinearAttributes,
     Metatype,
     Node,
     NormAttributes,
+    PermuteAttributes,
+    ReshapeAttributes,
+    ShapeAttributes,
+    SplitAttributes,
 )
 
 SPATIAL, FLAT, ANY = "spatial", "flat", "any"
 
 
+class Reason(str):
+    """Why a group is kept whole: the text users read, plus a ``kind`` summaries count by.
+
+    Kinds: ``first_layer``, ``downsample`` (the two NNCF rules), ``grouped``, ``op`` (an operation
+    aac does not follow; ``op`` names it), ``output``, ``scopes``, ``code`` (a channel count read
+    or written by the model's code), ``nonzero`` (pruned channels would be read as non-zero),
+    ``norm``, ``attention``, ``mismatch`` (channels that do not line up), ``fixed`` (tied to a
+    tensor that cannot be pruned).
+    """
+
+    kind: str
+    op: str
+
+    def __new__(cls, text: str, kind: str = "", op: str = "") -> Reason:
+        reason = super().__new__(cls, text)
+        reason.kind = kind
+        reason.op = op
+        return reason
+
+    def __reduce__(self) -> tuple[type[Reason], tuple[str, str, str]]:
+        return Reason, (str(self), self.kind, self.op)
+
+
 @dataclass(frozen=True)
 class PruningRules:
-    """What the config allows; the callables answer for layer paths (scopes are resolved by the backend)."""
+    """What the config allows; the callables answer for layer paths (scopes are resolved by the backend).
+
+    ``grouped_convolutions`` and ``norm_statistics`` say what the backend can remove exactly: filters
+    of grouped convolutions, and channels of layer norms over channels (whose statistics must then
+    leave the pruned channels out while masked).
+    """
 
     prune_first: bool = False
     prune_downsample: bool = False
     prune_batch_norms: bool = True
     is_ignored: Callable[[str], bool] = lambda layer: False
     is_target: Callable[[str], bool] = lambda layer: True
+    grouped_convolutions: bool = False
+    norm_statistics: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,7 +139,9 @@ class LayerPlan:
 
     ``masked`` is False for a layer that only carries channels without parameters to mask while
     training (a norm without affine parameters, a batch norm with ``prune_batch_norms: false``);
-    it is still cut when the model is stripped.
+    it is still cut when the model is stripped. A stored tensor that follows channels (metatype
+    :attr:`~aac.core.graph.Metatype.CONSTANT`, ``layer`` its path) has them on ``axis``, counted
+    from the end.
     """
 
     layer: str
@@ -102,17 +149,25 @@ class LayerPlan:
     outputs: ChannelLayout | None = None
     inputs: ChannelLayout | None = None
     masked: bool = True
+    axis: int | None = None
 
 
 @dataclass(frozen=True)
 class PruningGroup:
-    """Producer layers whose filters form one channel space, pruned together."""
+    """Producer layers whose filters form one channel space, pruned together.
+
+    ``parts``: the channels form that many equal consecutive parts that must keep equally many
+    channels (the groups of a grouped convolution). ``block``: channels go in whole consecutive
+    blocks of that size (the heads of an attention layer).
+    """
 
     id: int
     channels: int
     producers: tuple[str, ...]
-    #: layers whose per-channel parameters follow (norms, depthwise convolutions)
+    #: layers whose per-channel parameters follow (norms, depthwise convolutions, stored tensors)
     followers: tuple[str, ...] = ()
+    parts: int = 1
+    block: int = 1
 
 
 @dataclass(frozen=True)
@@ -120,7 +175,7 @@ class KeptGroup:
     """Producers that stay whole, with every reason found."""
 
     producers: tuple[str, ...]
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]
 
 
 @dataclass(frozen=True)
@@ -128,6 +183,8 @@ class PruningAnalysis:
     groups: tuple[PruningGroup, ...]
     layers: Mapping[str, LayerPlan]
     kept: tuple[KeptGroup, ...]
+    #: every convolution, linear and attention layer of the model, pruned or not (for coverage statistics)
+    layer_types: Mapping[str, Metatype] = field(default_factory=dict)
 
     def group_of(self, producer: str) -> PruningGroup | None:
         return next((g for g in self.groups if producer in g.producers), None)
@@ -152,12 +209,43 @@ class _Tensor:
     layout: str = ANY
     repeat: int | None = 1
     channel_major: bool = True
+    #: the axis holding the channels, counted from the end; None when the backend does not say
+    axis: int | None = None
 
     def dirtied(self, where: str) -> _Tensor:
         return replace(self, segments=tuple(replace(s, dirty=s.dirty or where) for s in self.segments))
 
     def cleaned(self) -> _Tensor:
         return replace(self, segments=tuple(replace(s, dirty=None) for s in self.segments))
+
+    def structure(self) -> tuple[tuple[int | None, ...], int | None, bool]:
+        return tuple(s.channels for s in self.segments), self.repeat, self.channel_major
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A parameter or buffer not yet combined with channels (a layer scale, a position embedding)."""
+
+    node: str
+    path: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Tuple:
+    items: tuple[_Value, ...]
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    """Sizes read off tensors: for each read, the tensor and the axes read (None: all of them).
+    ``exact`` when the value is one size as read, not computed from sizes."""
+
+    reads: tuple[tuple[_Tensor, tuple[int, ...] | None], ...]
+    exact: bool = False
+
+
+_Value = _Tensor | _Stored | _Tuple | _Sizes | None
 
 
 @dataclass
@@ -166,19 +254,22 @@ class _Source:
     channels: int | None
     producer: bool
     from_input: bool
-    reasons: list[str] = field(default_factory=list)
+    reasons: list[Reason] = field(default_factory=list)
+    parts: int = 1
+    block: int = 1
 
 
 @dataclass(frozen=True)
 class _Use:
-    """A layer reading (consumer, depthwise) or carrying (follower) channels."""
+    """A layer reading (consumer, depthwise) or carrying (follower, stored tensor) channels."""
 
     layer: str
     metatype: Metatype
     tensor: _Tensor
-    role: str  # "consumer" | "follower" | "depthwise"
+    role: str  # "consumer" | "follower" | "depthwise" | "stored"
     declared: int  # the layer's own channel count on that axis
     masked: bool = True
+    axis: int | None = None
 
 
 class _UnionFind:
@@ -219,113 +310,224 @@ class _Analyzer:
         self.sources: dict[str, _Source] = {}
         self.links = _UnionFind()
         self.uses: list[_Use] = []
-        self.values: dict[str, _Tensor | None] = {}
+        self.values: dict[str, _Value] = {}
         self.resolved: dict[int, _Tensor] = {}
+        #: (node, reshaped tensor, tensor whose channel count the reshape reads): checked once ties are known
+        self.size_checks: list[tuple[Node, _Tensor | None, _Tensor]] = []
+        #: stored tensors also used where channels are not followed: they must keep their size
+        self.pinned: set[str] = set()
 
     # -- sources and blocking ------------------------------------------------------------
-    def _source(self, key: str, channels: int | None, *, producer: bool, from_input: bool, reasons: Iterable[str] = ()) -> _Source:
+    def _source(self, key: str, channels: int | None, *, producer: bool, from_input: bool, reasons: Iterable[Reason] = (),
+                parts: int = 1, block: int = 1) -> _Source:
         source = self.sources.get(key)
         if source is None:
             source = self.sources[key] = _Source(key, channels, producer, from_input)
             self.links.add(key)
         source.reasons.extend(r for r in reasons if r not in source.reasons)
+        source.parts = math.lcm(source.parts, parts)
+        source.block = math.lcm(source.block, block)
         return source
 
-    def _block(self, tensors: Iterable[_Tensor], reason: str) -> None:
+    def _block(self, tensors: Iterable[_Tensor], reason: Reason) -> None:
         for tensor in tensors:
             for segment in tensor.segments:
                 self._block_source(segment.source, reason)
 
-    def _block_source(self, key: str, reason: str) -> None:
+    def _block_source(self, key: str, reason: Reason) -> None:
         reasons = self.sources[key].reasons
         if reason not in reasons:
             reasons.append(reason)
 
-    def _fixed(self, node: Node, what: str, inputs: Sequence[_Tensor] = ()) -> _Tensor:
+    def _fixed(self, node: Node, what: str, inputs: Sequence[_Tensor] = (), kind: str = "fixed", key: str | None = None) -> _Tensor:
         """A tensor whose channels aac cannot prune (a model input, a constant, an unknown op's output)."""
         from_input = bool(inputs) and all(self.sources[s.source].from_input for t in inputs for s in t.segments)
-        reason = f"its channels are tied to {what}, which cannot be pruned"
-        self._source(node.name, None, producer=False, from_input=from_input or node.metatype is Metatype.INPUT, reasons=[reason])
-        layout = ANY if node.output_shape is None else FLAT if len(node.output_shape) == 2 else SPATIAL
-        return _Tensor((Segment(node.name, None, dirty=node.describe()),), layout)
+        reason = Reason(f"its channels are tied to {what}, which cannot be pruned", kind, node.op if kind == "op" else "")
+        key = key or node.name
+        self._source(key, None, producer=False, from_input=from_input or node.metatype is Metatype.INPUT, reasons=[reason])
+        shape = node.output_shape
+        layout = ANY if shape is None else FLAT if len(shape) == 2 else SPATIAL
+        return _Tensor((Segment(key, None, dirty=node.describe()),), layout)
+
+    def _unknown(self, node: Node, values: Sequence[_Value], why: str = "which aac cannot follow channels through") -> _Tensor:
+        self.pinned.update(v.path for v in values if isinstance(v, _Stored))
+        tensors = self._tensors(values)
+        self._block(tensors, Reason(f"it feeds {node.describe()}, {why}", "op", node.op))
+        return self._fixed(node, f"the output of {node.describe()}", tensors, kind="op")
+
+    def _tensors(self, values: Iterable[_Value]) -> list[_Tensor]:
+        """The tensors among ``values`` (inside tuples too); stored tensors are not channels yet."""
+        found: list[_Tensor] = []
+        for value in values:
+            if isinstance(value, _Tensor):
+                found.append(value)
+            elif isinstance(value, _Tuple):
+                found.extend(self._tensors(value.items))
+        return found
+
+    def _as_tensor(self, node: Node, value: _Value) -> _Tensor | None:
+        """``value`` as channels: a stored tensor or a tuple met where channels are expected cannot be pruned."""
+        if isinstance(value, _Tensor) or value is None or isinstance(value, _Sizes):
+            return value if isinstance(value, _Tensor) else None
+        if isinstance(value, _Stored):
+            self.pinned.add(value.path)
+            stored = self.graph.node(value.node)
+            return self._fixed(stored, f"a stored tensor ('{value.path}')")
+        return self._fixed(node, f"a tuple read by {node.describe()}", self._tensors([value]), key=f"{node.name}:tuple")
 
     # -- main loop -----------------------------------------------------------------------
     def run(self) -> PruningAnalysis:
         for node in self.graph:
-            inputs = [v for v in (self.values.get(name) for name in node.inputs) if v is not None]
-            self.values[node.name] = self._visit(node, inputs)
+            values = [self.values.get(name) for name in node.inputs]
+            if node.metatype is not Metatype.SHAPE:
+                self._read_sizes(node, values)
+            self.values[node.name] = self._visit(node, values)
+        self._check_sizes()
         self._check_uses()
         return self._result()
 
-    def _visit(self, node: Node, inputs: list[_Tensor]) -> _Tensor | None:
+    def _visit(self, node: Node, values: list[_Value]) -> _Value:
         m = node.metatype
         if m is Metatype.SHAPE:
-            return None
+            return self._sizes(node, values)
         if m is Metatype.INPUT:
             return self._fixed(node, "the model input")
         if m is Metatype.CONSTANT:
+            attrs = node.attributes
+            if isinstance(attrs, ConstantAttributes) and attrs.path is not None and node.output_shape is not None:
+                return _Stored(node.name, attrs.path, node.output_shape)
             return self._fixed(node, f"a stored tensor ({node.describe()})")
         if m is Metatype.OUTPUT:
-            self._block(inputs, "its channels reach the model output")
+            self.pinned.update(v.path for v in values if isinstance(v, _Stored))
+            self._block(self._tensors(values), Reason("its channels reach the model output", "output"))
             return None
-        if not inputs:  # an operation that creates a tensor (torch.zeros …) is a fixed source
+        if m is Metatype.ITEM:
+            return self._item(node, values)
+        data = [v for v in values if v is not None and not isinstance(v, _Sizes)]
+        if not data:  # an operation that creates a tensor (torch.zeros …) is a fixed source
             return self._fixed(node, f"a tensor created by {node.describe()}")
         handler = _HANDLERS.get(m)
         if handler is None:
-            self._block(inputs, f"it feeds {node.describe()}, which aac cannot follow channels through")
-            return self._fixed(node, f"the output of {node.describe()}", inputs)
-        return handler(self, node, inputs)
+            return self._unknown(node, values)
+        return handler(self, node, values)
 
-    def _conv(self, node: Node, inputs: list[_Tensor]) -> _Tensor:
+    def _data(self, node: Node, values: Sequence[_Value]) -> _Tensor:
+        """The operand an operation of one input acts on, as channels."""
+        value = next(v for v in values if v is not None and not isinstance(v, _Sizes))
+        tensor = self._as_tensor(node, value)
+        assert tensor is not None
+        return tensor
+
+    def _shape_of(self, name: str) -> tuple[int, ...] | None:
+        return self.graph.node(name).output_shape
+
+    # -- layers ----------------------------------------------------------------------------
+    def _conv(self, node: Node, values: list[_Value]) -> _Tensor:
         attrs = node.attributes
         assert isinstance(attrs, ConvAttributes) and node.layer is not None
-        x = inputs[0]
-        if x.layout == FLAT:
-            self._block([x], f"it feeds {node.describe()} as a flat tensor")
+        x = self._data(node, values)
+        if x.axis is not None and attrs.channel_axis is not None:
+            if x.axis != attrs.channel_axis:
+                self._block([x], Reason(f"it feeds {node.describe()} along another axis than its channels", "mismatch"))
+        elif x.layout == FLAT:
+            self._block([x], Reason(f"it feeds {node.describe()} as a flat tensor", "mismatch"))
+        out = _Tensor((Segment(node.layer, attrs.out_channels),), SPATIAL, axis=attrs.channel_axis)
         if attrs.is_depthwise:
             self._use(node, x, "depthwise", attrs.in_channels)
-            return replace(x, layout=SPATIAL).cleaned()
+            return replace(x, layout=SPATIAL, axis=attrs.channel_axis).cleaned()
         self._use(node, x, "consumer", attrs.in_channels)
         reasons = self._producer_reasons(node, x)
+        parts = 1
         if attrs.is_grouped:
-            self._block([x], f"it feeds grouped convolution '{node.layer}' (groups={attrs.groups})")
-            reasons.append(f"grouped convolution (groups={attrs.groups}): its filters cannot be removed one by one")
+            problem = self._grouped_problem(attrs, x)
+            if problem is None:  # the filters go evenly per group, so must the channels it reads
+                source = self.sources[x.segments[0].source]
+                source.parts = math.lcm(source.parts, attrs.groups)
+                parts = attrs.groups
+            else:
+                feeds = "" if problem.startswith(": its filters") else problem
+                self._block([x], Reason(f"it feeds grouped convolution '{node.layer}' (groups={attrs.groups}){feeds}", "grouped"))
+                reasons.append(Reason(f"grouped convolution (groups={attrs.groups}){problem}", "grouped"))
         if attrs.downsamples and not self.rules.prune_downsample:
-            reasons.append(f"'{node.layer}' downsamples (stride {attrs.stride}); set prune_downsample_convs: true to prune it")
-        self._source(node.layer, attrs.out_channels, producer=True, from_input=False, reasons=reasons)
-        return _Tensor((Segment(node.layer, attrs.out_channels),), SPATIAL)
+            reasons.append(Reason(f"'{node.layer}' downsamples (stride {attrs.stride}); set prune_downsample_convs: true to prune it",
+                                  "downsample"))
+        self._source(node.layer, attrs.out_channels, producer=True, from_input=False, reasons=reasons, parts=parts)
+        return out
 
-    def _linear(self, node: Node, inputs: list[_Tensor]) -> _Tensor:
+    def _grouped_problem(self, attrs: ConvAttributes, x: _Tensor) -> str | None:
+        """Why a grouped convolution's filters cannot be removed evenly per group (None: they can)."""
+        if not self.rules.grouped_convolutions:
+            return ": its filters cannot be removed one by one"
+        if attrs.transposed:
+            return ": a transposed grouped convolution"
+        if len(x.segments) != 1 or x.repeat != 1:
+            return ": it reads channels of several layers"
+        return None
+
+    def _linear(self, node: Node, values: list[_Value]) -> _Tensor:
         attrs = node.attributes
         assert isinstance(attrs, LinearAttributes) and node.layer is not None
-        x = inputs[0]
-        if x.layout == SPATIAL:
-            self._block([x], f"it feeds {node.describe()} along a spatial axis")
+        x = self._data(node, values)
+        if x.axis is not None and x.axis != -1:
+            self._block([x], Reason(f"it feeds {node.describe()} along another axis than its channels", "mismatch"))
+        elif x.axis is None and x.layout == SPATIAL:
+            self._block([x], Reason(f"it feeds {node.describe()} along a spatial axis", "mismatch"))
         self._use(node, x, "consumer", attrs.in_features)
         reasons = self._producer_reasons(node, x)
         self._source(node.layer, attrs.out_features, producer=True, from_input=False, reasons=reasons)
-        return _Tensor((Segment(node.layer, attrs.out_features),), FLAT)
+        shape = node.output_shape
+        return _Tensor((Segment(node.layer, attrs.out_features),), FLAT if shape is None or len(shape) == 2 else SPATIAL, axis=-1)
 
-    def _producer_reasons(self, node: Node, x: _Tensor) -> list[str]:
+    def _attention(self, node: Node, values: list[_Value]) -> _Value:
+        """Heads are removed whole; the inner width equals the input and output width, so those are one channel space."""
+        attrs = node.attributes
+        assert isinstance(attrs, AttentionAttributes) and node.layer is not None
+        inputs = [self._as_tensor(node, v) for v in values[:3] if v is not None and not isinstance(v, _Sizes)]
+        tensors = list({id(t): t for t in inputs if t is not None}.values())
+        reasons = self._producer_reasons(node, tensors[0])
+        if attrs.problem is not None:
+            reasons.append(Reason(f"attention layer '{node.layer}': {attrs.problem}", "attention"))
+        for x in tensors:
+            if x.axis is not None and x.axis != -1:
+                self._block([x], Reason(f"it feeds {node.describe()} along another axis than its channels", "mismatch"))
+            self._use(node, x, "consumer", attrs.embed_dim)
+        self._source(node.layer, attrs.embed_dim, producer=True, from_input=False, reasons=reasons, block=attrs.head_dim)
+        for x in tensors:
+            if len(x.segments) == 1 and x.repeat == 1:
+                self.links.union(node.layer, x.segments[0].source)
+            else:
+                self._block([x], Reason(f"attention layer '{node.layer}' reads channels of several layers", "attention"))
+        shape = node.output_shape
+        out = _Tensor((Segment(node.layer, attrs.embed_dim),), SPATIAL if shape is None or len(shape) > 2 else FLAT, axis=-1)
+        successors = self.graph.successors(node.name)
+        if not successors or any(s.metatype is not Metatype.ITEM for s in successors):
+            return out
+        weights = self._fixed(node, f"the attention weights of '{node.layer}'", key=f"{node.name}:weights")
+        return _Tuple((out, weights))  # nn.MultiheadAttention's (output, weights)
+
+    def _producer_reasons(self, node: Node, x: _Tensor) -> list[Reason]:
         layer = node.layer or node.name
         reasons = []
         if self.rules.is_ignored(layer):
-            reasons.append(f"'{layer}' is in ignored_scopes")
+            reasons.append(Reason(f"'{layer}' is in ignored_scopes", "scopes"))
         if not self.rules.is_target(layer):
-            reasons.append(f"'{layer}' is not in target_scopes")
+            reasons.append(Reason(f"'{layer}' is not in target_scopes", "scopes"))
         if not self.rules.prune_first and all(self.sources[s.source].from_input for s in x.segments):
-            reasons.append(f"'{layer}' is a first layer (it reads the model input); set prune_first_conv: true to prune it")
+            reasons.append(Reason(f"'{layer}' is a first layer (it reads the model input); set prune_first_conv: true to prune it",
+                                  "first_layer"))
         return reasons
 
-    def _norm(self, node: Node, inputs: list[_Tensor]) -> _Tensor:
+    def _norm(self, node: Node, values: list[_Value]) -> _Tensor:
         attrs = node.attributes
         assert isinstance(attrs, NormAttributes) and node.layer is not None
-        x = inputs[0]
+        x = self._data(node, values)
+        if node.metatype is Metatype.LAYER_NORM:
+            return self._layer_norm(node, attrs, x)
         per_channel = node.metatype in (Metatype.BATCH_NORM, Metatype.INSTANCE_NORM) or (
             node.metatype is Metatype.GROUP_NORM and attrs.num_groups == attrs.num_channels
         )
         if not per_channel:
-            self._block([x], f"it feeds {node.describe()}, which normalises across channels")
+            self._block([x], Reason(f"it feeds {node.describe()}, which normalises across channels", "norm"))
             return x.dirtied(node.describe())
         masked = attrs.affine and (node.metatype is not Metatype.BATCH_NORM or self.rules.prune_batch_norms)
         self._use(node, x, "follower", attrs.num_channels, masked=masked)
@@ -336,88 +538,294 @@ class _Analyzer:
             return x.dirtied(f"{node.describe()} ({reason})")
         return x
 
-    def _activation(self, node: Node, inputs: list[_Tensor]) -> _Tensor:
+    def _layer_norm(self, node: Node, attrs: NormAttributes, x: _Tensor) -> _Tensor:
+        """A layer norm over the channels (the last axis) follows them when the backend leaves pruned channels out of
+        its statistics; with its scale and offset masked, the pruned channels leave it as zeros."""
+        if not self.rules.norm_statistics or x.axis != -1 or x.repeat != 1:
+            self._block([x], Reason(f"it feeds {node.describe()}, which normalises across channels", "norm"))
+            return x.dirtied(node.describe())
+        if not attrs.affine:
+            self._block([x], Reason(f"it feeds {node.describe()}, a layer norm without a scale and offset to mask", "norm"))
+            return x.dirtied(node.describe())
+        self._use(node, x, "follower", attrs.num_channels)
+        return x.cleaned()
+
+    # -- element-wise operations ---------------------------------------------------------
+    def _activation(self, node: Node, values: list[_Value]) -> _Value:
         attrs = node.attributes
         keeps = isinstance(attrs, ActivationAttributes) and attrs.preserves_zero
-        return inputs[0] if keeps else inputs[0].dirtied(node.describe())
+        value = next(v for v in values if v is not None and not isinstance(v, _Sizes))
+        if isinstance(value, _Stored) and keeps:
+            return replace(value, shape=node.output_shape or value.shape)
+        x = self._data(node, values)
+        return x if keeps else x.dirtied(node.describe())
 
-    def _pool(self, node: Node, inputs: list[_Tensor]) -> _Tensor:
-        return inputs[0]
+    def _pool(self, node: Node, values: list[_Value]) -> _Tensor:
+        return self._data(node, values)
 
-    def _spatial_reduce(self, node: Node, inputs: list[_Tensor]) -> _Tensor:
-        return replace(inputs[0], layout=FLAT, repeat=1)
+    def _spatial_reduce(self, node: Node, values: list[_Value]) -> _Tensor:
+        return replace(self._data(node, values), layout=FLAT, repeat=1, axis=-1)
 
-    def _flatten(self, node: Node, inputs: list[_Tensor]) -> _Tensor:
+    def _flatten(self, node: Node, values: list[_Value]) -> _Tensor:
+        """Flattening from axis 1: the channels become blocks of features (channels first) or interleave (channels last)."""
         attrs = node.attributes
         assert isinstance(attrs, FlattenAttributes)
-        x = inputs[0]
-        if x.layout == FLAT:
+        x = self._data(node, values)
+        if x.layout == FLAT and x.axis in (None, -1):
             return x
-        shape = self.graph.node(node.inputs[0]).output_shape
+        shape = self._shape_of(node.inputs[0])
+        channel_major = attrs.channel_major
+        if x.axis is not None and shape is not None:
+            position = x.axis + len(shape)
+            if position not in (1, len(shape) - 1):
+                self._block([x], Reason(f"{node.describe()} merges its channels with axes on both sides", "mismatch"))
+            channel_major = position == 1
         repeat = None
         if shape is not None:
-            repeat = 1
-            for extent in shape[2:] if attrs.channel_major else shape[1:-1]:
-                repeat *= extent
-        return replace(x, layout=FLAT, repeat=repeat, channel_major=attrs.channel_major)
+            repeat = math.prod(shape[2:] if channel_major else shape[1:-1])
+        if x.repeat != 1 and (repeat is None or x.channel_major != channel_major):
+            self._block([x], Reason(f"{node.describe()} flattens channels that are already spread", "mismatch"))
+        repeat = None if repeat is None or x.repeat is None else repeat * x.repeat
+        return replace(x, layout=FLAT, repeat=repeat, channel_major=channel_major, axis=-1 if x.axis is not None else None)
 
-    def _elementwise(self, node: Node, inputs: list[_Tensor]) -> _Tensor:
-        """Operands line up channel by channel, so their sources are tied segment by segment."""
-        first = inputs[0]
-        shapes = {(tuple(s.channels for s in t.segments), t.repeat, t.channel_major) for t in inputs}
-        layouts = {t.layout for t in inputs} - {ANY}
-        if len(shapes) > 1 or len(layouts) > 1 or any(s.channels is None for s in first.segments):
-            self._block(inputs, f"it is combined in {node.describe()} with channels that do not line up")
-            return self._fixed(node, f"the output of {node.describe()}", inputs)
-        for other in inputs[1:]:
+    def _elementwise(self, node: Node, values: list[_Value]) -> _Tensor:
+        """Operands line up channel by channel, so their sources are tied segment by segment.
+
+        An operand of extent 1 on the channel axis (a per-sample factor, a scalar tensor) only
+        broadcasts; a stored tensor of full extent follows the channels (a layer scale, a position
+        embedding) and is cut with them.
+        """
+        operands = [(name, v) for name, v in zip(node.inputs, values, strict=True) if v is not None and not isinstance(v, _Sizes)]
+        reference = next((v for name, v in operands if isinstance(v, _Tensor) and v.axis is not None and self._shape_of(name)
+                          and all(s.channels is not None for s in v.segments)), None)
+        channels: list[_Tensor] = []
+        broadcast: list[int] = []
+        for index, (name, value) in enumerate(operands):
+            extent = self._extent(name, reference)
+            if reference is not None and extent == 1 and self._extent(node.name, reference) != 1:
+                broadcast.append(index)
+            elif isinstance(value, _Stored) and reference is not None and extent == self._extent(node.name, reference):
+                self.uses.append(_Use(value.path, Metatype.CONSTANT, reference, "stored", int(extent), axis=reference.axis))
+                channels.append(reference.cleaned())
+            else:
+                tensor = self._as_tensor(node, value)
+                assert tensor is not None
+                channels.append(tensor)
+        if not channels:
+            return self._fixed(node, f"the output of {node.describe()}")
+        first = channels[0]
+        axes = {t.axis for t in channels}
+        layouts = {t.layout for t in channels} - {ANY}
+        aligned = len(axes) == 1 if None not in axes else len(layouts) <= 1
+        if len({t.structure() for t in channels}) > 1 or not aligned or any(s.channels is None for s in first.segments):
+            self._block(channels, Reason(f"it is combined in {node.describe()} with channels that do not line up", "mismatch"))
+            return self._fixed(node, f"the output of {node.describe()}", channels)
+        for other in channels[1:]:
             for a, b in zip(first.segments, other.segments, strict=True):
                 self.links.union(a.source, b.source)
         op = node.op.lower()
+        changes_zero = ("add" in op or "sub" in op or ("div" in op and 0 in broadcast)) and bool(broadcast)
         segments = []
         for index, segment in enumerate(first.segments):
-            dirt = [t.segments[index].dirty for t in inputs]
+            dirt = [t.segments[index].dirty for t in channels]
             if "mul" in op:
                 dirty = None if None in dirt else dirt[0]
             elif "div" in op:
                 dirty = dirt[0]
             else:
                 dirty = next((d for d in dirt if d), None)
-            segments.append(replace(segment, dirty=dirty))
+            segments.append(replace(segment, dirty=dirty or (node.describe() if changes_zero else None)))
         layout = next(iter(layouts), ANY)
         return replace(first, segments=tuple(segments), layout=layout)
 
-    def _concat(self, node: Node, inputs: list[_Tensor]) -> _Tensor:
+    def _extent(self, name: str, reference: _Tensor | None) -> int | None:
+        """Extent of node ``name``'s output on the reference tensor's channel axis (1 where broadcasting adds the axis)."""
+        shape = self._shape_of(name)
+        if reference is None or reference.axis is None or shape is None:
+            return None
+        return shape[reference.axis] if len(shape) >= -reference.axis else 1
+
+    def _concat(self, node: Node, values: list[_Value]) -> _Tensor:
         attrs = node.attributes
         assert isinstance(attrs, ConcatAttributes)
-        if not attrs.along_channels:  # joined along another axis: channel c of every input is channel c
-            return self._elementwise(replace(node, op="add"), inputs)
-        if len({(t.layout, t.repeat, t.channel_major) for t in inputs}) > 1:
-            self._block(inputs, f"it is concatenated in {node.describe()} with differently shaped tensors")
-            return self._fixed(node, f"the output of {node.describe()}", inputs)
-        return replace(inputs[0], segments=tuple(s for t in inputs for s in t.segments))
+        tensors = [v for v in values if isinstance(v, _Tensor)]
+        axis = next((t.axis for t in tensors if t.axis is not None), None)
+        along = attrs.along_channels if attrs.axis is None or axis is None else attrs.axis == axis
+        if not along:  # joined along another axis: channel c of every input is channel c
+            return self._elementwise(replace(node, op="add"), values)
+        inputs = [self._as_tensor(node, v) for v in values if v is not None and not isinstance(v, _Sizes)]
+        if len({(t.layout, t.repeat, t.channel_major, t.axis) for t in inputs if t is not None}) > 1:
+            self._block([t for t in inputs if t is not None],
+                        Reason(f"it is concatenated in {node.describe()} with differently shaped tensors", "mismatch"))
+            return self._fixed(node, f"the output of {node.describe()}", [t for t in inputs if t is not None])
+        return replace(inputs[0], segments=tuple(s for t in inputs if t is not None for s in t.segments))  # type: ignore[union-attr]
+
+    # -- shape operations ----------------------------------------------------------------
+    def _permute(self, node: Node, values: list[_Value]) -> _Value:
+        attrs = node.attributes
+        assert isinstance(attrs, PermuteAttributes)
+        value = next(v for v in values if v is not None and not isinstance(v, _Sizes))
+        if isinstance(value, _Stored):
+            return replace(value, shape=tuple(value.shape[d] for d in attrs.dims))
+        x = self._data(node, values)
+        rank = len(attrs.dims)
+        if x.axis is None or not -rank <= x.axis < 0:
+            return self._unknown(node, values, "and aac cannot tell which axis holds the channels")
+        return replace(x, axis=attrs.dims.index(x.axis + rank) - rank)
+
+    def _reshape(self, node: Node, values: list[_Value]) -> _Value:
+        """Follow the channel axis through a reshape that keeps it whole, alone or merged with its neighbours."""
+        attrs = node.attributes
+        assert isinstance(attrs, ReshapeAttributes)
+        value = next(v for v in values if v is not None and not isinstance(v, _Sizes))
+        if isinstance(value, _Stored) and node.output_shape is not None:
+            return replace(value, shape=node.output_shape)
+        x = self._data(node, values)
+        before, after = self._shape_of(node.inputs[0]), node.output_shape
+        if x.axis is None or before is None or after is None or not -len(before) <= x.axis < 0:
+            return self._unknown(node, values, "and aac cannot tell which axis holds the channels")
+        position = x.axis + len(before)
+        prefix, channels = math.prod(before[:position]), before[position]
+        target = next((q for q in range(len(after)) if math.prod(after[:q]) == prefix and after[q] % channels == 0), None)
+        if target is None:
+            return self._unknown(node, values, "which splits its channels across several axes")
+        merged = after[target] // channels
+        written = attrs.sizes[target] if attrs.sizes is not None and target < len(attrs.sizes) else None
+        if written is not None and written != -1:
+            self._block([x], Reason(f"its channel count {after[target]} is written in the code of {node.describe()}", "code"))
+        layout = FLAT if len(after) == 2 else SPATIAL
+        if merged == 1:
+            return replace(x, axis=target - len(after), layout=layout)
+        following = math.prod(before[position + 1:])
+        if merged == following and target == len(after) - 1 and x.repeat is not None and (x.repeat == 1 or x.channel_major):
+            return replace(x, axis=-1, layout=layout, repeat=x.repeat * merged, channel_major=True)
+        return self._unknown(node, values, "which merges its channels with other axes")
+
+    def _broadcast(self, node: Node, values: list[_Value]) -> _Value:
+        attrs = node.attributes
+        assert isinstance(attrs, ReshapeAttributes)
+        value = next(v for v in values if v is not None and not isinstance(v, _Sizes))
+        if isinstance(value, _Stored):
+            return replace(value, shape=node.output_shape or value.shape)
+        x = self._data(node, values)
+        if x.axis is not None and attrs.sizes is not None and len(attrs.sizes) >= -x.axis:
+            written = attrs.sizes[x.axis]
+            if written is not None and written != -1:
+                self._block([x], Reason(f"its channel count {written} is written in the code of {node.describe()}", "code"))
+        return x
+
+    def _index(self, node: Node, values: list[_Value]) -> _Value:
+        attrs = node.attributes
+        assert isinstance(attrs, IndexAttributes)
+        value = next(v for v in values if v is not None and not isinstance(v, _Sizes))
+        if isinstance(value, _Stored) and node.output_shape is not None:
+            return replace(value, shape=node.output_shape)
+        x = self._data(node, values)
+        rank = len(attrs.axes)
+        if x.axis is None or not -rank <= x.axis < 0:
+            return self._unknown(node, values, "and aac cannot tell which axis holds the channels")
+        position = x.axis + rank
+        target = attrs.axes[position]
+        if target is None or attrs.narrowed[position]:
+            return self._unknown(node, values, "which selects some of its channels")
+        return replace(x, axis=target - attrs.output_rank, layout=FLAT if attrs.output_rank == 2 else x.layout)
+
+    def _split(self, node: Node, values: list[_Value]) -> _Value:
+        """Pieces along another axis keep every channel; along the channel axis they must fall between layers' channels."""
+        attrs = node.attributes
+        assert isinstance(attrs, SplitAttributes)
+        x = self._data(node, values)
+        if x.axis is None:
+            return self._unknown(node, values, "and aac cannot tell which axis holds the channels")
+        if attrs.axis != x.axis:
+            axis = x.axis + 1 if not attrs.keeps_axis and attrs.axis > x.axis else x.axis
+            return _Tuple(tuple(replace(x, axis=axis) for _ in attrs.sizes))
+        pieces: list[_Tensor] = []
+        segments = list(x.segments)
+        for size in attrs.sizes:
+            taken: list[Segment] = []
+            while segments and sum(s.channels or 0 for s in taken) < size:
+                taken.append(segments.pop(0))
+            if x.repeat != 1 or any(s.channels is None for s in taken) or sum(s.channels or 0 for s in taken) != size:
+                return self._unknown(node, values, "which splits the channels of one layer")
+            pieces.append(replace(x, segments=tuple(taken)))
+        return _Tuple(tuple(pieces))
+
+    def _item(self, node: Node, values: list[_Value]) -> _Value:
+        attrs = node.attributes
+        source = values[0] if values else None
+        if isinstance(source, _Tuple) and isinstance(attrs, ItemAttributes) and -len(source.items) <= attrs.index < len(source.items):
+            return source.items[attrs.index]
+        return self._unknown(node, values)
+
+    # -- sizes read by the code -------------------------------------------------------------
+    def _sizes(self, node: Node, values: list[_Value]) -> _Sizes | None:
+        """Track which channel counts a size computed by the code depends on."""
+        attrs = node.attributes
+        axes = attrs.axes if isinstance(attrs, ShapeAttributes) else ()
+        reads: list[tuple[_Tensor, tuple[int, ...] | None]] = []
+        exact = False
+        for value in values:
+            if isinstance(value, _Tensor) and axes != ():
+                reads.append((value, axes))
+                exact = axes is not None and len(axes) == 1
+            elif isinstance(value, _Sizes):
+                if axes and all(a is None for _, a in value.reads):  # shape[k] of a whole shape read
+                    reads.extend((tensor, axes) for tensor, _ in value.reads)
+                    exact = len(axes) == 1 and len(value.reads) == 1
+                else:
+                    reads.extend(value.reads)
+        return _Sizes(tuple(reads), exact) if reads else None
+
+    def _read_sizes(self, node: Node, values: list[_Value]) -> None:
+        """Note every channel count ``node`` uses; a reshape to the count it reads of its own input is fine (checked at the end)."""
+        reshaped = next((v for v in values if isinstance(v, _Tensor)), None)
+        allowed = node.metatype in (Metatype.RESHAPE, Metatype.BROADCAST, Metatype.FLATTEN)
+        for value in values:
+            if not isinstance(value, _Sizes):
+                continue
+            for tensor, axes in value.reads:
+                if tensor.axis is None or (axes is not None and tensor.axis not in axes):
+                    continue  # x.size(0), the batch; or a tensor without known channels (a model input)
+                self.size_checks.append((node, reshaped if allowed and value.exact else None, tensor))
+
+    def _roots(self, tensor: _Tensor) -> list[tuple[str, int | None]]:
+        return [(self.links.find(s.source), s.channels) for s in tensor.segments]
+
+    def _check_sizes(self) -> None:
+        for node, reshaped, tensor in self.size_checks:
+            if reshaped is not None and self._roots(reshaped) == self._roots(tensor) and reshaped.repeat == tensor.repeat:
+                continue
+            reason = Reason(f"its channel count is read by the code of {node.describe()}", "code")
+            self._block([tensor] if reshaped is None else [tensor, reshaped], reason)
 
     def _use(self, node: Node, tensor: _Tensor, role: str, declared: int, masked: bool = True) -> None:
         assert node.layer is not None
         if self.rules.is_ignored(node.layer):
-            self._block([tensor], f"pruning it would change '{node.layer}', which is in ignored_scopes")
+            self._block([tensor], Reason(f"pruning it would change '{node.layer}', which is in ignored_scopes", "scopes"))
         self.uses.append(_Use(node.layer, node.metatype, tensor, role, declared, masked))
 
     # -- checks that need the whole graph ---------------------------------------------------
     def _check_uses(self) -> None:
         layouts: dict[str, set[tuple[tuple[tuple[str, int | None], ...], int | None]]] = {}
         for use in self.uses:
+            if use.role == "stored" and use.layer in self.pinned:
+                self._block([use.tensor], Reason(f"'{use.layer}' follows its channels but is also used where aac cannot follow them",
+                                                 "fixed"))
             tensor = self._resolve(use)
             if tensor is None:
                 continue
             if use.role == "consumer":
                 for segment in tensor.segments:
                     if segment.dirty:
-                        self._block_source(segment.source, f"its pruned channels reach '{use.layer}' as non-zero values (through {segment.dirty})")
+                        self._block_source(segment.source, Reason(
+                            f"its pruned channels reach '{use.layer}' as non-zero values (through {segment.dirty})", "nonzero"))
             signature = (tuple((self.links.find(s.source), s.channels) for s in tensor.segments), tensor.repeat)
             layouts.setdefault(use.layer, set()).add(signature)
         for use in self.uses:
             if len(layouts.get(use.layer, ())) > 1:
-                self._block([use.tensor], f"layer '{use.layer}' is called several times with differently pruned inputs")
+                self._block([use.tensor], Reason(f"layer '{use.layer}' is called several times with differently pruned inputs",
+                                                 "mismatch"))
 
     def _resolve(self, use: _Use) -> _Tensor | None:
         """Fill in unknown channel counts and flatten factors from the layer's own size, or block."""
@@ -429,7 +837,7 @@ class _Analyzer:
             repeat = use.declared // known
         total = use.declared // repeat if repeat and use.declared % repeat == 0 else None
         if total is None or len(unknown) > 1 or (not unknown and known != total) or (unknown and total <= known):
-            self._block([tensor], f"aac cannot tell how the channels feeding '{use.layer}' map onto its inputs")
+            self._block([tensor], Reason(f"aac cannot tell how the channels feeding '{use.layer}' map onto its inputs", "mismatch"))
             return None
         segments = list(tensor.segments)
         if unknown:
@@ -451,14 +859,20 @@ class _Analyzer:
             reasons = [r for s in sources for r in s.reasons]
             counts = {s.channels for s in sources if s.producer}
             if len(counts) > 1:
-                reasons.append(f"tied layers have different channel counts {sorted(counts)}")
+                reasons.append(Reason(f"tied layers have different channel counts {sorted(counts)}", "mismatch"))
+            parts = math.lcm(*(s.parts for s in sources))
+            block = math.lcm(*(s.block for s in sources))
+            channels = next(iter(counts), None) or 0
+            if producers and not reasons and channels % (parts * block):
+                reasons.append(Reason(f"its {channels} channels cannot form {parts} equal parts of whole blocks of {block} "
+                                      "(grouped convolutions and attention heads tied together)", "grouped"))
             if not producers:
                 continue
             if reasons or any(not s.producer for s in sources):
                 kept.append(KeptGroup(producers, tuple(dict.fromkeys(reasons))))
                 continue
             group_of[root] = len(groups)
-            groups.append(PruningGroup(len(groups), counts.pop() or 0, producers))
+            groups.append(PruningGroup(len(groups), channels, producers, parts=parts, block=block))
         return self._plans(groups, kept, group_of)
 
     def _plans(self, groups: list[PruningGroup], kept: list[KeptGroup], group_of: dict[str, int]) -> PruningAnalysis:
@@ -480,7 +894,7 @@ class _Analyzer:
             channels = layout(tensor)
             if not channels.groups:
                 continue
-            current = plans.get(use.layer, LayerPlan(use.layer, use.metatype))
+            current = plans.get(use.layer, LayerPlan(use.layer, use.metatype, axis=use.axis))
             if use.role == "consumer":
                 plans[use.layer] = replace(current, inputs=channels)
             else:  # followers carry channels through: output and (for depthwise) input
@@ -489,12 +903,15 @@ class _Analyzer:
                 for group_id in channels.groups:
                     followers.setdefault(group_id, []).append(use.layer)
         groups = [replace(g, followers=tuple(dict.fromkeys(followers.get(g.id, ())))) for g in groups]
-        return PruningAnalysis(tuple(groups), plans, tuple(kept))
+        weighted = (Metatype.CONV, Metatype.LINEAR, Metatype.ATTENTION)
+        types = {layer: nodes[0].metatype for layer, nodes in calls.items() if nodes[0].metatype in weighted}
+        return PruningAnalysis(tuple(groups), plans, tuple(kept), types)
 
 
-_HANDLERS: dict[Metatype, Callable[[_Analyzer, Node, list[_Tensor]], _Tensor]] = {
+_HANDLERS: dict[Metatype, Callable[[_Analyzer, Node, list[_Value]], _Value]] = {
     Metatype.CONV: _Analyzer._conv,
     Metatype.LINEAR: _Analyzer._linear,
+    Metatype.ATTENTION: _Analyzer._attention,
     Metatype.BATCH_NORM: _Analyzer._norm,
     Metatype.INSTANCE_NORM: _Analyzer._norm,
     Metatype.GROUP_NORM: _Analyzer._norm,
@@ -505,4 +922,9 @@ _HANDLERS: dict[Metatype, Callable[[_Analyzer, Node, list[_Tensor]], _Tensor]] =
     Metatype.FLATTEN: _Analyzer._flatten,
     Metatype.ELEMENTWISE: _Analyzer._elementwise,
     Metatype.CONCAT: _Analyzer._concat,
+    Metatype.PERMUTE: _Analyzer._permute,
+    Metatype.RESHAPE: _Analyzer._reshape,
+    Metatype.BROADCAST: _Analyzer._broadcast,
+    Metatype.INDEX: _Analyzer._index,
+    Metatype.SPLIT: _Analyzer._split,
 }

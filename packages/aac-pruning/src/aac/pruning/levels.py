@@ -6,10 +6,14 @@ Two ways to spread a level over the groups:
 * **global** (``all_weights``): filters of all groups are ranked together by normalised importance
   and the lowest fraction ``p`` is pruned, so unimportant layers give up more.
 
-In both, the kept count of a group is rounded *up* to a multiple of ``multiple_of`` (8 by
-default, as in NNCF: hardware runs channel counts in such blocks) and never drops below one such
-block; in global mode no group loses more than ``quota`` of its filters (NNCF has neither limit for
-global ranking, which can empty a layer).
+In both, the kept count of a group is rounded *up* to a multiple of its unit and never drops below
+one unit. The unit is ``filters_multiple_of`` (8 by default, as in NNCF: hardware runs channel
+counts in such blocks), made a multiple of what the group's structure needs: a group read by a
+grouped convolution keeps as many channels in each of its ``parts`` (so the kept count is a multiple
+of ``parts``), an attention layer's group keeps whole heads (a multiple of the head size); where
+both cannot hold below the group's size, the structure wins (:func:`group_unit`). In global
+mode no group loses more than ``quota`` of its filters (NNCF has neither limit for global ranking,
+which can empty a layer).
 
 Rounding makes the measured rate a step function of ``p``. :meth:`LevelSolver.solve` therefore
 searches ``p`` for the allocation whose *measured* rate (filters or FLOPs removed) is closest to
@@ -34,17 +38,39 @@ def rounded_kept(channels: int, level: float, multiple_of: int) -> int:
     return min(channels, max(wanted, multiple_of))
 
 
-def top_filters(scores: np.ndarray, count: int) -> np.ndarray:
-    """Boolean mask of the ``count`` highest scores (ties keep the lower index)."""
-    keep = np.zeros(len(scores), dtype=bool)
-    keep[np.argsort(-scores, kind="stable")[:count]] = True
-    return keep
+def group_unit(multiple_of: int, parts: int = 1, block: int = 1, channels: int | None = None) -> int:
+    """The step of a group's kept count: a multiple of ``multiple_of`` made of whole blocks in every part.
+
+    When no such step is smaller than the group (13 groups of a grouped convolution and
+    ``multiple_of`` 8 would need 104 channels), the step is the smallest number of whole blocks in
+    every part that reaches ``multiple_of``: the group stays prunable, at the structure's granularity.
+    """
+    structure = parts * block
+    unit = math.lcm(multiple_of, structure)
+    if channels is not None and unit >= channels:
+        unit = structure * math.ceil(multiple_of / structure)
+    return unit
+
+
+def top_filters(scores: np.ndarray, count: int, parts: int = 1, block: int = 1) -> np.ndarray:
+    """Boolean mask of the ``count`` highest scores (ties keep the lower index).
+
+    With ``parts`` > 1 the channels form that many equal parts that keep the same positions (ranked by
+    their scores summed over the parts, as Torch-Pruning does for grouped convolutions), so a grouped
+    convolution reading them loses the same input columns in every group; with ``block`` > 1 whole
+    blocks are kept or removed (ranked by their summed scores).
+    """
+    blocks = np.asarray(scores, dtype=np.float64).reshape(parts, -1, block).sum(axis=(0, 2))
+    keep = np.zeros(len(blocks), dtype=bool)
+    keep[np.argsort(-blocks, kind="stable")[: count // parts // block]] = True
+    return np.tile(np.repeat(keep, block), parts)
 
 
 class LevelSolver:
     """Kept counts per group for a level, and the level whose measured rate matches a target.
 
     :param channels: filters per group.
+    :param units: the step of each group's kept count (:func:`group_unit`), or one for all.
     :param measure: maps kept counts to the rate being controlled (filters or FLOPs removed).
     :param scores: per-group normalised importance for global ranking; None for groupwise levels.
     """
@@ -52,12 +78,12 @@ class LevelSolver:
     def __init__(
         self,
         channels: Sequence[int],
-        multiple_of: int,
+        units: int | Sequence[int],
         measure: Callable[[np.ndarray], float],
         scores: Sequence[np.ndarray] | None = None,
     ) -> None:
         self.channels = np.asarray(channels, dtype=np.int64)
-        self.multiple_of = multiple_of
+        self.units = np.broadcast_to(np.asarray(units, dtype=np.int64), self.channels.shape)
         self.measure = measure
         self._order: np.ndarray | None = None
         if scores is not None:
@@ -76,7 +102,8 @@ class LevelSolver:
             lowest = self._order[: int(level * len(self._order))]
             fractions = np.bincount(lowest, minlength=len(self.channels)) / np.maximum(self.channels, 1)
         fractions = np.minimum(fractions, self.quota)
-        return np.array([rounded_kept(int(c), float(f), self.multiple_of) for c, f in zip(self.channels, fractions, strict=True)], dtype=np.int64)
+        return np.array([rounded_kept(int(c), float(f), int(u)) for c, f, u in zip(self.channels, fractions, self.units, strict=True)],
+                        dtype=np.int64)
 
     @property
     def maximal(self) -> float:

@@ -19,6 +19,7 @@ from aac.core.graph import Metatype
 from aac.pruning.groups import ChannelLayout, LayerPlan, PruningAnalysis
 
 MaskT = TypeVar("MaskT")
+_PRODUCERS = (Metatype.CONV, Metatype.LINEAR, Metatype.ATTENTION)
 
 
 class ChannelMasks(ABC, Generic[MaskT]):
@@ -26,7 +27,7 @@ class ChannelMasks(ABC, Generic[MaskT]):
 
     Every planned layer whose output channels change and that has parameters to mask gets, from
     :meth:`_attach`, one all-ones mask per masked tensor. Each group is read back from the mask of
-    one of its producers (a convolution or linear layer whose whole output is that group).
+    one of its producers (a convolution, linear or attention layer whose whole output is that group).
     """
 
     def __init__(self, analysis: PruningAnalysis) -> None:
@@ -35,10 +36,10 @@ class ChannelMasks(ABC, Generic[MaskT]):
         for plan in analysis.layers.values():
             if plan.outputs is None or not plan.masked:
                 continue
-            for mask in self._attach(plan):
-                self._entries.append((plan.outputs, mask))
-                if plan.metatype in (Metatype.CONV, Metatype.LINEAR) and len(plan.outputs.runs) == 1:
-                    group = plan.outputs.runs[0].group
+            for mask, layout in self._attach_layouts(plan):
+                self._entries.append((layout, mask))
+                if plan.metatype in _PRODUCERS and layout == plan.outputs and len(layout.runs) == 1 and layout.repeat == 1:
+                    group = layout.runs[0].group
                     if group is not None:
                         self._group_masks.setdefault(group, mask)
         self._groups = len(analysis.groups)
@@ -46,6 +47,12 @@ class ChannelMasks(ABC, Generic[MaskT]):
     @abstractmethod
     def _attach(self, plan: LayerPlan) -> Sequence[MaskT]:
         """Put an all-ones mask on each output-channel tensor of ``plan.layer`` (weights, biases, norm scales)."""
+
+    def _attach_layouts(self, plan: LayerPlan) -> Sequence[tuple[MaskT, ChannelLayout]]:
+        """:meth:`_attach`'s masks with the layout of the axis each covers: the output channels, unless a backend
+        masks tensors laid out otherwise (an attention layer's packed query/key/value rows)."""
+        assert plan.outputs is not None
+        return [(mask, plan.outputs) for mask in self._attach(plan)]
 
     @abstractmethod
     def _assign(self, mask: MaskT, values: np.ndarray) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from aac.core.errors import AacError
 from aac.core.graph import Graph
+from aac.torch.attention import attention_spec
 from aac.torch.fx_graph import build_graph
 from aac.torch.scopes import ScopeIndex, ScopeSelection
 from torch import fx, nn
@@ -117,7 +118,9 @@ class _Tracer(fx.Tracer):
         self.failed_in: tuple[str, str] | None = None
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return module_qualified_name in self._opaque or super().is_leaf_module(m, module_qualified_name)
+        """Opaque modules and attention layers aac knows (:mod:`aac.torch.attention`) stay single operations."""
+        return (module_qualified_name in self._opaque or attention_spec(m) is not None
+                or super().is_leaf_module(m, module_qualified_name))
 
     def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
         self._stack.append((self.path_of_module(m), type(m).__name__))
