@@ -10,7 +10,7 @@ from aac.core import CompressionStage, create_compressed_model
 from aac.core.errors import CompressionRateError, ConfigError
 from aac.pruning.tf.algorithm import TFFilterPruning
 from aac.pruning.tf.strip import parameter_count
-from aac.tf.testing import SubclassedModel, digits_net, resnet_like
+from aac.tf.testing import SubclassedModel, digits_net, grouped_conv_net, resnet_like
 from aac.tf.transforms import effective_value, has_transforms, original
 
 
@@ -129,19 +129,55 @@ def test_sequential_models_are_pruned_and_ignored_scopes_apply(compress_tf):
     assert not _masked_filters(model.get_layer("conv2")).any()
 
 
-def test_subclassed_models_are_masked_and_only_zeroed_by_strip(compress_tf):
+def test_subclassed_models_are_physically_pruned_by_strip(compress_tf):
     model = SubclassedModel()
     model(np.zeros((2, 8), "float32"))
     controller = compress_tf(model, (1, 8), prune_first_conv=True)
     assert {g.producers for g in controller.analysis.groups} == {("fc1", "block/inner")}
     controller.compression_rate = 0.5
     x = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
-    with pytest.warns(UserWarning, match="cannot remove them: SubclassedModel is a subclassed model"):
-        stripped = controller.strip()
-    assert not has_transforms(stripped) and has_transforms(model)
+    stripped = controller.strip()
+    assert type(stripped) is SubclassedModel and not has_transforms(stripped) and has_transforms(model)
     np.testing.assert_allclose(stripped(x), model(x), atol=1e-5)
-    assert parameter_count(stripped) == parameter_count(model)  # the same size: nothing was removed
+    assert stripped.fc1.units == 8 and tuple(stripped.block.dense.kernel.shape) == (8, 8) and tuple(stripped.logits.kernel.shape) == (8, 3)
+    assert parameter_count(stripped) == 2 * (8 * 8 + 8) + 2 * 8 + (8 * 3 + 3)  # fc1, block/inner; block/norm; logits
+    assert not controller.unremovable
+
+
+class _BuiltInConstructor(keras.Model):
+    """A subclassed model whose constructor builds a layer: its copy's layer exists at full size before aac could change it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = keras.layers.Dense(16, activation="relu")
+        self.fc1.build((None, 8))
+        self.fc2 = keras.layers.Dense(16, activation="relu")
+        self.logits = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.logits(self.fc2(self.fc1(x)))
+
+
+def test_subclassed_layers_built_by_the_constructor_are_zeroed_the_rest_removed(compress_tf):
+    model = _BuiltInConstructor()
+    model(np.zeros((2, 8), "float32"))
+    controller = compress_tf(model, (1, 8), prune_first_conv=True)
+    controller.compression_rate = 0.5
+    fc1 = model.fc1.name
+    with pytest.warns(UserWarning, match=f"zeroes the pruned filters of {fc1} but cannot remove them: '{fc1}' is built by the "
+                                         "constructor of the subclassed model _BuiltInConstructor"):
+        stripped = controller.strip()
+    x = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
+    np.testing.assert_allclose(stripped(x), model(x), atol=1e-5)
+    assert stripped.fc1.units == 16 and stripped.fc2.units == 8 and tuple(stripped.logits.kernel.shape) == (8, 3)
     table = controller.statistics()["filter_pruning"].tables[-1]
-    assert table.title == "Pruned layers strip() zeroes but cannot remove"
-    assert table.rows == (("fc1, block/inner", "SubclassedModel is a subclassed model: its layers cannot be rebuilt smaller "
-                                                "(build it with the functional API)"),)
+    assert table.title == "Pruned layers strip() zeroes but cannot remove" and [row[0] for row in table.rows] == [fc1]
+
+
+def test_a_rate_out_of_reach_names_what_keeps_layers_whole(compress_tf):
+    """Issue 11: when little is prunable the error says why (here grouped convolutions), not only filters_multiple_of."""
+    controller = compress_tf(grouped_conv_net())
+    with pytest.raises(CompressionRateError, match=r"at most 0\.6667 is reachable: 2 producer layers in 2 prunable groups; 4 kept whole "
+                                                   r"\(2 by grouped convolutions, 1 by first layers \(prune_first_conv: false\), 1 by "
+                                                   r"model outputs; .*each prunable group keeps at least 8 filters"):
+        controller.compression_rate = 0.9

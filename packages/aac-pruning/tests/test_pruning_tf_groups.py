@@ -69,12 +69,37 @@ def _chain(middle):
     return keras.Model(inputs, keras.layers.Dense(2, name="fc")(x))
 
 
-def test_a_batch_norm_without_scale_cannot_zero_channels():
-    """Masking only the offset of BatchNormalization(scale=False) would leave -mean/std in the pruned channels."""
-    analysis = _analyze(_chain(keras.layers.BatchNormalization(scale=False, name="bn")), prune_first=True)
-    assert "it has no affine parameters to mask" in _kept(analysis)["b"][0]
-    analysis = _analyze(_chain(keras.layers.BatchNormalization(center=False, name="bn")), prune_first=True)
-    assert ("b",) in _groups(analysis)  # a scale alone does zero them
+def test_batch_norms_without_scale_or_offset_are_pruned():
+    """Issue 11: BatchNormalization(scale=False) (InceptionV3) zeroes a pruned channel through its masked moving mean."""
+    for norm in (dict(scale=False), dict(center=False), dict(scale=False, center=False)):
+        analysis = _analyze(_chain(keras.layers.BatchNormalization(name="bn", **norm)), prune_first=True)
+        assert ("b",) in _groups(analysis) and analysis.group_of("b").followers == ("bn",)
+
+
+def test_squeeze_excitation_reshape_and_keras_scale_sums_are_followed():
+    """Issue 11: EfficientNet's SE block (pool, Reshape((1, 1, C)), two 1x1 convolutions, multiply) and
+    InceptionResNetV2's CustomScaleLayer (x + up * scale) let channels through."""
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    def squeeze_excite(x):
+        se = keras.layers.GlobalAveragePooling2D(name="squeeze")(x)
+        se = keras.layers.Reshape((1, 1, 8), name="reshape")(se)
+        se = keras.layers.Conv2D(2, 1, activation="swish", name="reduce")(se)
+        se = keras.layers.Conv2D(8, 1, activation="sigmoid", name="expand")(se)
+        return keras.layers.Multiply(name="excite")([x, se])
+
+    analysis = _analyze(_chain(squeeze_excite), prune_first=True)
+    assert {("b", "expand"), ("reduce",)} <= set(_groups(analysis))
+    scaled = _analyze(_chain(lambda x: CustomScaleLayer(0.2, name="scale")([x, keras.layers.Conv2D(8, 1, name="up")(x)])),
+                      prune_first=True)
+    assert ("b", "up") in _groups(scaled)
+
+
+def test_a_dense_layer_on_an_image_acts_on_its_channels():
+    """Issue 11: Keras' Dense on (batch, H, W, C) is a 1x1 convolution (ConvNeXt's pointwise layers), not a layer along a spatial axis."""
+    analysis = _analyze(_chain(lambda x: keras.layers.Dense(16, activation="gelu", name="dense")(x)), prune_first=True)
+    assert ("dense",) in _groups(analysis) and ("b",) in _groups(analysis)
+    assert analysis.layers["c"].inputs.runs == (ChannelRun(analysis.group_of("dense").id, 16),)
 
 
 def test_layers_with_per_channel_weights_that_channels_pass_through_block():

@@ -8,8 +8,18 @@ import tensorflow as tf
 
 from aac.core import create_compressed_model
 from aac.pruning.tf.strip import parameter_count
+from aac.tf.export import ExportError
 from aac.tf.models import ModelTraceError
-from aac.tf.testing import ResidualBlock, densenet_like, digits_net, grouped_conv_net, mobilenet_like, resnet_like
+from aac.tf.testing import (
+    PlainSubclassedNet,
+    ResidualBlock,
+    densenet_like,
+    digits_net,
+    grouped_conv_net,
+    mobilenet_like,
+    raw_ops_net,
+    resnet_like,
+)
 from aac.tf.transforms import Mask, WeightTransform, add_transform, has_transforms, transforms_of
 
 
@@ -39,6 +49,12 @@ def _sequential():
     ], name="sequential_cnn")
 
 
+def _plain_subclassed():
+    model = PlainSubclassedNet()
+    model(np.zeros((1, 8, 8, 3), "float32"))
+    return model
+
+
 CASES = {
     "resnet": (lambda: resnet_like(blocks=2), (1, 8, 8, 3), {"prune_downsample_convs": True}),
     "resnet-first-conv-global": (resnet_like, (1, 8, 8, 3), {"prune_downsample_convs": True, "prune_first_conv": True,
@@ -49,6 +65,9 @@ CASES = {
     "separable": (_separable, (1, 8, 8, 3), {"prune_first_conv": True, "filters_multiple_of": 4}),
     "sequential": (_sequential, (1, 8, 8, 3), {"prune_first_conv": True, "prune_downsample_convs": True, "filters_multiple_of": 4}),
     "digits": (digits_net, (1, 8, 8, 1), {"prune_downsample_convs": True, "filters_multiple_of": 4}),
+    # issue 11: keras.ops calls and operators between layers; a subclassed model without names or get_config
+    "raw-ops": (raw_ops_net, (1, 8, 8, 3), {"prune_first_conv": True}),
+    "plain-subclassed": (_plain_subclassed, (1, 8, 8, 3), {"prune_first_conv": True, "prune_downsample_convs": True}),
 }
 
 
@@ -60,8 +79,10 @@ def _randomise_norms(model):
             shape = layer.moving_mean.shape
             layer.moving_mean.assign(rng.uniform(-1, 1, shape))
             layer.moving_variance.assign(rng.uniform(0.5, 2, shape))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, shape))
-            layer.beta.assign(rng.uniform(-0.5, 0.5, shape))
+            if layer.scale:
+                layer.gamma.assign(rng.uniform(0.5, 1.5, shape))
+            if layer.center:
+                layer.beta.assign(rng.uniform(-0.5, 0.5, shape))
     return model
 
 
@@ -85,10 +106,66 @@ def test_stripped_model_matches_the_masked_model(compress_tf, case, rate):
     kept = parameter_count(stripped)
     assert kept < parameter_count(model) and stripped.count_params() < model.count_params()
     model_table = controller.statistics()["filter_pruning"].tables[0]
-    if case != "separable":  # aac-tf's graph counts a separable convolution as a plain one: its statistics are approximate
-        assert dict((row[0], row[2]) for row in model_table.rows)["Parameters"] == kept
+    assert dict((row[0], row[2]) for row in model_table.rows)["Parameters"] == kept
     assert not has_transforms(stripped) and has_transforms(model)
     assert [type(a) for a in stripped.layers] == [type(a) for a in model.layers]
+
+
+def _application_idioms():
+    """What keras.applications build with: conv + BatchNormalization(scale=False) and a norm with neither scale nor offset
+    (InceptionV3), SeparableConv2D with a strided 1x1 residual (Xception), a squeeze-excitation block with
+    Reshape((1, 1, C)) (EfficientNet) and Dense layers on an image (ConvNeXt)."""
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(16, 3, use_bias=False, name="stem")(inputs)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(scale=False, name="stem_bn")(x))
+    x = keras.layers.Conv2D(24, 3, padding="same", use_bias=False, name="conv")(x)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(scale=False, center=False, name="conv_bn")(x))
+    residual = keras.layers.BatchNormalization(name="res_bn")(keras.layers.Conv2D(32, 1, strides=2, use_bias=False, name="res")(x))
+    y = keras.layers.SeparableConv2D(32, 3, padding="same", use_bias=False, name="sep1")(x)
+    y = keras.layers.ReLU()(keras.layers.BatchNormalization(name="sep1_bn")(y))
+    y = keras.layers.SeparableConv2D(32, 3, padding="same", activation="relu", name="sep2")(y)
+    y = keras.layers.MaxPooling2D(3, strides=2, padding="same")(keras.layers.BatchNormalization(name="sep2_bn")(y))
+    x = keras.layers.Add()([y, residual])
+    se = keras.layers.Reshape((1, 1, 32), name="se_reshape")(keras.layers.GlobalAveragePooling2D(name="se_squeeze")(x))
+    se = keras.layers.Conv2D(8, 1, activation="swish", name="se_reduce")(se)
+    se = keras.layers.Conv2D(32, 1, activation="sigmoid", name="se_expand")(se)
+    x = keras.layers.Multiply()([x, se])
+    x = keras.layers.Dense(48, activation="gelu", name="pw1")(x)
+    x = keras.layers.Dense(32, name="pw2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name="fc")(x), name="application_idioms")
+
+
+def _independent_flops(model):
+    """FLOPs counted from the layers' configs and output shapes (NNCF's rule: 2 per multiply-add, biases excluded)."""
+    total = 0
+    for layer in model.layers:
+        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D, keras.layers.Dense)):
+            continue
+        positions = int(np.prod(layer.output.shape[1:-1]))
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            kh, kw, cin, multiplier = layer.depthwise_kernel.shape
+            total += 2 * positions * (kh * kw * cin * multiplier + cin * multiplier * layer.filters)
+        else:  # Conv2D (groups=1) kernel (kh, kw, in, out), Dense kernel (in, out)
+            total += 2 * positions * int(np.prod(layer.kernel.shape))
+    return total
+
+
+def test_keras_application_idioms_are_pruned_counted_and_stripped_exactly(compress_tf):
+    model = _randomise_norms(_application_idioms())
+    controller = compress_tf(model, (1, 16, 16, 3), prune_first_conv=True, prune_downsample_convs=True, filters_multiple_of=4)
+    groups = {g.producers for g in controller.analysis.groups}
+    assert groups == {("stem",), ("conv",), ("sep1.pointwise",), ("sep2.pointwise", "res", "se_expand"), ("se_reduce",), ("pw1",), ("pw2",)}
+    rows = {row[0]: row[1:3] for row in controller.statistics()["filter_pruning"].tables[0].rows}
+    assert rows["Parameters"][0] == parameter_count(model) and rows["FLOPs"][0] == _independent_flops(model)
+    controller.compression_rate = 0.5
+    x = _sample((1, 16, 16, 3), 6)
+    stripped = controller.strip()
+    for training in (False, True):  # a pruned channel is zero after every norm, with moving and with batch statistics
+        np.testing.assert_allclose(stripped(x, training=training), model(x, training=training), atol=1e-4, rtol=1e-4)
+    rows = {row[0]: row[1:3] for row in controller.statistics()["filter_pruning"].tables[0].rows}
+    assert rows["Parameters"][1] == parameter_count(stripped) and rows["FLOPs"][1] == _independent_flops(stripped)
+    assert stripped.get_layer("sep1").filters == 16 and stripped.get_layer("stem_bn").beta.shape == (8,)
 
 
 def test_stripped_layers_are_smaller_and_the_original_keeps_training(compress_tf):
@@ -124,7 +201,7 @@ def test_export_to_keras_and_saved_model_reloads_with_equal_outputs(compress_tf,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["digits.keras", "digits_saved_model"]
 
 
-def test_layers_inside_a_custom_layer_are_zeroed_the_rest_removed(compress_tf):
+def test_layers_inside_a_custom_layer_are_removed_too(compress_tf, tmp_path):
     inputs = keras.Input((8,))
     x = keras.layers.Dense(16, activation="relu", name="fc0")(inputs)
     x = ResidualBlock(16, name="block")(keras.layers.Dense(16, activation="relu", name="fc1")(x))
@@ -132,15 +209,19 @@ def test_layers_inside_a_custom_layer_are_zeroed_the_rest_removed(compress_tf):
     controller = compress_tf(model, (1, 8), prune_first_conv=True)
     assert {g.producers for g in controller.analysis.groups} == {("fc0",), ("fc1", "block/inner")}
     controller.compression_rate = 0.5
-    with pytest.warns(UserWarning, match="zeroes the pruned filters of block/inner, fc1 but cannot remove them: 'block/inner' is "
-                                         r"inside custom layer 'block' \(ResidualBlock\)"):
-        stripped = controller.strip()
+    stripped = controller.strip()
     x = _sample((1, 8), 4)
     np.testing.assert_allclose(stripped(x), model(x), atol=1e-5)
-    assert stripped.get_layer("fc0").units == 8 and stripped.get_layer("fc1").kernel.shape == (8, 16)
-    assert parameter_count(stripped) == parameter_count(model) - 8 * (8 + 1) - 8 * 16
-    table = controller.statistics()["filter_pruning"].tables[-1]
-    assert [row[0] for row in table.rows] == ["fc1, block/inner"]
+    block = stripped.get_layer("block")
+    assert stripped.get_layer("fc0").units == 8 and stripped.get_layer("fc1").kernel.shape == (8, 8)
+    assert block.dense.units == 8 and tuple(block.norm.gamma.shape) == (8,) and stripped.get_layer("logits").kernel.shape == (8, 3)
+    assert parameter_count(stripped) == 3 * (8 * 8 + 8) + 2 * 8 + (8 * 3 + 3)  # fc0, fc1, block/inner; block/norm; logits
+    assert not controller.unremovable
+    with pytest.raises(ExportError, match=r"a \.keras file cannot hold this model: strip\(\) made block/inner smaller "
+                                          "inside a subclassed model or custom layer.*export a SavedModel"):
+        controller.export_model(tmp_path / "model.keras")  # ResidualBlock(16) would build a 16-unit layer again
+    served = tf.saved_model.load(str(controller.export_model(tmp_path / "saved")))
+    np.testing.assert_allclose(served.serve(x), model(x), atol=1e-5)
 
 
 def test_another_algorithms_mask_on_a_cut_weight_follows_the_cut(compress_tf):

@@ -9,6 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from aac.core import CompressionStage, create_compressed_model
 from aac.core.errors import AacError, CompressionRateError
@@ -18,7 +19,16 @@ from aac.sparsity.tf.magnitude import TFMagnitudeSparsity
 from aac.tf import CompressionCallback, has_transforms
 from aac.tf.backend import TFBackend
 from aac.tf.models import iter_layers
-from aac.tf.testing import SubclassedModel, compile_classifier, conv_model, functional_model, make_data, sequential_model
+from aac.tf.testing import (
+    PlainSubclassedNet,
+    SubclassedModel,
+    compile_classifier,
+    conv_model,
+    functional_model,
+    make_data,
+    raw_ops_net,
+    sequential_model,
+)
 
 STYLES = {"sequential": sequential_model, "functional": functional_model, "subclassed": SubclassedModel}
 #: the statistics magnitude sparsity reports on every framework
@@ -53,6 +63,25 @@ def test_three_model_styles_strip_to_equivalent_plain_models(style: str) -> None
     layers = dict(iter_layers(stripped))
     zeros = sum(int(np.sum(layers[layer.name].kernel.numpy() == 0)) for layer in controller.layers)
     assert zeros == round(0.6 * sum(layer.numel for layer in controller.layers))  # folded: real zeros
+
+
+@pytest.mark.parametrize("make", [raw_ops_net, PlainSubclassedNet], ids=["raw-ops", "plain-subclassed"])
+def test_keras_ops_graphs_and_plain_subclassed_models_strip(make: Any, tmp_path: Path) -> None:
+    """Issue 11: operation nodes (x + 3.0, keras.ops) and a subclassed model without names or get_config."""
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
+    controller, model = compress(make(), shape=(1, 8, 8, 3))
+    controller.compression_rate = 0.5
+    stripped = controller.strip()
+    assert type(stripped) is type(model) and not has_transforms(stripped)
+    np.testing.assert_allclose(stripped(x, training=False), model(x, training=False), atol=1e-5)
+    stripped_layers = dict(iter_layers(stripped))
+    zeros = sum(int(np.sum(stripped_layers[layer.name].kernel.numpy() == 0)) for layer in controller.layers)
+    assert zeros == round(0.5 * sum(layer.numel for layer in controller.layers))
+    served = tf.saved_model.load(str(controller.export_model(tmp_path / "saved")))
+    np.testing.assert_allclose(served.serve(x), model(x, training=False), atol=1e-5)
+    if make is raw_ops_net:  # the operations survive a .keras round trip (a class without get_config cannot be loaded back)
+        loaded = keras.saving.load_model(controller.export_model(tmp_path / "model.keras"))
+        np.testing.assert_allclose(loaded(x), model(x, training=False), atol=1e-5)
 
 
 @pytest.mark.parametrize("level", [0.0, 0.1, 0.37, 0.9])

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import json
+import logging
+import sys
 from pathlib import Path
 
 import keras
@@ -109,6 +112,48 @@ def test_adaptive_search_with_accuracy_aware_fit(tmp_path: Path, blobs, registry
                                   batch_size=32, log_dir=tmp_path, registry=registry, verbose=False)
     assert again.compression_rate == statistics.compression_rate and again.total_epochs == statistics.total_epochs
     assert all(np.allclose(a, b.numpy()) for a, b in zip(weights, model.weights, strict=True))
+
+
+@pytest.fixture
+def without_tensorboard(monkeypatch):
+    """As if the tensorboard package were not installed (the aac-tf test session has none; elsewhere it is hidden)."""
+    for name in [n for n in sys.modules if n.split(".")[0] == "tensorboard"]:
+        monkeypatch.delitem(sys.modules, name)
+    real_import = builtins.__import__
+
+    def guarded_import(name, *args, **kwargs):
+        if name.split(".")[0] == "tensorboard":
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", guarded_import)
+    monkeypatch.setattr("aac.tf.summary._noted", False)
+
+
+def test_the_loop_writes_tensorboard_events_without_tensorboard(tmp_path: Path, blobs, registry, without_tensorboard, caplog) -> None:
+    """Issue 11: tf.summary.scalar needs the tensorboard package; aac's writer does not, and one note says how to view the files."""
+    with pytest.raises(ImportError):
+        import tensorboard  # noqa: F401
+    x, y, xv, yv = blobs
+    model, accuracy = pretrained(blobs, sequential_model, epochs=2)
+    config = {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.25, "steps": 2}},
+              "accuracy_aware_training": EARLY_EXIT}
+    controller, model = create_compressed_model(model, config, registry=registry)
+    with caplog.at_level(logging.INFO, logger="aac"):
+        _, statistics = accuracy_aware_fit(model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=accuracy,
+                                           batch_size=32, log_dir=tmp_path, registry=registry, verbose=True)
+    assert statistics.total_epochs >= 1
+    notes = [r.getMessage() for r in caplog.records if "pip install tensorboard" in r.getMessage()]
+    assert notes == [f"[aac] TensorBoard event files are written to {tmp_path / 'tensorboard'}; to view them: pip install "
+                     f"tensorboard (or 'aac-tf[tensorboard]') and run tensorboard --logdir {tmp_path / 'tensorboard'}"]
+    scalars = {}
+    for file in (tmp_path / "tensorboard").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(file)):
+            for value in event.summary.value:  # what tf.summary.scalar writes: a float tensor tagged for the scalars plugin
+                assert value.metadata.plugin_data.plugin_name == "scalars"
+                scalars.setdefault(value.tag, []).append((event.step, float(tf.make_ndarray(value.tensor))))
+    assert scalars["val/accuracy_aware/metric_value"][0] == (0, pytest.approx(accuracy, abs=1e-6))
+    assert "compression/statistics/tf_toy_pruning/masked_channels" in scalars
 
 
 def test_accuracy_aware_fit_refuses_what_it_cannot_do_right(blobs, registry) -> None:

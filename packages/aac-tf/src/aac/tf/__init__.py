@@ -1,8 +1,10 @@
 """TensorFlow/Keras 3 backend of aac.
 
 Importing this package does not import TensorFlow: the names below are loaded on first use, so that
-listing plugins or validating a config stays cheap. See ``packages/aac-tf/README.md`` for the API
-that algorithm packages build on, and :func:`accuracy_aware_fit` for the Keras-native entry point.
+listing plugins or validating a config stays cheap. It does check that TensorFlow and a tested Keras
+are installed (:mod:`aac.tf.requirements`): without TensorFlow the ``ImportError`` says what to
+install. See ``packages/aac-tf/README.md`` for the API that algorithm packages build on, and
+:func:`accuracy_aware_fit` for the Keras-native entry point.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from aac.tf import requirements
 from aac.tf._version import __version__
+
+requirements.check()
 
 if TYPE_CHECKING:
     from aac.tf.algorithm import TFCompressionAlgorithm

@@ -19,6 +19,7 @@ from aac.core.config import Config
 from aac.core.errors import AacError, CheckpointError
 from aac.core.scopes import listed_in
 from aac.tf import checkpoint
+from aac.tf.keras_internals import keras_seed_generator
 from aac.tf.models import TFModel, prepare_model
 from aac.tf.summary import SummaryWriter
 from aac.tf.transforms import has_transforms
@@ -126,7 +127,7 @@ class TFBackend(Backend):
             generator = tf.random.get_global_generator()
             state["tf"] = {"state": generator.state.numpy(), "algorithm": int(generator.algorithm)}
         with contextlib.suppress(Exception), tf.init_scope():
-            state["keras"] = np.asarray(_keras_seed_generator().state.numpy())
+            state["keras"] = np.asarray(keras_seed_generator().state.numpy())
         return state
 
     def set_rng_state(self, state: Any) -> None:
@@ -144,7 +145,7 @@ class TFBackend(Backend):
                     generator.reset(tf.constant(state["tf"]["state"], dtype=generator.state.dtype))
         if "keras" in state:
             with tf.init_scope():
-                _keras_seed_generator().state.assign(np.asarray(state["keras"]))
+                keras_seed_generator().state.assign(np.asarray(state["keras"]))
 
     # -- learning rate -----------------------------------------------------------------
     def learning_rate(self, optimizer: Any) -> float | None:
@@ -211,6 +212,7 @@ class TFBackend(Backend):
         return contextlib.nullcontext()
 
     def create_tensorboard_writer(self, log_dir: Path) -> SummaryWriter:
+        """A ``tf.summary`` writer: no ``tensorboard`` package needed (without it, one note says how to view the files)."""
         return SummaryWriter(log_dir)
 
     # -- distributed -------------------------------------------------------------------
@@ -265,12 +267,6 @@ def _assign_all(variables: list[Any], state: Mapping[str, Any], what: str) -> No
             )
     for variable, value in zip(variables, values, strict=True):
         variable.assign(value)
-
-
-def _keras_seed_generator() -> Any:
-    from keras.src.random.seed_generator import global_seed_generator
-
-    return global_seed_generator()
 
 
 def _strategy_scope(model: Any) -> contextlib.AbstractContextManager[Any]:

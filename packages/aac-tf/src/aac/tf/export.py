@@ -22,6 +22,7 @@ from typing import Any
 import keras
 
 from aac.core.errors import AacError
+from aac.tf.models import resized_by_code
 from aac.tf.transforms import has_transforms
 
 SAVEDMODEL_SUFFIXES = ("", ".savedmodel")
@@ -67,6 +68,13 @@ def export_model(model: Any, path: str | os.PathLike[str], *, inputs: Sequence[A
             "controller.export_model(path), which strips first"
         )
     kind = export_format(path)
+    resized = resized_by_code(model) if kind == "keras" else []
+    if resized:
+        raise ExportError(
+            f"a .keras file cannot hold this model: strip() made {', '.join(resized[:3])}{' …' if len(resized) > 3 else ''} "
+            "smaller inside a subclassed model or custom layer, whose config (what .keras stores) builds them at the original "
+            "size again; export a SavedModel (a directory path) instead"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:8]
     if kind in ("keras", "weights"):

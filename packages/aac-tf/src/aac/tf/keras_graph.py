@@ -12,18 +12,26 @@ The tables below say what each layer class and ``keras.ops`` operation does to c
 listed becomes UNKNOWN, which algorithms treat as "mixes channels arbitrarily" - a safe default.
 A layer with a fused ``activation=`` becomes two nodes (``"dense"`` then ``"dense.relu"``), because
 whether the activation maps 0 to 0 decides whether a pruned channel stays zero.
+
+Keras idioms are mapped onto what the neutral graph knows, so that its analysis and cost model need
+nothing Keras-specific: a separable convolution is two convolutions (its depthwise part, layer
+``"sep"``, and its pointwise part, layer ``"sep" + POINTWISE``); a ``Dense`` on a tensor of rank > 2 is
+a 1x1 convolution (it acts on the channels); a global pool that is only reshaped back to ``(1, ..., 1, C)``
+(squeeze-excitation) is a pool that keeps its dimensions; InceptionResNetV2's ``CustomScaleLayer`` is an
+addition; norm layers report their parameters per channel (``center`` and ``scale``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import keras
 from keras import layers as L
-from keras.src import tree
+from keras import tree
 
 from aac.core.graph import (
     ActivationAttributes,
@@ -63,6 +71,9 @@ _TRANSPOSED_CONV = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
 _DEPTHWISE_CONV = (L.DepthwiseConv1D, L.DepthwiseConv2D)
 _SEPARABLE_CONV = (L.SeparableConv1D, L.SeparableConv2D)
 _CONV = (L.Conv1D, L.Conv2D, L.Conv3D)
+
+#: suffix of the layer path the graph gives the pointwise part of a separable convolution (``"sep.pointwise"``)
+POINTWISE = ".pointwise"
 
 _ARITHMETIC_OPS = {"Add": "add", "Subtract": "sub", "Multiply": "mul", "Divide": "div", "TrueDivide": "div",
                    "Maximum": "max", "Minimum": "min"}
@@ -107,9 +118,10 @@ def _classify_layer(layer: Any, in_shape: tuple[Any, ...] | None) -> Classified:
         channels = int(layer.kernel.shape[-2])
         return Metatype.CONV, ConvAttributes(channels, channels * int(layer.depth_multiplier), _tuple(layer.kernel_size),
                                              _tuple(layer.strides), groups=channels, has_bias=bool(layer.use_bias))
-    if isinstance(layer, _SEPARABLE_CONV):  # depthwise then pointwise: channels mix like a plain convolution
-        return Metatype.CONV, ConvAttributes(int(layer.depthwise_kernel.shape[-2]), int(layer.filters), _tuple(layer.kernel_size),
-                                             _tuple(layer.strides), has_bias=bool(layer.use_bias))
+    if isinstance(layer, _SEPARABLE_CONV):  # its depthwise part; _Builder.operation adds the pointwise part after it
+        channels = int(layer.depthwise_kernel.shape[-2])
+        return Metatype.CONV, ConvAttributes(channels, channels * int(layer.depth_multiplier), _tuple(layer.kernel_size),
+                                             _tuple(layer.strides), groups=channels, has_bias=False)
     if isinstance(layer, _TRANSPOSED_CONV):
         return Metatype.CONV, ConvAttributes(int(layer.kernel.shape[-1]), int(layer.filters), _tuple(layer.kernel_size),
                                              _tuple(layer.strides), transposed=True, has_bias=bool(layer.use_bias))
@@ -118,16 +130,20 @@ def _classify_layer(layer: Any, in_shape: tuple[Any, ...] | None) -> Classified:
         return Metatype.CONV, ConvAttributes(int(layer.kernel.shape[-2]) * groups, int(layer.filters), _tuple(layer.kernel_size),
                                              _tuple(layer.strides), groups=groups, has_bias=bool(layer.use_bias))
     if isinstance(layer, L.Dense):
+        if in_shape is not None and len(in_shape) > 2 and _channels_last():  # acts on the channel axis: a 1x1 convolution
+            ones = (1,) * (len(in_shape) - 2)
+            return Metatype.CONV, ConvAttributes(int(layer.kernel.shape[0]), int(layer.units), ones, ones, has_bias=bool(layer.use_bias))
         return Metatype.LINEAR, LinearAttributes(int(layer.kernel.shape[0]), int(layer.units), bool(layer.use_bias))
     if isinstance(layer, L.BatchNormalization):
-        return Metatype.BATCH_NORM, NormAttributes(int(layer.moving_mean.shape[0]), bool(layer.center or layer.scale))
+        return Metatype.BATCH_NORM, NormAttributes(int(layer.moving_mean.shape[0]), bool(layer.center or layer.scale),
+                                                   params_per_channel=_norm_params(layer))
     if isinstance(layer, L.GroupNormalization):
         channels = int(in_shape[-1]) if in_shape and in_shape[-1] is not None else 0
-        return Metatype.GROUP_NORM, NormAttributes(channels, bool(layer.center or layer.scale), int(layer.groups))
+        return Metatype.GROUP_NORM, NormAttributes(channels, bool(layer.center or layer.scale), int(layer.groups), _norm_params(layer))
     if isinstance(layer, L.LayerNormalization):
         axes = _tuple(layer.axis)
         size = math.prod(int(in_shape[a]) for a in axes) if in_shape and all(in_shape[a] is not None for a in axes) else 0
-        return Metatype.LAYER_NORM, NormAttributes(size, bool(layer.center or layer.scale))
+        return Metatype.LAYER_NORM, NormAttributes(size, bool(layer.center or layer.scale), params_per_channel=_norm_params(layer))
     if isinstance(layer, _ACTIVATION_LAYERS):
         return Metatype.ACTIVATION, ActivationAttributes(preserves_zero=True)
     if isinstance(layer, L.Activation):
@@ -146,11 +162,21 @@ def _classify_layer(layer: Any, in_shape: tuple[Any, ...] | None) -> Classified:
         if len(layer.target_shape) == 1:
             return Metatype.FLATTEN, FlattenAttributes(channel_major=not _channels_last())
         return Metatype.UNKNOWN, None
-    if isinstance(layer, _MERGE_LAYERS):
+    if isinstance(layer, _MERGE_LAYERS) or _is_keras_scale_sum(layer):
         return Metatype.ELEMENTWISE, None
     if isinstance(layer, L.Concatenate):
         return Metatype.CONCAT, ConcatAttributes(along_channels=_axis_is_channels(layer.axis, len(in_shape) if in_shape else None))
     return Metatype.UNKNOWN, None
+
+
+def _norm_params(layer: Any) -> int:
+    """Parameters per channel of a Keras norm layer: its offset (``center``) and its scale (``scale``)."""
+    return int(bool(layer.center)) + int(bool(layer.scale))
+
+
+def _is_keras_scale_sum(layer: Any) -> bool:
+    """InceptionResNetV2's ``CustomScaleLayer``: ``inputs[0] + inputs[1] * scale``, an addition of aligned channels."""
+    return type(layer).__name__ == "CustomScaleLayer" and type(layer).__module__.startswith("keras.")
 
 
 def _is_zero(value: Any) -> bool:
@@ -339,6 +365,8 @@ class _Builder:
                 return expanded
         metatype, attributes = _classify_layer(op, in_shape) if path not in self.opaque else (Metatype.UNKNOWN, None)
         layer_scope = path.rpartition(SEPARATOR)[0]
+        if isinstance(op, _SEPARABLE_CONV) and isinstance(attributes, ConvAttributes):
+            return self.separable(op, path, layer_scope, attributes, sources, out_shape, len(node.outputs))
         name = self.emit(path, metatype, sources, layer=path, scope=layer_scope, op=type(op).__name__,
                          attributes=attributes, output_shape=out_shape)
         activation = getattr(op, "activation", None)
@@ -349,6 +377,25 @@ class _Builder:
                 name = self.emit(f"{name}.{act_name}", act_type, (name,), scope=path, op=act_name,
                                  attributes=act_attributes, output_shape=out_shape)
         return [name] * max(1, len(node.outputs))
+
+    def separable(self, op: Any, path: str, scope: str, depthwise: ConvAttributes, sources: list[str],
+                  out_shape: tuple[int, ...] | None, outputs: int) -> list[str]:
+        """A separable convolution as the two convolutions it computes: its depthwise part (layer ``path``) and its
+        pointwise part (layer ``path + POINTWISE``), so that it is counted and pruned as what it is."""
+        middle = None if out_shape is None else (*out_shape[:-1], depthwise.out_channels) if _channels_last() else (
+            out_shape[0], depthwise.out_channels, *out_shape[2:])
+        name = self.emit(path, Metatype.CONV, sources, layer=path, scope=scope, op=type(op).__name__,
+                         attributes=depthwise, output_shape=middle)
+        ones = (1,) * len(depthwise.kernel_size)
+        pointwise = ConvAttributes(depthwise.out_channels, int(op.filters), ones, ones, has_bias=bool(op.use_bias))
+        name = self.emit(f"{path}{POINTWISE}", Metatype.CONV, (name,), layer=f"{path}{POINTWISE}", scope=scope,
+                         op=f"{type(op).__name__}.pointwise", attributes=pointwise, output_shape=out_shape)
+        act_name = _activation_name(op.activation)
+        if act_name != "linear":
+            act_type, act_attributes = _activation(act_name)
+            name = self.emit(f"{path}.{act_name}", act_type, (name,), scope=path, op=act_name, attributes=act_attributes,
+                             output_shape=out_shape)
+        return [name] * max(1, outputs)
 
     def expand(self, op: Any, node: Any, sources: list[str], path: str) -> list[str] | None:
         """Expand a nested Sequential/functional model or a traceable composite layer; None to keep it whole."""
@@ -420,7 +467,32 @@ def trace_graph(model: Any, inputs: Sequence[InputSpec], opaque: ScopeSelection 
                 raise ModelTraceError(_trace_failure(model, exc)) from exc
             outputs = builder.walk(bound, flat, "", "")
     builder.emit("output", Metatype.OUTPUT, outputs, op="output")
-    return Graph(builder.nodes)
+    return Graph(_keep_pooled_dims(builder.nodes))
+
+
+def _keep_pooled_dims(nodes: list[Node]) -> list[Node]:
+    """A global pool whose only reader reshapes it back to ``(1, ..., 1, C)`` (squeeze-excitation blocks: EfficientNet's
+    ``Reshape((1, 1, C))``) is a pool that keeps its dimensions: both become POOL, so the channels are followed through."""
+    readers: dict[str, int] = {}
+    for node in nodes:
+        for source in node.inputs:
+            readers[source] = readers.get(source, 0) + 1
+    by_name = {node.name: node for node in nodes}
+    pooled: set[str] = set()
+    for node in nodes:
+        source = by_name.get(node.inputs[0]) if len(node.inputs) == 1 else None
+        if (node.metatype is Metatype.UNKNOWN and source is not None and source.metatype is Metatype.SPATIAL_REDUCE
+                and readers.get(source.name) == 1 and _is_unsqueezed(source.output_shape, node.output_shape)):
+            pooled.update((node.name, source.name))
+    return [dataclasses.replace(node, metatype=Metatype.POOL, attributes=None) if node.name in pooled else node for node in nodes]
+
+
+def _is_unsqueezed(flat: tuple[int, ...] | None, shape: tuple[int, ...] | None) -> bool:
+    """``shape`` is ``flat`` (batch, C) with spatial dimensions of size 1 inserted where the layout keeps them."""
+    if flat is None or shape is None or len(flat) != 2 or len(shape) < 3 or shape[0] != flat[0]:
+        return False
+    channels, spatial = (shape[-1], shape[1:-1]) if _channels_last() else (shape[1], shape[2:])
+    return channels == flat[1] and all(extent == 1 for extent in spatial)
 
 
 def _trace_failure(model: Any, exc: Exception) -> str:

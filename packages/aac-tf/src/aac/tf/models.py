@@ -14,16 +14,17 @@ weights on the way, which is how a pruned model becomes physically smaller.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 import numpy as np
-from keras.src.models.functional import Functional
 
 from aac.core.errors import AacError
 from aac.core.graph import Graph
+from aac.tf.keras_internals import constructor_arguments, is_functional, own_variables
 from aac.tf.scopes import SEPARATOR, ScopeIndex, ScopeSelection
 from aac.tf.transforms import (
     TransformError,
@@ -83,7 +84,7 @@ def model_style(model: Any) -> str:
     """``"sequential"``, ``"functional"`` or ``"subclassed"``."""
     if isinstance(model, keras.Sequential):
         return "sequential"
-    if isinstance(model, Functional):
+    if is_functional(model):
         return "functional"
     return "subclassed"
 
@@ -109,6 +110,17 @@ def iter_layers(model: Any) -> Iterator[tuple[str, Any]]:
         seen.add(id(layer))
         yield path, layer
         stack.extend((f"{path}{SEPARATOR}{child.name}", child) for child in reversed(sublayers(layer)))
+
+
+def parameter_count(model: Any) -> int:
+    """The model's parameters counted as PyTorch counts them: every layer weight, trainable or not, except
+    batch-norm moving statistics (buffers in PyTorch); aac transforms' variables and seed states excluded."""
+    total = 0
+    for layer in [model, *(layer for _, layer in iter_layers(model))]:
+        statistics = {id(getattr(layer, n, None)) for n in ("moving_mean", "moving_variance")} if isinstance(
+            layer, keras.layers.BatchNormalization) else set()
+        total += sum(int(np.prod(v.shape)) for v in own_variables(layer) if id(v) not in statistics)
+    return total
 
 
 def recorded_input_shapes(model: Any) -> list[tuple[int | None, ...]] | None:
@@ -249,91 +261,277 @@ EditConfig = Callable[[str, Any, dict[str, Any]], dict[str, Any]]
 EditWeights = Callable[[str, Any], "Sequence[Any] | None"]
 EditCuts = Callable[[str, Any], "Mapping[str, Sequence[tuple[int, np.ndarray]]] | None"]
 
+#: attribute of a copied layer pointing (weakly) at the user's layer it descends from
+_ORIGIN = "_aac_origin"
+#: attribute of a fresh instance (subclassed model, custom layer) listing the layers in it that the copy resized
+_RESIZED = "_aac_resized"
 
-def own_variables(layer: Any) -> list[Any]:
-    """The variables a layer created itself (not those of its sub-layers or transforms)."""
+
+def origin(layer: Any) -> Any:
+    """The user's layer that ``layer`` is a copy of (through any number of copies); ``layer`` itself if it is no copy.
+
+    Strip steps that look up what an algorithm attached to the user's layers use it: layer names are
+    not an identity (Keras numbers auto-named layers per process), the layer object is.
+    """
+    reference = layer.__dict__.get(_ORIGIN)
+    source = reference() if reference is not None else None
+    return source if source is not None else layer
+
+
+def _is_graph_model(layer: Any) -> bool:
+    """A Sequential or functional model: its layers are rebuilt from their configs."""
+    return isinstance(layer, keras.Model) and model_style(layer) != "subclassed"
+
+
+def _built_by_code(layer: Any) -> bool:
+    """A subclassed model or a custom layer holding layers: Python code creates its sub-layers, not a config."""
+    if isinstance(layer, keras.Model):
+        return not _is_graph_model(layer)
+    return bool(sublayers(layer)) and not type(layer).__module__.startswith("keras.")
+
+
+def fresh_instance(layer: Any, path: str = "") -> Any:
+    """A new, unbuilt instance of ``layer``'s class, made the way the user made it.
+
+    ``from_config(get_config())`` first (a class's own ``get_config``, or Keras' automatic one for
+    constructors that accept ``**kwargs``); else the constructor called again with the arguments Keras
+    recorded (:func:`~aac.tf.keras_internals.constructor_arguments`), which covers a plain subclassed
+    model without ``get_config``. The instance gets ``layer``'s name.
+    """
+    cls = type(layer)
+    try:
+        twin = cls.from_config(layer.get_config())
+    except Exception as from_config_error:
+        arguments = constructor_arguments(layer)
+        if arguments is None:
+            raise ModelTraceError(
+                f"cannot make a copy of {_describe(layer, path)}: from_config(get_config()) failed ({_first_line(from_config_error)}) "
+                "and Keras did not record its constructor arguments (it records them only when they are plain values: str, "
+                "int, float, bool, None and lists/dicts of them). Give the class a get_config() returning its constructor "
+                "arguments, or build the model with the functional API"
+            ) from from_config_error
+        try:
+            twin = cls(**arguments)
+        except Exception as exc:
+            raise ModelTraceError(
+                f"cannot make a copy of {_describe(layer, path)}: calling {cls.__name__}(**{arguments}) again failed: "
+                f"{_first_line(exc)}. Give the class a get_config() returning its constructor arguments"
+            ) from exc
+    twin.name = layer.name
+    return twin
+
+
+def _describe(layer: Any, path: str) -> str:
+    return f"'{path}' ({type(layer).__name__})" if path else f"the model {type(layer).__name__}"
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _paired_layers(layer: Any, twin: Any, path: str, *, strict: bool) -> list[tuple[str, Any, Any]]:
+    """``(path, layer's sub-layer, twin's sub-layer)`` for the sub-layer trees of two instances made by the same code.
+
+    Children pair by position and class (Keras tracks them in the order they are created). With
+    ``strict=False`` only the common prefix pairs: an unbuilt twin lacks the layers its ``build``
+    creates, which come last; ``strict=True`` makes any difference an error.
+    """
+    pairs: list[tuple[str, Any, Any]] = []
     seen: set[int] = set()
-    result = []
-    for variable in list(layer._trainable_variables) + list(layer._non_trainable_variables):
-        if id(variable) not in seen:
-            seen.add(id(variable))
-            result.append(variable)
+    stack = [(path, layer, twin)]
+    while stack:
+        prefix, a, b = stack.pop()
+        mine, theirs = sublayers(a), sublayers(b)
+        common = next((i for i, (x, y) in enumerate(zip(mine, theirs, strict=False)) if type(x) is not type(y)), min(len(mine), len(theirs)))
+        if strict and not (common == len(mine) == len(theirs)):
+            raise ModelTraceError(
+                f"copying {_describe(a, prefix)}: the copy holds other layers ({[type(y).__name__ for y in theirs]}) than the "
+                f"original ({[type(x).__name__ for x in mine]}); its layers must not depend on anything but its constructor arguments"
+            )
+        children = []
+        for x, y in zip(mine[:common], theirs[:common], strict=True):
+            if id(x) in seen:
+                continue
+            seen.add(id(x))
+            child = f"{prefix}{SEPARATOR}{x.name}" if prefix else x.name
+            pairs.append((child, x, y))
+            children.append((child, x, y))
+        stack.extend(reversed(children))
+    return pairs
+
+
+def _config_of(layer: Any) -> dict[str, Any] | None:
+    try:
+        return dict(layer.get_config())
+    except Exception:  # a custom layer without a serialisable config: nothing to edit in it
+        return None
+
+
+def _reconfigure(twin: Any, path: str, before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Give the unbuilt ``twin`` the config entries ``after`` changes (its ``build`` then creates weights of the new
+    sizes); False if nothing changes."""
+    changed = {key: value for key, value in after.items() if before.get(key) != value}
+    if not changed:
+        return False
+    if own_variables(twin):
+        raise ModelTraceError(
+            f"cannot rebuild layer '{path}' ({type(twin).__name__}) with {changed}: the constructor of the model or layer "
+            "holding it builds it, so its weights exist before aac could change them"
+        )
+    for key, value in changed.items():
+        if not hasattr(twin, key):
+            raise ModelTraceError(f"cannot rebuild layer '{path}' ({type(twin).__name__}) with {key}={value!r}: it has no attribute '{key}'")
+        setattr(twin, key, value)
+    config = twin.get_config()
+    wrong = {key: config.get(key) for key, value in changed.items() if config.get(key) != value}
+    if wrong:
+        raise ModelTraceError(f"cannot rebuild layer '{path}' ({type(twin).__name__}) with {changed}: its config still says {wrong}")
+    return True
+
+
+def _prepare_twin(layer: Any, twin: Any, path: str, edit_config: EditConfig | None) -> None:
+    """Before ``twin`` (a fresh instance of a code-built ``layer``) is built: give its sub-layers the original names
+    (so the copy has the same layer paths and variable paths) and the configs ``edit_config`` asks for."""
+    resized = []
+    for sub_path, source, target in _paired_layers(layer, twin, path, strict=False):
+        target.name = source.name
+        before = _config_of(source) if edit_config is not None and not _is_graph_model(source) else None
+        if before is not None and _reconfigure(target, sub_path, before, edit_config(sub_path, source, dict(before))):  # type: ignore[misc]
+            resized.append(sub_path)
+    if resized:
+        object.__setattr__(twin, _RESIZED, resized)
+
+
+def resized_by_code(model: Any) -> list[str]:
+    """Paths of layers that :func:`copy_model` resized inside a subclassed model or custom layer.
+
+    Their owner's config (what a ``.keras`` file stores) still builds them at the original size, so such
+    a model does not load back from a ``.keras`` file; a SavedModel keeps them as they are.
+    """
+    return [p for owner in (model, *(layer for _, layer in iter_layers(model))) for p in owner.__dict__.get(_RESIZED, ())]
+
+
+def rebuildable_layers(model: Any) -> dict[str, str | None]:
+    """Layer path -> None if :func:`copy_model` can give the layer another config (``edit_config``), else why not.
+
+    Layers of a Sequential or functional graph (nested ones too) are rebuilt from their configs.
+    Layers that Python code creates - those of a subclassed model or inside a custom layer - are
+    rebuilt by a fresh instance of their owner (:func:`fresh_instance`) changed before it is built;
+    that works where the owner can be instantiated again and its constructor creates the layer
+    without building its weights.
+    """
+    result: dict[str, str | None] = {}
+
+    def in_graph(owner: Any, prefix: str) -> None:
+        for layer in sublayers(owner):
+            path = f"{prefix}{layer.name}"
+            result[path] = None
+            if _is_graph_model(layer):
+                in_graph(layer, f"{path}{SEPARATOR}")
+            elif _built_by_code(layer):
+                by_code(layer, path)
+            else:
+                why = f"'{{}}' is inside the Keras layer '{path}' ({type(layer).__name__}), which aac rebuilds whole"
+                result.update({inner: why.format(inner) for inner, _ in _subtree(layer, path)})
+
+    def by_code(owner: Any, path: str) -> None:
+        try:
+            twin = fresh_instance(owner, path)
+        except ModelTraceError as exc:
+            result.update(dict.fromkeys((p for p, _ in _subtree(owner, path)), str(exc)))
+            return
+        paired = {p: b for p, _, b in _paired_layers(owner, twin, path, strict=False)}
+        kind = "subclassed model" if isinstance(owner, keras.Model) else "custom layer"
+        where = f"{kind} {type(owner).__name__}" + (f" ('{path}')" if path else "")
+        for inner, _ in _subtree(owner, path):
+            counterpart = paired.get(inner)
+            if counterpart is None:
+                result[inner] = f"'{inner}' is created when the {where} is built or called, not by its constructor, so aac cannot rebuild it smaller"
+            elif own_variables(counterpart):
+                result[inner] = f"'{inner}' is built by the constructor of the {where}, so aac cannot rebuild it smaller"
+            else:
+                result[inner] = None
+
+    if _is_graph_model(model):
+        in_graph(model, "")
+    else:
+        by_code(model, "")
     return result
+
+
+def _subtree(layer: Any, path: str) -> list[tuple[str, Any]]:
+    prefix = f"{path}{SEPARATOR}" if path else ""
+    return [(f"{prefix}{p}", inner) for p, inner in iter_layers(layer)]
 
 
 def copy_model(model: Any, *, edit_config: EditConfig | None = None, edit_weights: EditWeights | None = None,
                edit_cuts: EditCuts | None = None, inputs: Sequence[InputSpec] = ()) -> Any:
-    """An independent copy of ``model``: same architecture, weights and aac transforms, new variables.
+    """An independent copy of ``model``: same architecture, layer names, weights and aac transforms; new variables.
 
     Sequential and functional models are cloned layer by layer (``keras.models.clone_model``, nested
-    models included); ``edit_config`` may change a layer's config on the way (for example fewer
-    filters) and ``edit_weights`` supply that layer's new weights in ``layer.weights`` order (its own
-    variables, transforms excluded). When ``edit_weights`` cuts channels out of a weight that carries
-    transforms, ``edit_cuts`` says which (``{weight name: [(axis, kept indices), ...]}``) and the
-    transforms follow the cut (:func:`~aac.tf.transforms.cut_transforms`). A subclassed model is rebuilt with ``from_config(get_config())``
-    and called once on sample ``inputs`` (or the recorded input shapes); its layers cannot be edited.
+    models included; ``keras.ops`` calls and operators such as ``x + 3.0`` are cloned as operations).
+    A subclassed model, and a custom layer holding layers, is a fresh instance of its class
+    (:func:`fresh_instance`: no ``get_config`` needed when Keras recorded the constructor arguments)
+    whose layers get the original names before it is called once on sample ``inputs`` (or the
+    recorded input shapes). Each copied layer remembers the layer it copies (:func:`origin`).
+
+    ``edit_config`` may change a layer's config on the way (for example fewer filters) wherever
+    :func:`rebuildable_layers` allows it, and ``edit_weights`` supply that layer's new weights in
+    ``layer.weights`` order (its own variables, transforms excluded). When ``edit_weights`` cuts
+    channels out of a weight that carries transforms, ``edit_cuts`` says which (``{weight name:
+    [(axis, kept indices), ...]}``) and the transforms follow the cut (:func:`~aac.tf.transforms.cut_transforms`).
     """
-    paths = {id(layer): path for path, layer in iter_layers(model)}
-    style = model_style(model)
-    pairs: list[tuple[str, Any, Any]] = []
-    if style == "subclassed":
-        if edit_config is not None:
-            raise ModelTraceError(
-                f"{type(model).__name__} is a subclassed model: its layers cannot be rebuilt with other configs; "
-                "build it with the functional API to get a physically smaller model"
-            )
-        clone = _copy_subclassed(model, inputs)
-        pairs.append(("", model, clone))  # the model's own variables, if it created any
-        for (path, layer), (_, twin) in zip(iter_layers(model), iter_layers(clone), strict=False):
-            pairs.append((path, layer, twin))
+    if model_style(model) == "subclassed":
+        clone = fresh_instance(model)
+        _prepare_twin(model, clone, "", edit_config)
+        _build(model, clone, inputs)
+        pairs = [("", model, clone), *_paired_layers(model, clone, "", strict=True)]
     else:
+        pairs = []
+        paths = {id(layer): path for path, layer in iter_layers(model)}
+
         def clone_function(layer: Any) -> Any:
+            if not isinstance(layer, keras.layers.Layer):  # a keras.ops call or an operator (x + 3.0): no weights, nothing to edit
+                return layer.__class__.from_config(layer.get_config())
             path = paths.get(id(layer), layer.name)
-            config = layer.get_config()
-            if edit_config is not None:
-                config = edit_config(path, layer, config)
-            try:
-                twin = layer.__class__.from_config(config)
-            except Exception as exc:
-                raise ModelTraceError(
-                    f"cannot copy layer '{path}' ({type(layer).__name__}) from its config: {exc}. Custom layers need a "
-                    "get_config() that returns their constructor arguments"
-                ) from exc
+            if _built_by_code(layer):
+                twin = fresh_instance(layer, path)
+                _prepare_twin(layer, twin, path, edit_config)
+            else:
+                config = layer.get_config()
+                if edit_config is not None:
+                    config = edit_config(path, layer, config)
+                try:
+                    twin = layer.__class__.from_config(config)
+                except Exception as exc:
+                    raise ModelTraceError(f"cannot copy layer '{path}' ({type(layer).__name__}) from its config: {exc}") from exc
             pairs.append((path, layer, twin))
             return twin
 
         clone = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
-        nested = []
-        for path, layer, twin in pairs:  # sub-layers of custom composite layers: pair them by position
-            if not isinstance(layer, keras.Model):
-                inner = list(iter_layers(layer))
-                twins = list(iter_layers(twin))
-                nested += [(f"{path}{SEPARATOR}{p}", a, b) for (p, a), (_, b) in zip(inner, twins, strict=False)]
-        pairs += nested
+        pairs += [inner for path, layer, twin in list(pairs) if sublayers(layer) and not _is_graph_model(layer)  # composite layers
+                  for inner in _paired_layers(layer, twin, path, strict=True)]
     for path, layer, twin in pairs:
         if type(layer) is not type(twin):
             raise ModelTraceError(f"copying {type(model).__name__}: layer '{path}' became a {type(twin).__name__}")
-        if layer is not model and isinstance(layer, keras.Model) and model_style(layer) != "subclassed":
+        object.__setattr__(twin, _ORIGIN, weakref.ref(origin(layer)))
+        if layer is not model and _is_graph_model(layer):
             continue  # a nested Sequential/functional model: its layers are paired themselves
         _copy_variables(path, layer, twin, edit_weights, edit_cuts)
     return clone
 
 
-def _copy_subclassed(model: Any, inputs: Sequence[InputSpec]) -> Any:
-    try:
-        clone = type(model).from_config(model.get_config())
-    except Exception as exc:
-        raise ModelTraceError(
-            f"cannot copy the subclassed model {type(model).__name__} (needed to strip it without touching the model "
-            f"being trained): from_config(get_config()) failed: {exc}. Give the class a get_config() returning its "
-            "constructor arguments (and accept **kwargs in __init__), or build the model with the functional API"
-        ) from exc
+def _build(model: Any, clone: Any, inputs: Sequence[InputSpec]) -> None:
+    """Build the fresh instance ``clone`` by calling it once on sample inputs."""
     specs = list(inputs) or [InputSpec(tuple(s)) for s in (recorded_input_shapes(model) or [])]
     if not specs:
         raise ModelTraceError(f"cannot build a copy of {type(model).__name__}: no input shapes are known; add input_info to the config")
     samples = [s.make(1) for s in specs]
-    clone(samples[0] if len(samples) == 1 else samples, training=False)
-    return clone
+    try:
+        clone(samples[0] if len(samples) == 1 else samples, training=False)
+    except Exception as exc:
+        raise ModelTraceError(f"building the copy of {type(model).__name__} failed: {_first_line(exc)}") from exc
 
 
 def _copy_variables(path: str, layer: Any, twin: Any, edit_weights: EditWeights | None, edit_cuts: EditCuts | None = None) -> None:
@@ -367,11 +565,17 @@ __all__ = [
     "TFModel",
     "copy_model",
     "ensure_built",
+    "fresh_instance",
     "input_specs",
     "iter_layers",
     "iter_transforms",
     "layer_paths",
     "model_style",
+    "origin",
+    "own_variables",
+    "parameter_count",
     "prepare_model",
+    "rebuildable_layers",
     "recorded_input_shapes",
+    "resized_by_code",
 ]

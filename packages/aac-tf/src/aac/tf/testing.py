@@ -8,7 +8,13 @@ transforms - everything a real TensorFlow algorithm does with the backend, in a 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -187,6 +193,104 @@ def digits_net(width: int = 32, classes: int = 10) -> keras.Model:
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dense(2 * width, activation="relu", name="fc1")(x)
     return keras.Model(inputs, keras.layers.Dense(classes, name="fc2")(x), name="digits_net")
+
+
+def raw_ops_net(size: int = 8, channels: int = 3, classes: int = 10, width: int = 16) -> keras.Model:
+    """Operators and ``keras.ops`` calls between layers, as MobileNetV3 and ConvNeXt write them: hard-swish
+    ``x * relu6(x + 3.0) / 6.0``, a residual ``x + y`` and a global pool as ``keras.ops.mean`` (operation nodes, not layers)."""
+    inputs = keras.Input((size, size, channels), name="image")
+    x = _conv_bn(inputs, width, act=False, name="stem")
+    x = x * keras.ops.relu6(x + 3.0) / 6.0
+    y = _conv_bn(x, width, act=False, name="conv")
+    x = keras.ops.relu(x + y)
+    x = keras.layers.Conv2D(2 * width, 1, name="expand")(x)
+    x = keras.ops.mean(x, axis=(1, 2))
+    return keras.Model(inputs, keras.layers.Dense(classes, name="fc")(x), name="raw_ops_net")
+
+
+class PlainSubclassedNet(keras.Model):
+    """A subclassed CNN as users write them: no constructor arguments, no layer names, no ``get_config``.
+
+    Keras names its layers per process (``conv2d_7``), so a copy has other auto-generated names unless
+    aac gives them the original ones; ``from_config(get_config())`` fails (its ``__init__`` takes no
+    ``trainable``/``dtype``), so a copy needs the constructor arguments Keras recorded (none).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = keras.layers.Conv2D(16, 3, padding="same")
+        self.bn1 = keras.layers.BatchNormalization()
+        self.conv2 = keras.layers.Conv2D(16, 3, padding="same")
+        self.bn2 = keras.layers.BatchNormalization()
+        self.conv3 = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.fc = keras.layers.Dense(10)
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        x = keras.ops.relu(self.bn1(self.conv1(x), training=training))
+        y = self.bn2(self.conv2(x), training=training)
+        return self.fc(self.pool(self.conv3(keras.ops.relu(x + y))))
+
+
+# -- tf.distribute ------------------------------------------------------------------------------
+
+#: what :func:`fit_under_mirrored_strategy` runs in a fresh process (logical devices must be set before TF runs anything)
+_MIRRORED_FIT = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras, numpy as np
+    from aac.core import create_compressed_model
+    from aac.tf import accuracy_aware_fit
+    from aac.tf.testing import compile_classifier, functional_model, make_data
+
+    section, log_dir = json.loads(sys.argv[1]), sys.argv[2]
+    keras.utils.set_random_seed(0)
+    x, y = make_data(384, noise=1.6)
+    train, val = (x[:256], y[:256]), (x[256:], y[256:])
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = compile_classifier(functional_model())
+    model.fit(*train, epochs=3, batch_size=32, verbose=0)
+    config = {"input_info": {"sample_size": [1, 8]}, "compression": section,
+              "accuracy_aware_training": {"mode": "early_exit", "params": {
+                  "maximal_absolute_accuracy_degradation": 0.0, "maximal_total_epochs": 2}}}
+    with strategy.scope():
+        controller, model = create_compressed_model(model, config)
+    controller.initialize(train)
+    # an unreachable budget (a perfect uncompressed model): every run trains its two epochs under the strategy
+    model, statistics = accuracy_aware_fit(model, controller, config, train, val, uncompressed_model_accuracy=1.0,
+                                           batch_size=32, log_dir=log_dir, verbose=False)
+    replicas = [strategy.experimental_local_results(getattr(v, "value", v)) for v in model.variables]
+    stripped = controller.strip()
+    print(json.dumps({
+        "replicas": strategy.num_replicas_in_sync,
+        "variables": len(replicas),
+        "mirrored": sum(len(r) == 2 for r in replicas),
+        "disagreement": max(float(np.max(np.abs(np.asarray(r[-1]) - np.asarray(r[0])))) for r in replicas),
+        "epochs": statistics.total_epochs,
+        "rate": controller.compression_rate if section["algorithm"] != "quantization" else None,
+        "strip_diff": float(np.max(np.abs(np.asarray(stripped(val[0], training=False)) - np.asarray(model(val[0], training=False))))),
+    }))
+""")
+
+
+def fit_under_mirrored_strategy(section: Mapping[str, Any], log_dir: str | Path, timeout: float = 300) -> dict[str, Any]:
+    """Run ``accuracy_aware_fit`` (early exit, 2 epochs: the budget is unreachable) on :func:`functional_model` compressed with ``section`` under
+    ``MirroredStrategy`` on 2 logical CPUs, in a fresh process; return what it measured.
+
+    ``disagreement`` is the largest difference between the two replicas' copies of any model variable
+    (weights and transform variables: masks, quantizer ranges) after training; ``strip_diff`` the largest
+    difference between the stripped and the compressed model's outputs.
+    """
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+    result = subprocess.run([sys.executable, "-c", _MIRRORED_FIT, json.dumps(dict(section)), str(log_dir)],
+                            capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"the MirroredStrategy run failed:\n{result.stderr[-3000:]}")
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return report
 
 
 # -- a toy algorithm ---------------------------------------------------------------------------

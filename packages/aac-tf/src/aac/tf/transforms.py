@@ -33,15 +33,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
 from keras import ops
-from keras.src.backend.common import global_state
-from keras.src.backend.common.stateless_scope import get_stateless_scope
 
 from aac.core.errors import AacError
+from aac.tf.keras_internals import set_stateless_scope, stateless_scope
 
 #: attribute of a layer holding its transforms (set with object.__setattr__: Keras must not track it)
 _REGISTRY = "_aac_transforms"
@@ -60,7 +59,13 @@ class WeightTransform(keras.layers.Layer):
     already cast to the compute dtype). :meth:`get_config` must return the constructor arguments
     (variables excluded): :func:`aac.tf.copy_model` rebuilds a transform from its config and copies
     its variables over.
+
+    :attr:`passes_layer_writes`: whether the layer may keep updating the stored weight in ``call``
+    (batch-norm moving statistics) while the transform changes what it reads; False by default, so
+    such a layer is refused unless every transform on the weight says True.
     """
+
+    passes_layer_writes: ClassVar[bool] = False
 
     def __init__(self, owner: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -109,7 +114,11 @@ class Mask(WeightTransform):
     broadcastable one for structured masks - ``(filters,)`` masks output channels of a Conv2D kernel
     ``(kh, kw, in, filters)`` or a Dense kernel ``(in, units)``, ``(1, 1, in, 1)`` input channels.
     Algorithms change it with :meth:`update` (an in-place assign, so the traced training step sees it).
+    A layer that updates the masked weight itself (a batch norm's moving mean) updates the stored
+    variable; the masked entries still read as zero.
     """
+
+    passes_layer_writes: ClassVar[bool] = True
 
     def __init__(self, owner: str, shape: Sequence[int] | None = None, initial: Any = None, **kwargs: Any) -> None:
         super().__init__(owner, **kwargs)
@@ -204,8 +213,10 @@ class _OverlayScope(keras.StatelessScope):
     itself, and losses to the enclosing scope or back to the layer that added them.
     """
 
-    def __init__(self, overrides: dict[int, Any], outer: Any, layer: Any) -> None:  # no super().__init__: nothing to convert
+    def __init__(self, overrides: dict[int, Any], outer: Any, layer: Any, writable: frozenset[int] = frozenset()) -> None:
+        # no super().__init__: nothing to convert
         self.state_mapping = overrides
+        self._writable = writable  # transformed variables the layer may update (the write goes to the stored variable)
         self._outer = outer
         self._layer = layer
         self.initialize_variables = False
@@ -220,7 +231,7 @@ class _OverlayScope(keras.StatelessScope):
 
     def add_update(self, update: tuple[Any, Any]) -> None:
         variable, value = update
-        if id(variable) in self.state_mapping:
+        if id(variable) in self.state_mapping and id(variable) not in self._writable:
             raise TransformError(
                 f"layer '{self._layer.name}' writes to its weight '{variable.name}' inside call(), and an aac transform "
                 "overrides that weight; weights a layer updates itself cannot be compressed - exclude the layer with ignored_scopes"
@@ -228,11 +239,11 @@ class _OverlayScope(keras.StatelessScope):
         if self._outer is not None:
             self._outer.add_update(update)
             return
-        global_state.set_global_attribute("stateless_scope", None)
+        set_stateless_scope(None)
         try:
             variable.assign(value)
         finally:
-            global_state.set_global_attribute("stateless_scope", self)
+            set_stateless_scope(self)
 
     def add_loss(self, loss: Any) -> None:
         if self._outer is not None:
@@ -259,9 +270,11 @@ class _TransformedCall:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         layer = self.layer
-        overrides = {id(chain.variable): transformed(chain) for chain in getattr(layer, _REGISTRY).values()}
+        chains = getattr(layer, _REGISTRY).values()
+        overrides = {id(chain.variable): transformed(chain) for chain in chains}
+        writable = frozenset(id(c.variable) for c in chains if all(t.passes_layer_writes for t in c.transforms))
         call = self.inner if self.inner is not None else type(layer).call.__get__(layer)
-        scope = _OverlayScope(overrides, get_stateless_scope(), layer)
+        scope = _OverlayScope(overrides, stateless_scope(), layer, writable)
         with scope:
             outputs = call(*args, **kwargs)
         scope.give_back_losses()

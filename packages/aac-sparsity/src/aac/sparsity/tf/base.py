@@ -17,7 +17,7 @@ import numpy as np
 
 from aac.sparsity import algorithm
 from aac.tf.algorithm import TFCompressionAlgorithm
-from aac.tf.models import iter_layers, own_variables
+from aac.tf.models import iter_layers, parameter_count
 from aac.tf.transforms import WeightTransform, original
 
 L = keras.layers
@@ -82,14 +82,3 @@ class TFSparsity(TFCompressionAlgorithm):
 
     def _model_parameter_count(self) -> int:
         return parameter_count(self.model)
-
-
-def parameter_count(model: Any) -> int:
-    """The model's parameters counted as PyTorch counts them: every layer weight, trainable or not, except
-    batch-norm moving statistics (buffers in PyTorch); transform variables and seed states excluded."""
-    total = 0
-    for layer in [model, *(layer for _, layer in iter_layers(model))]:
-        statistics = {id(getattr(layer, n, None)) for n in ("moving_mean", "moving_variance")} if isinstance(
-            layer, L.BatchNormalization) else set()
-        total += sum(int(np.prod(v.shape)) for v in own_variables(layer) if id(v) not in statistics)
-    return total

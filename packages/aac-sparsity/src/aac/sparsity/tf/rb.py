@@ -24,13 +24,13 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 from keras import ops
-from keras.src.backend.common import global_state
 
 from aac.core.api import CompressionLoss
 from aac.core.config import AlgorithmSection, Config
 from aac.core.statistics import AlgorithmStatistics
 from aac.sparsity.algorithm import RBSparsityAlgorithm
 from aac.sparsity.tf.base import SparsifiedLayer, TFSparsity
+from aac.tf.keras_internals import current_call_context
 from aac.tf.models import TFModel
 from aac.tf.transforms import WeightTransform
 
@@ -52,7 +52,7 @@ def binarize(logits: Any) -> Any:
 
 def _training() -> bool:
     """The ``training`` value of the enclosing Keras layer call (False outside any call: strip, statistics)."""
-    context = global_state.get_global_attribute("current_call_ctx")
+    context = current_call_context()
     return bool(context is not None and context.training)
 
 
