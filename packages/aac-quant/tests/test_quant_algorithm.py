@@ -230,7 +230,11 @@ def test_statistics_tables() -> None:
     controller, _ = compress(activations={"bits": 6})
     controller.initialize(data())
     stats = controller.statistics()["quantization"]
-    assert stats.scalars == {"weight_quantizers": 4.0, "activation_quantizers": 3.0, "quantized_layers_ratio": 1.0, "initialized": 1.0}
+    assert {k: stats.scalars[k] for k in ("weight_quantizers", "activation_quantizers", "quantized_layers_ratio", "initialized",
+                                          "enabled_ratio", "bit_complexity_ratio", "matmuls_quantized", "matmuls_float")} == {
+        "weight_quantizers": 4.0, "activation_quantizers": 3.0, "quantized_layers_ratio": 1.0, "initialized": 1.0, "enabled_ratio": 1.0,
+        "bit_complexity_ratio": 1.0, "matmuls_quantized": 4.0, "matmuls_float": 0.0}  # 6-bit inputs of 8-bit weights: 8-bit products
+    assert 0.25 < stats.scalars["weight_size_ratio"] < 0.3  # 8-bit weights, float32 biases
     bits, table = stats.tables
     assert bits.rows == (("activations", 6, "symmetric", 3), ("weights", 8, "symmetric", 4))
     assert table.header[:4] == ("quantizer", "group", "mode", "bits")

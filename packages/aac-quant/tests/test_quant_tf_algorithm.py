@@ -17,12 +17,22 @@ from aac.quant.tf.quantizers import QuantizeDequantize
 from aac.tf import CompressionCallback, has_transforms
 from aac.tf.backend import TFBackend
 from aac.tf.export import ExportError
-from aac.tf.models import iter_layers
-from aac.tf.testing import SubclassedModel, compile_classifier, conv_model, functional_model, make_data, sequential_model
+from aac.tf.models import copy_model, iter_layers
+from aac.tf.testing import (
+    PlainSubclassedNet,
+    SubclassedModel,
+    compile_classifier,
+    conv_model,
+    functional_model,
+    make_data,
+    raw_ops_net,
+    sequential_model,
+)
 
 STYLES = {"sequential": sequential_model, "functional": functional_model, "subclassed": SubclassedModel}
 INIT = {"range": {"num_init_samples": 64}, "batchnorm_adaptation": {"num_bn_adaptation_samples": 64}}
-KEYS = {"weight_quantizers", "activation_quantizers", "quantized_layers_ratio", "initialized"}
+KEYS = {"weight_quantizers", "activation_quantizers", "quantized_layers_ratio", "initialized", "enabled_ratio", "bit_complexity_ratio",
+        "weight_size_ratio"}
 
 
 def compress(model: Any, shape: tuple[int, ...] = (1, 8), **section: Any) -> tuple[TFQuantization, Any]:
@@ -67,6 +77,30 @@ def test_three_styles_train_strip_and_export(style: str, tmp_path: Path) -> None
         assert sum(isinstance(layer, QuantizeDequantize) for layer in stripped.layers) == 3
         loaded = keras.saving.load_model(controller.export_model(tmp_path / "model.keras"), compile=False)
         np.testing.assert_allclose(loaded(x, training=False), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("make", [raw_ops_net, PlainSubclassedNet], ids=["raw-ops", "plain-subclassed"])
+def test_keras_ops_graphs_and_plain_subclassed_models_strip(make: Any, tmp_path: Path) -> None:
+    """Issue 11: operation nodes (x + 3.0, keras.ops) and a subclassed model without names or get_config; the strip
+    finds each quantized layer in the copy by the user's layer it copies, whatever the copy's layers are called."""
+    x = _images(32)
+    controller, model = compress(make(), (1, 8, 8, 3))
+    controller.initialize(x)
+    expected = np.asarray(model(x, training=False))
+
+    def assert_equivalent(outputs: Any) -> None:
+        # the QDQ layers compute their step in NumPy, the fake quantizers in TensorFlow: a value on a rounding tie may
+        # land one step apart, which moves the logits of that one sample by about a step
+        matching = np.isclose(np.asarray(outputs), expected, atol=1e-5).all(axis=1)
+        assert matching.mean() >= 0.9 and np.abs(np.asarray(outputs) - expected).max() < 0.01
+
+    assert_equivalent(controller.strip()(x, training=False))
+    renamed = copy_model(model)
+    for _, layer in iter_layers(renamed):
+        layer.name = f"renamed_{layer.name}"
+    assert_equivalent(controller.strip_model(renamed)(x, training=False))
+    served = tf.saved_model.load(str(controller.export_model(tmp_path / "saved"))).signatures["serving_default"]
+    assert_equivalent(next(iter(served(tf.constant(x)).values())))
 
 
 def test_fake_quantization_matches_the_neutral_grid_and_statistics_decide_the_sign() -> None:

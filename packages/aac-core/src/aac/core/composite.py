@@ -6,7 +6,8 @@ its own schedule running, so quantization goes on training while pruning's level
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from functools import reduce
 from typing import Any
 
@@ -124,9 +125,14 @@ class CompositeController(CompressionAlgorithm):
             child.distributed()
 
     def initialize(self, data_loader: Any, **kwargs: Any) -> None:
-        """Each algorithm gets the same data and keywords (``input_fn=`` on PyTorch, ``batch_size=`` on Keras)."""
-        for child in self.children:
-            child.initialize(data_loader, **kwargs)
+        """Each algorithm gets the same data and the keywords its ``initialize`` takes (``input_fn=`` on PyTorch,
+        ``batch_size=`` on Keras, quantization's ``criterion=``); a keyword no algorithm takes is an error."""
+        taken = [_keywords_of(child.initialize, kwargs) for child in self.children]
+        unused = sorted(set(kwargs) - {key for keys in taken for key in keys})
+        if unused:
+            raise TypeError(f"initialize() got keyword(s) {unused} that none of {[c.name for c in self.children]} takes")
+        for child, keys in zip(self.children, taken, strict=True):
+            child.initialize(data_loader, **{key: kwargs[key] for key in keys})
 
     def strip_model(self, model: Any) -> Any:
         for child in self.children:
@@ -162,3 +168,12 @@ class CompositeController(CompressionAlgorithm):
             child.load_state(children[child.name])
         if "scheduler" in state:
             CompressionScheduler.load_state(self._scheduler, state["scheduler"])
+
+
+def _keywords_of(method: Callable[..., Any], kwargs: Mapping[str, Any]) -> list[str]:
+    """The keywords of ``kwargs`` that ``method`` accepts (all of them if it takes ``**kwargs``)."""
+    parameters = inspect.signature(method).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return list(kwargs)
+    names = {p.name for p in parameters if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+    return [key for key in kwargs if key in names]

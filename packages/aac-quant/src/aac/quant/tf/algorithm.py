@@ -10,7 +10,8 @@ Placement is PyTorch's, on aac-tf's graph (:func:`aac.quant.placement.input_site
   aac's checkpoints carry it.
 
 ``initialize(data)`` sets weight ranges from the weights, activation ranges from statistics over
-``num_init_samples`` samples (run eagerly), then re-estimates batch-norm statistics.
+``num_init_samples`` samples (run eagerly), chooses mixed-precision bit widths (``hawq``/``autoq``), then
+re-estimates batch-norm statistics.
 
 ``strip()`` stores every weight on its grid (the fake quantization folded in) and quantizes layer
 inputs with fixed :class:`~aac.quant.tf.quantizers.QuantizeDequantize` layers: inserted into the graph of a
@@ -21,28 +22,31 @@ layers of a subclassed model or inside a custom layer or nested model (a SavedMo
 
 from __future__ import annotations
 
+import itertools
 import logging
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from aac.core.api import CompressionScheduler
+from aac.core.api import reiterable
 from aac.core.config import AlgorithmSection, Config
 from aac.core.statistics import AlgorithmStatistics
-from aac.quant.algorithm import QuantizationAlgorithmBase, QuantizationError
+from aac.quant.algorithm import ActivationSite, QuantizationAlgorithmBase, QuantizationError
 from aac.quant.placement import input_sites
 from aac.quant.ranges import Collection, collector_for
 from aac.quant.report import QuantizerRow, quantization_statistics
-from aac.quant.settings import ACTIVATIONS, WEIGHTS
+from aac.quant.settings import ACTIVATIONS, WEIGHTS, PrecisionSettings, RangeSettings
+from aac.quant.tf.hessian import hutchinson_traces, labelled_batches
 from aac.quant.tf.quantizers import TFFakeQuantizer
 from aac.tf.algorithm import TFCompressionAlgorithm
 from aac.tf.batchnorm import adapt_batchnorm, input_batches
 from aac.tf.export import ExportError
-from aac.tf.models import TFModel, iter_layers, model_style
-from aac.tf.transforms import fold_all, transforms_of
+from aac.tf.models import TFModel, iter_layers, model_style, origin
+from aac.tf.transforms import fold_all, iter_transforms, transforms_of
 
 logger = logging.getLogger("aac.quant")
 
@@ -54,15 +58,6 @@ _OUTPUT_AXIS_MINUS_2 = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose,
 #: attribute of a stripped model that quantizes some inputs through call wrappers (not saveable as .keras)
 _WRAPPED = "_aac_quant_wrapped_inputs"
 
-
-
-@dataclass
-class ActivationSite:
-    """One activation quantizer: the tensor it quantizes feeds ``consumers`` (layer paths)."""
-
-    name: str
-    quantizer: TFFakeQuantizer
-    consumers: list[str] = field(default_factory=list)
 
 
 class QuantizeInputCall:
@@ -106,9 +101,11 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
     def __init__(self, prepared: TFModel, section: AlgorithmSection) -> None:
         super().__init__(prepared, section)
         self._init_scopes()
-        self._scheduler = CompressionScheduler()
         self.weight_quantizers: dict[str, TFFakeQuantizer] = {}
         self.activation_sites: list[ActivationSite] = []
+        self._range_of: dict[int, RangeSettings] = {}
+        #: what initialize() was given, for ranges initialized again when a staged group switches on
+        self._range_data: tuple[Any, int] | None = None
         self._layers = dict(iter_layers(self.model))
         self._place_weight_quantizers()
         self._place_activation_quantizers()
@@ -116,38 +113,45 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
             raise QuantizationError(
                 f"quantization ({section.path}) found nothing to quantize: it quantizes the kernels and inputs of "
                 f"{', '.join(sorted(t.__name__ for t in QUANTIZABLE))} layers; check ignored_scopes / target_scopes")
+        self._apply_manual_precision()
         self.initialize_weights()
-
-    # -- scopes ----------------------------------------------------------------------------
+        self._scheduler = self._make_scheduler()
 
     # -- placement ----------------------------------------------------------------------------
     def _place_weight_quantizers(self) -> None:
-        settings = self.settings.weights
         for path, layer in self._layers.items():
             if not isinstance(layer, QUANTIZABLE) or not self._group_selects(WEIGHTS, path):
                 continue
             channels, axis = _weight_axis(layer)
+            settings, entry = self.quantizer_settings(WEIGHTS, [path])
             quantizer = TFFakeQuantizer.from_settings(settings, self.name, channels, axis)
             quantizer.label = f"{path}.kernel"
             self.add_transform(layer, "kernel", quantizer)
             self.weight_quantizers[path] = quantizer
+            self._range_of[id(quantizer)] = entry
 
     def _place_activation_quantizers(self) -> None:
-        settings = self.settings.activations
-        sites = input_sites(self.prepared.graph,
-                            lambda p: isinstance(self._layers.get(p), QUANTIZABLE) and self._group_selects(ACTIVATIONS, p),
-                            self.settings.quantize_inputs)
-        for consumers in sites:
+        graph = self.prepared.graph
+
+        def quantized(node: Any) -> bool:
+            return isinstance(self._layers.get(node.layer), QUANTIZABLE) and self._group_selects(ACTIVATIONS, node.layer)
+
+        for site in input_sites(graph, quantized, self.settings.quantize_inputs):
+            consumers = list(site.consumers)
             first = self._layers[consumers[0]]
+            producers = [graph.node(t).layer for t in site.tensors if graph.node(t).layer]
+            settings, entry = self.quantizer_settings(ACTIVATIONS, [*consumers, *producers])
             channels = self._input_channels(consumers[0]) if settings.per_channel else None
             quantizer = TFFakeQuantizer.from_settings(settings, self.name, channels, -1)
             quantizer.build()
             quantizer.label = f"input of {', '.join(consumers)}"
-            quantizer.lazy_range = self.range_settings(ACTIVATIONS, consumers)
+            quantizer.lazy_range = entry
+            self._range_of[id(quantizer)] = entry
             _track(first, quantizer)
             for consumer in consumers:
                 _wrap_input(self._layers[consumer], quantizer)
-            self.activation_sites.append(ActivationSite(consumers[0], quantizer, list(consumers)))
+            feeds = [c for c in consumers if c in self.weight_quantizers]
+            self.activation_sites.append(ActivationSite(consumers[0], quantizer, consumers, list(site.tensors), feeds))
 
     def _input_channels(self, path: str) -> int:
         """The channels (last axis) of the first input of the layer at ``path``, from the graph."""
@@ -170,24 +174,49 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
                     break
                 value = transform.call(value)
             array = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float32)
-            collector = collector_for(self.range_settings(WEIGHTS, [path]), quantizer.channel_axis(array.ndim))
+            collector = collector_for(self._range_of[id(quantizer)], quantizer.channel_axis(array.ndim))
             collector.update(array)
             quantizer.apply_statistics(collector)
 
-    def initialize(self, data_loader: Any, *, batch_size: int = 32) -> None:
-        """Range initialization from ``data_loader``, then batch-norm adaptation (as configured).
+    def initialize(self, data_loader: Any, *, batch_size: int = 32, criterion: Any = None, criterion_fn: Any = None,
+                   eval_fn: Callable[..., Any] | None = None, eval_loader: Any = None, dump_dir: Any = None) -> None:
+        """Range initialization from ``data_loader``, mixed precision (``hawq``/``autoq``), then batch-norm adaptation.
 
         :param data_loader: a ``tf.data.Dataset`` or any iterable of batches (a batch is the input or a
             tuple whose first element is the input), or an array / ``(x, y)`` arrays, cut into ``batch_size`` batches.
+        :param criterion: ``hawq``: a Keras loss, ``criterion(targets, outputs)`` (batches must be ``(x, y)``).
+        :param criterion_fn: ``hawq``: ``criterion_fn(outputs, targets, criterion) -> loss`` for other losses.
+        :param eval_fn: ``autoq``: ``eval_fn(model, eval_loader) -> metric``, higher is better.
+        :param eval_loader: ``autoq``: the data ``eval_fn`` gets (default ``data_loader``).
+        :param dump_dir: where ``dump_init_precision_data`` writes (default ``./precision_init``).
         """
         self.initialize_weights()
         self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, batch_size=batch_size)
         if data_loader is None:
             return
+        self._range_data = (data_loader, batch_size) if reiterable(data_loader) or isinstance(data_loader, (np.ndarray, tuple)) else None
         batches = list(input_batches(data_loader, batch_size, self._samples_needed()))
+        self._initialize_activations(batches)
+        self._choose_precision(data_loader, criterion=criterion, criterion_fn=criterion_fn, eval_fn=eval_fn, eval_loader=eval_loader,
+                               dump_dir=dump_dir, batch_size=batch_size)
+        if self.settings.num_bn_adaptation_samples > 0:
+            adapt_batchnorm(self.model, batches, self.settings.num_bn_adaptation_samples)
+
+    def _reinitialize_ranges(self, groups: tuple[str, ...]) -> None:
+        if WEIGHTS in groups:
+            self.initialize_weights()
+        if ACTIVATIONS in groups:
+            if self._range_data is None:
+                logger.warning("[aac] quantization: activation quantizers switched on, but initialize() was given no data that can be "
+                               "read again; their ranges stay as they were")
+                return
+            data, batch_size = self._range_data
+            self._initialize_activations(list(input_batches(data, batch_size, self._samples_needed())))
+
+    def _initialize_activations(self, batches: list[Any]) -> None:
         sites = []
         for site in self.activation_sites:
-            entry = self.range_settings(ACTIVATIONS, site.consumers)
+            entry = self._range_of[id(site.quantizer)]
             if entry.num_init_steps == 0 or (entry.num_init_steps is None and entry.num_init_samples == 0):
                 site.quantizer.mark_initialized()
                 continue
@@ -210,30 +239,97 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
                     site.quantizer.apply_statistics(collection.collector)
         if missing:
             logger.warning("[aac] quantization: no data reached %s during range initialization; their ranges are unchanged", missing)
-        if self.settings.num_bn_adaptation_samples > 0:
-            adapt_batchnorm(self.model, batches, self.settings.num_bn_adaptation_samples)
 
     def _samples_needed(self) -> int:
         counts = [e.num_init_samples for e in self.settings.ranges if e.num_init_steps is None]
         return max([*counts, self.settings.num_bn_adaptation_samples, 1])
 
+    # -- what mixed precision reads ------------------------------------------------------------------
+    def _weight_layer(self, key: str) -> str:
+        return key
+
+    def _weight_numel(self, key: str) -> int:
+        return int(np.prod(self._layers[key].kernel.shape))
+
+    def _parameter_count(self) -> int:
+        """Weights of the model itself (the quantizers' ranges and flags are not model weights)."""
+        own = {id(v) for _, _, q in self.quantizers() for v in q.variables}
+        return int(sum(np.prod(v.shape) for v in self.model.weights if id(v) not in own))
+
+    def _module_paths(self, scope: str) -> list[str]:
+        return self.prepared.scopes.match(scope)
+
+    def _weight_value(self, key: str) -> Any:
+        """What a weight quantizer receives: the kernel through the transforms before it."""
+        layer, quantizer = self._layers[key], self.weight_quantizers[key]
+        value = keras.ops.convert_to_tensor(layer.kernel)
+        for transform in transforms_of(layer, "kernel"):
+            if transform is quantizer:
+                break
+            value = transform.call(value)
+        return value
+
+    def _weight_noise(self, key: str, bits: int) -> float:
+        quantizer = self.weight_quantizers[key]
+        value = self._weight_value(key)
+        before = quantizer.bits
+        quantizer.set_bits(bits)
+        try:
+            return float(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.square(quantizer.fake_quantize(value) - value))))
+        finally:
+            quantizer.set_bits(before)
+
+    def _hessian_traces(self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings,
+                        *, batch_size: int = 32) -> dict[str, float]:
+        enabled = {id(q): q.enabled for _, _, q in self.quantizers()}
+        try:  # the float model's curvature: quantizers off
+            for _, _, q in self.quantizers():
+                q.set_enabled(False)
+            return hutchinson_traces(self.model, {key: self._layers[key].kernel for key in keys},
+                                     labelled_batches(data_loader, batch_size, precision.num_data_points), criterion, criterion_fn,
+                                     int(precision.iter_number or 0), precision.tolerance)
+        finally:
+            for _, _, q in self.quantizers():
+                q.set_enabled(enabled[id(q)])
+
+    def _measure(self, eval_fn: Callable[..., Any], eval_loader: Any, subset_ratio: float) -> float:
+        subset = eval_loader
+        if subset_ratio < 1.0 and eval_loader is not None:
+            if not hasattr(eval_loader, "__len__"):
+                raise QuantizationError("autoq's eval_subset_ratio needs an eval_loader with a length (a list or a finite dataset)")
+            subset = list(itertools.islice(eval_loader, max(1, math.ceil(len(eval_loader) * subset_ratio))))
+        value = eval_fn(self.model, subset)
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise QuantizationError(f"autoq's eval_fn must return a number (higher is better), got {type(value).__name__}") from exc
+
     # -- strip and export ---------------------------------------------------------------------------
     def _strip(self, model: Any) -> Any:
         """Weights onto their grids (folded), layer inputs through fixed QDQ layers (see the module docstring)."""
+        for _, _, transforms in iter_transforms(model):  # a copy made before a staged group switched on: export it quantized
+            for transform in transforms:
+                if isinstance(transform, TFFakeQuantizer) and transform.owner == self.name:
+                    transform.set_enabled(True)
         fold_all(model, self.name)
-        layers = dict(iter_layers(model))
-        consumers = {c: site for site in self.activation_sites for c in site.consumers}
         qdq = {id(site): site.quantizer.to_qdq(name=f"{site.name.replace('/', '_')}_input_qdq") for site in self.activation_sites}
-        rebuildable = model_style(model) != "subclassed"
-        in_graph = {p for p in consumers if rebuildable and "/" not in p}
-        wrapped = [p for p in consumers if p not in in_graph]
-        for path in wrapped:
-            _wrap_input(layers[path], qdq[id(consumers[path])])
+        # the layers of ``model`` (a copy) by the user's layer they copy: auto-generated names may differ between copies
+        copies = {id(origin(layer)): (path, layer) for path, layer in iter_layers(model)}
+        targets = []
+        for site in self.activation_sites:
+            for consumer in site.consumers:
+                if id(self._layers[consumer]) not in copies:
+                    raise QuantizationError(f"cannot strip quantization: the model being stripped has no copy of layer '{consumer}'")
+                targets.append((*copies[id(self._layers[consumer])], qdq[id(site)]))
+        direct = {id(layer) for layer in model.layers} if model_style(model) != "subclassed" else set()
+        wrapped = [(path, layer, q) for path, layer, q in targets if id(layer) not in direct]
+        for _, layer, q in wrapped:
+            _wrap_input(layer, q)
         if wrapped:
-            object.__setattr__(model, _WRAPPED, wrapped)
-        if not in_graph:
+            object.__setattr__(model, _WRAPPED, [path for path, _, _ in wrapped])
+        by_layer = {id(layer): q for _, layer, q in targets if id(layer) in direct}
+        if not by_layer:
             return model
-        by_layer = {id(layers[p]): qdq[id(consumers[p])] for p in in_graph}
         quantized: dict[tuple[int, int], Any] = {}
 
         def call_function(layer: Any, *args: Any, **kwargs: Any) -> Any:
@@ -269,11 +365,12 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
         rows = []
         for group, label, q in self.quantizers():
             low, high = q.current_range()
-            rows.append(QuantizerRow(label, group, q.mode, q.bits, q.signed, q.channels is not None, low, high, q.is_initialized))
+            rows.append(QuantizerRow(label, group, q.mode, q.bits, q.signed, q.channels is not None, low, high, q.is_initialized,
+                                     q.enabled))
         quantized_layers = set(self.weight_quantizers) | {c for s in self.activation_sites for c in s.consumers}
         candidates = [p for p, layer in self._layers.items() if isinstance(layer, QUANTIZABLE)]
         return quantization_statistics(self.name, rows, len(self.weight_quantizers), len(self.activation_sites),
-                                       len(quantized_layers), len(candidates))
+                                       len(quantized_layers), len(candidates), self.inventory())
 
 
 def create(prepared: TFModel, section: AlgorithmSection, config: Config) -> TFQuantization:

@@ -62,6 +62,8 @@ class TFFakeQuantizer(WeightTransform):
                                            initializer=keras.initializers.Constant(float(bool(self.signed_setting))))
         self.initialized = self.add_weight(name="initialized", shape=(), initializer="zeros", trainable=False,
                                            aggregation="only_first_replica")
+        #: 0 passes the input through (staged quantization before the group's start epoch); a variable, so a traced fit follows it
+        self.enabled_flag = self.add_weight(name="enabled", shape=(), initializer="ones", trainable=False, aggregation="only_first_replica")
         self.built = True
 
     # -- grid ------------------------------------------------------------------------------
@@ -75,6 +77,19 @@ class TFFakeQuantizer(WeightTransform):
 
     def mark_initialized(self, value: bool = True) -> None:
         self.initialized.assign(float(value))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.enabled_flag.numpy() > 0.5)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Switch fake quantization on or off (off: the input passes through; range statistics are still collected)."""
+        self.enabled_flag.assign(float(bool(enabled)))
+
+    def set_bits(self, bits: int) -> None:
+        """Change the bit width (mixed precision); the range is kept, the step follows. A Keras function traced
+        before (a running ``fit``) keeps the old width: choose bit widths before training, as ``initialize`` does."""
+        self.bits = int(bits)
 
     def step_and_zero_numpy(self) -> tuple[np.ndarray, np.ndarray, int]:
         """``(step, zero index, level count)`` of the current grid (NumPy; per channel or 0-d)."""
@@ -116,7 +131,8 @@ class TFFakeQuantizer(WeightTransform):
             return x
         if self.lazy_range is not None and _eager() and not self.is_initialized:
             self._lazy_init(x)
-        return self.fake_quantize(x)
+        enabled = ops.cast(self.enabled_flag, x.dtype)
+        return x + enabled * (self.fake_quantize(x) - x)
 
     def _lazy_init(self, x: Any) -> None:
         value = np.asarray(ops.convert_to_numpy(x), dtype=np.float32)

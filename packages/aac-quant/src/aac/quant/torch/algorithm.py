@@ -8,12 +8,15 @@ Placement:
   that read the same tensor (found on the neutral graph: a residual sum feeding a block's first
   convolution and its downsample) share one quantizer, so the tensor has one grid, as in a QDQ
   model. The quantizer module is a child of the first of those layers (``<layer>.aac_input_quantizer``),
-  so the model's ``state_dict``, ``.to()`` and DDP carry it.
+  so the model's ``state_dict``, ``.to()`` and DDP carry it;
+* **functional matrix products** - ``F.linear``, ``matmul``/``@``/``bmm``, scaled-dot-product and
+  multi-head attention called inside a module's ``forward`` get quantized operands too
+  (:mod:`.functional`).
 
 ``initialize(data_loader)`` sets the weight ranges from the weights, the activation ranges from
-statistics over ``num_init_samples`` samples, then re-estimates batch-norm statistics
-(``batchnorm_adaptation``). Activation quantizers that never saw ``initialize`` set their range
-from the first batch they see, with a warning.
+statistics over ``num_init_samples`` samples, chooses mixed-precision bit widths (``hawq``/``autoq``),
+then re-estimates batch-norm statistics (``batchnorm_adaptation``). Activation quantizers that never
+saw ``initialize`` set their range from the first batch they see, with a warning.
 
 ``strip()`` turns every quantizer into the fixed torch fake quantization that ONNX exports as
 QuantizeLinear/DequantizeLinear; ``export_model("m.onnx")`` writes that.
@@ -21,24 +24,31 @@ QuantizeLinear/DequantizeLinear; ``export_model("m.onnx")`` writes that.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from aac.core.api import CompressionScheduler
+from aac.core.api import reiterable
 from aac.core.config import AlgorithmSection, Config
 from aac.core.statistics import AlgorithmStatistics
-from aac.quant.algorithm import QuantizationAlgorithmBase, QuantizationError
+from aac.quant.algorithm import ActivationSite, QuantizationAlgorithmBase, QuantizationError
 from aac.quant.placement import input_sites
+from aac.quant.precision.ids import plain_scope
 from aac.quant.ranges import Collection, collector_for
 from aac.quant.report import QuantizerRow, quantization_statistics
-from aac.quant.settings import ACTIVATIONS, WEIGHTS
-from aac.quant.torch.quantizers import FakeQuantizer, QuantizeDequantize, make_quantizer, quantize_weight_of
+from aac.quant.settings import ACTIVATIONS, WEIGHTS, PrecisionSettings, RangeSettings
+from aac.quant.torch.functional import QUANTIZERS as FUNCTIONAL_QUANTIZERS
+from aac.quant.torch.functional import FunctionalQuantization, census
+from aac.quant.torch.hessian import hutchinson_traces
+from aac.quant.torch.onnx_graph import tidy_qdq
+from aac.quant.torch.quantizers import QUANTIZABLE, FakeQuantizer, QuantizeDequantize, make_quantizer, quantize_weight_of
 from aac.torch.algorithm import TorchCompressionAlgorithm
 from aac.torch.batchnorm import InputFn, adapt_batchnorm, default_inputs, restore_modes
 from aac.torch.tracing import TorchModel
@@ -46,13 +56,8 @@ from aac.torch.transforms import Mask, TransformError, WeightTransform, add_tran
 
 logger = logging.getLogger("aac.quant")
 
-#: layers whose weights and inputs are quantized
-QUANTIZABLE: tuple[type[nn.Module], ...] = (
-    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
-)
 #: attribute under which an activation quantizer is registered on the first layer it feeds
 INPUT_QUANTIZER = "aac_input_quantizer"
-
 
 
 class QuantizeInput:
@@ -71,15 +76,6 @@ class QuantizeInput:
         return (self.quantizer(args[0]), *args[1:])
 
 
-@dataclass
-class ActivationSite:
-    """One activation quantizer: the tensor it quantizes feeds ``consumers`` (layer paths)."""
-
-    name: str
-    quantizer: FakeQuantizer
-    consumers: list[str] = field(default_factory=list)
-
-
 def _channels_and_axis(module: nn.Module, weights: bool) -> tuple[int, int]:
     """(channels, axis) of a layer's weight (output channels) or input (input channels)."""
     if isinstance(module, nn.Linear):
@@ -96,101 +92,235 @@ def _input_axis(module: nn.Module) -> int:
     return 0 if isinstance(module, nn.modules.conv._ConvNd) and module.transposed else 1
 
 
+def _device(module: nn.Module) -> torch.device:
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
+
+
 class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm):
     """Quantization-aware training of a torch model (not adaptive: no level to search)."""
-
 
     def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
         super().__init__(prepared, section)
         self._init_scopes()
-        self._scheduler = CompressionScheduler()
         self.weight_quantizers: dict[str, FakeQuantizer] = {}
+        #: weight key -> (module path, tensor name) of the tensor its quantizer transforms
+        self._weight_tensors: dict[str, tuple[str, str]] = {}
+        self._range_of: dict[int, RangeSettings] = {}
+        #: weight keys whose quantizer the functional calls apply (not a transform of the tensor)
+        self._functional_weights: set[str] = set()
         self.activation_sites: list[ActivationSite] = []
+        #: what initialize() was given, for ranges initialized again when a staged group switches on
+        self._range_data: tuple[Any, InputFn] | None = None
+        traced = census(self.model, prepared.example_inputs()) if prepared.inputs else None  # before any quantizer is attached
         self._place_weight_quantizers()
         self._place_activation_quantizers()
+        self.functional = FunctionalQuantization.place(self, traced)
         if not self.weight_quantizers and not self.activation_sites:
             raise QuantizationError(
                 f"quantization ({section.path}) found nothing to quantize: it quantizes the weights and inputs of "
-                f"{', '.join(t.__name__ for t in QUANTIZABLE)} layers; check ignored_scopes / target_scopes"
+                f"{', '.join(t.__name__ for t in QUANTIZABLE)} layers and of functional linear/matmul/attention calls; "
+                "check ignored_scopes / target_scopes"
             )
+        self._apply_manual_precision()
         self.initialize_weights()
-
-    # -- scopes ----------------------------------------------------------------------------
+        self._scheduler = self._make_scheduler()
 
     # -- placement ----------------------------------------------------------------------------
+    def make_weight_quantizer(self, key: str, path: str, tensor_name: str, channels: int, axis: int, *,
+                              transform: bool = True) -> FakeQuantizer:
+        """A weight quantizer for ``<path>.<tensor_name>`` (``channels`` along ``axis`` when per channel).
+
+        ``transform``: registered as the tensor's weight transform (a layer's weight), else applied by
+        whoever reads the tensor (a parameter that a functional call reads, see :mod:`.functional`).
+        """
+        module = self.model.get_submodule(path) if path else self.model
+        settings, entry = self.quantizer_settings(WEIGHTS, [path])
+        tensor = getattr(module, tensor_name)
+        quantizer = make_quantizer(settings, self.name, channels, axis, settings.signed is not False, tensor.device)
+        quantizer.label = f"{path}.{tensor_name}" if path else tensor_name
+        if transform:
+            add_transform(module, tensor_name, quantizer)
+        else:
+            self._functional_weights.add(key)
+        self.weight_quantizers[key] = quantizer
+        self._weight_tensors[key] = (path, tensor_name)
+        self._range_of[id(quantizer)] = entry
+        return quantizer
+
+    def make_activation_quantizer(self, names: list[str], label: str, device: torch.device, channels: int | None = None,
+                                  axis: int = -1) -> FakeQuantizer:
+        """An activation quantizer whose overrides ``names`` (layer paths) pick; the caller registers it on a module."""
+        settings, entry = self.quantizer_settings(ACTIVATIONS, names)
+        if channels is None:  # an operand whose channels nobody knows: one range per tensor
+            settings = dataclasses.replace(settings, per_channel=False)
+        quantizer = make_quantizer(settings, self.name, channels, axis, bool(settings.signed), device)
+        quantizer.label = label
+        quantizer.lazy_range = entry
+        self._range_of[id(quantizer)] = entry
+        return quantizer
+
     def _place_weight_quantizers(self) -> None:
-        settings = self.settings.weights
         for path, module in self.model.named_modules():
-            if not isinstance(module, QUANTIZABLE) or not self._group_selects(WEIGHTS, path):
-                continue
-            channels, axis = _channels_and_axis(module, weights=True)
-            quantizer = make_quantizer(settings, self.name, channels, axis, settings.signed is not False, module.weight.device)
-            quantizer.label = f"{path}.weight"
-            add_transform(module, "weight", quantizer)
-            self.weight_quantizers[path] = quantizer
+            if isinstance(module, QUANTIZABLE) and self._group_selects(WEIGHTS, path):
+                self.make_weight_quantizer(path, path, "weight", *_channels_and_axis(module, weights=True))
 
     def _place_activation_quantizers(self) -> None:
         modules = dict(self.model.named_modules())
-        settings = self.settings.activations
-        sites = input_sites(self.prepared.graph,
-                            lambda layer: isinstance(modules.get(layer), QUANTIZABLE) and self._group_selects(ACTIVATIONS, layer),
-                            self.settings.quantize_inputs)
-        for consumers in sites:
+        graph = self.prepared.graph
+
+        def quantized(node: Any) -> bool:  # a call of a quantizable layer as a module (not a functional use of its weight)
+            module = modules.get(node.layer)
+            return (isinstance(module, QUANTIZABLE) and node.op == parametrize.type_before_parametrizations(module).__name__
+                    and self._group_selects(ACTIVATIONS, node.layer))
+
+        for site in input_sites(graph, quantized, self.settings.quantize_inputs):
+            consumers = list(site.consumers)
             first = modules[consumers[0]]
             channels, axis = _channels_and_axis(first, weights=False)
+            producers = [graph.node(t).layer for t in site.tensors if graph.node(t).layer]
+            settings, _ = self.quantizer_settings(ACTIVATIONS, [*consumers, *producers])
             if settings.per_channel and any(_channels_and_axis(modules[c], weights=False) != (channels, axis) for c in consumers[1:]):
                 raise QuantizationError(
                     f"activations.per_channel: layers {consumers} read the same tensor but expect different channel layouts; "
                     "quantize activations per tensor, or exclude some of them with activations.ignored_scopes"
                 )
-            device = next((p.device for p in first.parameters()), torch.device("cpu"))
-            quantizer = make_quantizer(settings, self.name, channels, axis, bool(settings.signed), device)
-            quantizer.label = f"input of {', '.join(consumers)}"
-            quantizer.lazy_range = self.range_settings(ACTIVATIONS, consumers)
+            quantizer = self.make_activation_quantizer([*consumers, *producers], f"input of {', '.join(consumers)}", _device(first),
+                                                       channels, axis)
             first.add_module(INPUT_QUANTIZER, quantizer)
             for consumer in consumers:
                 modules[consumer].register_forward_pre_hook(QuantizeInput(quantizer))
                 weight_quantizer = self.weight_quantizers.get(consumer)
                 if weight_quantizer is not None:
                     weight_quantizer.link_input_partner(quantizer, _input_axis(modules[consumer]))
-            self.activation_sites.append(ActivationSite(consumers[0], quantizer, list(consumers)))
+            feeds = [c for c in consumers if c in self.weight_quantizers]
+            self.activation_sites.append(ActivationSite(consumers[0], quantizer, consumers, list(site.tensors), feeds))
 
+    # -- what mixed precision reads ------------------------------------------------------------------
+    def _weight_layer(self, key: str) -> str:
+        return self._weight_tensors[key][0]
+
+    def _weight_numel(self, key: str) -> int:
+        return int(self._weight_tensor(key).numel())
+
+    def _parameter_count(self) -> int:
+        """Parameters of the model itself (the quantizers' ranges are not model weights)."""
+        own = {id(p) for m in self.model.modules() if isinstance(m, FakeQuantizer) for p in m.parameters()}
+        return sum(p.numel() for p in self.model.parameters() if id(p) not in own)
+
+    def _module_paths(self, scope: str) -> list[str]:
+        return self.prepared.scopes.match(plain_scope(scope))
+
+    def _weight_tensor(self, key: str) -> torch.Tensor:
+        """The stored tensor a weight quantizer covers (the parameter to differentiate for Hessian traces)."""
+        path, tensor_name = self._weight_tensors[key]
+        module = self.model.get_submodule(path) if path else self.model
+        if key in self._functional_weights:
+            return getattr(module, tensor_name)  # type: ignore[no-any-return]
+        return module.parametrizations[tensor_name].original  # type: ignore[no-any-return]
+
+    def _weight_value(self, key: str) -> torch.Tensor:
+        """What a weight quantizer receives (the stored tensor through the transforms before it)."""
+        path, tensor_name = self._weight_tensors[key]
+        if key in self._functional_weights:
+            return self._weight_tensor(key)
+        return _input_of_transform(self.model.get_submodule(path), tensor_name, self.weight_quantizers[key])
+
+    @torch.no_grad()
+    def _weight_noise(self, key: str, bits: int) -> float:
+        quantizer = self.weight_quantizers[key]
+        value = self._weight_value(key)
+        before, enabled = quantizer.bits, quantizer.enabled
+        quantizer.set_bits(bits)
+        quantizer.set_enabled(True)
+        try:
+            return float((quantizer(value) - value).double().pow(2).sum())
+        finally:
+            quantizer.set_bits(before)
+            quantizer.set_enabled(enabled)
+
+    def _hessian_traces(self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings,
+                        *, input_fn: InputFn | None = None) -> dict[str, float]:
+        parameters = {key: self._weight_tensor(key) for key in keys}
+        enabled = {id(q): q.enabled for _, _, q in self.quantizers()}
+        training = {name: m.training for name, m in self.model.named_modules()}
+        try:  # the float model's curvature: quantizers off
+            for _, _, q in self.quantizers():
+                q.set_enabled(False)
+            self.model.eval()
+            return hutchinson_traces(self.model, parameters, data_loader, criterion, criterion_fn, input_fn or default_inputs,
+                                     precision.num_data_points, int(precision.iter_number or 0), precision.tolerance)
+        finally:
+            for _, _, q in self.quantizers():
+                q.set_enabled(enabled[id(q)])
+            restore_modes(self.model, training)
+
+    def _measure(self, eval_fn: Callable[..., Any], eval_loader: Any, subset_ratio: float) -> float:
+        subset = eval_loader
+        if subset_ratio < 1.0 and eval_loader is not None:
+            if not hasattr(eval_loader, "__len__"):
+                raise QuantizationError("autoq's eval_subset_ratio needs an eval_loader with a length (a list or DataLoader)")
+            subset = list(itertools.islice(eval_loader, max(1, math.ceil(len(eval_loader) * subset_ratio))))
+        training = {name: m.training for name, m in self.model.named_modules()}
+        try:
+            value = eval_fn(self.model, subset)
+        finally:
+            restore_modes(self.model, training)
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise QuantizationError(f"autoq's eval_fn must return a number (higher is better), got {type(value).__name__}") from exc
 
     # -- initialization ---------------------------------------------------------------------------
     @torch.no_grad()
     def initialize_weights(self) -> None:
         """Set every weight quantizer's range from the weight it quantizes (as the transforms before it leave it)."""
-        modules = dict(self.model.named_modules())
-        for path, quantizer in self.weight_quantizers.items():
-            module = modules[path]
-            value = _input_of_transform(module, "weight", quantizer)
-            entry = self.range_settings(WEIGHTS, [path])
-            collector = collector_for(entry, None if quantizer.channels is None else quantizer.axis % value.dim())
+        for key, quantizer in self.weight_quantizers.items():
+            value = self._weight_value(key)
+            collector = collector_for(self._range_of[id(quantizer)], None if quantizer.channels is None else quantizer.axis % value.dim())
             collector.update(value.detach().float().cpu().numpy())
             quantizer.apply_statistics(collector)
 
-    def initialize(self, data_loader: Any, *, input_fn: InputFn | None = None) -> None:
-        """Range initialization from ``data_loader``, then batch-norm adaptation (as configured).
+    def initialize(self, data_loader: Any, *, input_fn: InputFn | None = None, criterion: Any = None, criterion_fn: Any = None,
+                   eval_fn: Callable[..., Any] | None = None, eval_loader: Any = None, dump_dir: Any = None) -> None:
+        """Range initialization from ``data_loader``, mixed precision (``hawq``/``autoq``), then batch-norm adaptation.
 
         :param data_loader: an iterable of batches; a batch is a tensor, a tuple/list whose first
             element is the input (itself a tensor, a tuple of positional inputs or a dict of keyword
             inputs), or a dict of keyword inputs.
         :param input_fn: maps a batch to ``(args, kwargs)`` for the model, for other batch layouts.
+        :param criterion: ``hawq``: the loss, ``criterion(outputs, targets)`` with the targets the second element of a batch.
+        :param criterion_fn: ``hawq``: ``criterion_fn(outputs, targets, criterion) -> loss`` for other layouts (NNCF's signature).
+        :param eval_fn: ``autoq``: ``eval_fn(model, eval_loader) -> metric``, higher is better (NNCF's ``autoq_eval_fn``).
+        :param eval_loader: ``autoq``: the data ``eval_fn`` gets (default ``data_loader``).
+        :param dump_dir: where ``dump_init_precision_data`` writes (default ``./precision_init``).
         """
         self.initialize_weights()
         self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, input_fn=input_fn or default_inputs)
         if data_loader is None:
             return
         input_fn = input_fn or default_inputs
+        self._range_data = (data_loader, input_fn) if reiterable(data_loader) else None
         self._initialize_activations(data_loader, input_fn)
+        self._choose_precision(data_loader, criterion=criterion, criterion_fn=criterion_fn, eval_fn=eval_fn, eval_loader=eval_loader,
+                               dump_dir=dump_dir, input_fn=input_fn)
         if self.settings.num_bn_adaptation_samples > 0:
             adapt_batchnorm(self.model, data_loader, self.settings.num_bn_adaptation_samples, input_fn)
+
+    def _reinitialize_ranges(self, groups: tuple[str, ...]) -> None:
+        if WEIGHTS in groups:
+            self.initialize_weights()
+        if ACTIVATIONS in groups:
+            if self._range_data is None:
+                logger.warning("[aac] quantization: activation quantizers switched on, but initialize() was given no data that can be "
+                               "read again (a list or DataLoader); their ranges stay as they were")
+                return
+            self._initialize_activations(*self._range_data)
 
     @torch.no_grad()
     def _initialize_activations(self, data_loader: Any, input_fn: InputFn) -> None:
         sites = []
         for site in self.activation_sites:
-            entry = self.range_settings(ACTIVATIONS, site.consumers)
+            entry = self._range_of[id(site.quantizer)]
             if entry.num_init_steps == 0 or (entry.num_init_steps is None and entry.num_init_samples == 0):
                 site.quantizer.mark_initialized()  # initialization switched off: keep the current range
                 continue
@@ -242,6 +372,11 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
             child = getattr(module, INPUT_QUANTIZER, None)
             if isinstance(child, FakeQuantizer) and child.owner == self.name:
                 setattr(module, INPUT_QUANTIZER, qdq(child))
+            functional = getattr(module, FUNCTIONAL_QUANTIZERS, None)
+            if isinstance(functional, nn.ModuleDict):
+                for key, quantizer in list(functional.items()):
+                    if isinstance(quantizer, FakeQuantizer) and quantizer.owner == self.name:
+                        functional[key] = qdq(quantizer)
             for hook in module._forward_pre_hooks.values():
                 if isinstance(hook, QuantizeInput) and isinstance(hook.quantizer, FakeQuantizer) and hook.quantizer.owner == self.name:
                     hook.quantizer = qdq(hook.quantizer)
@@ -258,19 +393,19 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
 
     def finish_export(self, path: Any) -> None:
         if str(path).lower().endswith(".onnx"):
-            remove_noop_integer_clips(path)
+            tidy_qdq(path)
 
     # -- reporting and state -------------------------------------------------------------------------
     def _collect_statistics(self) -> AlgorithmStatistics:
         rows = []
         for group, label, quantizer in self.quantizers():
             low, high = quantizer.current_range()
-            rows.append(QuantizerRow(label, group, quantizer.mode, quantizer.settings.bits, quantizer.signed,
-                                     quantizer.channels is not None, low, high, quantizer.is_initialized))
-        quantized_layers = set(self.weight_quantizers) | {c for s in self.activation_sites for c in s.consumers}
+            rows.append(QuantizerRow(label, group, quantizer.mode, quantizer.bits, quantizer.signed,
+                                     quantizer.channels is not None, low, high, quantizer.is_initialized, quantizer.enabled))
+        quantized_layers = {self._weight_layer(k) for k in self.weight_quantizers} | {c for s in self.activation_sites for c in s.consumers}
         candidates = [p for p, m in self.model.named_modules() if isinstance(m, QUANTIZABLE)]
         return quantization_statistics(self.name, rows, len(self.weight_quantizers), len(self.activation_sites),
-                                       len(quantized_layers), len(candidates))
+                                       len(quantized_layers & set(candidates)), len(candidates), self.inventory(), self.functional.coverage())
 
 
 def _input_of_transform(module: nn.Module, tensor_name: str, transform: nn.Module) -> torch.Tensor:
@@ -365,59 +500,9 @@ def _check_channels(path: str, grid: QuantizeDequantize, weight: torch.Tensor, w
         )
 
 
-def remove_noop_integer_clips(path: Any) -> None:
-    """Drop ``Clip`` nodes between QuantizeLinear and DequantizeLinear that clip to the full int8/uint8 range.
-
-    torch's exporter adds them after per-channel QuantizeLinear; they change nothing but hide the
-    plain Q -> DQ pair that runtimes look for.
-    """
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(path))
-    graph = model.graph
-    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attribute in node.attribute:
-                if attribute.name == "value":
-                    constants[node.output[0]] = numpy_helper.to_array(attribute.t)
-    producers = {output: node for node in graph.node for output in node.output}
-    full = {(-128, 127), (0, 255)}
-    removed = []
-    for node in graph.node:
-        if node.op_type != "Clip" or len(node.input) < 3:
-            continue
-        source = producers.get(node.input[0])
-        bounds = constants.get(node.input[1]), constants.get(node.input[2])
-        if source is None or source.op_type != "QuantizeLinear" or any(b is None for b in bounds):
-            continue
-        if (int(bounds[0]), int(bounds[1])) not in full:
-            continue
-        for other in graph.node:
-            for i, name in enumerate(other.input):
-                if name == node.output[0]:
-                    other.input[i] = node.input[0]
-        for output in graph.output:
-            if output.name == node.output[0]:
-                break
-        else:
-            removed.append(node)
-    if not removed:
-        return
-    for node in removed:
-        graph.node.remove(node)
-    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
-    for node in [n for n in graph.node if n.op_type == "Constant" and n.output[0] not in used]:
-        graph.node.remove(node)
-    for initializer in [i for i in graph.initializer if i.name not in used]:
-        graph.initializer.remove(initializer)
-    onnx.save(model, str(path))
-
-
 def create(model: TorchModel, section: AlgorithmSection, config: Config) -> QuantizationAlgorithm:
     """The factory aac-core calls for a ``quantization`` section."""
     return QuantizationAlgorithm(model, section)
 
 
-__all__ = ["QuantizationAlgorithm", "QuantizationError", "QuantizeInput", "finalize_quantized_layers", "create"]
+__all__ = ["QUANTIZABLE", "ActivationSite", "QuantizationAlgorithm", "QuantizationError", "QuantizeInput", "finalize_quantized_layers", "create"]

@@ -11,7 +11,9 @@ call; nothing of the input's size is kept besides the input and the output.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -149,6 +151,8 @@ class FakeQuantizer(_ChannelCuts, WeightTransform):
         self.lazy_range: RangeSettings | None = None
         #: where the quantizer sits, for messages and statistics
         self.label = ""
+        #: False passes the input through (staged quantization before the group's start epoch)
+        self.enabled = True
         self._set_levels(self._levels_for(signed))
 
     # -- grid ------------------------------------------------------------------------------
@@ -169,6 +173,20 @@ class FakeQuantizer(_ChannelCuts, WeightTransform):
         """Switch between a signed and an unsigned grid (symmetric quantizers)."""
         self._set_levels(self._levels_for(signed))
 
+    def set_enabled(self, enabled: bool) -> None:
+        """Switch fake quantization on or off (off: the input passes through; range statistics are still collected)."""
+        self.enabled = bool(enabled)
+
+    @property
+    def bits(self) -> int:
+        """The bit width of the current grid (the narrow signed range of 8 bits has 255 levels: still 8)."""
+        return int(math.ceil(math.log2(self.levels.count)))
+
+    def set_bits(self, bits: int) -> None:
+        """Change the bit width (mixed precision); the range is kept, the step follows."""
+        self.settings = dataclasses.replace(self.settings, bits=int(bits))
+        self._set_levels(self._levels_for(self.signed))
+
     @property
     def is_initialized(self) -> bool:
         return self._is_initialized
@@ -182,6 +200,7 @@ class FakeQuantizer(_ChannelCuts, WeightTransform):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         qmin, qmax = (int(v) for v in self.grid_levels.tolist())
         self._set_levels(Levels(qmin, qmax))
+        self.settings = dataclasses.replace(self.settings, bits=self.bits)
         self._is_initialized = bool(self.initialized.item())
 
     def step_and_zero(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,6 +256,8 @@ class FakeQuantizer(_ChannelCuts, WeightTransform):
         if self.collection is not None:
             self.collection.observe(x.detach().float().cpu().numpy())
             return x
+        if not self.enabled:
+            return x
         if not self._is_initialized and self.lazy_range is not None:
             self._lazy_init(x)
         step, zero = self.step_and_zero()
@@ -276,7 +297,7 @@ class FakeQuantizer(_ChannelCuts, WeightTransform):
 
     def extra_repr(self) -> str:
         channels = f", channels={self.channels}, axis={self.axis}" if self.channels is not None else ""
-        return f"{self.mode}, bits={self.settings.bits}, levels=[{self.levels.qmin}, {self.levels.qmax}]{channels}"
+        return f"{self.mode}, bits={self.bits}, levels=[{self.levels.qmin}, {self.levels.qmax}]{channels}"
 
 
 class SymmetricQuantizer(FakeQuantizer):
@@ -460,10 +481,16 @@ class QuantizedLinear(QuantizedWeight, nn.Linear):
     pass
 
 
+#: layers whose weights and inputs are quantized
+QUANTIZABLE: tuple[type[nn.Module], ...] = (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
+)
 QUANTIZED_LAYERS: dict[type[nn.Module], type[nn.Module]] = {
     nn.Conv1d: QuantizedConv1d, nn.Conv2d: QuantizedConv2d, nn.Conv3d: QuantizedConv3d,
     nn.ConvTranspose1d: QuantizedConvTranspose1d, nn.ConvTranspose2d: QuantizedConvTranspose2d,
     nn.ConvTranspose3d: QuantizedConvTranspose3d, nn.Linear: QuantizedLinear,
+    # nn.MultiheadAttention's out_proj: only read through its weight, so the plain quantized class does
+    nn.modules.linear.NonDynamicallyQuantizableLinear: QuantizedLinear,
 }
 
 
