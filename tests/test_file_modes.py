@@ -1,5 +1,7 @@
 """Everything a run writes is readable by whoever the umask allows (issue 10): a teammate, a TensorBoard server.
 
+A cross-package test (core's writes, torch's export, TensorBoard's event files): it runs where all are installed.
+
 ``mkstemp`` alone gives owner-only files; under umask 022 every file of the run folder and both
 exports must come out 0644, every folder 0755.
 """
