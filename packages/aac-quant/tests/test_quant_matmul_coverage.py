@@ -16,12 +16,12 @@ from torch.nn import functional as F
 
 from aac.core import create_compressed_model
 from aac.quant.torch.algorithm import QuantizationAlgorithm
+from aac.quant.torch.onnx_graph import PRODUCTS, products_reading_float
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 DIM, HEADS, TOKENS = 16, 2, 5
-PRODUCTS = ("MatMul", "Gemm", "Conv")
 
 
 class VitBlock(nn.Module):
@@ -119,20 +119,6 @@ def compress(model: nn.Module, **section: Any) -> tuple[QuantizationAlgorithm, n
                                                         "compression": {"algorithm": "quantization", **section}})
     controller.initialize([torch.randn(4, TOKENS, DIM) for _ in range(3)])
     return controller, model
-
-
-def products_reading_float(path: Path) -> list[str]:
-    """Conv/Gemm/MatMul nodes with an input that does not come straight from a DequantizeLinear (bias inputs aside)."""
-    graph = onnx.load(str(path)).graph
-    producers = {output: node for node in graph.node for output in node.output}
-    bad = []
-    for node in graph.node:
-        if node.op_type in PRODUCTS:
-            inputs = node.input[:2]
-            kinds = [producers[i].op_type if i in producers else "initializer/input" for i in inputs]
-            if any(k != "DequantizeLinear" for k in kinds):
-                bad.append(f"{node.name}: {kinds}")
-    return bad
 
 
 def count_products(path: Path) -> int:

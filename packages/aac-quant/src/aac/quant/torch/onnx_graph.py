@@ -129,3 +129,26 @@ def _drop_unused(graph: Any) -> None:
         graph.node.remove(node)
     for initializer in [i for i in graph.initializer if i.name not in used]:
         graph.initializer.remove(initializer)
+
+
+#: the ONNX operations that multiply two tensors: each must read quantized operands
+PRODUCTS = ("MatMul", "Gemm", "Conv")
+
+
+def products_reading_float(path: str | Path) -> list[str]:
+    """The Conv/Gemm/MatMul nodes of an exported model with an operand that is not a DequantizeLinear output.
+
+    Only the first two inputs count (a bias stays float in QDQ). An empty list means every product runs
+    on quantized operands, which is what a runtime needs to execute the model in integers.
+    """
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    producers = {output: node for node in graph.node for output in node.output}
+    found = []
+    for node in graph.node:
+        if node.op_type in PRODUCTS:
+            kinds = [producers[name].op_type if name in producers else "initializer/input" for name in node.input[:2]]
+            if any(kind != "DequantizeLinear" for kind in kinds):
+                found.append(f"{node.name}: {kinds}")
+    return found

@@ -1,0 +1,52 @@
+"""Issue 14's seven architecture patterns, quantized: every Conv/Gemm/MatMul of the exported QDQ ONNX reads
+quantized operands, and onnxruntime reproduces the fake-quantized model.
+
+A cross-package test: the patterns live in aac-torch's testing models (aac-pruning prunes them), the
+check in aac-quant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from aac.core import create_compressed_model
+from aac.quant.torch.onnx_graph import PRODUCTS, products_reading_float
+from aac.torch.testing import models
+
+PATTERNS: dict[str, Callable[[], nn.Module]] = {
+    "resnext": models.ResNeXtLike,
+    "regnet": lambda: models.ResNeXtLike(se_channels=4),
+    "efficientnet": models.EfficientNetLike,
+    "convnext": models.ConvNeXtLike,
+    "vit": models.ViTLike,
+    "swin": models.SwinLike,
+    "shufflenet": models.ShuffleNetLike,
+}
+
+
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_every_product_of_the_pattern_is_quantized(pattern: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = {"input_info": {"sample_size": [2, 3, 8, 8]}, "compression": {"algorithm": "quantization"}}
+    controller, model = create_compressed_model(PATTERNS[pattern](), config)
+    controller.initialize([torch.randn(4, 3, 8, 8) for _ in range(3)])
+    path = tmp_path / f"{pattern}.onnx"
+    controller.export_model(path)
+
+    assert sum(node.op_type in PRODUCTS for node in onnx.load(str(path)).graph.node) >= 2
+    assert products_reading_float(path) == []
+    x = torch.randn(3, 3, 8, 8)
+    model.eval()
+    with torch.no_grad():
+        expected = model(x).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert np.abs(got - expected).max() <= 2e-2 * np.abs(expected).max()
