@@ -48,8 +48,7 @@ FRAMEWORK_PARTS: dict[str, tuple[str, str]] = {
     "aac-sparsity-tf": ("aac-sparsity", "test_sparsity_tf_*.py"),
     "aac-quant-tf": ("aac-quant", "test_quant_tf_*.py"),
 }
-PRESENT = [name for name in PACKAGES
-           if (ROOT / "packages" / FRAMEWORK_PARTS.get(name, (name,))[0] / "pyproject.toml").exists()]
+PRESENT = [name for name in PACKAGES if (ROOT / "packages" / FRAMEWORK_PARTS.get(name, (name,))[0] / "pyproject.toml").exists()]
 
 
 def _uv_environment() -> None:
@@ -79,14 +78,23 @@ def install(session: nox.Session, *requirements: str, extra: tuple[str, ...] = (
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff; mypy (strict) over aac.core with its dependencies (and pytest, for its fixtures); the import contracts.
+    """ruff (lint and format); mypy (strict) over aac.core with its dependencies (and pytest, for its fixtures); the import contracts.
 
     lint-imports reads the sources of every package (pyproject.toml's ``[tool.importlinter]``); it needs
     them on the path, not installed with their frameworks.
     """
-    session.install("ruff>=0.6", "mypy>=1.11", "types-tqdm", "types-tabulate", "types-jsonschema", "pytest>=8",
-                    "import-linter>=2.1", _local("aac-core[plot,tensorboard]"))
+    session.install(
+        "ruff>=0.6",
+        "mypy>=1.11",
+        "types-tqdm",
+        "types-tabulate",
+        "types-jsonschema",
+        "pytest>=8",
+        "import-linter>=2.1",
+        _local("aac-core[plot,tensorboard]"),
+    )
     session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
     session.run("mypy", "-p", "aac.core")
     sources = os.pathsep.join(str(src) for src in sorted((ROOT / "packages").glob("*/src")))
     session.run("lint-imports", env={"PYTHONPATH": sources})
@@ -96,10 +104,18 @@ def lint(session: nox.Session) -> None:
 def core_only(session: nox.Session) -> None:
     """aac-core installed alone: no framework importable, and every core test still passes."""
     session.install(*TEST_DEPS, _local("aac-core"))
-    session.run("python", "-c", "import importlib.util as u, sys; bad=[m for m in ('torch','tensorflow') if u.find_spec(m)]; "
-                "sys.exit(f'framework importable in core_only: {bad}') if bad else print('no framework installed: ok')")
-    session.run("python", "-c", "import sys, aac.core; bad=[m for m in ('torch','tensorflow') if m in sys.modules]; "
-                "sys.exit(f'aac.core imported {bad}') if bad else print('aac.core imports no framework: ok')")
+    session.run(
+        "python",
+        "-c",
+        "import importlib.util as u, sys; bad=[m for m in ('torch','tensorflow') if u.find_spec(m)]; "
+        "sys.exit(f'framework importable in core_only: {bad}') if bad else print('no framework installed: ok')",
+    )
+    session.run(
+        "python",
+        "-c",
+        "import sys, aac.core; bad=[m for m in ('torch','tensorflow') if m in sys.modules]; "
+        "sys.exit(f'aac.core imported {bad}') if bad else print('aac.core imports no framework: ok')",
+    )
     session.run("pytest", "packages/aac-core/tests", *session.posargs)
 
 
@@ -153,8 +169,16 @@ def demo(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks: overhead and latency ratios measured side by side, PyTorch and TensorFlow (JSON + table)."""
-    install(session, "aac-core", "aac-torch", "aac-tf[cpu]", "aac-pruning[torch,tf]", "aac-sparsity[torch]", "aac-quant[torch]",
-            extra=("scikit-learn", "matplotlib"))
+    install(
+        session,
+        "aac-core",
+        "aac-torch",
+        "aac-tf[cpu]",
+        "aac-pruning[torch,tf]",
+        "aac-sparsity[torch]",
+        "aac-quant[torch]",
+        extra=("scikit-learn", "matplotlib"),
+    )
     session.run("python", "benchmarks/run.py", *session.posargs)
     session.run("python", "benchmarks/search.py")
     session.run("python", "benchmarks/kill_resume.py")

@@ -62,8 +62,17 @@ PATTERNS: dict[str, Callable[[], nn.Module]] = {
     "swin-block (functional attention)": models.SwinLike,
     "shufflenet-unit": models.ShuffleNetLike,
 }
-TORCHVISION = ("resnet50", "resnext50_32x4d", "regnet_x_400mf", "regnet_y_400mf", "efficientnet_b0", "convnext_tiny",
-               "shufflenet_v2_x0_5", "vit_b_16", "swin_t")
+TORCHVISION = (
+    "resnet50",
+    "resnext50_32x4d",
+    "regnet_x_400mf",
+    "regnet_y_400mf",
+    "efficientnet_b0",
+    "convnext_tiny",
+    "shufflenet_v2_x0_5",
+    "vit_b_16",
+    "swin_t",
+)
 
 
 def _config(size: int, multiple_of: int) -> dict[str, Any]:
@@ -89,8 +98,10 @@ def measure_aac(make: Callable[[], nn.Module], size: int, rate: float, multiple_
     with torch.no_grad():
         masked, result = model.eval()(x), stripped(x)
     rows = {row[0]: row for row in controller.statistics()["filter_pruning"].tables[0].rows}
-    measured = {"FLOPs": (measured_flops(model, x[:1]), measured_flops(stripped, x[:1])),
-                "Parameters": (full_params, sum(p.numel() for p in stripped.parameters()))}
+    measured = {
+        "FLOPs": (measured_flops(model, x[:1]), measured_flops(stripped, x[:1])),
+        "Parameters": (full_params, sum(p.numel() for p in stripped.parameters())),
+    }
     error = max(abs(rows[q][i + 1] / measured[q][i] - 1) for q in measured for i in (0, 1))
     layers = coverage(controller.analysis)
     return {
@@ -113,8 +124,14 @@ def measure_torch_pruning(make: Callable[[], nn.Module], size: int, rate: float)
     example = torch.randn(1, 3, size, size)
     classifier = [m for m in model.modules() if isinstance(m, nn.Linear)][-1:]
     heads = {m: m.num_heads for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
-    pruner = tp.pruner.MetaPruner(model, example, importance=tp.importance.MagnitudeImportance(p=2), pruning_ratio=rate,
-                                  ignored_layers=classifier, **({"num_heads": heads} if heads else {}))
+    pruner = tp.pruner.MetaPruner(
+        model,
+        example,
+        importance=tp.importance.MagnitudeImportance(p=2),
+        pruning_ratio=rate,
+        ignored_layers=classifier,
+        **({"num_heads": heads} if heads else {}),
+    )
     pruner.step()
     with torch.no_grad():
         model(example)
@@ -133,8 +150,10 @@ def torchvision_model(name: str) -> Callable[[], nn.Module]:
         for module in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[module]
         library = torch.library.Library("torchvision", "DEF")
-        for schema in ("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-                       "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"):
+        for schema in (
+            "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+            "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+        ):
             library.define(schema)
         _LIBRARIES.append(library)
         import torchvision
@@ -159,8 +178,13 @@ def run_child(tool: str, name: str, rate: float) -> dict[str, Any]:
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
 
-    done = subprocess.run([sys.executable, __file__, "--child", tool, name, "--rate", str(rate)], capture_output=True, text=True,
-                          preexec_fn=limit, check=False)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", tool, name, "--rate", str(rate)],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        check=False,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
         tail = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
@@ -187,8 +211,16 @@ def _row(name: str, aac: dict[str, Any], tp: dict[str, Any] | None) -> tuple[Any
         other = "-"
     else:
         other = f"fails: {tp['error']}" if "error" in tp else f"{tp['params_kept']:.3f}"
-    return (name, f"{aac['params_kept']:.3f}", f"{aac['flops_kept']:.3f}", f"{aac['stats_error']:.2%}", *counts,
-            f"{aac['strip_diff']:.1e}", f"{aac['peak_rss_gb']:.2f}", other)
+    return (
+        name,
+        f"{aac['params_kept']:.3f}",
+        f"{aac['flops_kept']:.3f}",
+        f"{aac['stats_error']:.2%}",
+        *counts,
+        f"{aac['strip_diff']:.1e}",
+        f"{aac['peak_rss_gb']:.2f}",
+        other,
+    )
 
 
 def _missed(name: str, aac: dict[str, Any], tp: dict[str, Any] | None) -> list[str]:
@@ -227,15 +259,30 @@ def main() -> int:
         with_tp = torch_pruning_available()
         for name in TORCHVISION:
             if not wanted or name in wanted:
-                results[name] = {"aac": run_child("aac", name, args.rate),
-                                 "torch_pruning": run_child("tp", name, args.rate) if with_tp else None}
+                results[name] = {
+                    "aac": run_child("aac", name, args.rate),
+                    "torch_pruning": run_child("tp", name, args.rate) if with_tp else None,
+                }
                 print(f"{name}: done", file=sys.stderr, flush=True)
     elif not args.no_torchvision:
         print("torchvision is not installed: only the patterns built in code are measured", file=sys.stderr)
-    header = ("model", "params kept", "FLOPs kept", "stats error", "convs", "linears", "attention", "strip diff", "peak RSS GB",
-              "TP params kept")
-    print(format_table(header, [_row(name, r["aac"], r["torch_pruning"]) for name, r in results.items()],
-                       f"filter pruning at rate {args.rate}"))
+    header = (
+        "model",
+        "params kept",
+        "FLOPs kept",
+        "stats error",
+        "convs",
+        "linears",
+        "attention",
+        "strip diff",
+        "peak RSS GB",
+        "TP params kept",
+    )
+    print(
+        format_table(
+            header, [_row(name, r["aac"], r["torch_pruning"]) for name, r in results.items()], f"filter pruning at rate {args.rate}"
+        )
+    )
     missed = [m for name, r in results.items() for m in _missed(name, r["aac"], r["torch_pruning"])]
     for line in missed:
         print(f"target missed: {line}")

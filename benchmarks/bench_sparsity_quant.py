@@ -86,11 +86,16 @@ def _overhead(cases: Mapping[str, tuple[list[Mapping[str, Any]], float | None]],
         controller, _ = create_compressed_model(compressed, config)
         controller.initialize(batches[:1])  # quantization ranges from data (a no-op for sparsity)
         pair = base._alternate(_epoch(plain, batches), _epoch(compressed, batches, controller), settings.repeats)
-        results.append(base.Measurement(
-            f"training_overhead/{name}", pair.ratio, "x plain", f"<= {target}" if target else "",
-            None if target is None else pair.ratio <= target,
-            {"plain_epoch_s": pair.first_s, "compressed_epoch_s": pair.second_s, "steps": len(batches), "batch": 32},
-        ))
+        results.append(
+            base.Measurement(
+                f"training_overhead/{name}",
+                pair.ratio,
+                "x plain",
+                f"<= {target}" if target else "",
+                None if target is None else pair.ratio <= target,
+                {"plain_epoch_s": pair.first_s, "compressed_epoch_s": pair.second_s, "steps": len(batches), "batch": 32},
+            )
+        )
     return results
 
 

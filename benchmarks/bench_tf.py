@@ -55,8 +55,7 @@ CLASSES = 10
 BATCH = 32
 
 #: prune everything prunable, in blocks of 16 channels (the vector width of AVX-512), as benchmarks/run.py does
-PRUNING = {"algorithm": "filter_pruning",
-           "params": {"prune_downsample_convs": True, "prune_first_conv": True, "filters_multiple_of": 16}}
+PRUNING = {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True, "prune_first_conv": True, "filters_multiple_of": 16}}
 
 #: algorithm -> config section whose transforms the training-overhead case measures
 TRAINING_OVERHEAD: dict[str, dict[str, Any]] = {
@@ -123,12 +122,12 @@ def _alternate(first: Callable[[], None], second: Callable[[], None], repeats: i
         middle = time.perf_counter()
         second()
         rounds.append((middle - start, time.perf_counter() - middle))
-    return (statistics.median(a for a, _ in rounds), statistics.median(b for _, b in rounds),
-            statistics.median(b / a for a, b in rounds))
+    return (statistics.median(a for a, _ in rounds), statistics.median(b for _, b in rounds), statistics.median(b / a for a, b in rounds))
 
 
-def _measurement(case: str, value: float, unit: str, target: str = "", passed: bool | None = None,
-                 details: dict[str, Any] | None = None) -> dict[str, Any]:
+def _measurement(
+    case: str, value: float, unit: str, target: str = "", passed: bool | None = None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {"case": case, "value": value, "unit": unit, "target": target, "passed": passed, "details": details or {}}
 
 
@@ -155,12 +154,30 @@ def training(quick: bool) -> list[dict[str, Any]]:
 
         plain_s, masked_s, ratio = _alternate(epoch(plain), epoch(compressed), repeats)
         if not results:
-            results.append(_measurement("tf_training/plain_keras", plain_s, "s/epoch", details={
-                "steps": steps, "batch": BATCH, "parameters": plain.count_params(), "ms_per_step": 1000 * plain_s / steps}))
-        results.append(_measurement(f"tf_training_overhead/{algorithm}", ratio, "x plain", f"<= {OVERHEAD_TARGET}",
-                                    ratio <= OVERHEAD_TARGET, {"plain_epoch_s": plain_s, "compressed_epoch_s": masked_s,
-                                                               "transforms": sum(1 for _ in iter_transforms(compressed)),
-                                                               "steps": steps, "batch": BATCH}))
+            results.append(
+                _measurement(
+                    "tf_training/plain_keras",
+                    plain_s,
+                    "s/epoch",
+                    details={"steps": steps, "batch": BATCH, "parameters": plain.count_params(), "ms_per_step": 1000 * plain_s / steps},
+                )
+            )
+        results.append(
+            _measurement(
+                f"tf_training_overhead/{algorithm}",
+                ratio,
+                "x plain",
+                f"<= {OVERHEAD_TARGET}",
+                ratio <= OVERHEAD_TARGET,
+                {
+                    "plain_epoch_s": plain_s,
+                    "compressed_epoch_s": masked_s,
+                    "transforms": sum(1 for _ in iter_transforms(compressed)),
+                    "steps": steps,
+                    "batch": BATCH,
+                },
+            )
+        )
     return results
 
 
@@ -186,17 +203,21 @@ def inference_latency(quick: bool) -> list[dict[str, Any]]:
                 def run() -> None:
                     for _ in range(3):
                         model.predict_on_batch(x)
+
                 return run
 
             original_s, stripped_s, ratio = _alternate(infer(original), infer(stripped), repeats)
-            details = {"original_s": original_s, "stripped_s": stripped_s, "batch": len(x),
-                       "measured_rate": controller.compression_rate,
-                       "params": {"original": parameter_count(original), "stripped": parameter_count(stripped)}}
+            details = {
+                "original_s": original_s,
+                "stripped_s": stripped_s,
+                "batch": len(x),
+                "measured_rate": controller.compression_rate,
+                "params": {"original": parameter_count(original), "stripped": parameter_count(stripped)},
+            }
             if flops_ratio is not None:
                 details["flops_ratio"] = flops_ratio
             label = f"<= {LATENCY_TARGET}" if flops_ratio is None else f"<= {LATENCY_SLACK} x FLOPs ratio = {target:.3f}"
-            results.append(_measurement(f"tf_inference_latency/{algorithm}@{rate}", ratio, "x original", label,
-                                        ratio <= target, details))
+            results.append(_measurement(f"tf_inference_latency/{algorithm}@{rate}", ratio, "x original", label, ratio <= target, details))
     return results
 
 
@@ -222,15 +243,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     set_threads(args.threads)
     results = [m for name in (args.case or TF_CASES) for m in TF_CASES[name](args.quick)]
-    rows = [(m["case"], round(m["value"], 3), m["unit"], m["target"] or "-", {True: "ok", False: "MISSED", None: "-"}[m["passed"]])
-            for m in results]
+    rows = [
+        (m["case"], round(m["value"], 3), m["unit"], m["target"] or "-", {True: "ok", False: "MISSED", None: "-"}[m["passed"]])
+        for m in results
+    ]
     print(format_table(("case", "value", "unit", "target", "result"), rows))
     for m in results:
         print(f"  {m['case']}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m["details"].items()))
     report = {
-        "machine": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-                    "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
-                    "processor": platform.processor() or platform.machine()},
+        "machine": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+        },
         "settings": {"quick": args.quick},
         "results": results,
     }

@@ -77,12 +77,21 @@ def measure(name: str, rate: float, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
     model, size = build(name)
     full_params = parameter_count(model)
-    config = {"input_info": {"sample_size": [1, size, size, 3]},
-              "compression": {"algorithm": "filter_pruning",
-                              "params": {"prune_first_conv": True, "prune_downsample_convs": True, "filters_multiple_of": 8}}}
+    config = {
+        "input_info": {"sample_size": [1, size, size, 3]},
+        "compression": {
+            "algorithm": "filter_pruning",
+            "params": {"prune_first_conv": True, "prune_downsample_convs": True, "filters_multiple_of": 8},
+        },
+    }
     controller, model = create_compressed_model(model, config)
-    row: dict[str, Any] = {"model": name, "input": size, "params": full_params, "groups": len(controller.analysis.groups),
-                           "kept_whole": sum(len(k.producers) for k in controller.analysis.kept)}
+    row: dict[str, Any] = {
+        "model": name,
+        "input": size,
+        "params": full_params,
+        "groups": len(controller.analysis.groups),
+        "kept_whole": sum(len(k.producers) for k in controller.analysis.kept),
+    }
     controller.compression_rate = min(rate, controller.maximal_compression_rate)
     x = np.random.default_rng(1).normal(size=(4, size, size, 3)).astype("float32")
     masked = np.asarray(model(x, training=False))
@@ -91,8 +100,12 @@ def measure(name: str, rate: float, out: Path) -> dict[str, Any]:
     row["strip_diff"] = float(np.max(np.abs(np.asarray(stripped(x, training=False)) - masked))) / scale
     kept_params = parameter_count(stripped)
     table = {r[0]: r[1:3] for r in controller.statistics()["filter_pruning"].tables[0].rows}
-    row.update(params_kept=kept_params / full_params, flops_kept=table["FLOPs"][1] / table["FLOPs"][0],
-               rate=controller.compression_rate, stats_exact=table["Parameters"] == (full_params, kept_params))
+    row.update(
+        params_kept=kept_params / full_params,
+        flops_kept=table["FLOPs"][1] / table["FLOPs"][0],
+        rate=controller.compression_rate,
+        stats_exact=table["Parameters"] == (full_params, kept_params),
+    )
     path = controller.export_model(out / f"{name}.keras")
     loaded = keras.saving.load_model(path, compile=False)
     row["keras_diff"] = float(np.max(np.abs(np.asarray(loaded(x, training=False)) - masked))) / scale
@@ -123,15 +136,44 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
             keras.backend.clear_session()
             gc.collect()
-    header = ("model", "input", "params", "groups", "kept whole", "rate", "params kept", "FLOPs kept", "stats exact",
-              "strip diff", ".keras diff", "s", "ok")
-    print(format_table(header, [
-        (r["model"], r.get("input", ""), r.get("params", ""), r.get("groups", ""), r.get("kept_whole", ""),
-         f"{r['rate']:.3f}" if "rate" in r else "", f"{r['params_kept']:.1%}" if "params_kept" in r else r.get("error", ""),
-         f"{r['flops_kept']:.1%}" if "flops_kept" in r else "", r.get("stats_exact", ""),
-         f"{r['strip_diff']:.1e}" if "strip_diff" in r else "", f"{r['keras_diff']:.1e}" if "keras_diff" in r else "",
-         f"{r['seconds']:.0f}" if "seconds" in r else "", "yes" if r["ok"] else "NO")
-        for r in rows]))
+    header = (
+        "model",
+        "input",
+        "params",
+        "groups",
+        "kept whole",
+        "rate",
+        "params kept",
+        "FLOPs kept",
+        "stats exact",
+        "strip diff",
+        ".keras diff",
+        "s",
+        "ok",
+    )
+    print(
+        format_table(
+            header,
+            [
+                (
+                    r["model"],
+                    r.get("input", ""),
+                    r.get("params", ""),
+                    r.get("groups", ""),
+                    r.get("kept_whole", ""),
+                    f"{r['rate']:.3f}" if "rate" in r else "",
+                    f"{r['params_kept']:.1%}" if "params_kept" in r else r.get("error", ""),
+                    f"{r['flops_kept']:.1%}" if "flops_kept" in r else "",
+                    r.get("stats_exact", ""),
+                    f"{r['strip_diff']:.1e}" if "strip_diff" in r else "",
+                    f"{r['keras_diff']:.1e}" if "keras_diff" in r else "",
+                    f"{r['seconds']:.0f}" if "seconds" in r else "",
+                    "yes" if r["ok"] else "NO",
+                )
+                for r in rows
+            ],
+        )
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"rate": args.rate, "keras": keras.__version__, "rows": rows}, indent=2))

@@ -47,10 +47,17 @@ def main(argv: list[str] | None = None) -> int:
             got = json.loads(result.read_text()) if resumed else {}
             differs = [k for k in KEYS if got.get(k) != reference[k]]
             points.append({"kill_after_write": kill_at, "killed": killed, "resumed": resumed, "differs": differs})
-            print(f"kill after write {kill_at:2d}: {'identical' if killed and resumed and not differs else f'DIFFERS {differs}'}", flush=True)
+            print(
+                f"kill after write {kill_at:2d}: {'identical' if killed and resumed and not differs else f'DIFFERS {differs}'}", flush=True
+            )
     identical = sum(p["killed"] and p["resumed"] and not p["differs"] for p in points)
-    report = {"reference": reference, "points": points, "identical": identical, "total": len(points),
-              "seconds": time.perf_counter() - start}
+    report = {
+        "reference": reference,
+        "points": points,
+        "identical": identical,
+        "total": len(points),
+        "seconds": time.perf_counter() - start,
+    }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{identical} of {len(points)} kill points resumed to the identical result ({report['seconds']:.0f}s); {args.json}")

@@ -44,8 +44,7 @@ LATENCY_SLACK = 1.25
 
 #: prune everything prunable; keep channel counts in blocks of 16, the vector width of AVX-512 (and
 #: oneDNN's channel blocking): with blocks of 8, narrow stripped layers waste half of every vector
-PRUNING = {"algorithm": "filter_pruning",
-           "params": {"prune_downsample_convs": True, "prune_first_conv": True, "filters_multiple_of": 16}}
+PRUNING = {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True, "prune_first_conv": True, "filters_multiple_of": 16}}
 
 #: algorithm -> config section whose transforms the training-overhead case measures (at its initial level)
 TRAINING_OVERHEAD: dict[str, dict[str, Any]] = {
@@ -112,8 +111,9 @@ def _alternate(first: Callable[[], None], second: Callable[[], None], repeats: i
         middle = time.perf_counter()
         second()
         rounds.append((middle - start, time.perf_counter() - middle))
-    return Pair(statistics.median(a for a, _ in rounds), statistics.median(b for _, b in rounds),
-                statistics.median(b / a for a, b in rounds))
+    return Pair(
+        statistics.median(a for a, _ in rounds), statistics.median(b for _, b in rounds), statistics.median(b / a for a, b in rounds)
+    )
 
 
 def training_overhead(settings: Settings) -> list[Measurement]:
@@ -132,14 +132,24 @@ def training_overhead(settings: Settings) -> list[Measurement]:
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
+
             return run
 
-        pair = _alternate(epoch(plain, torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9)),
-                          epoch(compressed, torch.optim.SGD(compressed.parameters(), lr=0.01, momentum=0.9)),
-                          settings.repeats)
-        results.append(Measurement(f"training_overhead/{algorithm}", pair.ratio, "x plain", f"<= {OVERHEAD_TARGET}",
-                                   pair.ratio <= OVERHEAD_TARGET, {"plain_epoch_s": pair.first_s, "compressed_epoch_s": pair.second_s,
-                                                                   "steps": len(batches), "batch": 32}))
+        pair = _alternate(
+            epoch(plain, torch.optim.SGD(plain.parameters(), lr=0.01, momentum=0.9)),
+            epoch(compressed, torch.optim.SGD(compressed.parameters(), lr=0.01, momentum=0.9)),
+            settings.repeats,
+        )
+        results.append(
+            Measurement(
+                f"training_overhead/{algorithm}",
+                pair.ratio,
+                "x plain",
+                f"<= {OVERHEAD_TARGET}",
+                pair.ratio <= OVERHEAD_TARGET,
+                {"plain_epoch_s": pair.first_s, "compressed_epoch_s": pair.second_s, "steps": len(batches), "batch": 32},
+            )
+        )
     return results
 
 
@@ -161,19 +171,31 @@ def inference_latency(settings: Settings) -> list[Measurement]:
                     with torch.inference_mode():
                         for _ in range(3):
                             model(x)
+
                 return run
 
             pair = _alternate(infer(original), infer(stripped), settings.repeats)
             latency_ratio = pair.ratio
             bound = LATENCY_SLACK * flops_ratio
-            results.append(Measurement(
-                f"inference_latency/{algorithm}@{rate}", latency_ratio, "x original",
-                f"<= {LATENCY_SLACK} x FLOPs ratio = {bound:.3f}", latency_ratio <= bound,
-                {"flops_ratio": flops_ratio, "original_s": pair.first_s, "stripped_s": pair.second_s,
-                 "measured_rate": controller.compression_rate,
-                 "params": {"original": sum(p.numel() for p in original.parameters()),
-                            "stripped": sum(p.numel() for p in stripped.parameters())}},
-            ))
+            results.append(
+                Measurement(
+                    f"inference_latency/{algorithm}@{rate}",
+                    latency_ratio,
+                    "x original",
+                    f"<= {LATENCY_SLACK} x FLOPs ratio = {bound:.3f}",
+                    latency_ratio <= bound,
+                    {
+                        "flops_ratio": flops_ratio,
+                        "original_s": pair.first_s,
+                        "stripped_s": pair.second_s,
+                        "measured_rate": controller.compression_rate,
+                        "params": {
+                            "original": sum(p.numel() for p in original.parameters()),
+                            "stripped": sum(p.numel() for p in stripped.parameters()),
+                        },
+                    },
+                )
+            )
     return results
 
 
@@ -192,16 +214,30 @@ def graph_analysis(settings: Settings) -> list[Measurement]:
     analysis = analyze(traced_with_shapes.graph, PruningRules(prune_downsample=True))
     analyze_s = time.perf_counter() - start
     start = time.perf_counter()
-    create_compressed_model(model, {"input_info": {"sample_size": [1, 3, 224, 224]},
-                                    "compression": {"algorithm": "filter_pruning", "pruning_init": 0.3,
-                                                    "params": {"prune_downsample_convs": True}}})
+    create_compressed_model(
+        model,
+        {
+            "input_info": {"sample_size": [1, 3, 224, 224]},
+            "compression": {"algorithm": "filter_pruning", "pruning_init": 0.3, "params": {"prune_downsample_convs": True}},
+        },
+    )
     create_s = time.perf_counter() - start
-    return [Measurement("graph_analysis/resnet50", create_s, "s", details={
-        "nodes": len(traced.graph), "groups": len(analysis.groups), "trace_s": trace_s,
-        "trace_with_shape_pass_s": shapes_s, "analysis_s": analyze_s,
-        "create_compressed_model_s": create_s,
-        "parameters": sum(p.numel() for p in model.parameters()),
-    })]
+    return [
+        Measurement(
+            "graph_analysis/resnet50",
+            create_s,
+            "s",
+            details={
+                "nodes": len(traced.graph),
+                "groups": len(analysis.groups),
+                "trace_s": trace_s,
+                "trace_with_shape_pass_s": shapes_s,
+                "analysis_s": analyze_s,
+                "create_compressed_model_s": create_s,
+                "parameters": sum(p.numel() for p in model.parameters()),
+            },
+        )
+    ]
 
 
 def _tf_case(name: str) -> Callable[[Settings], list[Measurement]]:
@@ -252,23 +288,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", action="append", choices=sorted(CASES), help="run only these cases (repeatable)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (noisier)")
     parser.add_argument("--json", type=Path, default=Path("runs") / "bench" / "results.json", help="where to write the results")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch and TensorFlow intra-op threads (default 1: steadier timings on a shared machine)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch and TensorFlow intra-op threads (default 1: steadier timings on a shared machine)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     settings = Settings(quick=args.quick, threads=args.threads)
     results = [m for name in (args.case or CASES) for m in CASES[name](settings)]
 
-    rows = [(m.case, round(m.value, 3), m.unit, m.target or "-", {True: "ok", False: "MISSED", None: "-"}[m.passed])
-            for m in results]
+    rows = [(m.case, round(m.value, 3), m.unit, m.target or "-", {True: "ok", False: "MISSED", None: "-"}[m.passed]) for m in results]
     print(format_table(("case", "value", "unit", "target", "result"), rows))
     for m in results:
         print(f"  {m.case}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.details.items()))
     report = {
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": args.threads,
-                    **({"tensorflow": sys.modules["tensorflow"].__version__} if "tensorflow" in sys.modules else {}),
-                    "processor": platform.processor() or platform.machine()},
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": args.threads,
+            **({"tensorflow": sys.modules["tensorflow"].__version__} if "tensorflow" in sys.modules else {}),
+            "processor": platform.processor() or platform.machine(),
+        },
         "settings": asdict(settings),
         "results": [asdict(m) for m in results],
     }

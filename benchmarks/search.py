@@ -79,13 +79,25 @@ ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
 
 
 def _pruning(init: float, target: float) -> dict[str, Any]:
-    return {"algorithm": "filter_pruning", "pruning_init": init,
-            "params": {"schedule": "exponential", "pruning_target": target, "pruning_steps": 3,
-                       "filter_importance": "geometric_median", "filters_multiple_of": 4, "prune_downsample_convs": True}}
+    return {
+        "algorithm": "filter_pruning",
+        "pruning_init": init,
+        "params": {
+            "schedule": "exponential",
+            "pruning_target": target,
+            "pruning_steps": 3,
+            "filter_importance": "geometric_median",
+            "filters_multiple_of": 4,
+            "prune_downsample_convs": True,
+        },
+    }
 
 
-SPARSITY = {"algorithm": "magnitude_sparsity", "sparsity_init": 0.1,
-            "params": {"schedule": "polynomial", "sparsity_target": 0.3, "sparsity_target_epoch": 3}}
+SPARSITY = {
+    "algorithm": "magnitude_sparsity",
+    "sparsity_init": 0.1,
+    "params": {"schedule": "polynomial", "sparsity_target": 0.3, "sparsity_target_epoch": 3},
+}
 #: (architecture, algorithm) -> compression section. The initial phase ends within the 2.0 budget
 #: everywhere (sparsity within 0.5 too), so the search starts from a feasible rate. MobileNetLike
 #: loses about 2 points at its second pruning level (0.09 of the rate), so its schedule holds the
@@ -122,9 +134,13 @@ class Case:
 
     def config(self, strategy: str) -> Any:
         params = {**LOOP_PARAMS, "maximal_absolute_accuracy_degradation": self.budget, **VARIANTS[strategy]}
-        return load_config({"input_info": {"sample_size": [1, 1, 8, 8]},
-                            "compression": copy.deepcopy(SECTIONS[self.architecture, self.algorithm]),
-                            "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": params}})
+        return load_config(
+            {
+                "input_info": {"sample_size": [1, 1, 8, 8]},
+                "compression": copy.deepcopy(SECTIONS[self.architecture, self.algorithm]),
+                "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": params},
+            }
+        )
 
 
 CASES = [Case(a, g, b) for a, g in SECTIONS for b in BUDGETS]
@@ -178,8 +194,9 @@ def accuracy(model: nn.Module, split: Split) -> float:
         return 100.0 * float((model(split.x).argmax(1) == split.y).float().mean())
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, split: Split,
-                compression_loss: Callable[[], torch.Tensor | float]) -> float:
+def train_epoch(
+    model: nn.Module, optimizer: torch.optim.Optimizer, split: Split, compression_loss: Callable[[], torch.Tensor | float]
+) -> float:
     """One shuffled epoch; ``compression_loss`` is called once per batch and added to the cross-entropy."""
     model.train()
     total = 0.0
@@ -257,8 +274,7 @@ def revisits(history: Iterable[EpochRecord]) -> int:
     return count
 
 
-def run_strategy(case: Case, strategy: str, pretrained: nn.Module, uncompressed: float, data: Digits, out: Path,
-                 seed: int) -> RunResult:
+def run_strategy(case: Case, strategy: str, pretrained: nn.Module, uncompressed: float, data: Digits, out: Path, seed: int) -> RunResult:
     config = case.config(strategy)
     torch.manual_seed(seed)
     controller, model = create_compressed_model(copy.deepcopy(pretrained), config)
@@ -277,21 +293,35 @@ def run_strategy(case: Case, strategy: str, pretrained: nn.Module, uncompressed:
     log_dir = out / "runs" / case.id / strategy
     shutil.rmtree(log_dir, ignore_errors=True)  # a folder holding a run would be resumed
     torch.manual_seed(seed)
-    loop = create_accuracy_aware_training_loop(config, controller, uncompressed_model_accuracy=uncompressed,
-                                               verbose=False, dump_checkpoints=False)
+    loop = create_accuracy_aware_training_loop(
+        config, controller, uncompressed_model_accuracy=uncompressed, verbose=False, dump_checkpoints=False
+    )
     start = time.perf_counter()
-    model = loop.run(model, train_epoch_fn=train_epoch_fn, validate_fn=lambda model, epoch: accuracy(model, data.validation),
-                     configure_optimizers_fn=configure_optimizers_fn, log_dir=log_dir)
+    model = loop.run(
+        model,
+        train_epoch_fn=train_epoch_fn,
+        validate_fn=lambda model, epoch: accuracy(model, data.validation),
+        configure_optimizers_fn=configure_optimizers_fn,
+        log_dir=log_dir,
+    )
     seconds = time.perf_counter() - start
     stats = loop.statistics
     flops = next((v for k, v in controller.statistics().scalars().items() if k.endswith("model_flops_removed")), None)
     history = stats.history
     return RunResult(
-        strategy=strategy, epochs=stats.total_epochs, probes=sum(r.phase == "probe" for r in history),
+        strategy=strategy,
+        epochs=stats.total_epochs,
+        probes=sum(r.phase == "probe" for r in history),
         compression=flops if case.algorithm == "pruning" and flops is not None else stats.compression_rate,
-        compression_rate=stats.compression_rate, model_flops_removed=flops,
-        test_metric=accuracy(model, data.test), validation_metric=stats.compressed_accuracy, feasible=stats.feasible,
-        wasted_epochs=wasted_epochs(history), revisits=revisits(history), seconds=seconds, stop_reason=stats.stop_reason,
+        compression_rate=stats.compression_rate,
+        model_flops_removed=flops,
+        test_metric=accuracy(model, data.test),
+        validation_metric=stats.compressed_accuracy,
+        feasible=stats.feasible,
+        wasted_epochs=wasted_epochs(history),
+        revisits=revisits(history),
+        seconds=seconds,
+        stop_reason=stats.stop_reason,
         history=[r.to_dict() for r in history],
     )
 
@@ -317,9 +347,13 @@ def epochs_to_reach(history: Sequence[EpochRecord], rate: float) -> int | None:
 def compare(run: RunResult, baseline: RunResult) -> Comparison:
     both = run.feasible and baseline.feasible
     reached = epochs_to_reach(run.records(), baseline.compression_rate) if both else None
-    return Comparison(run.strategy, run.epochs / baseline.epochs if baseline.epochs else math.nan,
-                      round(run.compression, 6) >= round(baseline.compression, 6) if both else None, run.wasted_fraction,
-                      reached / baseline.epochs if reached is not None and baseline.epochs else None)
+    return Comparison(
+        run.strategy,
+        run.epochs / baseline.epochs if baseline.epochs else math.nan,
+        round(run.compression, 6) >= round(baseline.compression, 6) if both else None,
+        run.wasted_fraction,
+        reached / baseline.epochs if reached is not None and baseline.epochs else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -335,10 +369,14 @@ class CaseResult:
         return [] if baseline is None else [compare(r, baseline) for s, r in self.runs.items() if s != BASELINE]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"case": self.case.id, **asdict(self.case), "uncompressed_validation_metric": self.uncompressed_validation,
-                "uncompressed_test_metric": self.uncompressed_test,
-                "runs": {s: {**asdict(r), "wasted_fraction": r.wasted_fraction} for s, r in self.runs.items()},
-                "comparisons": [asdict(c) for c in self.comparisons]}
+        return {
+            "case": self.case.id,
+            **asdict(self.case),
+            "uncompressed_validation_metric": self.uncompressed_validation,
+            "uncompressed_test_metric": self.uncompressed_test,
+            "runs": {s: {**asdict(r), "wasted_fraction": r.wasted_fraction} for s, r in self.runs.items()},
+            "comparisons": [asdict(c) for c in self.comparisons],
+        }
 
 
 def run_cases(cases: Sequence[Case], settings: Settings, data: Digits, out: Path) -> list[CaseResult]:
@@ -350,8 +388,11 @@ def run_cases(cases: Sequence[Case], settings: Settings, data: Digits, out: Path
             runs = {}
             for strategy in settings.strategies:
                 runs[strategy] = run = run_strategy(case, strategy, pretrained, uncompressed, data, out, settings.seed)
-                print(f"{case.id} {strategy}: {run.epochs} epochs, {run.probes} probes, compression {run.compression:.3f}, "
-                      f"test {run.test_metric:.2f}%, {'feasible' if run.feasible else 'NOT feasible'}, {run.seconds:.1f}s", flush=True)
+                print(
+                    f"{case.id} {strategy}: {run.epochs} epochs, {run.probes} probes, compression {run.compression:.3f}, "
+                    f"test {run.test_metric:.2f}%, {'feasible' if run.feasible else 'NOT feasible'}, {run.seconds:.1f}s",
+                    flush=True,
+                )
             results.append(CaseResult(case, uncompressed, accuracy(pretrained, data.test), runs))
     return results
 
@@ -364,8 +405,11 @@ def markdown_table(results: Sequence[CaseResult], strategies: Sequence[str]) -> 
     challengers = [s for s in strategies if s != BASELINE] if BASELINE in strategies else []
     header = ["case", "uncompressed val %"]
     header += [f"{s} {c}" for s in strategies for c in ("epochs", "probes", "compression", "test %", "feasible", "wasted")]
-    header += [f"{s} {c}" for s in challengers
-               for c in (f"epochs / {BASELINE}", f"epochs to {BASELINE}'s rate / {BASELINE}", f"compression >= {BASELINE}", "wasted %")]
+    header += [
+        f"{s} {c}"
+        for s in challengers
+        for c in (f"epochs / {BASELINE}", f"epochs to {BASELINE}'s rate / {BASELINE}", f"compression >= {BASELINE}", "wasted %")
+    ]
     rows = []
     for result in results:
         row = [result.case.id, f"{result.uncompressed_validation:.2f}"]
@@ -408,7 +452,7 @@ def plot(results: Sequence[CaseResult], strategies: Sequence[str], path: Path) -
         ax.set_xlabel("epoch", fontsize=8)
         ax.set_ylabel("compression rate", fontsize=8)
         ax.grid(alpha=0.3)
-    for ax in axes.flat[len(results):]:
+    for ax in axes.flat[len(results) :]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=8, loc="best")
     fig.suptitle("search strategies: rate per epoch (x probe, * returned rate)")
@@ -431,11 +475,18 @@ def _strategies(text: str) -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--strategies", type=_strategies, default=f"{BASELINE},frontier",
-                        help=f"comma-separated variants ({', '.join(VARIANTS)}), each compared with '{BASELINE}' (default {BASELINE},frontier)")
+    parser.add_argument(
+        "--strategies",
+        type=_strategies,
+        default=f"{BASELINE},frontier",
+        help=f"comma-separated variants ({', '.join(VARIANTS)}), each compared with '{BASELINE}' (default {BASELINE},frontier)",
+    )
     parser.add_argument("--case", action="append", choices=[c.id for c in CASES], help="run only these cases (repeatable)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"shorter pre-training and, without --case, only the cases of budget {' and '.join(map(str, QUICK_BUDGETS))}")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"shorter pre-training and, without --case, only the cases of budget {' and '.join(map(str, QUICK_BUDGETS))}",
+    )
     parser.add_argument("--seed", type=int, default=TORCH_SEED, help=f"torch seed of pre-training and of every run (default {TORCH_SEED})")
     parser.add_argument("--out", type=Path, default=Path("runs") / "bench" / "search", help="output folder")
     args = parser.parse_args(argv)
@@ -451,12 +502,25 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "search.md").write_text(f"# Search strategies side by side\n\n{table}\n")
     plot(results, settings.strategies, args.out / "search.png")
     report = {
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": 1,
-                    "processor": platform.processor() or platform.machine()},
-        "settings": {**asdict(settings), "pretrain_epochs": settings.pretrain_epochs, "baseline": BASELINE,
-                     "data_seed": DATA_SEED, "batch": BATCH, "pretrain_lr": PRETRAIN_LR,
-                     "finetune_lr": FINETUNE_LR, "split": "60/20/20 stratified (train / validation / test)",
-                     "loop": LOOP_PARAMS, "variants": {v: VARIANTS[v] for v in settings.strategies}, "sections": {f"{a}-{g}": s for (a, g), s in SECTIONS.items()}},
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "threads": 1,
+            "processor": platform.processor() or platform.machine(),
+        },
+        "settings": {
+            **asdict(settings),
+            "pretrain_epochs": settings.pretrain_epochs,
+            "baseline": BASELINE,
+            "data_seed": DATA_SEED,
+            "batch": BATCH,
+            "pretrain_lr": PRETRAIN_LR,
+            "finetune_lr": FINETUNE_LR,
+            "split": "60/20/20 stratified (train / validation / test)",
+            "loop": LOOP_PARAMS,
+            "variants": {v: VARIANTS[v] for v in settings.strategies},
+            "sections": {f"{a}-{g}": s for (a, g), s in SECTIONS.items()},
+        },
         "seconds": time.perf_counter() - start,
         "cases": [r.to_dict() for r in results],
     }

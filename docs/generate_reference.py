@@ -196,8 +196,16 @@ class SchemaReader:
             children = self.nested_tables(f"{anchor}-{key}" if anchor else key, scope, f"{path}.{key}" if path else key, prop)
             other = fallback.get("properties", {}).get(key, {})
             default = "required" if key in required else _code(prop["default"]) if "default" in prop else "—"
-            rows.append(Row(key, self.type_text(prop), default, self.allowed_text(prop),
-                            self.description(prop) or self.description(other), children[0].anchor if children else ""))
+            rows.append(
+                Row(
+                    key,
+                    self.type_text(prop),
+                    default,
+                    self.allowed_text(prop),
+                    self.description(prop) or self.description(other),
+                    children[0].anchor if children else "",
+                )
+            )
             nested += children
         own = Table(anchor, scope, path, str(obj.get("description", "")), tuple(rows), obj.get("additionalProperties") is False)
         return [own, *nested]
@@ -241,8 +249,10 @@ def _section(level: str, tables: Sequence[Table], intro: Sequence[str] = ()) -> 
     """A heading with an anchor, the intro, the first table; each further table under a heading one level down."""
     first, *rest = tables
     lines = ["", f'<a id="{first.anchor}"></a>', "", f"{level} {first.title}", ""]
-    notes = ("A list of such objects is accepted too." if first.also_list else "",
-             "The entries of the list form." if first.path.endswith("[]") else "")
+    notes = (
+        "A list of such objects is accepted too." if first.also_list else "",
+        "The entries of the list form." if first.path.endswith("[]") else "",
+    )
     for text in (*intro, _text(first.description), *notes):
         if text:
             lines += [text, ""]
@@ -267,10 +277,19 @@ def _legacy_section(specs: Sequence[AlgorithmSpec]) -> list[str]:
     for spec in specs:
         merged = {**ALGORITHM_ALIASES.get(spec.name, {}), **spec.aliases}
         rows += [(f"[`{spec.name}`](#{spec.name}) section", old, new) for old, new in merged.items()]
-    return ["", '<a id="legacy-spellings"></a>', "", "## Legacy spellings", "",
-            "Older NNCF configs use names that were later renamed. `load_config` moves each to its current key before",
-            "validation and notes it (`aac validate` prints the notes); giving both spellings is an error.", "",
-            "| where | legacy key | read as |", "|---|---|---|", *(f"| {where} | `{old}` | `{new}` |" for where, old, new in rows)]
+    return [
+        "",
+        '<a id="legacy-spellings"></a>',
+        "",
+        "## Legacy spellings",
+        "",
+        "Older NNCF configs use names that were later renamed. `load_config` moves each to its current key before",
+        "validation and notes it (`aac validate` prints the notes); giving both spellings is an error.",
+        "",
+        "| where | legacy key | read as |",
+        "|---|---|---|",
+        *(f"| {where} | `{old}` | `{new}` |" for where, old, new in rows),
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,8 +349,9 @@ def build_reference(specs: Sequence[AlgorithmSpec] | None = None) -> Reference:
     root = dataclasses.replace(root, anchor="top-level")
     groups = _top_level_groups(under_root)
     generic_section = schema["$defs"]["algorithm_section"]
-    per_algorithm = {spec.name: reader.tables(spec.name, spec.name, "", schema["$defs"][f"algorithm_{spec.name}"], generic_section)
-                     for spec in specs}
+    per_algorithm = {
+        spec.name: reader.tables(spec.name, spec.name, "", schema["$defs"][f"algorithm_{spec.name}"], generic_section) for spec in specs
+    }
     lines = [*HEADER, *_contents(groups, per_algorithm), *_section("##", [root])]
     for path, tables in groups.items():
         lines += _section("##", tables)

@@ -48,7 +48,8 @@ def published_algorithms(registry: Registry | None = None) -> list[AlgorithmSpec
     registry = registry or default_registry()
     ours = repository_distributions()
     return [
-        spec for name, spec in registry.algorithms.items()
+        spec
+        for name, spec in registry.algorithms.items()
         if _canonical(registry.plugin_manager.info(registry.providers["algorithm", name]).distribution) in ours
     ]
 

@@ -65,11 +65,15 @@ def _install_command(python: Path, sources: list[Path]) -> list[str]:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
     root = tmp_path_factory.mktemp("broken-plugin")
-    sources = [shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "build", "dist", "*.egg-info"))
-               for name, source in SOURCES.items()]
+    sources = [
+        shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "build", "dist", "*.egg-info"))
+        for name, source in SOURCES.items()
+    ]
     venv.create(root / "venv", with_pip=False, symlinks=os.name != "nt")
     python = root / "venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    site_packages = Path(subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True).strip())
+    site_packages = Path(
+        subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True).strip()
+    )
     parent = dict.fromkeys(sysconfig.get_path(kind) for kind in ("purelib", "platlib"))
     (site_packages / "_aac_test_parent.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in parent))
 
@@ -88,8 +92,10 @@ def test_aac_plugins_shows_what_is_disabled_and_why(installed: Environment) -> N
     rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
     assert rows["broken_hook"].endswith(f"[FAILED: {HOOK_FAILURE}]")
     assert rows["broken_claims"].endswith("[ok]") and rows["plugin_example"].endswith("[ok]")
-    assert rows["shadow"].endswith("[partly disabled: algorithm 'weight_clipping' (plugin 'plugin_example' registered it first); "
-                                   "search strategy 'step' (plugin 'core' registered it first)]")
+    assert rows["shadow"].endswith(
+        "[partly disabled: algorithm 'weight_clipping' (plugin 'plugin_example' registered it first); "
+        "search strategy 'step' (plugin 'core' registered it first)]"
+    )
     assert rows["weight_clipping"].endswith("(aac-plugin-example)"), "the first plugin keeps the name"
     assert rows["step"].startswith("  step       NNCF's search"), "core keeps its names"
     assert rows["fragile"].split()[1:3] == ["priority", "100"]
@@ -127,4 +133,5 @@ def test_a_model_is_compressed_beside_them(installed: Environment) -> None:
     assert [f"aac: warning: {w}" for w in report["warnings"][:3]] == WARNINGS
     assert report["warnings"][3:] == [
         "aac backend 'fragile' of plugin 'broken_claims' (from aac-broken-plugin) is skipped for a model of type "
-        "aac.torch.testing.digits.DigitsCNN: claims() raised AttributeError: 'NoneType' object has no attribute 'nn'"]
+        "aac.torch.testing.digits.DigitsCNN: claims() raised AttributeError: 'NoneType' object has no attribute 'nn'"
+    ]

@@ -131,17 +131,86 @@ Source = str | dict[str, Any]
 Mutation = Callable[[random.Random, Base], tuple[str, Source] | None]
 
 LONG = "x" * 100_000
-ODD_VALUES: list[Any] = [None, True, False, "0.5", "", [], {}, -1, 0, 1, 0.5, 2, 1e308, -1e-9, 10**30, -(10**30),
-                         math.nan, math.inf, -math.inf, LONG, "ключ", "🙂", [None], {"": None}, [[[[]]]], "\n", "\x00"]
-ODD_NUMBERS: list[Any] = [-1, 0, -0.0, 1, 2, 1.0000001, -1e-9, 1e-300, 0.999999999, 100, 1e308, -1e308, 10**30, -(10**30),
-                          2**63, math.nan, math.inf, -math.inf]
+ODD_VALUES: list[Any] = [
+    None,
+    True,
+    False,
+    "0.5",
+    "",
+    [],
+    {},
+    -1,
+    0,
+    1,
+    0.5,
+    2,
+    1e308,
+    -1e-9,
+    10**30,
+    -(10**30),
+    math.nan,
+    math.inf,
+    -math.inf,
+    LONG,
+    "ключ",
+    "🙂",
+    [None],
+    {"": None},
+    [[[[]]]],
+    "\n",
+    "\x00",
+]
+ODD_NUMBERS: list[Any] = [
+    -1,
+    0,
+    -0.0,
+    1,
+    2,
+    1.0000001,
+    -1e-9,
+    1e-300,
+    0.999999999,
+    100,
+    1e308,
+    -1e308,
+    10**30,
+    -(10**30),
+    2**63,
+    math.nan,
+    math.inf,
+    -math.inf,
+]
 ODD_KEYS = ["unknown_key", "paramz", "", " ", "ключ", "🙂", "$ref", "__proto__", "a" * 1000, "\n", "\x00", "algorithm\n", "ALGORITHM"]
 ALGORITHMS = sorted(default_registry().algorithms)
-ODD_ALGORITHMS: list[Any] = ["filter_prunning", "Filter_Pruning", "", "knowledge_distillation", "quantization ", "rb-sparsity",
-                             "NNCF", LONG, None, 7, ["filter_pruning"], {"name": "quantization"}]
+ODD_ALGORITHMS: list[Any] = [
+    "filter_prunning",
+    "Filter_Pruning",
+    "",
+    "knowledge_distillation",
+    "quantization ",
+    "rb-sparsity",
+    "NNCF",
+    LONG,
+    None,
+    7,
+    ["filter_pruning"],
+    {"name": "quantization"},
+]
 MODES: list[Any] = ["early_exit", "adaptive_compression_level", "EARLY_EXIT", "adaptive", "", "early_exit ", None, 1, ["early_exit"]]
-SCOPES = ["{re}.*", "{re}conv", "{re}[", "DigitsCNN/Conv2d[conv1]", "DigitsCNN/Conv2d[conv2]", "DigitsCNN/Linear[fc]",
-          "DigitsCNN/BatchNorm2d[bn1]", "conv2", "fc", "", "DigitsCNN", "Conv2d"]
+SCOPES = [
+    "{re}.*",
+    "{re}conv",
+    "{re}[",
+    "DigitsCNN/Conv2d[conv1]",
+    "DigitsCNN/Conv2d[conv2]",
+    "DigitsCNN/Linear[fc]",
+    "DigitsCNN/BatchNorm2d[bn1]",
+    "conv2",
+    "fc",
+    "",
+    "DigitsCNN",
+    "Conv2d",
+]
 
 
 def short(value: Any) -> str:
@@ -193,10 +262,10 @@ def typo(rng: random.Random, word: str) -> str:
     i = rng.randrange(len(word))
     kind = rng.choice(["drop", "swap", "double", "upper", "space", "homoglyph"])
     if kind == "drop" and len(word) > 1:
-        return word[:i] + word[i + 1:]
+        return word[:i] + word[i + 1 :]
     if kind == "swap" and len(word) > 1:
         i = min(i, len(word) - 2)
-        swapped = word[:i] + word[i + 1] + word[i] + word[i + 2:]
+        swapped = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
         return swapped if swapped != word else word + word[-1]
     if kind == "upper" and word.upper() != word:
         return word.upper()
@@ -354,7 +423,7 @@ def schema_of(data: dict[str, Any], path: JsonPath) -> tuple[dict[str, Any], dic
     for depth, step in enumerate(path):
         node = node[step]
         assert schema is not None
-        if path[:depth + 1] in section_paths(data):
+        if path[: depth + 1] in section_paths(data):
             spec = default_registry().algorithms.get(node.get("algorithm"))
             if spec is None:
                 return None
@@ -375,7 +444,7 @@ def alternatives(schema: dict[str, Any], document: dict[str, Any]) -> list[dict[
     """``schema`` with local ``$ref`` resolved and ``oneOf``/``anyOf`` spread out."""
     ref = schema.get("$ref", "")
     if ref.startswith("#/$defs/"):
-        schema = document["$defs"][ref[len("#/$defs/"):]]
+        schema = document["$defs"][ref[len("#/$defs/") :]]
     found = [schema]
     for key in ("oneOf", "anyOf"):
         for option in schema.get(key, []):
@@ -481,10 +550,10 @@ def duplicate_key_text(rng: random.Random, base: Base) -> tuple[str, Source] | N
     key, value = match.groups()
     other = rng.choice([value, "0.5", "null", '"x"', "-1"])
     if rng.random() < 0.5:
-        text = base.text[:match.start()] + f'"{key}": {other}, ' + base.text[match.start():]
+        text = base.text[: match.start()] + f'"{key}": {other}, ' + base.text[match.start() :]
         where = "before"
     else:
-        text = base.text[:match.end()] + f', "{key}": {other}' + base.text[match.end():]
+        text = base.text[: match.end()] + f', "{key}": {other}' + base.text[match.end() :]
         where = "after"
     return f'write "{key}": {other} again {where} its {line_of(base.text, match.start())} (as text)', text
 
@@ -492,7 +561,7 @@ def duplicate_key_text(rng: random.Random, base: Base) -> tuple[str, Source] | N
 def number_literal_text(rng: random.Random, base: Base) -> tuple[str, Source] | None:
     match = rng.choice(list(NUMBER.finditer(base.text)))
     literal = rng.choice(["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "0x10", "1_000", ".5", "+1", "01", "1e", "--1", "nan"])
-    text = base.text[:match.start()] + literal + base.text[match.end():]
+    text = base.text[: match.start()] + literal + base.text[match.end() :]
     return f"replace the number {match.group()} at {line_of(base.text, match.start())} by {literal} (as text)", text
 
 
@@ -510,7 +579,7 @@ def unterminated_comment(rng: random.Random, base: Base) -> tuple[str, Source] |
 def delete_line(rng: random.Random, base: Base) -> tuple[str, Source] | None:
     lines = base.text.split("\n")
     index = rng.randrange(len(lines))
-    return f"delete line {index + 1} ({short(lines[index].strip())}) (as text)", "\n".join(lines[:index] + lines[index + 1:])
+    return f"delete line {index + 1} ({short(lines[index].strip())}) (as text)", "\n".join(lines[:index] + lines[index + 1 :])
 
 
 def junk_before_text(rng: random.Random, base: Base) -> tuple[str, Source] | None:
@@ -730,11 +799,13 @@ def test_config_fuzz(capfd: pytest.CaptureFixture[str]) -> None:
 
 def report(total: int, seconds: float, counts: dict[str, int], by_kind: dict[str, dict[str, int]], warned: int, failed: int) -> None:
     """The counts, for ``pytest -s``."""
-    print(f"\nconfig fuzz: {total} mutants of {len(bases())} bases in {seconds:.1f} s: "
-          f"{counts.get('rejected', 0)} rejected by load_config, {counts.get('built', 0)} built and trained one epoch, "
-          f"{counts.get('build-rejected', 0)} rejected at build (AacError); accuracy-aware loops: "
-          f"{counts.get('loop built', 0)} built, {counts.get('loop rejected', 0)} rejected; "
-          f"{sum(v for k, v in counts.items() if k in ('load', 'build', 'hang'))} other exceptions or hangs; "
-          f"{warned} warnings; {failed} failures")
+    print(
+        f"\nconfig fuzz: {total} mutants of {len(bases())} bases in {seconds:.1f} s: "
+        f"{counts.get('rejected', 0)} rejected by load_config, {counts.get('built', 0)} built and trained one epoch, "
+        f"{counts.get('build-rejected', 0)} rejected at build (AacError); accuracy-aware loops: "
+        f"{counts.get('loop built', 0)} built, {counts.get('loop rejected', 0)} rejected; "
+        f"{sum(v for k, v in counts.items() if k in ('load', 'build', 'hang'))} other exceptions or hangs; "
+        f"{warned} warnings; {failed} failures"
+    )
     for kind, stages in by_kind.items():
         print(f"  {kind:24} " + ", ".join(f"{stage} {n}" for stage, n in sorted(stages.items())))

@@ -25,21 +25,28 @@ TIMEOUT_S = 240
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("demo") / "run"
-    done = subprocess.run([sys.executable, str(DIGITS / "run.py"), "--out", str(out), *QUICK],
-                          capture_output=True, text=True, timeout=TIMEOUT_S, cwd=out.parent)
+    done = subprocess.run(
+        [sys.executable, str(DIGITS / "run.py"), "--out", str(out), *QUICK],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        cwd=out.parent,
+    )
     assert done.returncode == 0, f"the demo failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    return {"out": out, "stdout": done.stdout, "stderr": done.stderr,
-            "summary": json.loads((out / "summary.json").read_text())}
+    return {"out": out, "stdout": done.stdout, "stderr": done.stderr, "summary": json.loads((out / "summary.json").read_text())}
 
 
 def test_the_closing_lines_give_test_accuracy_before_and_after_as_in_summary_json(demo: dict[str, Any]) -> None:
     summary = demo["summary"]
-    found = re.search(r"^\[demo\] test accuracy \((\d+) held-out images, unseen by the search\): ([\d.]+)% -> ([\d.]+)%$",
-                      demo["stdout"], re.M)
+    found = re.search(
+        r"^\[demo\] test accuracy \((\d+) held-out images, unseen by the search\): ([\d.]+)% -> ([\d.]+)%$", demo["stdout"], re.M
+    )
     assert found, "no line with the test accuracy before and after"
     assert int(found.group(1)) == summary["images"]["test"]
-    assert (found.group(2), found.group(3)) == (f"{summary['test_accuracy']['original']:.2f}",
-                                                f"{summary['test_accuracy']['compressed']:.2f}")
+    assert (found.group(2), found.group(3)) == (
+        f"{summary['test_accuracy']['original']:.2f}",
+        f"{summary['test_accuracy']['compressed']:.2f}",
+    )
     assert summary["images"]["test"] == summary["images"]["validation"] == 360  # 20% each of sklearn's 1797 digits
 
 

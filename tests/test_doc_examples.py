@@ -25,8 +25,11 @@ BLOCK = re.compile(r"^ *```python\n(.*?)^ *```", re.M | re.S)
 
 def blocks() -> list[tuple[str, int, str]]:
     """``(page, index, code)`` of every python block; blocks inside list items are dedented."""
-    return [(page.relative_to(ROOT).as_posix(), index, textwrap.dedent(code))
-            for page in PAGES for index, code in enumerate(BLOCK.findall(page.read_text(encoding="utf-8")))]
+    return [
+        (page.relative_to(ROOT).as_posix(), index, textwrap.dedent(code))
+        for page in PAGES
+        for index, code in enumerate(BLOCK.findall(page.read_text(encoding="utf-8")))
+    ]
 
 
 def test_readme_links_every_docs_page_and_every_link_resolves() -> None:

@@ -61,7 +61,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]
     source = shutil.copytree(EXAMPLE, root / "source", ignore=shutil.ignore_patterns("__pycache__", "build", "dist", "*.egg-info"))
     venv.create(root / "venv", with_pip=False, symlinks=os.name != "nt")
     python = root / "venv" / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    site_packages = Path(subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True).strip())
+    site_packages = Path(
+        subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True).strip()
+    )
     parent = dict.fromkeys(sysconfig.get_path(kind) for kind in ("purelib", "platlib"))  # this interpreter's packages
     (site_packages / "_aac_test_parent.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in parent))
 
@@ -91,13 +93,15 @@ def test_aac_plugins_lists_it(installed: Environment) -> None:
 
 def test_a_config_naming_it_compresses_a_model(installed: Environment, tmp_path: Path) -> None:
     config = tmp_path / "clip.json"
-    config.write_text(textwrap.dedent("""\
+    config.write_text(
+        textwrap.dedent("""\
         {
             "input_info": {"sample_size": [1, 1, 8, 8]},
             "ignored_scopes": ["fc"],  // a global scope, merged into the algorithm's
             "compression": {"algorithm": "weight_clipping", "params": {"clipping_rate": 0.5}},
         }
-    """))
+    """)
+    )
     script = textwrap.dedent(f"""
         import json
         import aac_plugin_example
@@ -129,7 +133,8 @@ def test_aac_validate_uses_its_schema(installed: Environment, tmp_path: Path) ->
     result = installed.run("-m", "aac.core.cli", "validate", str(config))
     assert result.returncode == 1
     assert result.stdout.startswith(
-        f"{config}: $.compression.params.cliping_rate: unknown key 'cliping_rate' (did you mean 'clipping_rate'?)")
+        f"{config}: $.compression.params.cliping_rate: unknown key 'cliping_rate' (did you mean 'clipping_rate'?)"
+    )
 
 
 def test_the_readme_example_prints_what_it_says(installed: Environment) -> None:
@@ -162,7 +167,11 @@ def test_the_guide_shows_the_example_files_as_they_are() -> None:
     guide = (EXAMPLE.parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
     link_then_block = r"^\[`examples/aac-plugin-example/([^`]+)`\]\([^)]*\)[^\n]*\n(?:[^\n]*\n)*?\n```\w+\n(.*?)^```"
     shown = dict(re.findall(link_then_block, guide, re.M | re.S))
-    assert set(shown) == {"pyproject.toml", "src/aac_plugin_example/plugin.py", "src/aac_plugin_example/clipping.py",
-                          "src/aac_plugin_example/weight_clipping.schema.json"}
+    assert set(shown) == {
+        "pyproject.toml",
+        "src/aac_plugin_example/plugin.py",
+        "src/aac_plugin_example/clipping.py",
+        "src/aac_plugin_example/weight_clipping.schema.json",
+    }
     for path, text in shown.items():
         assert text == (EXAMPLE / path).read_text(encoding="utf-8"), f"docs/plugins.md shows an outdated {path}"

@@ -20,11 +20,20 @@ from aac.torch.testing.digits import DigitsCNN, Trainer, digits, pretrain
 
 CONFIG = {
     "input_info": {"sample_size": [1, 1, 8, 8]},
-    "compression": {"algorithm": "filter_pruning", "pruning_init": 0.1,
-                    "params": {"pruning_target": 0.3, "pruning_steps": 1, "filters_multiple_of": 2}},
-    "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
-        "maximal_absolute_accuracy_degradation": 5.0, "initial_training_phase_epochs": 1, "patience_epochs": 1,
-        "maximal_total_epochs": 3}},
+    "compression": {
+        "algorithm": "filter_pruning",
+        "pruning_init": 0.1,
+        "params": {"pruning_target": 0.3, "pruning_steps": 1, "filters_multiple_of": 2},
+    },
+    "accuracy_aware_training": {
+        "mode": "adaptive_compression_level",
+        "params": {
+            "maximal_absolute_accuracy_degradation": 5.0,
+            "initial_training_phase_epochs": 1,
+            "patience_epochs": 1,
+            "maximal_total_epochs": 3,
+        },
+    },
 }
 
 
@@ -55,8 +64,14 @@ def test_run_folder_and_exports_are_0644_under_umask_022(tmp_path: Path, umask_0
 
     found = modes(tmp_path)
     files = {name for name in found if (tmp_path / name).is_file()}
-    assert {"run/state.json", "run/history.json", "run/history.csv", "run/statistics.json", "exports/model.pt",
-            "exports/model.onnx"} <= files
+    assert {
+        "run/state.json",
+        "run/history.json",
+        "run/history.csv",
+        "run/statistics.json",
+        "exports/model.pt",
+        "exports/model.onnx",
+    } <= files
     assert any(name.startswith("run/checkpoints/best_rate_") for name in files)
     assert any(name.startswith("run/tensorboard/") for name in files)
     wrong = {name: oct(mode) for name, mode in found.items() if mode != (0o644 if name in files else 0o755)}

@@ -20,8 +20,15 @@ from torch.nn import functional as F
 from aac.core import ConfigError, create_compressed_model
 from aac.torch.transforms import transforms_of
 
-INCEPTION_IGNORED = ["Inception3/__add___0", "Inception3/__add___1", "Inception3/__add___2",
-                     "Inception3/__mul___0", "Inception3/__mul___1", "Inception3/__mul___2", "Inception3/cat_0"]
+INCEPTION_IGNORED = [
+    "Inception3/__add___0",
+    "Inception3/__add___1",
+    "Inception3/__add___2",
+    "Inception3/__mul___0",
+    "Inception3/__mul___1",
+    "Inception3/__mul___2",
+    "Inception3/cat_0",
+]
 
 
 class BasicConv2d(nn.Module):
@@ -71,7 +78,9 @@ class ICNet(nn.Module):
 
 class Conv2dNormActivation(nn.Sequential):
     def __init__(self, cin: int, cout: int, stride: int = 1, groups: int = 1, kernel: int = 3) -> None:
-        super().__init__(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU6(inplace=True)
+        )
 
 
 class InvertedResidual(nn.Module):
@@ -79,8 +88,12 @@ class InvertedResidual(nn.Module):
         super().__init__()
         hidden = 2 * cin
         self.use_res_connect = stride == 1 and cin == cout
-        self.conv = nn.Sequential(Conv2dNormActivation(cin, hidden, kernel=1), Conv2dNormActivation(hidden, hidden, stride, groups=hidden),
-                                  nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.conv = nn.Sequential(
+            Conv2dNormActivation(cin, hidden, kernel=1),
+            Conv2dNormActivation(hidden, hidden, stride, groups=hidden),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(x) if self.use_res_connect else self.conv(x)
@@ -103,8 +116,14 @@ class MobileNetV2For32x32(MobileNetV2):
 class UNetConvBlock(nn.Module):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
-        self.block = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
-                                   nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+        self.block = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, padding=1),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block(x)
@@ -169,38 +188,104 @@ class Block(nn.Module):
         return F.relu(self.bn1(self.conv1(x)) + identity)
 
 
-RB_SPARSITY = {"algorithm": "rb_sparsity", "sparsity_init": 0.01, "params": {"sparsity_target": 0.61, "sparsity_target_epoch": 5,
-                                                                               "sparsity_freeze_epoch": 10}}
-UNET_IGNORED = [*(f"{{re}}UNet/ModuleList\\[up_path\\]/UNetUpBlock\\[{i}\\]/NNCFConvTranspose2d\\[up\\].*" for i in range(4)),
-                *(f"{{re}}UNet/ModuleList\\[up_path\\]/UNetUpBlock\\[3\\]/UNetConvBlock\\[conv_block\\]/Sequential\\[block\\]/NNCFConv2d\\[{i}\\].*"
-                  for i in (0, 3))]
+RB_SPARSITY = {
+    "algorithm": "rb_sparsity",
+    "sparsity_init": 0.01,
+    "params": {"sparsity_target": 0.61, "sparsity_target_epoch": 5, "sparsity_freeze_epoch": 10},
+}
+UNET_IGNORED = [
+    *(f"{{re}}UNet/ModuleList\\[up_path\\]/UNetUpBlock\\[{i}\\]/NNCFConvTranspose2d\\[up\\].*" for i in range(4)),
+    *(
+        f"{{re}}UNet/ModuleList\\[up_path\\]/UNetUpBlock\\[3\\]/UNetConvBlock\\[conv_block\\]/Sequential\\[block\\]/NNCFConv2d\\[{i}\\].*"
+        for i in (0, 3)
+    ),
+]
 
 #: id (the NNCF file) -> (model class, input size, compression section(s))
 CASES: dict[str, tuple[type[nn.Module], int, Any]] = {
-    "quantization/inception_v3_imagenet_int8": (Inception3, 32, {
-        "algorithm": "quantization", "initializer": {"range": {"num_init_samples": 4}}, "ignored_scopes": INCEPTION_IGNORED}),
-    "sparsity_quantization/inception_v3_imagenet_rb_sparsity_int8": (Inception3, 32, [
-        RB_SPARSITY, {"algorithm": "quantization", "ignored_scopes": INCEPTION_IGNORED}]),
+    "quantization/inception_v3_imagenet_int8": (
+        Inception3,
+        32,
+        {"algorithm": "quantization", "initializer": {"range": {"num_init_samples": 4}}, "ignored_scopes": INCEPTION_IGNORED},
+    ),
+    "sparsity_quantization/inception_v3_imagenet_rb_sparsity_int8": (
+        Inception3,
+        32,
+        [RB_SPARSITY, {"algorithm": "quantization", "ignored_scopes": INCEPTION_IGNORED}],
+    ),
     "semantic_segmentation/icnet_camvid_int8": (ICNet, 32, {"algorithm": "quantization", "ignored_scopes": ["ICNet/interpolate_0"]}),
-    "semantic_segmentation/icnet_camvid_magnitude_sparsity_int8": (ICNet, 32, [
-        {"algorithm": "magnitude_sparsity", "sparsity_init": 0.1,
-         "params": {"schedule": "multistep", "multistep_steps": [5, 10], "multistep_sparsity_levels": [0.1, 0.2, 0.3]}},
-        {"algorithm": "quantization", "ignored_scopes": ["ICNet/interpolate_0"]}]),
-    "sparsity_quantization/mobilenet_v2_imagenet_rb_sparsity_int8": (MobileNetV2, 32, [
-        {**RB_SPARSITY, "ignored_scopes": ["{re}MobileNetV2/Sequential\\[features\\]/Conv2dNormActivation\\[0\\]/NNCFConv2d\\[0\\]/.*"]},
-        {"algorithm": "quantization", "initializer": {"range": {"num_init_samples": 4, "type": "min_max"}}}]),
-    "weekly/cifar100/mobilenet_v2_rb_sparsity_int8": (MobileNetV2For32x32, 32, [
-        {"algorithm": "rb_sparsity", "params": {"schedule": "multistep", "multistep_steps": [16, 24], "multistep_sparsity_levels": [0.1, 0.2, 0.52],
-                                                "sparsity_freeze_epoch": 45},
-         "ignored_scopes": ["MobileNetV2For32x32/Sequential[features]/Conv2dNormActivation[0]/NNCFConv2d[0]/conv2d_0"]},
-        {"algorithm": "quantization"}]),
-    "semantic_segmentation/unet_mapillary_pruning_geometric_median": (UNet, 32, [
-        {"algorithm": "filter_pruning", "pruning_init": 0.05, "ignored_scopes": UNET_IGNORED,
-         "params": {"schedule": "exponential", "pruning_target": 0.25, "pruning_steps": 10, "filter_importance": "geometric_median",
-                    "filters_multiple_of": 1}}]),
-    "resnet18_cifar10_staged_quant (its scopes)": (ResNet, 16, [{"algorithm": "quantization", "ignored_scopes": [
-        "ResNet/NNCFConv2d[conv1]/conv2d_0", "ResNet/NNCFLinear[fc]/linear_0",
-        "ResNet/Sequential[layer2]/Block[0]/Sequential[downsample]/NNCFConv2d[0]/conv2d_0"]}]),
+    "semantic_segmentation/icnet_camvid_magnitude_sparsity_int8": (
+        ICNet,
+        32,
+        [
+            {
+                "algorithm": "magnitude_sparsity",
+                "sparsity_init": 0.1,
+                "params": {"schedule": "multistep", "multistep_steps": [5, 10], "multistep_sparsity_levels": [0.1, 0.2, 0.3]},
+            },
+            {"algorithm": "quantization", "ignored_scopes": ["ICNet/interpolate_0"]},
+        ],
+    ),
+    "sparsity_quantization/mobilenet_v2_imagenet_rb_sparsity_int8": (
+        MobileNetV2,
+        32,
+        [
+            {
+                **RB_SPARSITY,
+                "ignored_scopes": ["{re}MobileNetV2/Sequential\\[features\\]/Conv2dNormActivation\\[0\\]/NNCFConv2d\\[0\\]/.*"],
+            },
+            {"algorithm": "quantization", "initializer": {"range": {"num_init_samples": 4, "type": "min_max"}}},
+        ],
+    ),
+    "weekly/cifar100/mobilenet_v2_rb_sparsity_int8": (
+        MobileNetV2For32x32,
+        32,
+        [
+            {
+                "algorithm": "rb_sparsity",
+                "params": {
+                    "schedule": "multistep",
+                    "multistep_steps": [16, 24],
+                    "multistep_sparsity_levels": [0.1, 0.2, 0.52],
+                    "sparsity_freeze_epoch": 45,
+                },
+                "ignored_scopes": ["MobileNetV2For32x32/Sequential[features]/Conv2dNormActivation[0]/NNCFConv2d[0]/conv2d_0"],
+            },
+            {"algorithm": "quantization"},
+        ],
+    ),
+    "semantic_segmentation/unet_mapillary_pruning_geometric_median": (
+        UNet,
+        32,
+        [
+            {
+                "algorithm": "filter_pruning",
+                "pruning_init": 0.05,
+                "ignored_scopes": UNET_IGNORED,
+                "params": {
+                    "schedule": "exponential",
+                    "pruning_target": 0.25,
+                    "pruning_steps": 10,
+                    "filter_importance": "geometric_median",
+                    "filters_multiple_of": 1,
+                },
+            }
+        ],
+    ),
+    "resnet18_cifar10_staged_quant (its scopes)": (
+        ResNet,
+        16,
+        [
+            {
+                "algorithm": "quantization",
+                "ignored_scopes": [
+                    "ResNet/NNCFConv2d[conv1]/conv2d_0",
+                    "ResNet/NNCFLinear[fc]/linear_0",
+                    "ResNet/Sequential[layer2]/Block[0]/Sequential[downsample]/NNCFConv2d[0]/conv2d_0",
+                ],
+            }
+        ],
+    ),
 }
 
 
@@ -226,7 +311,9 @@ def test_the_config_builds(case: str) -> None:
     build(case)
 
 
-@pytest.mark.parametrize("case", ["quantization/inception_v3_imagenet_int8", "sparsity_quantization/inception_v3_imagenet_rb_sparsity_int8"])
+@pytest.mark.parametrize(
+    "case", ["quantization/inception_v3_imagenet_int8", "sparsity_quantization/inception_v3_imagenet_rb_sparsity_int8"]
+)
 def test_inception_input_transform_operations_are_ignored_not_the_model(case: str) -> None:
     controller, model = build(case)
     quantization = part(controller, "quantization")
@@ -242,7 +329,9 @@ def test_icnet_first_interpolate_is_an_operation() -> None:
     assert quantized_weights(model) == {"highres_conv.0", "mediumres_conv.0", "conv6_cls"}
 
 
-@pytest.mark.parametrize("case", ["sparsity_quantization/mobilenet_v2_imagenet_rb_sparsity_int8", "weekly/cifar100/mobilenet_v2_rb_sparsity_int8"])
+@pytest.mark.parametrize(
+    "case", ["sparsity_quantization/mobilenet_v2_imagenet_rb_sparsity_int8", "weekly/cifar100/mobilenet_v2_rb_sparsity_int8"]
+)
 def test_mobilenet_first_convolution_through_nncf_wrapper_names(case: str) -> None:
     controller, _ = build(case)
     assert part(controller, "rb_sparsity").section_scopes.ignored.roots == {"features.0.0"}
@@ -267,5 +356,7 @@ def test_an_operation_that_does_not_exist_keeps_the_error_with_suggestions() -> 
         create_compressed_model(Inception3(), config)
     (problem,) = info.value.problems
     assert problem.path == "$.compression.ignored_scopes"
-    assert problem.message.startswith("'Inception3/__add___3' matches no module of the model; closest module or operation names: "
-                                      "'Inception3/__add___2', 'Inception3/__add___1', 'Inception3/__add___0'")
+    assert problem.message.startswith(
+        "'Inception3/__add___3' matches no module of the model; closest module or operation names: "
+        "'Inception3/__add___2', 'Inception3/__add___1', 'Inception3/__add___0'"
+    )

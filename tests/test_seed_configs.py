@@ -30,8 +30,13 @@ SEEDS: dict[str, tuple[tuple[str, ...], set[str]]] = {
     ),
     "seed_004_rb_sparsity_quantization.json": (
         ("aac.sparsity", "aac.quant"),
-        {"$.input_sample_size", "$.compression[0].params.sparsity_steps", "$.compression[0].params.sparsity_training_steps",
-         "$.compression[1].initializer.type", "$.compression[1].initializer.num_init_steps"},
+        {
+            "$.input_sample_size",
+            "$.compression[0].params.sparsity_steps",
+            "$.compression[0].params.sparsity_training_steps",
+            "$.compression[1].initializer.type",
+            "$.compression[1].initializer.num_init_steps",
+        },
     ),
 }
 
@@ -41,8 +46,10 @@ class StandIns:
 
     @hookimpl
     def aac_algorithms(self) -> Iterable[AlgorithmSpec]:
-        return [AlgorithmSpec(name=name, adaptive=adaptive, frameworks={})
-                for name, adaptive in (("filter_pruning", True), ("rb_sparsity", True), ("quantization", False))]
+        return [
+            AlgorithmSpec(name=name, adaptive=adaptive, frameworks={})
+            for name, adaptive in (("filter_pruning", True), ("rb_sparsity", True), ("quantization", False))
+        ]
 
 
 def legacy_paths(config: Config) -> set[str]:
@@ -62,9 +69,13 @@ def check_seed(config: Config, name: str) -> None:
     params = config.accuracy_aware_training
     assert params is not None
     assert (params.maximal_relative_accuracy_degradation, params.initial_training_phase_epochs, params.patience_epochs) == (1.0, 100, 30)
-    assert (params.minimal_compression_rate_step, params.initial_compression_rate_step,
-            params.compression_rate_step_reduction_factor, params.validate_every_n_epochs, params.maximal_total_epochs) == (
-        0.025, 0.1, 0.5, 1, 10000)
+    assert (
+        params.minimal_compression_rate_step,
+        params.initial_compression_rate_step,
+        params.compression_rate_step_reduction_factor,
+        params.validate_every_n_epochs,
+        params.maximal_total_epochs,
+    ) == (0.025, 0.1, 0.5, 1, 10000)
     pruning = config.compression_sections()[0]
     assert pruning.get("pruning_init") == 0.05 and pruning.params["filter_importance"] == "geometric_median"
 

@@ -28,11 +28,28 @@ TIMEOUT_S = 240
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("torchrun") / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(PROCESSES),
-               str(DIGITS / "run.py"), "--out", str(out), *QUICK]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(PROCESSES),
+        str(DIGITS / "run.py"),
+        "--out",
+        str(out),
+        *QUICK,
+    ]
     # its own session: on a timeout the launcher and the workers it started are killed together
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=out.parent,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=out.parent,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -49,8 +66,12 @@ def test_both_processes_trained_each_on_its_shard(run: dict[str, Any]) -> None:
     for rank in range(PROCESSES):
         assert f"[demo] process {rank}/{PROCESSES} on cpu: trains on {shard} of {summary['images']['train']}" in run["stdout"]
     # gathered from every process after the search, so each one was alive and in the group to the end
-    assert summary["processes"] == {"world_size": PROCESSES, "backend": "gloo", "device": "cpu",
-                                    "train_images_per_process": [shard] * PROCESSES}
+    assert summary["processes"] == {
+        "world_size": PROCESSES,
+        "backend": "gloo",
+        "device": "cpu",
+        "train_images_per_process": [shard] * PROCESSES,
+    }
 
 
 def test_rank_zero_alone_reports_and_writes(run: dict[str, Any]) -> None:
@@ -63,8 +84,9 @@ def test_rank_zero_alone_reports_and_writes(run: dict[str, Any]) -> None:
     assert on_disk == set(run["summary"]["files"])
 
 
-def test_the_stripped_onnx_runs_in_onnxruntime_and_scores_the_reported_test_accuracy(run: dict[str, Any],
-                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_stripped_onnx_runs_in_onnxruntime_and_scores_the_reported_test_accuracy(
+    run: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import onnxruntime
 
     monkeypatch.syspath_prepend(str(DIGITS))
@@ -83,8 +105,7 @@ def test_summary_numbers_agree_with_the_search_and_with_each_other(run: dict[str
     summary = run["summary"]
     search = json.loads((run["out"] / "statistics.json").read_text())
     assert summary["compression_rate"] == search["compression_rate"] > 0
-    assert summary["validation_accuracy"] == {"original": search["uncompressed_accuracy"],
-                                              "compressed": search["compressed_accuracy"]}
+    assert summary["validation_accuracy"] == {"original": search["uncompressed_accuracy"], "compressed": search["compressed_accuracy"]}
     for quantity in ("parameters", "macs"):
         assert 0 < summary[quantity]["compressed"] < summary[quantity]["original"], quantity
     for batch in (1, 256):

@@ -23,8 +23,11 @@ def load_config(args: argparse.Namespace, sample_size: list[int] | None = None) 
     from aac.core import load_config as load
 
     config = copy.deepcopy(dict(load(args.config)))
-    overrides = {"initial_training_phase_epochs": args.initial_epochs, "patience_epochs": args.patience,
-                 "maximal_total_epochs": args.max_epochs}
+    overrides = {
+        "initial_training_phase_epochs": args.initial_epochs,
+        "patience_epochs": args.patience,
+        "maximal_total_epochs": args.max_epochs,
+    }
     config["accuracy_aware_training"]["params"].update({k: v for k, v in overrides.items() if v is not None})
     if sample_size is not None:
         config["input_info"] = {**config.get("input_info", {}), "sample_size": list(sample_size)}
@@ -66,6 +69,7 @@ def load_data(seed: int) -> Digits:
     images = (digits.images / 16.0).astype(np.float32)
     labels = digits.target.astype(np.int64)
     x_rest, x_test, y_rest, y_test = train_test_split(images, labels, test_size=TEST_SHARE, random_state=seed, stratify=labels)
-    x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=VALIDATION_SHARE / (1 - TEST_SHARE),
-                                                      random_state=seed, stratify=y_rest)
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=VALIDATION_SHARE / (1 - TEST_SHARE), random_state=seed, stratify=y_rest
+    )
     return Digits(x_train, y_train, x_val, y_val, x_test, y_test)

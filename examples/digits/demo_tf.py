@@ -45,10 +45,12 @@ def run(args: argparse.Namespace, data: Digits, out: Path) -> DemoResult:
     out.mkdir(parents=True, exist_ok=True)
 
     # 1. the uncompressed model, trained to convergence under a warm-up + cosine learning-rate schedule
-    model = compiled(digits_net(width=args.width), keras.optimizers.AdamW(pretraining_schedule(args, steps_per_epoch),
-                                                                          weight_decay=WEIGHT_DECAY))
-    report = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: print(
-        f"[demo] pre-training epoch {epoch + 1}/{args.epochs}: loss {logs['loss']:.3e}"))
+    model = compiled(
+        digits_net(width=args.width), keras.optimizers.AdamW(pretraining_schedule(args, steps_per_epoch), weight_decay=WEIGHT_DECAY)
+    )
+    report = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: print(f"[demo] pre-training epoch {epoch + 1}/{args.epochs}: loss {logs['loss']:.3e}")
+    )
     model.fit(x_train, data.y_train, batch_size=args.batch_size, epochs=args.epochs, callbacks=[report], verbose=0)
     original_val, original_test = accuracy(model, x_val, data.y_val), accuracy(model, x_test, data.y_test)
     print(f"[demo] uncompressed model: validation accuracy {original_val:.2f}%, test accuracy {original_test:.2f}%")
@@ -61,8 +63,16 @@ def run(args: argparse.Namespace, data: Digits, out: Path) -> DemoResult:
     fine_tuning_steps = epochs_per_optimizer(config) * steps_per_epoch
     compiled(model, keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(args.lr, fine_tuning_steps)))
     model, statistics = accuracy_aware_fit(
-        model, controller, config, (x_train, data.y_train), (x_val, data.y_val), uncompressed_model_accuracy=original_val,
-        result_dict_to_val_metric_fn=lambda results: 100.0 * results["accuracy"], batch_size=args.batch_size, log_dir=out)
+        model,
+        controller,
+        config,
+        (x_train, data.y_train),
+        (x_val, data.y_val),
+        uncompressed_model_accuracy=original_val,
+        result_dict_to_val_metric_fn=lambda results: 100.0 * results["accuracy"],
+        batch_size=args.batch_size,
+        log_dir=out,
+    )
 
     # 3. the physically pruned model
     stripped = controller.strip()
@@ -74,10 +84,14 @@ def run(args: argparse.Namespace, data: Digits, out: Path) -> DemoResult:
         validation_accuracy=Comparison(statistics.uncompressed_accuracy, statistics.compressed_accuracy),
         compression_rate=statistics.compression_rate,
         parameters=Comparison(original_parameters, parameter_count(stripped)),
-        macs=Comparison(original_macs, macs_per_image(stripped)), macs_counted_by="Conv2D and Dense layers of the Keras models",
+        macs=Comparison(original_macs, macs_per_image(stripped)),
+        macs_counted_by="Conv2D and Dense layers of the Keras models",
         latency_ms={batch: Comparison(original_ms[batch], compressed_ms[batch]) for batch in LATENCY_BATCHES},
-        latency_measured_with=f"TensorFlow {tf.__version__} tf.function, CPU, 1 thread", latency_runs=args.latency_runs,
-        statistics=controller.statistics().to_str(), loop_statistics=statistics.to_str(), files=FILES,
+        latency_measured_with=f"TensorFlow {tf.__version__} tf.function, CPU, 1 thread",
+        latency_runs=args.latency_runs,
+        statistics=controller.statistics().to_str(),
+        loop_statistics=statistics.to_str(),
+        files=FILES,
         processes={"world_size": 1, "backend": None, "device": "cpu", "train_images_per_process": [len(x_train)]},
     )
 

@@ -63,17 +63,23 @@ def run(args: argparse.Namespace, data: Digits, out: Path) -> DemoResult | None:
     torch.set_num_threads(1)  # the network is tiny: more threads only add synchronisation (badly so on a busy machine)
     with launched_processes(args.device) as ranks:
         out = Path(ranks.from_main(str(out)))  # a default --out holds a timestamp: take rank 0's
-        train, val, test = (Split.of(x, y, ranks.device) for x, y in
-                            ((data.x_train, data.y_train), (data.x_val, data.y_val), (data.x_test, data.y_test)))
-        print(f"[demo] process {ranks.rank}/{ranks.world_size} on {ranks.device}: trains on "
-              f"{ranks.shard_size(len(train.y))} of {len(train.y)} training images per epoch", flush=True)
+        train, val, test = (
+            Split.of(x, y, ranks.device) for x, y in ((data.x_train, data.y_train), (data.x_val, data.y_val), (data.x_test, data.y_test))
+        )
+        print(
+            f"[demo] process {ranks.rank}/{ranks.world_size} on {ranks.device}: trains on "
+            f"{ranks.shard_size(len(train.y))} of {len(train.y)} training images per epoch",
+            flush=True,
+        )
 
         model = DigitsNet(width=args.width).to(ranks.device)
         pretrain(model, train, ranks, args)
         original = measure_original(model, val, test)
         if ranks.is_main:
-            print(f"[demo] uncompressed model: validation accuracy {original.validation_accuracy:.2f}%, "
-                  f"test accuracy {original.test_accuracy:.2f}%")
+            print(
+                f"[demo] uncompressed model: validation accuracy {original.validation_accuracy:.2f}%, "
+                f"test accuracy {original.test_accuracy:.2f}%"
+            )
             out.mkdir(parents=True, exist_ok=True)
             export(model, out / ORIGINAL_ONNX, val.x[:1])
 
@@ -84,8 +90,9 @@ def run(args: argparse.Namespace, data: Digits, out: Path) -> DemoResult | None:
         stripped = controller.strip()
         controller.export_model(out / PRUNED_PT)
         controller.export_model(out / PRUNED_ONNX)
-        original_ms, compressed_ms = (onnxruntime_latency_ms(out / name, LATENCY_BATCHES, args.latency_runs)
-                                      for name in (ORIGINAL_ONNX, PRUNED_ONNX))
+        original_ms, compressed_ms = (
+            onnxruntime_latency_ms(out / name, LATENCY_BATCHES, args.latency_runs) for name in (ORIGINAL_ONNX, PRUNED_ONNX)
+        )
         return DemoResult(
             test_accuracy=Comparison(original.test_accuracy, accuracy(stripped, test)),
             validation_accuracy=Comparison(loop.statistics.uncompressed_accuracy, loop.statistics.compressed_accuracy),
@@ -94,10 +101,17 @@ def run(args: argparse.Namespace, data: Digits, out: Path) -> DemoResult | None:
             macs=Comparison(original.macs, macs_per_image(stripped, val.x[:1])),
             macs_counted_by="torch.utils.flop_counter on the models",
             latency_ms={batch: Comparison(original_ms[batch], compressed_ms[batch]) for batch in LATENCY_BATCHES},
-            latency_measured_with=onnxruntime_description(), latency_runs=args.latency_runs,
-            statistics=controller.statistics().to_str(), loop_statistics=loop.statistics.to_str(), files=FILES,
-            processes={"world_size": ranks.world_size, "backend": ranks.backend, "device": str(ranks.device),
-                       "train_images_per_process": shards},
+            latency_measured_with=onnxruntime_description(),
+            latency_runs=args.latency_runs,
+            statistics=controller.statistics().to_str(),
+            loop_statistics=loop.statistics.to_str(),
+            files=FILES,
+            processes={
+                "world_size": ranks.world_size,
+                "backend": ranks.backend,
+                "device": str(ranks.device),
+                "train_images_per_process": shards,
+            },
         )
 
 
@@ -119,21 +133,24 @@ def pretrain(model: nn.Module, train: Split, ranks: Ranks, args: argparse.Namesp
     ranks.copy_buffers_from_main(model)
 
 
-def search(model: nn.Module, uncompressed_accuracy: float, train: Split, val: Split, ranks: Ranks, args: argparse.Namespace,
-           out: Path) -> tuple[Any, nn.Module, Any]:
+def search(
+    model: nn.Module, uncompressed_accuracy: float, train: Split, val: Split, ranks: Ranks, args: argparse.Namespace, out: Path
+) -> tuple[Any, nn.Module, Any]:
     """Compress ``model`` and let the accuracy-aware loop search the rate: ``(controller, model, loop)``."""
     from aac.core import create_accuracy_aware_training_loop, create_compressed_model
 
     config = load_config(args)
     controller, model = create_compressed_model(model, config)
     # batch-norm statistics of the search's probes: the same images on every process, so all probe alike
-    controller.initialize([(train.x[i:i + args.batch_size], train.y[i:i + args.batch_size])
-                           for i in range(0, len(train.y), args.batch_size)])
+    controller.initialize(
+        [(train.x[i : i + args.batch_size], train.y[i : i + args.batch_size]) for i in range(0, len(train.y), args.batch_size)]
+    )
     trained = ranks.wrap(model)  # after compression: DDP must see the parameters the compressed model trains
 
     def train_epoch_fn(compression_ctrl: Any, model: nn.Module, epoch: int, optimizer: Any, lr_scheduler: Any) -> float:
-        return train_epoch(trained, optimizer, train, ranks, epoch_seed(args, args.epochs + epoch), args.batch_size,
-                           compression_ctrl=compression_ctrl)
+        return train_epoch(
+            trained, optimizer, train, ranks, epoch_seed(args, args.epochs + epoch), args.batch_size, compression_ctrl=compression_ctrl
+        )
 
     def validate_fn(model: nn.Module, epoch: int) -> float:
         return accuracy(model, val)  # on every process; the loop takes rank 0's number
@@ -148,8 +165,9 @@ def search(model: nn.Module, uncompressed_accuracy: float, train: Split, val: Sp
         return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs_per_optimizer(config))
 
     loop = create_accuracy_aware_training_loop(config, controller, uncompressed_model_accuracy=uncompressed_accuracy)
-    model = loop.run(model, train_epoch_fn=train_epoch_fn, validate_fn=validate_fn,
-                     configure_optimizers_fn=configure_optimizers_fn, log_dir=out)
+    model = loop.run(
+        model, train_epoch_fn=train_epoch_fn, validate_fn=validate_fn, configure_optimizers_fn=configure_optimizers_fn, log_dir=out
+    )
     return controller, model, loop
 
 
@@ -158,8 +176,17 @@ def epoch_seed(args: argparse.Namespace, epoch: int) -> int:
     return args.seed * 1_000_003 + epoch
 
 
-def train_epoch(trained: nn.Module, optimizer: torch.optim.Optimizer, train: Split, ranks: Ranks, seed: int, batch_size: int,
-                *, lr_schedule: Any = None, compression_ctrl: Any = None) -> float:
+def train_epoch(
+    trained: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: Split,
+    ranks: Ranks,
+    seed: int,
+    batch_size: int,
+    *,
+    lr_schedule: Any = None,
+    compression_ctrl: Any = None,
+) -> float:
     """One epoch over this process's shard, in batches of ``batch_size`` over all processes; returns the mean
     training loss over all processes.
 
@@ -172,7 +199,7 @@ def train_epoch(trained: nn.Module, optimizer: torch.optim.Optimizer, train: Spl
     local_batch = ranks.local_batch(batch_size)
     total = torch.zeros((), device=ranks.device)
     for start in range(0, len(order), local_batch):
-        batch = order[start:start + local_batch].to(ranks.device)
+        batch = order[start : start + local_batch].to(ranks.device)
         loss = F.cross_entropy(trained(train.x[batch]), train.y[batch])
         if compression_ctrl is not None:
             compression_ctrl.scheduler.step()
@@ -210,8 +237,12 @@ def macs_per_image(model: nn.Module, image: torch.Tensor) -> int:
 
 
 def measure_original(model: nn.Module, val: Split, test: Split) -> Original:
-    return Original(validation_accuracy=accuracy(model, val), test_accuracy=accuracy(model, test),
-                    parameters=parameter_count(model), macs=macs_per_image(model, val.x[:1]))
+    return Original(
+        validation_accuracy=accuracy(model, val),
+        test_accuracy=accuracy(model, test),
+        parameters=parameter_count(model),
+        macs=macs_per_image(model, val.x[:1]),
+    )
 
 
 def export(model: nn.Module, path: Path, image: torch.Tensor) -> None:

@@ -40,8 +40,7 @@ def onnxruntime_latency_ms(path: Path, batches: Sequence[int], runs: int) -> dic
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     (model_input,) = session.get_inputs()
     images = np.random.default_rng(0).random((max(batches), *model_input.shape[1:]), dtype=np.float32)
-    return {batch: median_latency_ms(lambda batch=batch: session.run(None, {model_input.name: images[:batch]}), runs)
-            for batch in batches}
+    return {batch: median_latency_ms(lambda batch=batch: session.run(None, {model_input.name: images[:batch]}), runs) for batch in batches}
 
 
 def onnxruntime_description() -> str:

@@ -47,8 +47,10 @@ class Ranks:
         """This process's part of a training batch: the processes' parts together make one batch of ``batch_size``,
         so the gradient DDP averages is that of the batch and training takes the same steps as in one process."""
         if batch_size % self.world_size:
-            raise ValueError(f"a batch of {batch_size} cannot be split evenly over {self.world_size} processes; "
-                             f"choose a batch size that is a multiple of {self.world_size}")
+            raise ValueError(
+                f"a batch of {batch_size} cannot be split evenly over {self.world_size} processes; "
+                f"choose a batch size that is a multiple of {self.world_size}"
+            )
         return batch_size // self.world_size
 
     def shard(self, order: torch.Tensor) -> torch.Tensor:
@@ -58,7 +60,7 @@ class Ranks:
         ``DistributedSampler(drop_last=True)``): DDP needs every process in every gradient all-reduce,
         so all must run the same number of steps.
         """
-        return order[self.rank:self.shard_size(len(order)) * self.world_size:self.world_size]
+        return order[self.rank : self.shard_size(len(order)) * self.world_size : self.world_size]
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """``model`` in DistributedDataParallel (gradients averaged over the processes), or ``model`` itself alone."""

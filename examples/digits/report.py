@@ -71,8 +71,7 @@ class DemoResult:
 def describe_run_folder(out: Path, descriptions: dict[str, str]) -> dict[str, str]:
     """Every file under ``out`` (relative POSIX path) with the description of the first pattern it matches."""
     paths = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    return {path: next((what for pattern, what in descriptions.items() if fnmatch.fnmatch(path, pattern)), UNDESCRIBED)
-            for path in paths}
+    return {path: next((what for pattern, what in descriptions.items() if fnmatch.fnmatch(path, pattern)), UNDESCRIBED) for path in paths}
 
 
 def write_report(result: DemoResult, framework: str, data: Digits, out: Path) -> None:
@@ -91,8 +90,11 @@ def write_report(result: DemoResult, framework: str, data: Digits, out: Path) ->
         "validation_accuracy": result.validation_accuracy.to_dict(),
         "parameters": result.parameters.to_dict(),
         "macs": {**result.macs.to_dict(), "counted_by": result.macs_counted_by},
-        "latency_ms": {"measured_with": result.latency_measured_with, "runs": result.latency_runs,
-                       **{f"batch_{batch}": times.to_dict() for batch, times in result.latency_ms.items()}},
+        "latency_ms": {
+            "measured_with": result.latency_measured_with,
+            "runs": result.latency_runs,
+            **{f"batch_{batch}": times.to_dict() for batch, times in result.latency_ms.items()},
+        },
         "processes": result.processes,
         "files": dict(sorted(files.items())),
     }
@@ -105,22 +107,25 @@ def closing_lines(result: DemoResult, data: Digits, files: dict[str, str], out: 
     test, val, params, macs = result.test_accuracy, result.validation_accuracy, result.parameters, result.macs
     lines = [
         "",
-        f"[demo] test accuracy ({len(data.y_test)} held-out images, unseen by the search): "
-        f"{test.original:.2f}% -> {test.compressed:.2f}%",
+        f"[demo] test accuracy ({len(data.y_test)} held-out images, unseen by the search): {test.original:.2f}% -> {test.compressed:.2f}%",
         f"[demo] validation accuracy ({len(data.y_val)} images, on which the search chose the rate): "
         f"{val.original:.2f}% -> {val.compressed:.2f}%",
         f"[demo] compression rate {result.compression_rate:.3f}",
         f"[demo] parameters: {params.original:,.0f} -> {params.compressed:,.0f} ({params.ratio:.2f}x fewer)",
         f"[demo] MACs per image: {macs.original:,.0f} -> {macs.compressed:,.0f} ({macs.ratio:.2f}x fewer; {result.macs_counted_by})",
         f"[demo] latency, original -> compressed ({result.latency_measured_with}; median of {result.latency_runs} runs):",
-        *(f"[demo]   batch {batch:4d}: {times.original:8.3f} ms -> {times.compressed:8.3f} ms ({times.ratio:.2f}x faster)"
-          for batch, times in result.latency_ms.items()),
+        *(
+            f"[demo]   batch {batch:4d}: {times.original:8.3f} ms -> {times.compressed:8.3f} ms ({times.ratio:.2f}x faster)"
+            for batch, times in result.latency_ms.items()
+        ),
     ]
     processes = result.processes
     if processes["world_size"] > 1:
         shards = " + ".join(str(images) for images in processes["train_images_per_process"])
-        lines.append(f"[demo] trained by {processes['world_size']} processes ({processes['backend']}, {processes['device']}) "
-                     f"on shards of {shards} training images per epoch")
+        lines.append(
+            f"[demo] trained by {processes['world_size']} processes ({processes['backend']}, {processes['device']}) "
+            f"on shards of {shards} training images per epoch"
+        )
     width = max(len(path) for path in files)
     lines.append(f"[demo] the run folder {out} holds:")
     lines += [f"  {path:<{width}}  {what}" for path, what in files.items()]

@@ -43,8 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64, help="images per training step (under torchrun, all processes together)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of pre-training (the search fine-tunes at a third)")
     parser.add_argument("--latency-runs", type=int, default=100, help="timed runs per model and batch size (the median is reported)")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                        help="PyTorch device; under torchrun with cuda each process takes the GPU of its LOCAL_RANK")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="PyTorch device; under torchrun with cuda each process takes the GPU of its LOCAL_RANK",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the data split, the initial weights and the shuffles")
     args = parser.parse_args(argv)
     if args.framework not in FRAMEWORKS:

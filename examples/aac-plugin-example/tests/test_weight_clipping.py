@@ -79,7 +79,10 @@ def test_the_largest_weights_of_every_layer_are_clipped(registry: Registry) -> N
         assert int(clipped.sum()) == clipped_count(stored.numel(), 0.5)
         assert stored[clipped].abs().min() > seen.abs().max()  # the largest magnitudes, clamped to the largest one left
     assert controller.statistics()["weight_clipping"].scalars == {
-        "compression_rate": 0.5, "clipped_weights": float(36 + 576 + 1280), "clipped_layers": 3.0}
+        "compression_rate": 0.5,
+        "clipped_weights": float(36 + 576 + 1280),
+        "clipped_layers": 3.0,
+    }
 
 
 def test_scopes_select_the_layers(registry: Registry) -> None:
@@ -172,17 +175,33 @@ def test_the_adaptive_loop_returns_the_model_it_validated(registry: Registry, tm
     train, val = digits(train=480)
     model = DigitsCNN()
     uncompressed = pretrain(model, Trainer(model, train, val), epochs=6)
-    config = {**config_for(0.1), "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
-        "maximal_absolute_accuracy_degradation": 2.0, "initial_training_phase_epochs": 1, "patience_epochs": 2,
-        "search_strategy": "step", "initial_compression_rate_step": 0.8, "minimal_compression_rate_step": 0.4,
-        "maximal_total_epochs": 6}}}
+    config = {
+        **config_for(0.1),
+        "accuracy_aware_training": {
+            "mode": "adaptive_compression_level",
+            "params": {
+                "maximal_absolute_accuracy_degradation": 2.0,
+                "initial_training_phase_epochs": 1,
+                "patience_epochs": 2,
+                "search_strategy": "step",
+                "initial_compression_rate_step": 0.8,
+                "minimal_compression_rate_step": 0.4,
+                "maximal_total_epochs": 6,
+            },
+        },
+    }
     torch.manual_seed(1)
     controller, model = create_compressed_model(model, config, registry=registry)
     trainer = Trainer(model, train, val)
     controller.initialize(trainer.train_batches)
     loop = create_accuracy_aware_training_loop(config, controller, uncompressed, registry=registry, verbose=False)
-    model = loop.run(model, train_epoch_fn=trainer.train_epoch, validate_fn=trainer.validate,
-                     configure_optimizers_fn=trainer.configure_optimizers, log_dir=tmp_path / "run")
+    model = loop.run(
+        model,
+        train_epoch_fn=trainer.train_epoch,
+        validate_fn=trainer.validate,
+        configure_optimizers_fn=trainer.configure_optimizers,
+        log_dir=tmp_path / "run",
+    )
 
     statistics = loop.statistics
     assert statistics.feasible
@@ -214,8 +233,10 @@ def test_the_old_key_name_still_works(registry: Registry) -> None:
 
 @pytest.mark.parametrize(
     ("params", "path", "message"),
-    [({"clipping_rate": 1}, "$.compression.params.clipping_rate", "1 is greater than or equal to the maximum of 1"),
-     ({"cliping_rate": 0.5}, "$.compression.params.cliping_rate", "unknown key 'cliping_rate' (did you mean 'clipping_rate'?)")],
+    [
+        ({"clipping_rate": 1}, "$.compression.params.clipping_rate", "1 is greater than or equal to the maximum of 1"),
+        ({"cliping_rate": 0.5}, "$.compression.params.cliping_rate", "unknown key 'cliping_rate' (did you mean 'clipping_rate'?)"),
+    ],
 )
 def test_the_schema_catches_mistakes(registry: Registry, params: dict[str, Any], path: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:

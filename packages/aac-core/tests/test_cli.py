@@ -26,11 +26,15 @@ from aac.core.plugins import DISABLE_AUTOLOAD_ENV, DISABLED_PLUGINS_ENV, reset_d
 if TYPE_CHECKING:
     from conftest import FakeDistributions
 
-VALID = {"accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 0.5}},
-         "compression": {"algorithm": "toy_pruning", "params": {"target": 0.5}}}
+VALID = {
+    "accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 0.5}},
+    "compression": {"algorithm": "toy_pruning", "params": {"target": 0.5}},
+}
 #: three problems: no degradation key, an unknown key with a suggestion, an unknown algorithm
-INVALID = {"accuracy_aware_training": {"mode": "early_exit", "params": {}},
-           "compression": [{"algorithm": "toy_pruning", "params": {"targt": 0.5}}, {"algorithm": "magnitude_sparsity"}]}
+INVALID = {
+    "accuracy_aware_training": {"mode": "early_exit", "params": {}},
+    "compression": [{"algorithm": "toy_pruning", "params": {"targt": 0.5}}, {"algorithm": "magnitude_sparsity"}],
+}
 INVALID_LINES = [
     "$.accuracy_aware_training.params: give exactly one of 'maximal_relative_accuracy_degradation' (percent) and "
     "'maximal_absolute_accuracy_degradation' (metric units); found 0",
@@ -67,8 +71,10 @@ def test_validate_prints_legacy_notes(tmp_path: Path, nncf_registry: Registry, c
     path = write(tmp_path, "legacy.json", {"compression": {"algorithm": "filter_pruning", "params": {"weight_importance": "L2"}}})
     code, lines, _ = run_cli(capsys, nncf_registry, "validate", path)
     assert code == 0
-    assert lines == [f"{path}: ok", "  note: $.compression.params.weight_importance is a legacy spelling; "
-                                    "read as $.compression.params.filter_importance"]
+    assert lines == [
+        f"{path}: ok",
+        "  note: $.compression.params.weight_importance is a legacy spelling; read as $.compression.params.filter_importance",
+    ]
 
 
 def test_validate_prints_one_line_per_problem(tmp_path: Path, registry: Registry, capsys: pytest.CaptureFixture[str]) -> None:
@@ -163,9 +169,11 @@ def test_plugins_shows_a_skipped_record_and_exits_non_zero(dists: FakeDistributi
     assert rows["one"].endswith("[ok]")
     assert rows["two"].endswith("[partly disabled: algorithm 'clash' (plugin 'one' registered it first)]")
     assert rows["clash"].endswith("(aac-test-one)")
-    assert ("aac: warning: aac plugin 'two' (from aac-test-two) registers the algorithm 'clash', which plugin 'one' "
-            "(from aac-test-one) registered first; the later record is skipped. "
-            f"Set {DISABLED_PLUGINS_ENV}=two to silence this.\n") in err
+    assert (
+        "aac: warning: aac plugin 'two' (from aac-test-two) registers the algorithm 'clash', which plugin 'one' "
+        "(from aac-test-one) registered first; the later record is skipped. "
+        f"Set {DISABLED_PLUGINS_ENV}=two to silence this.\n"
+    ) in err
 
 
 RAISING_PLUGIN = """
@@ -175,8 +183,10 @@ from aac.core import hookimpl
 def aac_algorithms():
     raise RuntimeError("licence server unreachable")
 """
-HOOK_WARNING = ("aac: warning: aac plugin 'raising' (from aac-test-raising) is disabled: aac_algorithms() raised RuntimeError: "
-                f"licence server unreachable. Set {DISABLED_PLUGINS_ENV}=raising to silence this.")
+HOOK_WARNING = (
+    "aac: warning: aac plugin 'raising' (from aac-test-raising) is disabled: aac_algorithms() raised RuntimeError: "
+    f"licence server unreachable. Set {DISABLED_PLUGINS_ENV}=raising to silence this."
+)
 
 
 @pytest.fixture
@@ -210,7 +220,11 @@ def test_validate_works_beside_a_plugin_disabled_by_its_hook(
 
 def test_other_warnings_are_left_to_python(dists: FakeDistributions, capsys: pytest.CaptureFixture[str]) -> None:
     """Only aac's plugin warnings become ``aac: warning:`` lines; a plugin's own warning keeps Python's handling."""
-    dists.add("aac-test-warns", {"warns": "aac_test_warns"}, {"aac_test_warns": """
+    dists.add(
+        "aac-test-warns",
+        {"warns": "aac_test_warns"},
+        {
+            "aac_test_warns": """
         import warnings
         from aac.core import hookimpl
 
@@ -218,7 +232,9 @@ def test_other_warnings_are_left_to_python(dists: FakeDistributions, capsys: pyt
         def aac_algorithms():
             warnings.warn("the 'speedy' option is deprecated", UserWarning, stacklevel=1)
             return []
-    """})
+    """
+        },
+    )
     reset_default_registry()
     try:
         with pytest.warns(UserWarning, match="the 'speedy' option is deprecated"):
@@ -274,8 +290,14 @@ def test_schema_output_file(tmp_path: Path, registry: Registry, capsys: pytest.C
 
 def test_console_script_reports_problems_without_traceback(tmp_path: Path) -> None:
     """The installed ``aac`` script (``python -m aac.core.cli`` where no script exists), core only."""
-    bad = write(tmp_path, "bad.json", {"accuracy_aware_training": {"mode": "early_exit", "params": {"patience_epochs": 2}},
-                                       "compression": {"algorithm": "filter_pruning"}})
+    bad = write(
+        tmp_path,
+        "bad.json",
+        {
+            "accuracy_aware_training": {"mode": "early_exit", "params": {"patience_epochs": 2}},
+            "compression": {"algorithm": "filter_pruning"},
+        },
+    )
     broken = write(tmp_path, "broken.json", MALFORMED)
     script = Path(sysconfig.get_path("scripts")) / ("aac.exe" if os.name == "nt" else "aac")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "aac.core.cli"]
@@ -301,8 +323,9 @@ def test_console_script_survives_a_closed_pipe(tmp_path: Path) -> None:
     """``aac schema | head`` closes the pipe early; that must not end in a BrokenPipeError traceback."""
     script = Path(sysconfig.get_path("scripts")) / ("aac.exe" if os.name == "nt" else "aac")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "aac.core.cli"]
-    process = subprocess.Popen([*command, "schema"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, DISABLE_AUTOLOAD_ENV: "1"})
+    process = subprocess.Popen(
+        [*command, "schema"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, DISABLE_AUTOLOAD_ENV: "1"}
+    )
     assert process.stdout is not None and process.stderr is not None
     process.stdout.close()  # before the command has written anything
     stderr = process.stderr.read().decode()

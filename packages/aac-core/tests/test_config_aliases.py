@@ -23,47 +23,65 @@ AA = "$.accuracy_aware_training.params"
 CASES: list[tuple[str, dict[str, Any], dict[str, Any], str, str, str]] = [
     (
         "maximal_accuracy_degradation",
-        {"accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_accuracy_degradation": 1.0}},
-         "compression": {"algorithm": "quantization"}},  # without it, the config would also be noted as needing a controller built in code
-        {"accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_relative_accuracy_degradation": 1.0}},
-         "compression": {"algorithm": "quantization"}},
-        AA, "maximal_accuracy_degradation", "maximal_relative_accuracy_degradation",
+        {
+            "accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_accuracy_degradation": 1.0}},
+            "compression": {"algorithm": "quantization"},
+        },  # without it, the config would also be noted as needing a controller built in code
+        {
+            "accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_relative_accuracy_degradation": 1.0}},
+            "compression": {"algorithm": "quantization"},
+        },
+        AA,
+        "maximal_accuracy_degradation",
+        "maximal_relative_accuracy_degradation",
     ),
     (
         "input_sample_size",
         {"input_sample_size": [1, 3, 224, 224]},
         {"input_info": {"sample_size": [1, 3, 224, 224]}},
-        "$", "input_sample_size", "input_info.sample_size",
+        "$",
+        "input_sample_size",
+        "input_info.sample_size",
     ),
     (
         "weight_importance",
         {"compression": [{"algorithm": "filter_pruning", "params": {"weight_importance": "geometric_median", "pruning_target": 0.1}}]},
         {"compression": [{"algorithm": "filter_pruning", "params": {"filter_importance": "geometric_median", "pruning_target": 0.1}}]},
-        "$.compression[0]", "params.weight_importance", "params.filter_importance",
+        "$.compression[0]",
+        "params.weight_importance",
+        "params.filter_importance",
     ),
     (
         "sparsity_steps",
         {"compression": {"algorithm": "rb_sparsity", "params": {"sparsity_steps": 5}}},
         {"compression": {"algorithm": "rb_sparsity", "params": {"sparsity_target_epoch": 5}}},
-        "$.compression", "params.sparsity_steps", "params.sparsity_target_epoch",
+        "$.compression",
+        "params.sparsity_steps",
+        "params.sparsity_target_epoch",
     ),
     (
         "sparsity_training_steps",
         {"compression": {"algorithm": "rb_sparsity", "params": {"sparsity_training_steps": 10}}},
         {"compression": {"algorithm": "rb_sparsity", "params": {"sparsity_freeze_epoch": 10}}},
-        "$.compression", "params.sparsity_training_steps", "params.sparsity_freeze_epoch",
+        "$.compression",
+        "params.sparsity_training_steps",
+        "params.sparsity_freeze_epoch",
     ),
     (
         "initializer.type",
         {"compression": [{"algorithm": "quantization", "initializer": {"type": "min_max"}}]},
         {"compression": [{"algorithm": "quantization", "initializer": {"range": {"type": "min_max"}}}]},
-        "$.compression[0]", "initializer.type", "initializer.range.type",
+        "$.compression[0]",
+        "initializer.type",
+        "initializer.range.type",
     ),
     (
         "initializer.num_init_steps",
         {"compression": [{"algorithm": "quantization", "initializer": {"num_init_steps": 1}}]},
         {"compression": [{"algorithm": "quantization", "initializer": {"range": {"num_init_steps": 1}}}]},
-        "$.compression[0]", "initializer.num_init_steps", "initializer.range.num_init_steps",
+        "$.compression[0]",
+        "initializer.num_init_steps",
+        "initializer.range.num_init_steps",
     ),
 ]
 
@@ -93,13 +111,15 @@ def test_legacy_and_current_key_together_conflict(nncf_registry: Registry, legac
     with pytest.raises(ConfigError) as info:
         load_config(both, registry=nncf_registry)
     conflicts = [p for p in info.value.problems if p.path == f"{where}.{old}"]
-    assert conflicts == [ConfigProblem(
-        f"{where}.{old}", f"both the legacy key '{old}' and its current name '{new}' are given; keep '{new}'")], info.value.problems
+    assert conflicts == [
+        ConfigProblem(f"{where}.{old}", f"both the legacy key '{old}' and its current name '{new}' are given; keep '{new}'")
+    ], info.value.problems
 
 
 def test_seed_004_quantization_initializer_moves_both_keys(nncf_registry: Registry) -> None:
-    config = load_config({"compression": [{"algorithm": "quantization", "initializer": {"num_init_steps": 1, "type": "min_max"}}]},
-                         registry=nncf_registry)
+    config = load_config(
+        {"compression": [{"algorithm": "quantization", "initializer": {"num_init_steps": 1, "type": "min_max"}}]}, registry=nncf_registry
+    )
     assert config["compression"][0]["initializer"] == {"range": {"num_init_steps": 1, "type": "min_max"}}
     assert len(config.notes) == 2
 
@@ -112,8 +132,11 @@ def test_aliases_belong_to_their_algorithm(nncf_registry: Registry) -> None:
 
 
 def test_alias_conflicts_are_reported_with_every_other_problem(nncf_registry: Registry) -> None:
-    data = {"input_sample_size": [1, 3], "input_info": {"sample_size": [1, 3]},
-            "accuracy_aware_training": {"mode": "early_exit", "params": {}}}
+    data = {
+        "input_sample_size": [1, 3],
+        "input_info": {"sample_size": [1, 3]},
+        "accuracy_aware_training": {"mode": "early_exit", "params": {}},
+    }
     with pytest.raises(ConfigError) as info:
         load_config(data, registry=nncf_registry)
     assert [p.path for p in info.value.problems] == [AA, "$.input_sample_size"]
@@ -124,10 +147,19 @@ class LegacyKnobPlugin:
 
     @hookimpl
     def aac_algorithms(self) -> Iterable[AlgorithmSpec]:
-        schema = {"type": "object", "properties": {"params": {
-            "type": "object", "properties": {"new_knob": {"type": "integer"}}, "additionalProperties": False}}}
-        return [AlgorithmSpec(name="knobbed", adaptive=False, frameworks={"python": build_toy_quant}, schema=schema,
-                              aliases={"params.old_knob": "params.new_knob"})]
+        schema = {
+            "type": "object",
+            "properties": {"params": {"type": "object", "properties": {"new_knob": {"type": "integer"}}, "additionalProperties": False}},
+        }
+        return [
+            AlgorithmSpec(
+                name="knobbed",
+                adaptive=False,
+                frameworks={"python": build_toy_quant},
+                schema=schema,
+                aliases={"params.old_knob": "params.new_knob"},
+            )
+        ]
 
 
 def test_plugins_declare_their_own_aliases() -> None:
@@ -139,6 +171,9 @@ def test_plugins_declare_their_own_aliases() -> None:
     assert config.notes == ("$.compression.params.old_knob is a legacy spelling; read as $.compression.params.new_knob",)
     with pytest.raises(ConfigError) as info:
         load_config({"compression": {"algorithm": "knobbed", "params": {"old_knob": 3, "new_knob": 4}}}, registry=registry)
-    assert info.value.problems == [ConfigProblem(
-        "$.compression.params.old_knob",
-        "both the legacy key 'params.old_knob' and its current name 'params.new_knob' are given; keep 'params.new_knob'")]
+    assert info.value.problems == [
+        ConfigProblem(
+            "$.compression.params.old_knob",
+            "both the legacy key 'params.old_knob' and its current name 'params.new_knob' are given; keep 'params.new_knob'",
+        )
+    ]

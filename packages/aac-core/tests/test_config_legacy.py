@@ -24,8 +24,10 @@ def test_nncf_2_0_accuracy_aware_section_inside_the_compression_section_moves_to
     """NNCF 2.0 (examples/torch/classification/configs/pruning/resnet18_imagenet_accuracy_aware.json): flat keys, adaptive mode."""
     nested = {"maximal_accuracy_degradation": 1.0, "initial_training_phase_epochs": 100, "patience_epochs": 30}
     config = load_config({"compression": [{**PRUNING, "accuracy_aware_training": nested}]}, registry=nncf_registry)
-    assert config["accuracy_aware_training"] == {"mode": "adaptive_compression_level", "params": {
-        "maximal_relative_accuracy_degradation": 1.0, "initial_training_phase_epochs": 100, "patience_epochs": 30}}
+    assert config["accuracy_aware_training"] == {
+        "mode": "adaptive_compression_level",
+        "params": {"maximal_relative_accuracy_degradation": 1.0, "initial_training_phase_epochs": 100, "patience_epochs": 30},
+    }
     assert config["compression"] == [PRUNING]
     assert config.notes == (
         "$.compression[0].accuracy_aware_training is NNCF 2.0's placement; read as $.accuracy_aware_training with mode "
@@ -46,25 +48,35 @@ def test_a_nested_section_in_the_current_shape_moves_as_it_is(nncf_registry: Reg
 def test_the_section_at_both_places_is_a_conflict(nncf_registry: Registry) -> None:
     root = {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 0.5}}
     with pytest.raises(ConfigError) as info:
-        load_config({"accuracy_aware_training": root, "compression": [{**PRUNING, "accuracy_aware_training": {"patience_epochs": 3}}]},
-                    registry=nncf_registry)
-    assert info.value.problems == [ConfigProblem(
-        "$.compression[0].accuracy_aware_training",
-        "accuracy_aware_training is given both here (NNCF 2.0's place) and at the root; keep the root one")]
+        load_config(
+            {"accuracy_aware_training": root, "compression": [{**PRUNING, "accuracy_aware_training": {"patience_epochs": 3}}]},
+            registry=nncf_registry,
+        )
+    assert info.value.problems == [
+        ConfigProblem(
+            "$.compression[0].accuracy_aware_training",
+            "accuracy_aware_training is given both here (NNCF 2.0's place) and at the root; keep the root one",
+        )
+    ]
 
 
-@pytest.mark.parametrize(("params", "key", "target"), [
-    ({"pruning_target": 0.1}, "pruning_target", 0.1),
-    ({"pruning_flops_target": 0.3}, "pruning_flops_target", 0.3),
-    ({}, "pruning_target", 0.5),  # the default target
-])
-def test_pruning_init_above_the_target_is_kept_with_nncf_semantics_noted(nncf_registry: Registry, params: dict, key: str,
-                                                                          target: float) -> None:
+@pytest.mark.parametrize(
+    ("params", "key", "target"),
+    [
+        ({"pruning_target": 0.1}, "pruning_target", 0.1),
+        ({"pruning_flops_target": 0.3}, "pruning_flops_target", 0.3),
+        ({}, "pruning_target", 0.5),  # the default target
+    ],
+)
+def test_pruning_init_above_the_target_is_kept_with_nncf_semantics_noted(
+    nncf_registry: Registry, params: dict, key: str, target: float
+) -> None:
     """tests/torch/data/configs/resnet18_pruning_accuracy_aware.json: pruning_init 0.95, pruning_target 0.1."""
     section = {"algorithm": "filter_pruning", "pruning_init": 0.95, "params": params}
     config = load_config({"compression": [section]}, registry=nncf_registry)
     assert config["compression"] == [section]
     assert config.notes == (
         f"$.compression[0].pruning_init 0.95 is above params.{key} {target}; read as NNCF reads it: the model is built pruned "
-        f"at 0.95 (an adaptive search's initial phase starts there) and every scheduled level is capped at {target}",)
+        f"at 0.95 (an adaptive search's initial phase starts there) and every scheduled level is capped at {target}",
+    )
     assert load_config({"compression": [PRUNING]}, registry=nncf_registry).notes == ()

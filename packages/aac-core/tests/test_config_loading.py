@@ -77,8 +77,10 @@ def test_json_string_and_dict_give_the_same_config(registry: Registry) -> None:
 
 def test_dict_source_is_not_modified(nncf_registry: Registry) -> None:
     """Aliases are applied to a copy: the caller's dict (often reused for several runs) stays as written."""
-    data = {"accuracy_aware_training": {"mode": EARLY_EXIT, "params": {"maximal_accuracy_degradation": 1.0}},
-            "compression": {"algorithm": "filter_pruning", "params": {"weight_importance": "L2"}}}
+    data = {
+        "accuracy_aware_training": {"mode": EARLY_EXIT, "params": {"maximal_accuracy_degradation": 1.0}},
+        "compression": {"algorithm": "filter_pruning", "params": {"weight_importance": "L2"}},
+    }
     original = copy.deepcopy(data)
 
     config = load_config(data, registry=nncf_registry)
@@ -212,7 +214,8 @@ def test_duplicate_keys_are_reported_with_path_and_lines(tmp_path: Path, registr
 
 def test_duplicate_key_holding_a_newline_stays_on_one_line(tmp_path: Path, registry: Registry) -> None:
     assert problems_from_text_and_file('{"x": {"a\\nb": 1, "a\\nb": 2}}', tmp_path, registry) == [
-        ("$.x", "key 'a\\nb' appears twice (line 1 column 8 and line 1 column 19)")]
+        ("$.x", "key 'a\\nb' appears twice (line 1 column 8 and line 1 column 19)")
+    ]
 
 
 def test_same_key_in_separate_objects_is_no_duplicate(tmp_path: Path, registry: Registry) -> None:
@@ -237,7 +240,8 @@ def test_nesting_past_the_limit_is_a_config_error(tmp_path: Path, registry: Regi
     """Not a RecursionError from deep inside the JSON reader (``aac validate`` printed one)."""
     column = len(nested(MAX_DEPTH).partition("1")[0]) + 1
     assert problems_from_text_and_file(nested(depth), tmp_path, registry) == [
-        ("$", f"nested more than {MAX_DEPTH} levels deep (level {MAX_DEPTH + 1} opens at line 1, column {column})")]
+        ("$", f"nested more than {MAX_DEPTH} levels deep (level {MAX_DEPTH + 1} opens at line 1, column {column})")
+    ]
 
 
 def test_brackets_in_strings_and_comments_do_not_count_as_nesting(tmp_path: Path, registry: Registry) -> None:
@@ -272,8 +276,13 @@ def test_mapping_that_contains_itself_is_a_config_error(registry: Registry) -> N
 
 @pytest.mark.parametrize(
     "text",
-    ['{"batch_size": 1} // the end', '{"batch_size": 1}\n// the end', '{"batch_size": 1,} /* the end */',
-     '{"batch_size": 1} // "unclosed string and /* unclosed comment', '// only a header\n{"batch_size": 1}//'],
+    [
+        '{"batch_size": 1} // the end',
+        '{"batch_size": 1}\n// the end',
+        '{"batch_size": 1,} /* the end */',
+        '{"batch_size": 1} // "unclosed string and /* unclosed comment',
+        '// only a header\n{"batch_size": 1}//',
+    ],
     ids=["same-line", "own-line", "block", "markers-inside", "empty-comment"],
 )
 def test_a_file_may_end_in_a_comment_without_a_final_newline(tmp_path: Path, registry: Registry, text: str) -> None:
@@ -294,14 +303,43 @@ def test_unterminated_block_comment_is_reported_where_it_starts(
     tmp_path: Path, registry: Registry, text: str, line: int, column: int
 ) -> None:
     assert problems_from_text_and_file(text, tmp_path, registry) == [
-        ("$", f"unterminated /* comment starting at line {line}, column {column}")]
+        ("$", f"unterminated /* comment starting at line {line}, column {column}")
+    ]
 
 
 # Strings and keys that look like comments, escapes, brackets and commas, to trip a careless scanner.
-TRICKY_STRINGS = ["plain", "", "//", "/*", "*/", "a // b", "x /* y */ z", '"', "\\", "\\n", "}", "]", ",", ":",
-                  "[{,}]", "ünïcødé", "tab\there", "line\nbreak", "http://host//path/*x*/"]
-FILLERS = ["", " ", "\n", "  // a line comment, with \"quotes\" and /* markers\n", "/* block */", "/* two\n lines */",
-           "/**/", "/* ** stars ** */", "\t"]
+TRICKY_STRINGS = [
+    "plain",
+    "",
+    "//",
+    "/*",
+    "*/",
+    "a // b",
+    "x /* y */ z",
+    '"',
+    "\\",
+    "\\n",
+    "}",
+    "]",
+    ",",
+    ":",
+    "[{,}]",
+    "ünïcødé",
+    "tab\there",
+    "line\nbreak",
+    "http://host//path/*x*/",
+]
+FILLERS = [
+    "",
+    " ",
+    "\n",
+    '  // a line comment, with "quotes" and /* markers\n',
+    "/* block */",
+    "/* two\n lines */",
+    "/**/",
+    "/* ** stars ** */",
+    "\t",
+]
 
 
 def random_value(rng: random.Random, depth: int) -> Any:
@@ -311,12 +349,14 @@ def random_value(rng: random.Random, depth: int) -> Any:
         return {key: random_value(rng, depth + 1) for key in keys}
     if kind == "list":
         return [random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
-    return rng.choice([rng.randint(-10**6, 10**6), rng.uniform(-1e3, 1e3), rng.random() * 1e-9, True, False, None,
-                       rng.choice(TRICKY_STRINGS)])
+    return rng.choice(
+        [rng.randint(-(10**6), 10**6), rng.uniform(-1e3, 1e3), rng.random() * 1e-9, True, False, None, rng.choice(TRICKY_STRINGS)]
+    )
 
 
 def commented_json(value: Any, rng: random.Random) -> str:
     """``value`` as JSON with a random comment or whitespace between every two tokens, and trailing commas."""
+
     def fill() -> str:
         return rng.choice(FILLERS)
 
@@ -391,7 +431,9 @@ def test_compression_may_be_one_object_or_a_list(registry: Registry) -> None:
 
     assert [(s.name, s.path) for s in single.compression_sections()] == [("toy_pruning", "$.compression")]
     assert [(s.name, s.path) for s in listed.compression_sections()] == [
-        ("toy_pruning", "$.compression[0]"), ("toy_quant", "$.compression[1]")]
+        ("toy_pruning", "$.compression[0]"),
+        ("toy_quant", "$.compression[1]"),
+    ]
 
 
 def test_root_is_open_for_training_keys(registry: Registry) -> None:
@@ -407,14 +449,17 @@ def test_no_compression_section_is_valid(registry: Registry) -> None:
 
 
 def test_sections_merge_global_scopes(registry: Registry) -> None:
-    config = load_config({
-        "ignored_scopes": ["stem", "head"],
-        "target_scopes": "body",
-        "compression": [
-            {"algorithm": "toy_quant", "ignored_scopes": ["head", "block1"], "target_scopes": ["block2"]},
-            {"algorithm": "toy_pruning"},
-        ],
-    }, registry=registry)
+    config = load_config(
+        {
+            "ignored_scopes": ["stem", "head"],
+            "target_scopes": "body",
+            "compression": [
+                {"algorithm": "toy_quant", "ignored_scopes": ["head", "block1"], "target_scopes": ["block2"]},
+                {"algorithm": "toy_pruning"},
+            ],
+        },
+        registry=registry,
+    )
     quant, pruning = config.compression_sections()
 
     assert quant.ignored_scopes == ("stem", "head", "block1")  # union, in order, without repeats
@@ -439,15 +484,19 @@ def test_input_shapes(registry: Registry, input_info: Any, shapes: list[list[int
 def test_accuracy_aware_defaults_are_the_nncf_documentation_defaults() -> None:
     """Seed 001: minimal step 0.025, initial step 0.1, reduction 0.5, validate every epoch, 1e4 epochs."""
     params = AccuracyAwareParams()
-    assert (params.minimal_compression_rate_step, params.initial_compression_rate_step,
-            params.compression_rate_step_reduction_factor) == (0.025, 0.1, 0.5)
+    assert (params.minimal_compression_rate_step, params.initial_compression_rate_step, params.compression_rate_step_reduction_factor) == (
+        0.025,
+        0.1,
+        0.5,
+    )
     assert (params.validate_every_n_epochs, params.maximal_total_epochs) == (1, 10000)
     assert params.metric_mode == "max"
 
 
 def test_accuracy_aware_section_fills_in_defaults(registry: Registry) -> None:
-    config = load_config({"accuracy_aware_training": adaptive_section(patience_epochs=7),
-                          "compression": {"algorithm": "toy_pruning"}}, registry=registry)
+    config = load_config(
+        {"accuracy_aware_training": adaptive_section(patience_epochs=7), "compression": {"algorithm": "toy_pruning"}}, registry=registry
+    )
     params = config.accuracy_aware_training
 
     assert params == AccuracyAwareParams(mode=ADAPTIVE, maximal_relative_accuracy_degradation=1.0, patience_epochs=7)
@@ -455,8 +504,10 @@ def test_accuracy_aware_section_fills_in_defaults(registry: Registry) -> None:
 
 def test_integer_params_written_as_floats_become_ints(registry: Registry) -> None:
     """Seed 001 writes the epoch cap as ``1e4``; it is an integer count and must behave as one."""
-    config = load_config(json.dumps({"accuracy_aware_training": {"mode": EARLY_EXIT, "params": degradation_params(
-        maximal_total_epochs=1e4)}}), registry=registry)
+    config = load_config(
+        json.dumps({"accuracy_aware_training": {"mode": EARLY_EXIT, "params": degradation_params(maximal_total_epochs=1e4)}}),
+        registry=registry,
+    )
     epochs = config.accuracy_aware_training.maximal_total_epochs  # type: ignore[union-attr]
     assert epochs == 10000 and isinstance(epochs, int)
 

@@ -49,7 +49,10 @@ def test_exactly_one_degradation_kind(registry: Registry, mode: str, given: dict
     data["accuracy_aware_training"]["params"] = given
     problem = only_problem(data, registry)
     assert problem.path == PARAMS
-    assert "give exactly one of 'maximal_relative_accuracy_degradation' (percent) and 'maximal_absolute_accuracy_degradation'" in problem.message
+    assert (
+        "give exactly one of 'maximal_relative_accuracy_degradation' (percent) and 'maximal_absolute_accuracy_degradation'"
+        in problem.message
+    )
     assert problem.message.endswith(f"found {count}")
 
 
@@ -65,8 +68,13 @@ def test_either_degradation_kind_alone_is_valid(registry: Registry, kind: str) -
 
 def test_adaptive_only_keys_are_rejected_in_early_exit_mode(registry: Registry) -> None:
     """They would be silently ignored; every one of them is reported, at its own path."""
-    adaptive_only = {"initial_training_phase_epochs": 5, "patience_epochs": 3, "minimal_compression_rate_step": 0.05,
-                     "maximal_compression_rate": 0.8, "search_strategy": "step"}
+    adaptive_only = {
+        "initial_training_phase_epochs": 5,
+        "patience_epochs": 3,
+        "minimal_compression_rate_step": 0.05,
+        "maximal_compression_rate": 0.8,
+        "search_strategy": "step",
+    }
     found = problems(config(EARLY_EXIT, **adaptive_only), registry)
 
     assert sorted(p.path for p in found) == sorted(f"{PARAMS}.{key}" for key in adaptive_only)
@@ -111,13 +119,19 @@ def test_unknown_algorithm_without_a_close_match_lists_the_known_ones(registry: 
 
 @pytest.mark.parametrize(
     ("name", "package"),
-    [("filter_pruning", "aac-pruning"), ("magnitude_sparsity", "aac-sparsity"), ("rb_sparsity", "aac-sparsity"),
-     ("const_sparsity", "aac-sparsity"), ("quantization", "aac-quant")],
+    [
+        ("filter_pruning", "aac-pruning"),
+        ("magnitude_sparsity", "aac-sparsity"),
+        ("rb_sparsity", "aac-sparsity"),
+        ("const_sparsity", "aac-sparsity"),
+        ("quantization", "aac-quant"),
+    ],
 )
 def test_known_nncf_algorithm_names_the_package_to_install(registry: Registry, name: str, package: str) -> None:
     problem = only_problem({"compression": {"algorithm": name}}, registry)
     assert problem == ConfigProblem(
-        "$.compression.algorithm", f"algorithm '{name}' is provided by {package}, which is not installed: pip install {package}")
+        "$.compression.algorithm", f"algorithm '{name}' is provided by {package}, which is not installed: pip install {package}"
+    )
 
 
 @pytest.mark.parametrize("value", [["toy_pruning"], {"name": "toy_pruning"}, 3])
@@ -162,8 +176,14 @@ def test_adaptive_mode_without_an_adaptive_algorithm(nncf_registry: Registry, co
 
 def test_two_adaptive_algorithms_name_every_offender(nncf_registry: Registry) -> None:
     """Seed 001: filter pruning + sparsity is not supported - both adaptive, only one can be searched."""
-    data = config(compression=[{"algorithm": "filter_pruning"}, {"algorithm": "quantization"},
-                               {"algorithm": "rb_sparsity"}, {"algorithm": "toy_pruning"}])
+    data = config(
+        compression=[
+            {"algorithm": "filter_pruning"},
+            {"algorithm": "quantization"},
+            {"algorithm": "rb_sparsity"},
+            {"algorithm": "toy_pruning"},
+        ]
+    )
     problem = only_problem(data, nncf_registry)
     assert problem.path == "$.compression"
     offenders = problem.message.split("3 adaptive-level algorithms are configured: ", 1)[1].split(". Keep", 1)[0]
@@ -222,13 +242,22 @@ def test_minimal_step_above_initial_step(registry: Registry) -> None:
 
 
 def test_equal_rates_and_steps_are_allowed(registry: Registry) -> None:
-    load_config(config(minimal_compression_rate=0.3, maximal_compression_rate=0.3,
-                       minimal_compression_rate_step=0.05, initial_compression_rate_step=0.05), registry=registry)
+    load_config(
+        config(
+            minimal_compression_rate=0.3,
+            maximal_compression_rate=0.3,
+            minimal_compression_rate_step=0.05,
+            initial_compression_rate_step=0.05,
+        ),
+        registry=registry,
+    )
 
 
 def test_unknown_search_strategy(registry: Registry) -> None:
     problem = only_problem(config(search_strategy="stepp"), registry)
-    assert problem == ConfigProblem(f"{PARAMS}.search_strategy", "unknown search strategy 'stepp' (did you mean 'step'?); installed: frontier, step")
+    assert problem == ConfigProblem(
+        f"{PARAMS}.search_strategy", "unknown search strategy 'stepp' (did you mean 'step'?); installed: frontier, step"
+    )
 
 
 def test_every_section_accepts_nncf_common_keys(registry: Registry) -> None:
@@ -250,18 +279,24 @@ def test_every_section_accepts_nncf_common_keys(registry: Registry) -> None:
 
 def test_batchnorm_adaptation_defaults_follow_nncf(registry: Registry) -> None:
     plain = load_config({"compression": {"algorithm": "toy_pruning"}}, registry=registry).compression_sections()[0]
-    asked = load_config({"compression": {"algorithm": "toy_pruning", "initializer": {"batchnorm_adaptation": {}}}},
-                        registry=registry).compression_sections()[0]
+    asked = load_config(
+        {"compression": {"algorithm": "toy_pruning", "initializer": {"batchnorm_adaptation": {}}}}, registry=registry
+    ).compression_sections()[0]
     assert (plain.batchnorm_adaptation_samples, asked.batchnorm_adaptation_samples) == (0, 2000)
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_numbers_that_are_not_numbers_are_refused_where_they_stand(registry: Registry, literal: str) -> None:
     """Python's JSON reader accepts NaN and Infinity, and no schema bound fails for NaN."""
-    text = ('{"accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {'
-            f'"maximal_absolute_accuracy_degradation": 1.0, "compression_rate_step_reduction_factor": {literal}}}}},'
-            '"compression": {"algorithm": "toy_pruning"}}')
+    text = (
+        '{"accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {'
+        f'"maximal_absolute_accuracy_degradation": 1.0, "compression_rate_step_reduction_factor": {literal}}}}},'
+        '"compression": {"algorithm": "toy_pruning"}}'
+    )
     with pytest.raises(ConfigError) as error:
         load_config(text, registry=registry)
-    assert any(p.path == "$.accuracy_aware_training.params.compression_rate_step_reduction_factor"
-               and p.message.startswith("must be a finite number") for p in error.value.problems)
+    assert any(
+        p.path == "$.accuracy_aware_training.params.compression_rate_step_reduction_factor"
+        and p.message.startswith("must be a finite number")
+        for p in error.value.problems
+    )

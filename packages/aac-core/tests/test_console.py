@@ -60,7 +60,7 @@ class Terminal:
                 if char == "\r":
                     column = 0
                     continue
-                line[column:column + 1] = [char]
+                line[column : column + 1] = [char]
                 column += 1
             lines.append("".join(line).rstrip())
         return lines
@@ -98,10 +98,16 @@ def terminal(request: pytest.FixtureRequest) -> Iterator[Terminal]:
 
 
 def config() -> dict[str, Any]:
-    params = {"maximal_absolute_accuracy_degradation": 0.05, "initial_training_phase_epochs": 2, "patience_epochs": 2,
-              "maximal_total_epochs": MAX_EPOCHS}
-    return {"accuracy_aware_training": {"mode": ADAPTIVE, "params": params},
-            "compression": {"algorithm": "toy_pruning", "params": {"target": 0.2, "steps": 2, "grid": 0.05}}}
+    params = {
+        "maximal_absolute_accuracy_degradation": 0.05,
+        "initial_training_phase_epochs": 2,
+        "patience_epochs": 2,
+        "maximal_total_epochs": MAX_EPOCHS,
+    }
+    return {
+        "accuracy_aware_training": {"mode": ADAPTIVE, "params": params},
+        "compression": {"algorithm": "toy_pruning", "params": {"target": 0.2, "steps": 2, "grid": 0.05}},
+    }
 
 
 def run(registry: Registry, log_dir: Path, crash_at_epoch: int | None = None, verbose: bool = True) -> Any:
@@ -149,8 +155,9 @@ def test_probe_prints_as_a_probe_in_the_epoch_columns() -> None:
     assert probe.index("| rate") == epoch.index("| rate")
 
 
-def test_run_prints_loss_and_learning_rate_of_every_trained_epoch(registry: Registry, tmp_path: Path,
-                                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_run_prints_loss_and_learning_rate_of_every_trained_epoch(
+    registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.INFO, logger="aac"):
         statistics = run(registry, tmp_path)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[aac] epoch")]
@@ -161,8 +168,9 @@ def test_run_prints_loss_and_learning_rate_of_every_trained_epoch(registry: Regi
 # -- the terminal --------------------------------------------------------------------------------
 
 
-def test_terminal_shows_a_bar_with_total_and_eta_and_lines_never_glued_to_it(registry: Registry, tmp_path: Path,
-                                                                             terminal: Terminal) -> None:
+def test_terminal_shows_a_bar_with_total_and_eta_and_lines_never_glued_to_it(
+    registry: Registry, tmp_path: Path, terminal: Terminal
+) -> None:
     with terminal:
         statistics = run(registry, tmp_path)
     bars = BAR.findall(terminal.text)
@@ -193,8 +201,7 @@ def test_resumed_run_bar_starts_at_the_epochs_done(registry: Registry, tmp_path:
     assert (int(first_done), int(total)) == (4, MAX_EPOCHS)
 
 
-def test_a_run_that_raises_takes_its_bar_down_and_gives_the_console_back(registry: Registry, tmp_path: Path,
-                                                                         terminal: Terminal) -> None:
+def test_a_run_that_raises_takes_its_bar_down_and_gives_the_console_back(registry: Registry, tmp_path: Path, terminal: Terminal) -> None:
     try:
         with terminal, pytest.raises(KeyboardInterrupt):
             run(registry, tmp_path, crash_at_epoch=4)

@@ -24,8 +24,13 @@ from aac.core.testing import ToyModel, accuracy, train_epoch
 
 def adaptive_config(**params: Any) -> dict[str, Any]:
     """NNCF's search (``step``, no early rejection): these tests pin its exact path; test_search.py tests the default."""
-    base = {"maximal_absolute_accuracy_degradation": 0.05, "initial_training_phase_epochs": 2, "patience_epochs": 2,
-            "search_strategy": "step", "early_rejection": False}
+    base = {
+        "maximal_absolute_accuracy_degradation": 0.05,
+        "initial_training_phase_epochs": 2,
+        "patience_epochs": 2,
+        "search_strategy": "step",
+        "early_rejection": False,
+    }
     return {
         "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {**base, **params}},
         "compression": {"algorithm": "toy_pruning", "params": {"target": 0.2, "steps": 2}},
@@ -43,8 +48,17 @@ def early_exit_config(**params: Any) -> dict[str, Any]:
 class Harness:
     """Builds model + controller + loop and counts the callbacks the loop makes."""
 
-    def __init__(self, registry: Registry, config: dict[str, Any], uncompressed: float = 0.95, skill: float = 0.9,
-                 knee: float = 0.5, slope: float = 1.0, crash_at_epoch: int | None = None, **loop_kwargs: Any) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        config: dict[str, Any],
+        uncompressed: float = 0.95,
+        skill: float = 0.9,
+        knee: float = 0.5,
+        slope: float = 1.0,
+        crash_at_epoch: int | None = None,
+        **loop_kwargs: Any,
+    ) -> None:
         self.model = ToyModel(skill)
         self.controller, self.model = create_compressed_model(self.model, config, registry=registry)
         self.loop = create_accuracy_aware_training_loop(config, self.controller, uncompressed, registry=registry, **loop_kwargs)
@@ -98,8 +112,15 @@ def test_adaptive_climbs_then_brackets_the_highest_feasible_rate(registry: Regis
 
 
 def test_adaptive_unreachable_budget_returns_smallest_drop_without_raising(registry: Registry, tmp_path: Path) -> None:
-    h = Harness(registry, adaptive_config(maximal_absolute_accuracy_degradation=0.001), uncompressed=0.99,
-                skill=0.5, knee=0.0, slope=0.2, verbose=False)
+    h = Harness(
+        registry,
+        adaptive_config(maximal_absolute_accuracy_degradation=0.001),
+        uncompressed=0.99,
+        skill=0.5,
+        knee=0.0,
+        slope=0.2,
+        verbose=False,
+    )
     h.run(tmp_path)
     stats = h.loop.statistics
     assert not stats.feasible and stats.accuracy_budget < 0
@@ -140,7 +161,9 @@ def test_adaptive_honours_validate_every_n_epochs(registry: Registry, tmp_path: 
     history = h.loop.statistics.history
     for record in history[1:]:
         last_of_level = record.level_epoch == 3
-        assert (record.metric is not None) == (record.level_epoch % 2 == 0 or last_of_level or record.budget is not None and record.budget >= 0)
+        assert (record.metric is not None) == (
+            record.level_epoch % 2 == 0 or last_of_level or record.budget is not None and record.budget >= 0
+        )
     skipped = [r for r in history if r.metric is None]
     assert skipped, "some epochs must go unvalidated"
     # initial validation + validated epochs + the final re-validation of the returned model
@@ -170,7 +193,11 @@ def test_adaptive_resumes_after_a_crash_with_the_same_result(registry: Registry,
 
     assert resumed.trained == reference.trained - 7  # epochs 0..6 were not trained again
     ref, got = reference.loop.statistics, resumed.loop.statistics
-    assert (got.compression_rate, got.compressed_accuracy, got.total_epochs) == (ref.compression_rate, ref.compressed_accuracy, ref.total_epochs)
+    assert (got.compression_rate, got.compressed_accuracy, got.total_epochs) == (
+        ref.compression_rate,
+        ref.compressed_accuracy,
+        ref.total_epochs,
+    )
     assert [r.compression_rate for r in got.history] == [r.compression_rate for r in ref.history]
     assert [r.metric for r in got.history] == [r.metric for r in ref.history]
     assert_consistent(resumed)

@@ -13,8 +13,10 @@ from aac.core.testing import ToyModel, accuracy, train_epoch
 
 def config(mode: str = "early_exit", **params: Any) -> dict[str, Any]:
     budget = params or {"maximal_absolute_accuracy_degradation": 1.0}
-    return {"accuracy_aware_training": {"mode": mode, "params": {**budget, "maximal_total_epochs": 2}},
-            "compression": {"algorithm": "toy_pruning", "params": {"target": 0.2, "steps": 2}}}
+    return {
+        "accuracy_aware_training": {"mode": mode, "params": {**budget, "maximal_total_epochs": 2}},
+        "compression": {"algorithm": "toy_pruning", "params": {"target": 0.2, "steps": 2}},
+    }
 
 
 def loop_for(registry: Registry, cfg: dict[str, Any], uncompressed: float, **kwargs: Any) -> Any:
@@ -23,8 +25,9 @@ def loop_for(registry: Registry, cfg: dict[str, Any], uncompressed: float, **kwa
 
 
 def run(loop: Any, model: Any, log_dir: Path, scale: float = 1.0) -> Any:
-    return loop.run(model, lambda c, m, epoch, optimizer, lr_scheduler: train_epoch(m),
-                    lambda m, epoch: scale * accuracy(m), log_dir=log_dir)
+    return loop.run(
+        model, lambda c, m, epoch, optimizer, lr_scheduler: train_epoch(m), lambda m, epoch: scale * accuracy(m), log_dir=log_dir
+    )
 
 
 @pytest.mark.parametrize("mode", ["early_exit", "adaptive_compression_level"])

@@ -42,6 +42,7 @@ from aac.core.training.observers import REPORTERS, RunContext
 if TYPE_CHECKING:
     from conftest import FakeDistributions
 
+
 def ours(failures: list[PluginInfo]) -> list[PluginInfo]:
     """The failures of this module's fake distributions (a half-built real plugin is not this test's concern)."""
     return [f for f in failures if f.distribution.startswith("aac-test-")]
@@ -79,13 +80,19 @@ def test_a_plugin_failing_to_import_is_reported_by_name_and_the_rest_work(broken
 
 def test_a_plugin_implementing_an_unknown_hook_is_skipped_alone(dists: FakeDistributions) -> None:
     """A misspelt hook name must not take every other plugin down with a pluggy validation error."""
-    dists.add("aac-test-typo", {"typo": "aac_test_typo"}, {"aac_test_typo": """
+    dists.add(
+        "aac-test-typo",
+        {"typo": "aac_test_typo"},
+        {
+            "aac_test_typo": """
         from aac.core import hookimpl
 
         @hookimpl
         def aac_algorithm():  # missing "s"
             return []
-    """})
+    """
+        },
+    )
     dists.add_working("aac-test-good", "good", "good_algo")
 
     with pytest.warns(AacPluginWarning, match="aac plugin 'typo' .*unknown hook 'aac_algorithm'"):
@@ -98,7 +105,11 @@ def test_a_plugin_implementing_an_unknown_hook_is_skipped_alone(dists: FakeDistr
 def test_a_plugin_failing_validation_is_not_left_half_registered(dists: FakeDistributions) -> None:
     """pluggy before 1.7 (core allows >=1.5) registers hooks one by one: a later invalid hook left the
     earlier ones active, so the 'skipped' plugin's algorithm was still offered."""
-    dists.add("aac-test-half", {"half": "aac_test_half"}, {"aac_test_half": """
+    dists.add(
+        "aac-test-half",
+        {"half": "aac_test_half"},
+        {
+            "aac_test_half": """
         from aac.core import AlgorithmSpec, hookimpl
 
         @hookimpl
@@ -108,7 +119,9 @@ def test_a_plugin_failing_validation_is_not_left_half_registered(dists: FakeDist
         @hookimpl
         def aac_search_strategies(no_such_argument):
             return []
-    """})
+    """
+        },
+    )
 
     with pytest.warns(AacPluginWarning, match="aac plugin 'half'"):
         pm = get_plugin_manager()
@@ -140,18 +153,25 @@ def claims(model):
 def aac_backends():
     return [BackendSpec(name="fragile", claims=claims, factory=GenericBackend, priority=100)]
 """
-HOOK_WARNING = ("aac plugin 'raising' (from aac-test-hooks) is disabled: aac_algorithms() raised RuntimeError: licence server "
-                f"unreachable. Set {DISABLED_PLUGINS_ENV}=raising to silence this.")
-CLAIMS_WARNING = ("aac backend 'fragile' of plugin 'fragile' (from aac-test-hooks) is skipped for a model of type "
-                  "aac.core.testing.ToyModel: claims() raised AttributeError: 'NoneType' object has no attribute 'nn'")
+HOOK_WARNING = (
+    "aac plugin 'raising' (from aac-test-hooks) is disabled: aac_algorithms() raised RuntimeError: licence server "
+    f"unreachable. Set {DISABLED_PLUGINS_ENV}=raising to silence this."
+)
+CLAIMS_WARNING = (
+    "aac backend 'fragile' of plugin 'fragile' (from aac-test-hooks) is skipped for a model of type "
+    "aac.core.testing.ToyModel: claims() raised AttributeError: 'NoneType' object has no attribute 'nn'"
+)
 
 
 @pytest.fixture
 def broken_hooks(dists: FakeDistributions) -> Iterator[FakeDistributions]:
     """A distribution with a raising hook and a raising ``claims``, next to a working one; the default
     registry (what ``load_config`` and ``create_compressed_model`` use without one) is rebuilt around it."""
-    dists.add("aac-test-hooks", {"raising": "aac_test_raising", "fragile": "aac_test_fragile"},
-              {"aac_test_raising": RAISING_PLUGIN, "aac_test_fragile": FRAGILE_BACKEND})
+    dists.add(
+        "aac-test-hooks",
+        {"raising": "aac_test_raising", "fragile": "aac_test_fragile"},
+        {"aac_test_raising": RAISING_PLUGIN, "aac_test_fragile": FRAGILE_BACKEND},
+    )
     dists.add_working("aac-test-good", "good", "good_algo")
     reset_default_registry()
     yield dists
@@ -166,7 +186,10 @@ def test_a_plugin_whose_hook_raises_is_disabled_and_the_rest_work(broken_hooks: 
     assert [str(w.message) for w in warned if "aac-test-" in str(w.message)] == [HOOK_WARNING]
     (failure,) = ours(pm.failures)
     assert (failure.name, failure.distribution, failure.error) == (
-        "raising", "aac-test-hooks", "aac_algorithms() raised RuntimeError: licence server unreachable")
+        "raising",
+        "aac-test-hooks",
+        "aac_algorithms() raised RuntimeError: licence server unreachable",
+    )
     assert not pm.has_plugin("raising"), "unregistered: none of its hooks runs later"
     assert "never_offered" not in registry.search_strategies, "its other records go with it"
     assert "good_algo" in registry.algorithms and "fragile" in registry.backends and "step" in registry.search_strategies
@@ -206,18 +229,27 @@ def _half_read() -> Iterator[AlgorithmSpec]:
 GOOD = AlgorithmSpec(name="good", adaptive=False, frameworks={})
 
 
-@pytest.mark.parametrize(("value", "problem"), [
-    pytest.param(GOOD, "must return an iterable of AlgorithmSpec records, not AlgorithmSpec...", id="one-record"),
-    pytest.param(42, "must return an iterable of AlgorithmSpec records, not 42", id="int"),
-    pytest.param("good", "must return an iterable of AlgorithmSpec records, not 'good'", id="str"),
-    pytest.param({"good": GOOD}, "must return an iterable of AlgorithmSpec records, not {'good': Algo", id="mapping"),
-    pytest.param([GOOD, "bad"], "must return an iterable of AlgorithmSpec records, not [AlgorithmSpec", id="a-stray-item"),
-    pytest.param([SearchStrategySpec(name="step", factory="x:y")], "must return an iterable of AlgorithmSpec records, not [Search",
-                 id="wrong-record-type"),
-    pytest.param([AlgorithmSpec(name=None, adaptive=False, frameworks={})], "must return an iterable of AlgorithmSpec records",  # type: ignore[arg-type]
-                 id="name-not-str"),
-    pytest.param(_half_read(), "raised OSError: schema file missing", id="generator-raising"),
-])
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        pytest.param(GOOD, "must return an iterable of AlgorithmSpec records, not AlgorithmSpec...", id="one-record"),
+        pytest.param(42, "must return an iterable of AlgorithmSpec records, not 42", id="int"),
+        pytest.param("good", "must return an iterable of AlgorithmSpec records, not 'good'", id="str"),
+        pytest.param({"good": GOOD}, "must return an iterable of AlgorithmSpec records, not {'good': Algo", id="mapping"),
+        pytest.param([GOOD, "bad"], "must return an iterable of AlgorithmSpec records, not [AlgorithmSpec", id="a-stray-item"),
+        pytest.param(
+            [SearchStrategySpec(name="step", factory="x:y")],
+            "must return an iterable of AlgorithmSpec records, not [Search",
+            id="wrong-record-type",
+        ),
+        pytest.param(
+            [AlgorithmSpec(name=None, adaptive=False, frameworks={})],
+            "must return an iterable of AlgorithmSpec records",  # type: ignore[arg-type]
+            id="name-not-str",
+        ),
+        pytest.param(_half_read(), "raised OSError: schema file missing", id="generator-raising"),
+    ],
+)
 def test_a_hook_returning_garbage_disables_its_plugin(value: Any, problem: str) -> None:
     garbage = Garbage(value)
     pm = get_plugin_manager(autoload=False, plugins=[ToyPlugin(), garbage])
@@ -251,7 +283,9 @@ def test_a_failing_builtin_hook_is_raised(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.parametrize("value", ["1", "true", "YES"])
-def test_autoload_can_be_disabled_by_environment(broken_and_working: FakeDistributions, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+def test_autoload_can_be_disabled_by_environment(
+    broken_and_working: FakeDistributions, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
     monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, value)
     pm = get_plugin_manager()  # no warning: the broken plugin is not even imported
 
@@ -285,8 +319,14 @@ def test_each_builtin_reporter_can_be_switched_off(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv(DISABLED_PLUGINS_ENV, blocked)
     pm = get_plugin_manager(autoload=False)
     assert pm.is_blocked(blocked) and not pm.has_plugin(blocked)
-    context = RunContext(tmp_path, "early_exit", AccuracyAwareParams.from_section(
-        {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 1.0}}), 90.0, None, tensorboard_writer=object())
+    context = RunContext(
+        tmp_path,
+        "early_exit",
+        AccuracyAwareParams.from_section({"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 1.0}}),
+        90.0,
+        None,
+        tensorboard_writer=object(),
+    )
     kinds = {type(observer).__name__ for observer in Registry(pm).loop_observers(context)}
     expected = {type(make(context)).__name__ for name, make in REPORTERS.items() if name != blocked}
     assert kinds == expected and len(expected) == len(REPORTERS) - 1
@@ -367,7 +407,9 @@ def test_of_two_installed_plugins_the_first_by_entry_point_name_keeps_a_name(dis
         for loser in ("mike", "zulu")
     ]
     assert [(d.name, d.plugin, d.reason) for d in registry.disabled] == [
-        ("clash", "mike", "plugin 'alpha' registered it first"), ("clash", "zulu", "plugin 'alpha' registered it first")]
+        ("clash", "mike", "plugin 'alpha' registered it first"),
+        ("clash", "zulu", "plugin 'alpha' registered it first"),
+    ]
 
 
 def test_the_same_record_from_two_plugins_is_no_conflict() -> None:
@@ -387,18 +429,25 @@ class SchemaMistakes:
     @hookimpl
     def aac_algorithms(self) -> Iterable[AlgorithmSpec]:
         def schema(key: str) -> dict[str, Any]:
-            return {"$id": "urn:copied", "type": "object", "properties": {
-                "params": {"type": "object", "properties": {key: {"type": "integer"}}, "additionalProperties": False}}}
+            return {
+                "$id": "urn:copied",
+                "type": "object",
+                "properties": {"params": {"type": "object", "properties": {key: {"type": "integer"}}, "additionalProperties": False}},
+            }
 
-        return [AlgorithmSpec(name="first", adaptive=False, frameworks={}, schema=schema("a"), package="aac-test-a"),
-                AlgorithmSpec(name="second", adaptive=False, frameworks={}, schema=schema("b"), package="aac-test-b"),
-                AlgorithmSpec(name="broken", adaptive=False, frameworks={}, schema={"$id": "urn:b", "type": "objekt"}, package="aac-test-c")]
+        return [
+            AlgorithmSpec(name="first", adaptive=False, frameworks={}, schema=schema("a"), package="aac-test-a"),
+            AlgorithmSpec(name="second", adaptive=False, frameworks={}, schema=schema("b"), package="aac-test-b"),
+            AlgorithmSpec(name="broken", adaptive=False, frameworks={}, schema={"$id": "urn:b", "type": "objekt"}, package="aac-test-c"),
+        ]
 
 
 def test_two_algorithm_schemas_with_one_id_are_a_plugin_error() -> None:
     """Otherwise only one schema is applied and the other algorithm's valid sections fail its rules."""
     registry = Registry(get_plugin_manager(autoload=False, plugins=[SchemaMistakes()]))
-    with pytest.raises(PluginError, match=r"algorithm 'second' \(aac-test-b\) has the \$id 'urn:copied', already used by algorithm 'first'"):
+    with pytest.raises(
+        PluginError, match=r"algorithm 'second' \(aac-test-b\) has the \$id 'urn:copied', already used by algorithm 'first'"
+    ):
         load_config({"compression": {"algorithm": "second", "params": {"b": 1}}}, registry=registry)
 
 
@@ -450,7 +499,8 @@ def test_a_backend_whose_claims_raises_is_skipped_for_that_model() -> None:
 
     assert [str(w.message) for w in warned] == [
         f"aac backend 'fragile' of plugin '{plugin}' (FragileBackends, registered in code) is skipped for a model of type "
-        f"{__name__}.Special: claims() raised ImportError: cannot import name 'nn' from 'torch' (a half-installed torch)"]
+        f"{__name__}.Special: claims() raised ImportError: cannot import name 'nn' from 'torch' (a half-installed torch)"
+    ]
     assert registry.disabled == [] and registry.plugin_manager.failures == [], "only for this model: another may work"
 
 
@@ -532,8 +582,7 @@ def test_without_compression_section_the_model_is_unchanged(registry: Registry) 
 
 @pytest.mark.parametrize(
     "compression",
-    [PRUNING, pytest.param([{**PRUNING, "params": {"target": 0.4, "steps": 4}}, {"algorithm": "toy_quant"}],
-                           id="composite")],
+    [PRUNING, pytest.param([{**PRUNING, "params": {"target": 0.4, "steps": 4}}, {"algorithm": "toy_quant"}], id="composite")],
     ids=["single", "composite"],
 )
 def test_compression_state_round_trip(registry: Registry, compression: Any) -> None:
@@ -566,14 +615,19 @@ class Lying(CompressionAlgorithm):
 class MisdeclaringPlugin:
     @hookimpl
     def aac_algorithms(self) -> Iterable[AlgorithmSpec]:
-        return [AlgorithmSpec(name="liar", adaptive=True, frameworks={"python": lambda model, section, config: Lying(model)}),
-                AlgorithmSpec(name="torch_only", adaptive=False, frameworks={"torch": "not_imported.at:all"}, package="aac-test")]
+        return [
+            AlgorithmSpec(name="liar", adaptive=True, frameworks={"python": lambda model, section, config: Lying(model)}),
+            AlgorithmSpec(name="torch_only", adaptive=False, frameworks={"torch": "not_imported.at:all"}, package="aac-test"),
+        ]
 
 
 def test_adaptive_flag_mismatch_is_a_plugin_error() -> None:
     registry = Registry(get_plugin_manager(autoload=False, plugins=[MisdeclaringPlugin()]))
-    with pytest.raises(PluginError, match=r"algorithm 'liar': the plugin registered adaptive=True but its controller "
-                                          r".*Lying declares adaptive=False"):
+    with pytest.raises(
+        PluginError,
+        match=r"algorithm 'liar': the plugin registered adaptive=True but its controller "
+        r".*Lying declares adaptive=False",
+    ):
         create_compressed_model(ToyModel(), {"compression": {"algorithm": "liar"}}, registry=registry)
 
 

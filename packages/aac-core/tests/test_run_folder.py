@@ -24,9 +24,15 @@ from aac.core import (
 from aac.core.testing import ToyModel, ToyPlugin, accuracy, train_epoch
 
 CONFIG = {
-    "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
-        "maximal_absolute_accuracy_degradation": 0.05, "initial_training_phase_epochs": 2, "patience_epochs": 1,
-        "maximal_total_epochs": 5}},
+    "accuracy_aware_training": {
+        "mode": "adaptive_compression_level",
+        "params": {
+            "maximal_absolute_accuracy_degradation": 0.05,
+            "initial_training_phase_epochs": 2,
+            "patience_epochs": 1,
+            "maximal_total_epochs": 5,
+        },
+    },
     "compression": {"algorithm": "toy_pruning", "params": {"target": 0.2, "steps": 2}},
 }
 
@@ -34,8 +40,13 @@ CONFIG = {
 def run(registry: Registry, log_dir: Path, validate: Any = None, **kwargs: Any) -> Any:
     controller, model = create_compressed_model(ToyModel(), CONFIG, registry=registry)
     loop = create_accuracy_aware_training_loop(CONFIG, controller, 0.95, registry=registry, verbose=False)
-    loop.run(model, lambda c, m, epoch, optimizer, lr_scheduler: train_epoch(m),
-             validate or (lambda m, epoch: accuracy(m)), log_dir=log_dir, **kwargs)
+    loop.run(
+        model,
+        lambda c, m, epoch, optimizer, lr_scheduler: train_epoch(m),
+        validate or (lambda m, epoch: accuracy(m)),
+        log_dir=log_dir,
+        **kwargs,
+    )
     return loop.statistics
 
 
@@ -50,17 +61,21 @@ def edit_state(folder: Path, change: Any) -> None:
     (folder / "state.json").write_text(json.dumps(change(state)))
 
 
-@pytest.mark.parametrize(("damage", "message"), [
-    (lambda f: (f / "state.json").write_bytes(b"\xff\xfe\x00garbage"), "is corrupt"),
-    (lambda f: (f / "state.json").write_text("[]"), "damaged: it holds a JSON list, not an object"),
-    (lambda f: (f / "state.json").write_text("null"), "damaged: it holds a JSON NoneType, not an object"),
-    (lambda f: edit_state(f, lambda s: {k: v for k, v in s.items() if k != "fingerprint"}), "missing key 'fingerprint'"),
-    (lambda f: edit_state(f, lambda s: {**s, "surprise": 1}), "unknown key 'surprise'"),
-    (lambda f: edit_state(f, lambda s: {**s, "phase": "serch"}), "unknown phase 'serch'"),
-    (lambda f: edit_state(f, lambda s: {**s, "result": None}), "marked done but names no kept checkpoint"),
-    (lambda f: edit_state(f, lambda s: {**s, "epochs": "5"}), "'epochs' is str, not int"),
-    (lambda f: edit_state(f, lambda s: {**s, "version": 99}), "is not an aac run state of version"),
-], ids=["garbage", "list", "null", "missing", "extra", "phase", "result", "type", "version"])
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda f: (f / "state.json").write_bytes(b"\xff\xfe\x00garbage"), "is corrupt"),
+        (lambda f: (f / "state.json").write_text("[]"), "damaged: it holds a JSON list, not an object"),
+        (lambda f: (f / "state.json").write_text("null"), "damaged: it holds a JSON NoneType, not an object"),
+        (lambda f: edit_state(f, lambda s: {k: v for k, v in s.items() if k != "fingerprint"}), "missing key 'fingerprint'"),
+        (lambda f: edit_state(f, lambda s: {**s, "surprise": 1}), "unknown key 'surprise'"),
+        (lambda f: edit_state(f, lambda s: {**s, "phase": "serch"}), "unknown phase 'serch'"),
+        (lambda f: edit_state(f, lambda s: {**s, "result": None}), "marked done but names no kept checkpoint"),
+        (lambda f: edit_state(f, lambda s: {**s, "epochs": "5"}), "'epochs' is str, not int"),
+        (lambda f: edit_state(f, lambda s: {**s, "version": 99}), "is not an aac run state of version"),
+    ],
+    ids=["garbage", "list", "null", "missing", "extra", "phase", "result", "type", "version"],
+)
 def test_a_damaged_state_file_is_a_clear_checkpoint_error(registry: Registry, finished: Path, damage: Any, message: str) -> None:
     damage(finished)
     with pytest.raises(CheckpointError, match=message) as error:
@@ -90,6 +105,7 @@ def test_a_checkpoint_without_weights_is_refused(registry: Registry, finished: P
 
 def test_a_stale_training_checkpoint_is_refused(registry: Registry, tmp_path: Path) -> None:
     """state.json says 3 epochs were trained; the training checkpoint it names holds epoch 2."""
+
     class Killed(Exception):
         pass
 
@@ -118,11 +134,19 @@ def test_a_log_dir_that_is_a_file_is_refused_before_training(registry: Registry,
     controller, model = create_compressed_model(ToyModel(), CONFIG, registry=registry)
     loop = create_accuracy_aware_training_loop(CONFIG, controller, 0.95, registry=registry, verbose=False)
     with pytest.raises(AacError, match="is a file, not a folder"):
-        loop.run(model, lambda c, m, epoch, optimizer, lr_scheduler: trained.append(epoch), lambda m, epoch: accuracy(m),
-                 log_dir=tmp_path / "run")
+        loop.run(
+            model,
+            lambda c, m, epoch, optimizer, lr_scheduler: trained.append(epoch),
+            lambda m, epoch: accuracy(m),
+            log_dir=tmp_path / "run",
+        )
     with pytest.raises(AacError, match="cannot create log_dir"):
-        loop.run(model, lambda c, m, epoch, optimizer, lr_scheduler: trained.append(epoch), lambda m, epoch: accuracy(m),
-                 log_dir=tmp_path / "run" / "below")
+        loop.run(
+            model,
+            lambda c, m, epoch, optimizer, lr_scheduler: trained.append(epoch),
+            lambda m, epoch: accuracy(m),
+            log_dir=tmp_path / "run" / "below",
+        )
     assert trained == []
 
 
@@ -138,8 +162,9 @@ class Exploding(LoopObserver):
             raise RuntimeError("the dashboard is down")
 
 
-def test_an_observer_that_raises_is_dropped_and_training_goes_on(registry: Registry, tmp_path: Path,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_an_observer_that_raises_is_dropped_and_training_goes_on(
+    registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     class ObserverPlugin:
         @hookimpl
         def aac_loop_observers(self, context: Any) -> list[LoopObserver]:
@@ -152,8 +177,9 @@ def test_an_observer_that_raises_is_dropped_and_training_goes_on(registry: Regis
     assert any("Exploding raised in on_epoch_end and is dropped" in r.getMessage() for r in caplog.records)
 
 
-def test_an_uncompressed_metric_far_below_the_first_validation_is_warned_about(registry: Registry, tmp_path: Path,
-                                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_an_uncompressed_metric_far_below_the_first_validation_is_warned_about(
+    registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """uncompressed_model_accuracy 0.2 while the model validates at 0.9: another metric, or a wrong number."""
     controller, model = create_compressed_model(ToyModel(), CONFIG, registry=registry)
     loop = create_accuracy_aware_training_loop(CONFIG, controller, 0.2, registry=registry, verbose=False)

@@ -89,8 +89,13 @@ def test_listed_in_names_the_list_an_entry_came_from() -> None:
 
 
 def test_section_scopes_select_what_an_algorithm_may_compress(index: ScopeIndex) -> None:
-    section = AlgorithmSection("toy", "$.compression", {"algorithm": "toy", "validate_scopes": False},
-                               ignored_scopes=("{re}norm$", "missing.layer"), target_scopes=("blocks",))
+    section = AlgorithmSection(
+        "toy",
+        "$.compression",
+        {"algorithm": "toy", "validate_scopes": False},
+        ignored_scopes=("{re}norm$", "missing.layer"),
+        target_scopes=("blocks",),
+    )
     scopes = SectionScopes.resolve(index, section)  # the unmatched entry only warns: validate_scopes is false
     assert [p for p in index.paths if scopes.selects(p)] == ["blocks", "blocks.1", "blocks.1.conv", "blocks.10", "blocks.10.conv"]
     with pytest.raises(ConfigError, match="missing.layer"):

@@ -26,8 +26,12 @@ GRID = 0.05
 
 
 def config(**params: Any) -> dict[str, Any]:
-    base = {"maximal_absolute_accuracy_degradation": 0.05, "initial_training_phase_epochs": 2, "patience_epochs": 3,
-            "maximal_total_epochs": 40}
+    base = {
+        "maximal_absolute_accuracy_degradation": 0.05,
+        "initial_training_phase_epochs": 2,
+        "patience_epochs": 3,
+        "maximal_total_epochs": 40,
+    }
     return {
         "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {**base, **params}},
         "compression": {"algorithm": "toy_pruning", "params": {"target": 0.2, "steps": 2, "grid": GRID}},
@@ -152,7 +156,11 @@ def test_resume_after_a_kill_gives_the_identical_result(registry: Registry, tmp_
             Run(registry, config(), crash_at_call=point).run(folder)
         resumed = Run(registry, config()).run(folder)  # a fresh process: new model, controller and loop
         assert (resumed.compression_rate, resumed.compressed_accuracy, resumed.total_epochs, resumed.stop_reason) == (
-            reference.compression_rate, reference.compressed_accuracy, reference.total_epochs, reference.stop_reason), point
+            reference.compression_rate,
+            reference.compressed_accuracy,
+            reference.total_epochs,
+            reference.stop_reason,
+        ), point
         trained = [(r.epoch, r.compression_rate, r.metric, r.level_end) for r in resumed.history if not r.is_probe]
         assert trained == [(r.epoch, r.compression_rate, r.metric, r.level_end) for r in reference.history if not r.is_probe], point
         probed = [(r.epoch, r.compression_rate, r.metric) for r in resumed.history if r.is_probe]
@@ -176,23 +184,28 @@ def test_a_controller_answering_an_impossible_real_rate_is_named(registry: Regis
 
 @pytest.mark.parametrize("strategy", ["frontier", "step"])
 @pytest.mark.parametrize("early_rejection", [True, False])
-def test_every_trained_and_returned_rate_lies_within_the_bounds(registry: Registry, tmp_path: Path, strategy: str,
-                                                                early_rejection: bool) -> None:
+def test_every_trained_and_returned_rate_lies_within_the_bounds(
+    registry: Registry, tmp_path: Path, strategy: str, early_rejection: bool
+) -> None:
     """The initial phase ends at 0.2, above the maximal rate 0.15: the search starts at the bound (its start
     probe already meets the budget; without probes it is trained)."""
-    statistics = Run(registry, config(maximal_compression_rate=0.15, search_strategy=strategy,
-                                      early_rejection=early_rejection)).run(tmp_path)
+    statistics = Run(registry, config(maximal_compression_rate=0.15, search_strategy=strategy, early_rejection=early_rejection)).run(
+        tmp_path
+    )
     searched = [r.compression_rate for r in statistics.history if r.phase in ("search", "probe")]
     assert searched and all(rate <= 0.15 for rate in searched)
     assert any(r.phase == "search" for r in statistics.history) != early_rejection
     assert statistics.compression_rate == 0.15 and statistics.feasible
 
 
-@pytest.mark.parametrize(("bounds", "message"), [
-    ({"minimal_compression_rate": -0.1}, r"minimal_compression_rate must be a rate in \[0, 1\], got -0.1"),
-    ({"maximal_compression_rate": float("nan")}, r"maximal_compression_rate must be a rate in \[0, 1\], got nan"),
-    ({"maximal_compression_rate": "0.5"}, r"maximal_compression_rate must be a rate in \[0, 1\], got '0.5'"),
-])
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        ({"minimal_compression_rate": -0.1}, r"minimal_compression_rate must be a rate in \[0, 1\], got -0.1"),
+        ({"maximal_compression_rate": float("nan")}, r"maximal_compression_rate must be a rate in \[0, 1\], got nan"),
+        ({"maximal_compression_rate": "0.5"}, r"maximal_compression_rate must be a rate in \[0, 1\], got '0.5'"),
+    ],
+)
 def test_bounds_given_to_the_constructor_are_checked_at_once(registry: Registry, bounds: dict[str, Any], message: str) -> None:
     controller, _ = create_compressed_model(ToyModel(), config(), registry=registry)
     with pytest.raises(AacError, match=message):

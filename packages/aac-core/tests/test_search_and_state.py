@@ -93,10 +93,17 @@ def test_composite_without_adaptive_child_has_no_rate(registry: Registry) -> Non
 def test_adaptive_loop_keeps_other_algorithms_scheduled(registry: Registry, tmp_path: Path) -> None:
     """Only the adaptive child's schedule is disabled; quantization-like children keep stepping."""
     config = {
-        "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
-            "maximal_absolute_accuracy_degradation": 0.05, "initial_training_phase_epochs": 1, "patience_epochs": 1,
-            "maximal_total_epochs": 4, "search_strategy": "step",
-            "early_rejection": False}},
+        "accuracy_aware_training": {
+            "mode": "adaptive_compression_level",
+            "params": {
+                "maximal_absolute_accuracy_degradation": 0.05,
+                "initial_training_phase_epochs": 1,
+                "patience_epochs": 1,
+                "maximal_total_epochs": 4,
+                "search_strategy": "step",
+                "early_rejection": False,
+            },
+        },
         "compression": [{"algorithm": "toy_quant"}, {"algorithm": "toy_pruning"}],
     }
     controller, model = create_compressed_model(ToyModel(), config, registry=registry)
@@ -134,8 +141,9 @@ def test_atomic_writes_honour_the_umask(tmp_path: Path, umask: int, mode: int) -
 
 
 @pytest.mark.parametrize(("setting", "flushes"), [(None, 1), ("1", 1), ("0", 0)])
-def test_atomic_writes_flush_to_disk_unless_aac_fsync_is_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          setting: str | None, flushes: int) -> None:
+def test_atomic_writes_flush_to_disk_unless_aac_fsync_is_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, flushes: int
+) -> None:
     calls: list[int] = []
     monkeypatch.setattr(os, "fsync", calls.append)
     if setting is None:
@@ -148,9 +156,18 @@ def test_atomic_writes_flush_to_disk_unless_aac_fsync_is_0(tmp_path: Path, monke
 
 def test_a_resumed_run_removes_files_its_state_does_not_name(registry: Registry, tmp_path: Path) -> None:
     """A best checkpoint written just before a kill (the state never switched to it) and a killed atomic write's temporary file."""
-    config = {"accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
-        "maximal_absolute_accuracy_degradation": 0.05, "initial_training_phase_epochs": 1, "patience_epochs": 1,
-        "maximal_total_epochs": 3}}, "compression": {"algorithm": "toy_pruning"}}
+    config = {
+        "accuracy_aware_training": {
+            "mode": "adaptive_compression_level",
+            "params": {
+                "maximal_absolute_accuracy_degradation": 0.05,
+                "initial_training_phase_epochs": 1,
+                "patience_epochs": 1,
+                "maximal_total_epochs": 3,
+            },
+        },
+        "compression": {"algorithm": "toy_pruning"},
+    }
     controller, model = create_compressed_model(ToyModel(), config, registry=registry)
     loop = create_accuracy_aware_training_loop(config, controller, 0.95, registry=registry, verbose=False)
     loop.run(model, lambda c, m, epoch, optimizer, lr_scheduler: train_epoch(m), lambda m, epoch: accuracy(m), log_dir=tmp_path)
@@ -188,8 +205,10 @@ def test_loop_observers_come_from_plugins(tmp_path: Path) -> None:
             return [observer]
 
     registry = Registry(get_plugin_manager(autoload=False, plugins=[ToyPlugin(), ObserverPlugin()]))
-    config = {"accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 0.05}},
-              "compression": {"algorithm": "toy_pruning", "params": {"target": 0.1, "steps": 1}}}
+    config = {
+        "accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 0.05}},
+        "compression": {"algorithm": "toy_pruning", "params": {"target": 0.1, "steps": 1}},
+    }
     controller, model = create_compressed_model(ToyModel(), config, registry=registry)
     loop = create_accuracy_aware_training_loop(config, controller, 0.95, registry=registry, verbose=False)
     loop.run(model, lambda c, m, epoch, optimizer, lr_scheduler: train_epoch(m), lambda m, epoch: accuracy(m), log_dir=tmp_path)

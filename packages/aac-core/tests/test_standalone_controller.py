@@ -110,8 +110,9 @@ def standalone_config(mode: str, **params: Any) -> dict[str, Any]:
 def run_loop(registry: Registry, mode: str, log_dir: Path, **params: Any) -> tuple[Any, MaskController, ToyModel]:
     model = ToyModel(0.9)
     controller = MaskController(model)
-    loop = create_accuracy_aware_training_loop(standalone_config(mode, **params), controller, UNCOMPRESSED, registry=registry,
-                                               verbose=False)
+    loop = create_accuracy_aware_training_loop(
+        standalone_config(mode, **params), controller, UNCOMPRESSED, registry=registry, verbose=False
+    )
 
     def train(ctrl: Any, m: ToyModel, epoch: int, optimizer: Any, lr_scheduler: Any) -> float:
         assert ctrl is controller
@@ -174,26 +175,31 @@ def test_a_config_without_compression_loads_with_a_note(registry: Registry, mode
     config = load_config(standalone_config(mode), registry=registry)
     assert config.compression_sections() == []
     assert config.accuracy_aware_training is not None and config.accuracy_aware_training.mode == mode
-    assert config.notes == (f"$.compression is absent; '{mode}' mode needs a compression controller built in code "
-                            "(pass it to create_accuracy_aware_training_loop)",)
+    assert config.notes == (
+        f"$.compression is absent; '{mode}' mode needs a compression controller built in code "
+        "(pass it to create_accuracy_aware_training_loop)",
+    )
 
 
 def test_an_empty_compression_list_is_still_refused_in_adaptive_mode(registry: Registry) -> None:
     with pytest.raises(ConfigError) as info:
         load_config({**standalone_config("adaptive_compression_level"), "compression": []}, registry=registry)
-    assert [(p.path, p.message) for p in info.value.problems] == [(
-        "$.compression",
-        "'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but the compression list is empty; "
-        "add one of: toy_pruning, or leave the 'compression' key out and pass a controller built in code to "
-        "create_accuracy_aware_training_loop",
-    )]
+    assert [(p.path, p.message) for p in info.value.problems] == [
+        (
+            "$.compression",
+            "'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but the compression list is empty; "
+            "add one of: toy_pruning, or leave the 'compression' key out and pass a controller built in code to "
+            "create_accuracy_aware_training_loop",
+        )
+    ]
 
 
 def test_a_null_compression_is_a_shape_error_not_a_missing_algorithm(registry: Registry) -> None:
     with pytest.raises(ConfigError) as info:
         load_config({**standalone_config("adaptive_compression_level"), "compression": None}, registry=registry)
     assert [(p.path, p.message) for p in info.value.problems] == [
-        ("$.compression", "null has the wrong shape (expected an object or an array)")]
+        ("$.compression", "null has the wrong shape (expected an object or an array)")
+    ]
 
 
 def test_an_empty_compression_list_is_fine_in_early_exit_mode_and_not_noted(registry: Registry) -> None:
@@ -204,16 +210,19 @@ def test_an_empty_compression_list_is_fine_in_early_exit_mode_and_not_noted(regi
 def test_only_fixed_level_algorithms_are_still_refused_in_adaptive_mode(registry: Registry) -> None:
     with pytest.raises(ConfigError) as info:
         load_config({**standalone_config("adaptive_compression_level"), "compression": {"algorithm": "toy_quant"}}, registry=registry)
-    assert [(p.path, p.message) for p in info.value.problems] == [(
-        "$.compression",
-        "'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but toy_quant cannot have its "
-        "level searched; add one of: toy_pruning",
-    )]
+    assert [(p.path, p.message) for p in info.value.problems] == [
+        (
+            "$.compression",
+            "'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but toy_quant cannot have its "
+            "level searched; add one of: toy_pruning",
+        )
+    ]
 
 
 def test_a_config_with_compression_gets_no_controller_note(registry: Registry) -> None:
-    config = load_config({**standalone_config("adaptive_compression_level"), "compression": {"algorithm": "toy_pruning"}},
-                         registry=registry)
+    config = load_config(
+        {**standalone_config("adaptive_compression_level"), "compression": {"algorithm": "toy_pruning"}}, registry=registry
+    )
     assert config.notes == ()
 
 
@@ -235,7 +244,9 @@ def test_validate_accepts_a_standalone_file_and_notes_it(tmp_path: Path, registr
     ]
 
 
-def test_validate_quiet_prints_nothing_for_a_standalone_file(tmp_path: Path, registry: Registry, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_quiet_prints_nothing_for_a_standalone_file(
+    tmp_path: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "standalone.json"
     path.write_text(json.dumps(standalone_config("early_exit")))
     assert main(["validate", "-q", str(path)], registry=registry) == 0

@@ -16,15 +16,19 @@ import torch
 from aac.core import create_compressed_model
 from aac.torch.testing.digits import DigitsCNN, Trainer, digits, pretrain
 
-PRUNING = {"algorithm": "filter_pruning", "params": {"schedule": "baseline", "pruning_target": 0.85, "filters_multiple_of": 1,
-                                                     "prune_first_conv": True}}
+PRUNING = {
+    "algorithm": "filter_pruning",
+    "params": {"schedule": "baseline", "pruning_target": 0.85, "filters_multiple_of": 1, "prune_first_conv": True},
+}
 
 
 def fine_tuned(model: DigitsCNN, train, val, distil: bool) -> tuple[float, float]:
     """(pruning rate, accuracy) after four epochs of fine-tuning on 300 labelled digits."""
     torch.manual_seed(0)
     compression = [PRUNING, {"algorithm": "knowledge_distillation", "type": "mse"}] if distil else [PRUNING]
-    controller, model = create_compressed_model(copy.deepcopy(model), {"input_info": {"sample_size": [1, 1, 8, 8]}, "compression": compression})
+    controller, model = create_compressed_model(
+        copy.deepcopy(model), {"input_info": {"sample_size": [1, 1, 8, 8]}, "compression": compression}
+    )
     trainer = Trainer(model, (train[0][:300], train[1][:300]), val, lr=0.02, batch_size=32)
     optimizer, _ = trainer.configure_optimizers()
     for _ in range(4):

@@ -15,8 +15,11 @@ from aac.torch.testing.digits import DigitsCNN, Trainer, digits, pretrain
 from aac.torch.transforms import has_transforms
 
 INPUT = {"sample_size": [1, 1, 8, 8]}
-PRUNING = {"algorithm": "filter_pruning", "pruning_init": 0.5, "params": {"pruning_target": 0.5, "filters_multiple_of": 1,
-                                                                           "prune_first_conv": True}}
+PRUNING = {
+    "algorithm": "filter_pruning",
+    "pruning_init": 0.5,
+    "params": {"pruning_target": 0.5, "filters_multiple_of": 1, "prune_first_conv": True},
+}
 
 
 def distillation(controller):
@@ -67,13 +70,17 @@ def test_the_teacher_runs_only_for_training_passes():
     assert calls == [1]
 
 
-@pytest.mark.parametrize("others", [
-    [PRUNING],
-    [{"algorithm": "quantization"}],
-    [{"algorithm": "magnitude_sparsity", "sparsity_init": 0.5}],
-    [{"algorithm": "rb_sparsity", "sparsity_init": 0.5}],
-    [PRUNING, {"algorithm": "quantization"}],
-], ids=["pruning", "quantization", "magnitude", "rb", "pruning+quantization"])
+@pytest.mark.parametrize(
+    "others",
+    [
+        [PRUNING],
+        [{"algorithm": "quantization"}],
+        [{"algorithm": "magnitude_sparsity", "sparsity_init": 0.5}],
+        [{"algorithm": "rb_sparsity", "sparsity_init": 0.5}],
+        [PRUNING, {"algorithm": "quantization"}],
+    ],
+    ids=["pruning", "quantization", "magnitude", "rb", "pruning+quantization"],
+)
 def test_the_teacher_is_the_uncompressed_model_whatever_comes_before(others):
     original, controller, model = compress(*others, {"algorithm": "knowledge_distillation", "type": "mse"})
     teacher = distillation(controller).teacher
@@ -107,8 +114,9 @@ def test_state_round_trip_keeps_the_teacher():
     state = controller.get_state()
     controller.load_state(state)
     assert state["children"]["knowledge_distillation"]["algorithm"] == "knowledge_distillation"
-    assert set(model.state_dict()) == set(create_compressed_model(DigitsCNN(width=8), {"input_info": INPUT, "compression": [PRUNING]})[1]
-                                          .state_dict())  # the teacher adds nothing to the checkpoint
+    assert set(model.state_dict()) == set(
+        create_compressed_model(DigitsCNN(width=8), {"input_info": INPUT, "compression": [PRUNING]})[1].state_dict()
+    )  # the teacher adds nothing to the checkpoint
 
 
 def test_distillation_under_the_adaptive_loop(tmp_path):
@@ -118,13 +126,27 @@ def test_distillation_under_the_adaptive_loop(tmp_path):
     model = DigitsCNN(width=8)
     trainer = Trainer(model, train, val, lr=0.05)
     baseline = pretrain(model, trainer, epochs=4)
-    config = {"input_info": INPUT, "compression": [
-        {"algorithm": "filter_pruning", "params": {"pruning_target": 0.3, "pruning_steps": 1, "filters_multiple_of": 2,
-                                                   "prune_first_conv": True}},
-        {"algorithm": "knowledge_distillation", "type": "softmax", "temperature": 2.0}],
-        "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
-            "maximal_absolute_accuracy_degradation": 5.0, "initial_training_phase_epochs": 1, "patience_epochs": 1,
-            "initial_compression_rate_step": 0.2, "minimal_compression_rate_step": 0.1, "maximal_total_epochs": 4}}}
+    config = {
+        "input_info": INPUT,
+        "compression": [
+            {
+                "algorithm": "filter_pruning",
+                "params": {"pruning_target": 0.3, "pruning_steps": 1, "filters_multiple_of": 2, "prune_first_conv": True},
+            },
+            {"algorithm": "knowledge_distillation", "type": "softmax", "temperature": 2.0},
+        ],
+        "accuracy_aware_training": {
+            "mode": "adaptive_compression_level",
+            "params": {
+                "maximal_absolute_accuracy_degradation": 5.0,
+                "initial_training_phase_epochs": 1,
+                "patience_epochs": 1,
+                "initial_compression_rate_step": 0.2,
+                "minimal_compression_rate_step": 0.1,
+                "maximal_total_epochs": 4,
+            },
+        },
+    }
     controller, model = create_compressed_model(model, config)
     teacher_passes = []
     distillation(controller).teacher.register_forward_hook(lambda *args: teacher_passes.append(1))

@@ -27,12 +27,26 @@ from aac.torch.testing.models import DigitsNet
 
 CONFIG = {
     "input_info": {"sample_size": [1, 1, 8, 8]},
-    "compression": {"algorithm": "filter_pruning", "pruning_init": 0.1,
-                    "params": {"pruning_target": 0.2, "pruning_steps": 2, "filters_multiple_of": 2,
-                               "prune_first_conv": True, "prune_downsample_convs": True}},
-    "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
-        "maximal_absolute_accuracy_degradation": 3.0, "initial_training_phase_epochs": 2, "patience_epochs": 2,
-        "maximal_total_epochs": 10}},
+    "compression": {
+        "algorithm": "filter_pruning",
+        "pruning_init": 0.1,
+        "params": {
+            "pruning_target": 0.2,
+            "pruning_steps": 2,
+            "filters_multiple_of": 2,
+            "prune_first_conv": True,
+            "prune_downsample_convs": True,
+        },
+    },
+    "accuracy_aware_training": {
+        "mode": "adaptive_compression_level",
+        "params": {
+            "maximal_absolute_accuracy_degradation": 3.0,
+            "initial_training_phase_epochs": 2,
+            "patience_epochs": 2,
+            "maximal_total_epochs": 10,
+        },
+    },
 }
 
 
@@ -42,13 +56,13 @@ def main(log_dir: str, result: str, kill_at: int | None) -> None:
     data = load_digits()
     x = torch.tensor(data.images[:600], dtype=torch.float32).unsqueeze(1) / 16.0
     y = torch.tensor(data.target[:600])
-    batches = [(x[i:i + 50], y[i:i + 50]) for i in range(0, 450, 50)]
+    batches = [(x[i : i + 50], y[i : i + 50]) for i in range(0, 450, 50)]
 
     def train_epoch(compression_ctrl: Any, model: torch.nn.Module, epoch: int, optimizer: Any, lr_scheduler: Any) -> None:
         model.train()
         order = torch.randperm(450)  # the loop saves and restores the RNG: a resumed run draws the same orders
         for start in range(0, 450, 50):
-            inputs, targets = x[order[start:start + 50]], y[order[start:start + 50]]
+            inputs, targets = x[order[start : start + 50]], y[order[start : start + 50]]
             if compression_ctrl is not None:
                 compression_ctrl.scheduler.step()
             loss = F.cross_entropy(model(inputs), targets) + (compression_ctrl.loss() if compression_ctrl is not None else 0.0)
@@ -77,12 +91,27 @@ def main(log_dir: str, result: str, kill_at: int | None) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     loop = create_accuracy_aware_training_loop(CONFIG, controller, uncompressed, verbose=False)
-    loop.run(model, train_epoch, validate, lambda: (torch.optim.Adam(model.parameters(), lr=3e-3), None),
-             dump_checkpoint_fn=dump_checkpoint_fn, log_dir=log_dir)
+    loop.run(
+        model,
+        train_epoch,
+        validate,
+        lambda: (torch.optim.Adam(model.parameters(), lr=3e-3), None),
+        dump_checkpoint_fn=dump_checkpoint_fn,
+        log_dir=log_dir,
+    )
     weights = hashlib.sha256(b"".join(t.detach().numpy().tobytes() for t in model.state_dict().values())).hexdigest()
     stats = loop.statistics
-    Path(result).write_text(json.dumps({"rate": stats.compression_rate, "metric": stats.compressed_accuracy,
-                                        "epochs": stats.total_epochs, "weights": weights, "writes": writes}))
+    Path(result).write_text(
+        json.dumps(
+            {
+                "rate": stats.compression_rate,
+                "metric": stats.compressed_accuracy,
+                "epochs": stats.total_epochs,
+                "weights": weights,
+                "writes": writes,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

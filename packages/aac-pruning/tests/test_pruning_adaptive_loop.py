@@ -25,7 +25,7 @@ class DigitsTraining:
         x_train, y_train = self.x_train, self.y_train
         torch.manual_seed(0)
         self.model = DigitsNet(width=width)
-        self.batches = [(x_train[i:i + 50], y_train[i:i + 50]) for i in range(0, len(x_train), 50)]
+        self.batches = [(x_train[i : i + 50], y_train[i : i + 50]) for i in range(0, len(x_train), 50)]
         optimizer = torch.optim.Adam(self.model.parameters(), lr=0.01)
         for _ in range(10):
             self.fit(self.model, optimizer)
@@ -35,7 +35,7 @@ class DigitsTraining:
         model.train()
         order = torch.randperm(len(self.x_train))
         for start in range(0, len(order), 50):
-            batch = order[start:start + 50]
+            batch = order[start : start + 50]
             loss = torch.nn.functional.cross_entropy(model(self.x_train[batch]), self.y_train[batch])
             if compression_ctrl is not None:
                 compression_ctrl.scheduler.step()
@@ -58,9 +58,13 @@ class DigitsTraining:
         assert compressed is self.model
         controller.initialize(self.batches)  # probes re-estimate batch norms over these
         loop = AdaptiveCompressionTrainingLoop(config, controller, uncompressed_model_accuracy=self.baseline, verbose=False)
-        result = loop.run(compressed, self.train_epoch_fn, self.validate_fn,
-                          configure_optimizers_fn=lambda: (torch.optim.Adam(compressed.parameters(), lr=3e-3), None),
-                          log_dir=log_dir)
+        result = loop.run(
+            compressed,
+            self.train_epoch_fn,
+            self.validate_fn,
+            configure_optimizers_fn=lambda: (torch.optim.Adam(compressed.parameters(), lr=3e-3), None),
+            log_dir=log_dir,
+        )
         assert result is self.model
         return controller, loop
 
@@ -71,13 +75,22 @@ def test_adaptive_loop_finds_a_rate_within_budget(digits, tmp_path):
     assert baseline > 85
     config = {
         "input_info": {"sample_size": [1, 1, 8, 8]},
-        "compression": {"algorithm": "filter_pruning", "pruning_init": 0.1,
-                        "params": {"pruning_target": 0.3, "pruning_steps": 2, "filters_multiple_of": 4,
-                                   "prune_downsample_convs": True}},
-        "accuracy_aware_training": {"mode": "adaptive_compression_level",
-                                    "params": {"maximal_absolute_accuracy_degradation": 3.0, "initial_training_phase_epochs": 2,
-                                               "patience_epochs": 1, "initial_compression_rate_step": 0.2,
-                                               "minimal_compression_rate_step": 0.1, "maximal_total_epochs": 8}},
+        "compression": {
+            "algorithm": "filter_pruning",
+            "pruning_init": 0.1,
+            "params": {"pruning_target": 0.3, "pruning_steps": 2, "filters_multiple_of": 4, "prune_downsample_convs": True},
+        },
+        "accuracy_aware_training": {
+            "mode": "adaptive_compression_level",
+            "params": {
+                "maximal_absolute_accuracy_degradation": 3.0,
+                "initial_training_phase_epochs": 2,
+                "patience_epochs": 1,
+                "initial_compression_rate_step": 0.2,
+                "minimal_compression_rate_step": 0.1,
+                "maximal_total_epochs": 8,
+            },
+        },
     }
     controller, loop = training.run(config, tmp_path)
     stats = loop.statistics
@@ -93,8 +106,7 @@ def test_adaptive_loop_finds_a_rate_within_budget(digits, tmp_path):
 
 def test_reachable_rate_is_the_rate_the_setter_gives_without_touching_the_masks(compress):
     """filters_multiple_of 8 on 16/32-filter layers: requests round onto a handful of real levels."""
-    controller = compress(DigitsNet(width=16), (1, 1, 8, 8), prune_first_conv=True, prune_downsample_convs=True,
-                          filters_multiple_of=8)
+    controller = compress(DigitsNet(width=16), (1, 1, 8, 8), prune_first_conv=True, prune_downsample_convs=True, filters_multiple_of=8)
     masks = [m.copy() for m in controller._read_masks()]
     requests = [round(0.025 * i, 3) for i in range(int(controller.maximal_compression_rate / 0.025) + 1)]
     predicted = [controller.reachable_compression_rate(r) for r in requests]
@@ -111,12 +123,26 @@ def test_the_search_trains_each_real_level_once(digits, tmp_path):
     """The frontier search on a coarse pruning grid: distinct real levels only, probes recorded apart."""
     config = {
         "input_info": {"sample_size": [1, 1, 8, 8]},
-        "compression": {"algorithm": "filter_pruning", "pruning_init": 0.1,
-                        "params": {"pruning_target": 0.3, "pruning_steps": 2, "filters_multiple_of": 8,
-                                   "prune_first_conv": True, "prune_downsample_convs": True}},
-        "accuracy_aware_training": {"mode": "adaptive_compression_level",
-                                    "params": {"maximal_absolute_accuracy_degradation": 2.0, "initial_training_phase_epochs": 2,
-                                               "patience_epochs": 2, "maximal_total_epochs": 12}},
+        "compression": {
+            "algorithm": "filter_pruning",
+            "pruning_init": 0.1,
+            "params": {
+                "pruning_target": 0.3,
+                "pruning_steps": 2,
+                "filters_multiple_of": 8,
+                "prune_first_conv": True,
+                "prune_downsample_convs": True,
+            },
+        },
+        "accuracy_aware_training": {
+            "mode": "adaptive_compression_level",
+            "params": {
+                "maximal_absolute_accuracy_degradation": 2.0,
+                "initial_training_phase_epochs": 2,
+                "patience_epochs": 2,
+                "maximal_total_epochs": 12,
+            },
+        },
     }
     controller, loop = DigitsTraining(digits).run(config, tmp_path)
     stats = loop.statistics
@@ -141,8 +167,10 @@ def test_a_model_of_another_width_does_not_resume_the_run(digits, tmp_path):
     config = {
         "input_info": {"sample_size": [1, 1, 8, 8]},
         "compression": {"algorithm": "filter_pruning", "params": {"schedule": "baseline", "pruning_target": 0.25}},
-        "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
-            "maximal_absolute_accuracy_degradation": 5.0, "initial_training_phase_epochs": 1, "maximal_total_epochs": 2}},
+        "accuracy_aware_training": {
+            "mode": "adaptive_compression_level",
+            "params": {"maximal_absolute_accuracy_degradation": 5.0, "initial_training_phase_epochs": 1, "maximal_total_epochs": 2},
+        },
     }
     DigitsTraining(digits).run(config, tmp_path)
     with pytest.raises(CheckpointError, match=r"different settings \(model\.block1\.bn1\.[a-z.0]+: \[16\] -> \[8\];.* more\)"):

@@ -71,7 +71,9 @@ def test_flops_target_needs_input_info(compress):
 
 def test_config_rules():
     with pytest.raises(ConfigError, match="set either pruning_target .* or pruning_flops_target .*, not both"):
-        create_compressed_model(ResNet(), {"compression": {"algorithm": "filter_pruning", "params": {"pruning_target": 0.3, "pruning_flops_target": 0.3}}})
+        create_compressed_model(
+            ResNet(), {"compression": {"algorithm": "filter_pruning", "params": {"pruning_target": 0.3, "pruning_flops_target": 0.3}}}
+        )
     with pytest.raises(ConfigError, match="unknown key 'pruning_trget'"):
         create_compressed_model(ResNet(), {"compression": {"algorithm": "filter_pruning", "params": {"pruning_trget": 0.3}}})
 
@@ -109,10 +111,17 @@ def test_warm_up_and_stage(compress):
     assert controller.compression_stage() is CompressionStage.FULLY_COMPRESSED
 
 
-@pytest.mark.parametrize("params", [
-    {"filter_importance": "L1"}, {"filter_importance": "geometric_median"}, {"all_weights": True}, {"schedule": "baseline"},
-    {"schedule": "exponential_with_bias", "prune_first_conv": True},
-], ids=lambda p: "-".join(f"{k}={v}" for k, v in p.items()))
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"filter_importance": "L1"},
+        {"filter_importance": "geometric_median"},
+        {"all_weights": True},
+        {"schedule": "baseline"},
+        {"schedule": "exponential_with_bias", "prune_first_conv": True},
+    ],
+    ids=lambda p: "-".join(f"{k}={v}" for k, v in p.items()),
+)
 def test_variants_reach_their_level(compress, params):
     controller = compress(DigitsNet(width=16), shape=(1, 1, 8, 8), prune_downsample_convs=True, filters_multiple_of=4, **params)
     controller.compression_rate = 0.5
@@ -132,11 +141,17 @@ def test_geometric_median_and_l2_choose_different_filters(compress):
 
 
 def test_legacy_weight_importance_and_scopes(compress):
-    controller, _ = create_compressed_model(ResNet(), {
-        "input_info": {"sample_size": [1, 3, 8, 8]},
-        "compression": {"algorithm": "filter_pruning", "ignored_scopes": ["layers.2"],
-                        "params": {"weight_importance": "L1", "prune_downsample_convs": True}},
-    })
+    controller, _ = create_compressed_model(
+        ResNet(),
+        {
+            "input_info": {"sample_size": [1, 3, 8, 8]},
+            "compression": {
+                "algorithm": "filter_pruning",
+                "ignored_scopes": ["layers.2"],
+                "params": {"weight_importance": "L1", "prune_downsample_convs": True},
+            },
+        },
+    )
     assert controller.params.filter_importance == "L1"
     assert not any(p.startswith("layers.2") for g in controller.analysis.groups for p in g.producers)
     kept = {p: k.reasons for k in controller.analysis.kept for p in k.producers}
@@ -153,9 +168,14 @@ def test_state_round_trips_through_json(compress):
     state = json.loads(json.dumps(controller.get_state()))
     fresh = ResNet()
     fresh.load_state_dict(weights)
-    restored, _ = create_compressed_model(fresh, {"input_info": {"sample_size": [1, 3, 8, 8]},
-                                                 "compression": {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True}}},
-                                          compression_state=state)
+    restored, _ = create_compressed_model(
+        fresh,
+        {
+            "input_info": {"sample_size": [1, 3, 8, 8]},
+            "compression": {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True}},
+        },
+        compression_state=state,
+    )
     assert restored.compression_rate == pytest.approx(controller.compression_rate)
     assert restored.scheduler_disabled
     assert all(np.array_equal(a, b) for a, b in zip(restored._read_masks(), controller._read_masks(), strict=True))
@@ -181,9 +201,14 @@ def test_statistics_tables(compress):
 def test_nncf_section_keys_scope_warnings_and_batchnorm_adaptation(caplog):
     """validate_scopes: false turns an unmatched scope into a warning; initializer.batchnorm_adaptation
     re-estimates the BN statistics in initialize(), as NNCF configs expect."""
-    section = {"algorithm": "filter_pruning", "pruning_init": 0.5, "validate_scopes": False, "ignored_scopes": ["no.such.layer"],
-               "initializer": {"batchnorm_adaptation": {"num_bn_adaptation_samples": 32}},
-               "params": {"schedule": "baseline", "pruning_target": 0.5, "filters_multiple_of": 1}}
+    section = {
+        "algorithm": "filter_pruning",
+        "pruning_init": 0.5,
+        "validate_scopes": False,
+        "ignored_scopes": ["no.such.layer"],
+        "initializer": {"batchnorm_adaptation": {"num_bn_adaptation_samples": 32}},
+        "params": {"schedule": "baseline", "pruning_target": 0.5, "filters_multiple_of": 1},
+    }
     model = ResNet()
     with caplog.at_level("WARNING", logger="aac.scopes"):
         controller, compressed = create_compressed_model(model, {"input_info": {"sample_size": [1, 3, 16, 16]}, "compression": section})
@@ -194,5 +219,6 @@ def test_nncf_section_keys_scope_warnings_and_batchnorm_adaptation(caplog):
     assert all(not torch.equal(b, n.running_var) for b, n in zip(before, norms, strict=True))
     assert all(n.num_batches_tracked > 0 for n in norms)
     with pytest.raises(ConfigError, match="no.such.layer"):
-        create_compressed_model(ResNet(), {"input_info": {"sample_size": [1, 3, 16, 16]},
-                                           "compression": {**section, "validate_scopes": True}})
+        create_compressed_model(
+            ResNet(), {"input_info": {"sample_size": [1, 3, 16, 16]}, "compression": {**section, "validate_scopes": True}}
+        )

@@ -71,8 +71,11 @@ def _shufflenet(controller):
     assert ("units.1.branch2.0.0",) in _groups(controller)  # inside a branch channels are followed
     kept = _kept(controller)
     assert any("splits its channels across several axes" in r for r in kept["units.0.branch2.2.0"])  # the shuffle
-    assert controller.statistics()["filter_pruning"].tables[0].title.endswith("(7 of 10 convolutions and 0 of 1 linear layers "
-                                                                              "can lose filters)")
+    assert (
+        controller.statistics()["filter_pruning"]
+        .tables[0]
+        .title.endswith("(7 of 10 convolutions and 0 of 1 linear layers can lose filters)")
+    )
 
 
 PATTERNS = {
@@ -169,10 +172,13 @@ def test_channel_counts_in_the_code(compress):
 
 
 def test_nncf_defaults_hold_a_residual_network_back_and_say_why(compress):
-    with pytest.warns(PruningCoverageWarning, match=r"only 4 of 15 convolutions and 0 of 1 linear layers can lose filters: 4 producer "
-                                                    r"layers in 4 prunable groups; 12 kept whole \(8 by downsampling convolutions "
-                                                    r"\(prune_downsample_convs: false\), 3 by first layers \(prune_first_conv: false\), "
-                                                    r"1 by model outputs"):
+    with pytest.warns(
+        PruningCoverageWarning,
+        match=r"only 4 of 15 convolutions and 0 of 1 linear layers can lose filters: 4 producer "
+        r"layers in 4 prunable groups; 12 kept whole \(8 by downsampling convolutions "
+        r"\(prune_downsample_convs: false\), 3 by first layers \(prune_first_conv: false\), "
+        r"1 by model outputs",
+    ):
         controller = compress(models.ResNet(layers=(2, 2, 2)))
     with pytest.raises(CompressionRateError, match=r"first layers \(prune_first_conv: false\)"):
         controller.compression_rate = 0.9

@@ -6,8 +6,10 @@ from aac.core import create_compressed_model
 from aac.torch.backend import TorchBackend
 from aac.torch.testing.models import ResNet
 
-CONFIG = {"input_info": {"sample_size": [1, 3, 8, 8]},
-          "compression": {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True}}}
+CONFIG = {
+    "input_info": {"sample_size": [1, 3, 8, 8]},
+    "compression": {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True}},
+}
 
 
 def test_checkpoint_round_trip(tmp_path):
@@ -17,10 +19,15 @@ def test_checkpoint_round_trip(tmp_path):
     model(torch.randn(4, 3, 8, 8)).sum().backward()
     optimizer.step()
     controller.compression_rate = 0.6
-    backend.save_checkpoint(tmp_path / "run.pt", {
-        "model": backend.model_state(model), "compression_state": controller.get_state(),
-        "optimizer": backend.optimizer_state(optimizer), "rng": backend.rng_state(),
-    })
+    backend.save_checkpoint(
+        tmp_path / "run.pt",
+        {
+            "model": backend.model_state(model),
+            "compression_state": controller.get_state(),
+            "optimizer": backend.optimizer_state(optimizer),
+            "rng": backend.rng_state(),
+        },
+    )
 
     payload = backend.load_checkpoint(tmp_path / "run.pt")  # weights_only=True inside
     restored_controller, restored = create_compressed_model(ResNet(), CONFIG, compression_state=payload["compression_state"])

@@ -20,11 +20,25 @@ def test_ranks_take_rank_zeros_decisions_and_end_with_identical_weights(tmp_path
 
     config = {
         "input_info": {"sample_size": [1, 1, 8, 8]},
-        "compression": {"algorithm": "filter_pruning", "params": {"schedule": "baseline", "pruning_target": 0.25, "prune_first_conv": True, "prune_downsample_convs": True,
-                                                                   "filters_multiple_of": 2}},
-        "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
-            "maximal_absolute_accuracy_degradation": 30.0, "initial_training_phase_epochs": 1, "patience_epochs": 1,
-            "maximal_total_epochs": 4}},
+        "compression": {
+            "algorithm": "filter_pruning",
+            "params": {
+                "schedule": "baseline",
+                "pruning_target": 0.25,
+                "prune_first_conv": True,
+                "prune_downsample_convs": True,
+                "filters_multiple_of": 2,
+            },
+        },
+        "accuracy_aware_training": {
+            "mode": "adaptive_compression_level",
+            "params": {
+                "maximal_absolute_accuracy_degradation": 30.0,
+                "initial_training_phase_epochs": 1,
+                "patience_epochs": 1,
+                "maximal_total_epochs": 4,
+            },
+        },
     }
     log_dir, results = tmp_path / "run", tmp_path / "results"
     results.mkdir()

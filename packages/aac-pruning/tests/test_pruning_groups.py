@@ -90,63 +90,72 @@ def test_squeeze_excitation_gate_ties_the_gated_producer():
 
 
 def _conv(name, source, cin, cout, stride=1, groups=1):
-    return Node(name, Metatype.CONV, (source,), layer=name, op="Conv2d",
-                attributes=ConvAttributes(cin, cout, (3, 3), (stride, stride), groups))
+    return Node(
+        name, Metatype.CONV, (source,), layer=name, op="Conv2d", attributes=ConvAttributes(cin, cout, (3, 3), (stride, stride), groups)
+    )
 
 
 def test_non_zero_activations_keep_the_channels_that_pass_through_them():
-    graph = Graph([
-        Node("x", Metatype.INPUT),
-        _conv("a", "x", 3, 8),
-        _conv("b", "a", 8, 8),
-        Node("sig", Metatype.ACTIVATION, ("b",), op="sigmoid", attributes=ActivationAttributes(False)),
-        _conv("c", "sig", 8, 4),
-        Node("out", Metatype.OUTPUT, ("c",)),
-    ])
+    graph = Graph(
+        [
+            Node("x", Metatype.INPUT),
+            _conv("a", "x", 3, 8),
+            _conv("b", "a", 8, 8),
+            Node("sig", Metatype.ACTIVATION, ("b",), op="sigmoid", attributes=ActivationAttributes(False)),
+            _conv("c", "sig", 8, 4),
+            Node("out", Metatype.OUTPUT, ("c",)),
+        ]
+    )
     analysis = analyze(graph, PruningRules(prune_first=True))
     assert _groups(analysis) == {("a",): 8}
     assert "reach 'c' as non-zero values (through 'sigmoid' in the model)" in _kept(analysis)["b"][0]
 
 
 def test_batch_norms_that_are_not_masked_keep_their_producers():
-    graph = Graph([
-        Node("x", Metatype.INPUT),
-        _conv("a", "x", 3, 8),
-        Node("bn", Metatype.BATCH_NORM, ("a",), layer="bn", op="BatchNorm2d", attributes=NormAttributes(8)),
-        _conv("c", "bn", 8, 4),
-        Node("out", Metatype.OUTPUT, ("c",)),
-    ])
+    graph = Graph(
+        [
+            Node("x", Metatype.INPUT),
+            _conv("a", "x", 3, 8),
+            Node("bn", Metatype.BATCH_NORM, ("a",), layer="bn", op="BatchNorm2d", attributes=NormAttributes(8)),
+            _conv("c", "bn", 8, 4),
+            Node("out", Metatype.OUTPUT, ("c",)),
+        ]
+    )
     assert _groups(analyze(graph, PruningRules(prune_first=True))) == {("a",): 8}
     kept = _kept(analyze(graph, PruningRules(prune_first=True, prune_batch_norms=False)))
     assert "prune_batch_norms is false" in kept["a"][0]
 
 
 def test_flatten_into_linear_layers_without_shapes():
-    graph = Graph([
-        Node("x", Metatype.INPUT),
-        _conv("a", "x", 3, 8),
-        Node("flat", Metatype.FLATTEN, ("a",), op="flatten", attributes=FlattenAttributes(channel_major=False)),
-        Node("fc", Metatype.LINEAR, ("flat",), layer="fc", attributes=LinearAttributes(8 * 9, 10)),
-        Node("out", Metatype.OUTPUT, ("fc",)),
-    ])
+    graph = Graph(
+        [
+            Node("x", Metatype.INPUT),
+            _conv("a", "x", 3, 8),
+            Node("flat", Metatype.FLATTEN, ("a",), op="flatten", attributes=FlattenAttributes(channel_major=False)),
+            Node("fc", Metatype.LINEAR, ("flat",), layer="fc", attributes=LinearAttributes(8 * 9, 10)),
+            Node("out", Metatype.OUTPUT, ("fc",)),
+        ]
+    )
     analysis = analyze(graph, PruningRules(prune_first=True))
     layout = analysis.layers["fc"].inputs
     assert (layout.repeat, layout.channel_major) == (9, False)  # the factor comes from in_features
 
 
 def _shared_layer_graph(second_input):
-    return Graph([
-        Node("x", Metatype.INPUT),
-        _conv("a", "x", 3, 8),
-        _conv("b", "a", 8, 8),
-        Node("odd", Metatype.UNKNOWN, ("b",), op="roll"),
-        _conv("c", "odd", 8, 8),
-        _conv("d", "c", 8, 8),
-        Node("d_again", Metatype.CONV, (second_input,), layer="d", op="Conv2d", attributes=ConvAttributes(8, 8, (3, 3), (1, 1))),
-        Node("cat", Metatype.CONCAT, ("d", "d_again"), attributes=ConcatAttributes(True)),
-        _conv("e", "cat", 16, 4),
-        Node("out", Metatype.OUTPUT, ("e",)),
-    ])
+    return Graph(
+        [
+            Node("x", Metatype.INPUT),
+            _conv("a", "x", 3, 8),
+            _conv("b", "a", 8, 8),
+            Node("odd", Metatype.UNKNOWN, ("b",), op="roll"),
+            _conv("c", "odd", 8, 8),
+            _conv("d", "c", 8, 8),
+            Node("d_again", Metatype.CONV, (second_input,), layer="d", op="Conv2d", attributes=ConvAttributes(8, 8, (3, 3), (1, 1))),
+            Node("cat", Metatype.CONCAT, ("d", "d_again"), attributes=ConcatAttributes(True)),
+            _conv("e", "cat", 16, 4),
+            Node("out", Metatype.OUTPUT, ("e",)),
+        ]
+    )
 
 
 def test_unknown_operations_shared_layers_and_scope_rules():

@@ -21,16 +21,29 @@ INPUT = {"sample_size": [1, 1, 8, 8]}
 
 
 def legr_section(**params):
-    return {"algorithm": "filter_pruning", "params": {"interlayer_ranking_type": "learned_ranking", "filters_multiple_of": 1,
-                                                      "legr_params": {"generations": 6, "population_size": 3, "num_samples": 2,
-                                                                      "train_steps": 4}, **params}}
+    return {
+        "algorithm": "filter_pruning",
+        "params": {
+            "interlayer_ranking_type": "learned_ranking",
+            "filters_multiple_of": 1,
+            "legr_params": {"generations": 6, "population_size": 3, "num_samples": 2, "train_steps": 4},
+            **params,
+        },
+    }
 
 
 def test_nncf_learned_ranking_config_loads_with_nncf_defaults():
     """examples/torch/classification/configs/pruning/resnet18_imagenet_pruning_learned_ranking.json."""
-    section = {"algorithm": "filter_pruning", "pruning_init": 0.1, "params": {
-        "pruning_flops_target": 0.3, "pruning_steps": 15, "interlayer_ranking_type": "learned_ranking",
-        "legr_params": {"generations": 200, "max_pruning": 0.3}}}
+    section = {
+        "algorithm": "filter_pruning",
+        "pruning_init": 0.1,
+        "params": {
+            "pruning_flops_target": 0.3,
+            "pruning_steps": 15,
+            "interlayer_ranking_type": "learned_ranking",
+            "legr_params": {"generations": 200, "max_pruning": 0.3},
+        },
+    }
     config = load_config({"input_info": {"sample_size": [1, 3, 224, 224]}, "compression": [section]})
     (loaded,) = config.compression_sections()
     params = FilterPruningParams.from_section(loaded.raw, loaded.params)
@@ -79,8 +92,15 @@ def kept(controller, layer: str) -> int:
 def test_the_search_learns_the_ranking_its_score_asks_for():
     """A score that rewards keeping conv2's filters: the learned coefficients move the pruning onto conv1."""
     torch.manual_seed(0)
-    controller, model = create_compressed_model(DigitsCNN(width=16), {"input_info": INPUT, "compression": legr_section(
-        schedule="baseline", pruning_target=0.5, legr_params={"generations": 12, "population_size": 4, "num_samples": 2})})
+    controller, model = create_compressed_model(
+        DigitsCNN(width=16),
+        {
+            "input_info": INPUT,
+            "compression": legr_section(
+                schedule="baseline", pruning_target=0.5, legr_params={"generations": 12, "population_size": 4, "num_samples": 2}
+            ),
+        },
+    )
     controller.compression_rate = 0.5
     identity = kept(controller, "conv2")
     ranking = learn_ranking(controller, train_steps_fn=lambda model, steps: None, score_fn=lambda model: kept(controller, "conv2"))
@@ -143,7 +163,9 @@ def test_learned_ranking_prunes_to_the_flops_target_and_is_saved_and_loaded(trai
 def test_a_coefficient_file_written_by_nncf_names_layers_by_nncf_node_names(tmp_path):
     path = tmp_path / "nncf.json"
     path.write_text(json.dumps({"DigitsCNN/NNCFConv2d[conv1]/conv2d_0": [2.0, 0.5], "DigitsCNN/NNCFConv2d[conv2]/conv2d_0": [1.0, 0.0]}))
-    controller, _ = create_compressed_model(DigitsCNN(), {"input_info": INPUT, "compression": legr_section(load_ranking_coeffs_path=str(path))})
+    controller, _ = create_compressed_model(
+        DigitsCNN(), {"input_info": INPUT, "compression": legr_section(load_ranking_coeffs_path=str(path))}
+    )
     assert controller.interlayer_ranking == LearnedRanking({"conv1": (2.0, 0.5), "conv2": (1.0, 0.0)})
     path.write_text(json.dumps({"DigitsCNN/NNCFConv2d[conv9]/conv2d_0": [2.0, 0.5]}))
     with pytest.raises(ConfigError, match=r"params.load_ranking_coeffs_path: .*1 entries name no layer"):

@@ -6,9 +6,18 @@ import pytest
 from aac.pruning.levels import GLOBAL_QUOTA, LevelSolver, group_unit, rounded_kept, top_filters
 
 
-@pytest.mark.parametrize(("channels", "level", "multiple", "kept"), [
-    (64, 0.5, 8, 32), (64, 0.3, 8, 48), (64, 0.99, 8, 8), (12, 0.5, 8, 8), (6, 0.5, 8, 6), (32, 0.0, 8, 32), (30, 0.1, 4, 28),
-])
+@pytest.mark.parametrize(
+    ("channels", "level", "multiple", "kept"),
+    [
+        (64, 0.5, 8, 32),
+        (64, 0.3, 8, 48),
+        (64, 0.99, 8, 8),
+        (12, 0.5, 8, 8),
+        (6, 0.5, 8, 6),
+        (32, 0.0, 8, 32),
+        (30, 0.1, 4, 28),
+    ],
+)
 def test_kept_counts_round_up_to_a_multiple(channels, level, multiple, kept):
     assert rounded_kept(channels, level, multiple) == kept
 

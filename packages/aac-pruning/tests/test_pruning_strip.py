@@ -16,8 +16,11 @@ from aac.torch.transforms import WeightTransform, add_transform, has_transforms,
 CASES = {
     "resnet": (lambda: ResNet(layers=(2, 2, 2)), (1, 3, 8, 8), {"prune_downsample_convs": True}),
     "resnet-first-conv": (ResNet, (1, 3, 8, 8), {"prune_downsample_convs": True, "prune_first_conv": True}),
-    "bottleneck-global": (lambda: ResNet(Bottleneck, (1, 1), (8, 16)),
-                          (1, 3, 8, 8), {"all_weights": True, "prune_downsample_convs": True, "filters_multiple_of": 2}),
+    "bottleneck-global": (
+        lambda: ResNet(Bottleneck, (1, 1), (8, 16)),
+        (1, 3, 8, 8),
+        {"all_weights": True, "prune_downsample_convs": True, "filters_multiple_of": 2},
+    ),
     "mobilenet": (MobileNetLike, (1, 3, 8, 8), {"prune_first_conv": True}),
     "densenet": (DenseNetLike, (1, 3, 8, 8), {"filters_multiple_of": 2}),
     "grouped": (GroupedConvNet, (1, 3, 8, 8), {}),
@@ -124,14 +127,21 @@ class ScaleWeights(TorchCompressionAlgorithm):
 class ScalePlugin:
     @hookimpl
     def aac_algorithms(self):
-        return [AlgorithmSpec(name="scale_weights", adaptive=False,
-                              frameworks={"torch": lambda prepared, section, config: ScaleWeights(prepared, section)})]
+        return [
+            AlgorithmSpec(
+                name="scale_weights",
+                adaptive=False,
+                frameworks={"torch": lambda prepared, section, config: ScaleWeights(prepared, section)},
+            )
+        ]
 
 
 @pytest.mark.parametrize("order", [("filter_pruning", "scale_weights"), ("scale_weights", "filter_pruning")], ids="-then-".join)
 def test_other_algorithms_transforms_are_cut_along(order):
-    sections = {"filter_pruning": {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True}},
-                "scale_weights": {"algorithm": "scale_weights"}}
+    sections = {
+        "filter_pruning": {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True}},
+        "scale_weights": {"algorithm": "scale_weights"},
+    }
     registry = Registry(get_plugin_manager(plugins=[ScalePlugin()]))
     config = {"input_info": {"sample_size": [1, 3, 8, 8]}, "compression": [sections[name] for name in order]}
     controller, model = create_compressed_model(ResNet(), config, registry=registry)

@@ -62,8 +62,7 @@ def test_flops_mode_and_its_input_info(compress_tf):
 
 
 def test_schedule_moves_the_level_then_freezes(compress_tf):
-    controller = compress_tf(resnet_like(), section={"pruning_init": 0.1}, pruning_target=0.5, pruning_steps=3,
-                             prune_downsample_convs=True)
+    controller = compress_tf(resnet_like(), section={"pruning_init": 0.1}, pruning_target=0.5, pruning_steps=3, prune_downsample_convs=True)
     rates, stages = [], []
     for _ in range(5):
         controller.scheduler.epoch_step()
@@ -88,10 +87,14 @@ def test_state_round_trips_through_json(compress_tf):
     state = json.loads(json.dumps(controller.get_state()))
     fresh = resnet_like()
     fresh.set_weights(weights)
-    restored, _ = create_compressed_model(fresh, {"input_info": {"sample_size": [1, 8, 8, 3]},
-                                                 "compression": {"algorithm": "filter_pruning",
-                                                                 "params": {"prune_downsample_convs": True}}},
-                                          compression_state=state)
+    restored, _ = create_compressed_model(
+        fresh,
+        {
+            "input_info": {"sample_size": [1, 8, 8, 3]},
+            "compression": {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True}},
+        },
+        compression_state=state,
+    )
     assert restored.compression_rate == pytest.approx(controller.compression_rate) and restored.scheduler_disabled
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
     np.testing.assert_allclose(fresh(x), model(x), atol=1e-6)
@@ -112,14 +115,17 @@ def test_statistics_tables(compress_tf):
 
 
 def test_sequential_models_are_pruned_and_ignored_scopes_apply(compress_tf):
-    model = keras.Sequential([
-        keras.Input((8, 8, 3)),
-        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
-        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
-        keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv3"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(10, name="fc"),
-    ], name="plain_cnn")
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv3"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(10, name="fc"),
+        ],
+        name="plain_cnn",
+    )
     controller = compress_tf(model, section={"ignored_scopes": ["conv3"]}, prune_first_conv=True)
     assert {g.producers for g in controller.analysis.groups} == {("conv1",)}
     kept = {p: k.reasons for k in controller.analysis.kept for p in k.producers}
@@ -164,8 +170,11 @@ def test_subclassed_layers_built_by_the_constructor_are_zeroed_the_rest_removed(
     controller = compress_tf(model, (1, 8), prune_first_conv=True)
     controller.compression_rate = 0.5
     fc1 = model.fc1.name
-    with pytest.warns(UserWarning, match=f"zeroes the pruned filters of {fc1} but cannot remove them: '{fc1}' is built by the "
-                                         "constructor of the subclassed model _BuiltInConstructor"):
+    with pytest.warns(
+        UserWarning,
+        match=f"zeroes the pruned filters of {fc1} but cannot remove them: '{fc1}' is built by the "
+        "constructor of the subclassed model _BuiltInConstructor",
+    ):
         stripped = controller.strip()
     x = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
     np.testing.assert_allclose(stripped(x), model(x), atol=1e-5)
@@ -177,7 +186,10 @@ def test_subclassed_layers_built_by_the_constructor_are_zeroed_the_rest_removed(
 def test_a_rate_out_of_reach_names_what_keeps_layers_whole(compress_tf):
     """Issue 11: when little is prunable the error says why (here grouped convolutions), not only filters_multiple_of."""
     controller = compress_tf(grouped_conv_net())
-    with pytest.raises(CompressionRateError, match=r"at most 0\.6667 is reachable: 2 producer layers in 2 prunable groups; 4 kept whole "
-                                                   r"\(2 by grouped convolutions, 1 by first layers \(prune_first_conv: false\), 1 by "
-                                                   r"model outputs; .*each prunable group keeps at least 8 filters"):
+    with pytest.raises(
+        CompressionRateError,
+        match=r"at most 0\.6667 is reachable: 2 producer layers in 2 prunable groups; 4 kept whole "
+        r"\(2 by grouped convolutions, 1 by first layers \(prune_first_conv: false\), 1 by "
+        r"model outputs; .*each prunable group keeps at least 8 filters",
+    ):
         controller.compression_rate = 0.9

@@ -7,8 +7,10 @@ from aac.core import create_compressed_model
 from aac.tf.backend import TFBackend
 from aac.tf.testing import resnet_like
 
-CONFIG = {"input_info": {"sample_size": [1, 8, 8, 3]},
-          "compression": {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True}}}
+CONFIG = {
+    "input_info": {"sample_size": [1, 8, 8, 3]},
+    "compression": {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True}},
+}
 
 
 def _compiled(model):
@@ -24,10 +26,15 @@ def test_checkpoint_round_trip(tmp_path):
     controller, model = create_compressed_model(model, CONFIG)
     controller.compression_rate = 0.6
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)  # trains the kept filters and builds the optimizer's slots
-    backend.save_checkpoint(tmp_path / "run.npz", {
-        "model": backend.model_state(model), "compression_state": controller.get_state(),
-        "optimizer": backend.optimizer_state(model.optimizer), "rng": backend.rng_state(),
-    })
+    backend.save_checkpoint(
+        tmp_path / "run.npz",
+        {
+            "model": backend.model_state(model),
+            "compression_state": controller.get_state(),
+            "optimizer": backend.optimizer_state(model.optimizer),
+            "rng": backend.rng_state(),
+        },
+    )
 
     payload = TFBackend().load_checkpoint(tmp_path / "run.npz")
     restored = _compiled(resnet_like())  # other initial weights, a fresh optimizer

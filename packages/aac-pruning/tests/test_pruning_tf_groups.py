@@ -1,7 +1,5 @@
 """Pruning groups of Keras models: the neutral analysis on aac-tf's graph, plus the Keras-only rules."""
 
-
-
 import keras
 
 from aac.core.graph import Metatype
@@ -90,8 +88,7 @@ def test_squeeze_excitation_reshape_and_keras_scale_sums_are_followed():
 
     analysis = _analyze(_chain(squeeze_excite), prune_first=True)
     assert {("b", "expand"), ("reduce",)} <= set(_groups(analysis))
-    scaled = _analyze(_chain(lambda x: CustomScaleLayer(0.2, name="scale")([x, keras.layers.Conv2D(8, 1, name="up")(x)])),
-                      prune_first=True)
+    scaled = _analyze(_chain(lambda x: CustomScaleLayer(0.2, name="scale")([x, keras.layers.Conv2D(8, 1, name="up")(x)])), prune_first=True)
     assert ("b", "up") in _groups(scaled)
 
 

@@ -12,9 +12,16 @@ from aac.pruning.ranking import LearnedRanking
 from aac.tf.testing import compile_classifier, make_data, resnet_like
 from aac.tf.transforms import effective_value
 
-SECTION = {"algorithm": "filter_pruning", "params": {
-    "interlayer_ranking_type": "learned_ranking", "schedule": "baseline", "pruning_target": 0.4, "filters_multiple_of": 1,
-    "legr_params": {"generations": 10, "population_size": 4, "num_samples": 2, "train_steps": 2}}}
+SECTION = {
+    "algorithm": "filter_pruning",
+    "params": {
+        "interlayer_ranking_type": "learned_ranking",
+        "schedule": "baseline",
+        "pruning_target": 0.4,
+        "filters_multiple_of": 1,
+        "legr_params": {"generations": 10, "population_size": 4, "num_samples": 2, "train_steps": 2},
+    },
+}
 
 
 def kept(model, layer: str) -> int:
@@ -26,8 +33,13 @@ def test_the_search_learns_the_ranking_its_score_asks_for_on_keras(tmp_path):
     keras.utils.set_random_seed(0)
     path = tmp_path / "coefficients.json"
     model = resnet_like(size=8, widths=(16, 32))
-    controller, model = create_compressed_model(model, {"input_info": {"sample_size": [1, 8, 8, 3]}, "compression": {
-        **SECTION, "params": {**SECTION["params"], "save_ranking_coeffs_path": str(path)}}})
+    controller, model = create_compressed_model(
+        model,
+        {
+            "input_info": {"sample_size": [1, 8, 8, 3]},
+            "compression": {**SECTION, "params": {**SECTION["params"], "save_ranking_coeffs_path": str(path)}},
+        },
+    )
     controller.scheduler.epoch_step()
     identity = kept(model, "s1b0_a_conv")
     weights = [w.copy() for w in model.get_weights()]

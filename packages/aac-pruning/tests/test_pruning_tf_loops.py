@@ -12,8 +12,11 @@ from aac.pruning.tf.strip import parameter_count
 from aac.tf import accuracy_aware_fit
 from aac.tf.testing import compile_classifier, digits_net
 
-PRUNING = {"algorithm": "filter_pruning", "pruning_init": 0.1,
-           "params": {"pruning_target": 0.3, "pruning_steps": 2, "filters_multiple_of": 4, "prune_downsample_convs": True}}
+PRUNING = {
+    "algorithm": "filter_pruning",
+    "pruning_init": 0.1,
+    "params": {"pruning_target": 0.3, "pruning_steps": 2, "filters_multiple_of": 4, "prune_downsample_convs": True},
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +42,18 @@ def _pretrained(weights):
 
 def test_early_exit_stops_once_fully_pruned_within_budget(digits, tmp_path):
     (x, y, xv, yv), weights, baseline = digits
-    config = {"input_info": {"sample_size": [1, 8, 8, 1]}, "compression": PRUNING,
-              "accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 0.05,
-                                                                          "maximal_total_epochs": 5}}}
+    config = {
+        "input_info": {"sample_size": [1, 8, 8, 1]},
+        "compression": PRUNING,
+        "accuracy_aware_training": {
+            "mode": "early_exit",
+            "params": {"maximal_absolute_accuracy_degradation": 0.05, "maximal_total_epochs": 5},
+        },
+    }
     controller, model = create_compressed_model(_pretrained(weights), config)
-    model, stats = accuracy_aware_fit(model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=baseline,
-                                      batch_size=50, log_dir=tmp_path, verbose=False)
+    model, stats = accuracy_aware_fit(
+        model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=baseline, batch_size=50, log_dir=tmp_path, verbose=False
+    )
     assert stats.mode == "early_exit" and stats.feasible and stats.total_epochs <= 5
     assert stats.compression_rate == pytest.approx(0.3, abs=0.05)  # the schedule's target, reached in pruning_steps epochs
     assert stats.compressed_accuracy >= baseline - 0.05
@@ -52,13 +61,25 @@ def test_early_exit_stops_once_fully_pruned_within_budget(digits, tmp_path):
 
 def test_adaptive_search_finds_a_rate_and_strips_to_a_smaller_model(digits, tmp_path):
     (x, y, xv, yv), weights, baseline = digits
-    config = {"input_info": {"sample_size": [1, 8, 8, 1]}, "compression": PRUNING,
-              "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
-                  "maximal_absolute_accuracy_degradation": 0.03, "initial_training_phase_epochs": 2, "patience_epochs": 1,
-                  "initial_compression_rate_step": 0.2, "minimal_compression_rate_step": 0.1, "maximal_total_epochs": 7}}}
+    config = {
+        "input_info": {"sample_size": [1, 8, 8, 1]},
+        "compression": PRUNING,
+        "accuracy_aware_training": {
+            "mode": "adaptive_compression_level",
+            "params": {
+                "maximal_absolute_accuracy_degradation": 0.03,
+                "initial_training_phase_epochs": 2,
+                "patience_epochs": 1,
+                "initial_compression_rate_step": 0.2,
+                "minimal_compression_rate_step": 0.1,
+                "maximal_total_epochs": 7,
+            },
+        },
+    }
     controller, model = create_compressed_model(_pretrained(weights), config)
-    model, stats = accuracy_aware_fit(model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=baseline,
-                                      batch_size=50, log_dir=tmp_path, verbose=False)
+    model, stats = accuracy_aware_fit(
+        model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=baseline, batch_size=50, log_dir=tmp_path, verbose=False
+    )
     assert stats.mode == "adaptive_compression_level" and stats.feasible and stats.total_epochs <= 7
     assert stats.compression_rate > 0.1 and stats.compressed_accuracy >= baseline - 0.03
     assert any(r.phase == "search" for r in stats.history)

@@ -36,17 +36,20 @@ def _separable(size=8, channels=3, classes=10):
 
 
 def _sequential():
-    return keras.Sequential([
-        keras.Input((8, 8, 3)),
-        keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv1"),
-        keras.layers.BatchNormalization(name="bn1"),
-        keras.layers.ReLU(name="relu1"),
-        keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="conv2"),
-        keras.layers.MaxPooling2D(name="pool"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(16, activation="relu", name="fc1"),
-        keras.layers.Dense(10, name="fc2"),
-    ], name="sequential_cnn")
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(16, 3, padding="same", use_bias=False, name="conv1"),
+            keras.layers.BatchNormalization(name="bn1"),
+            keras.layers.ReLU(name="relu1"),
+            keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="conv2"),
+            keras.layers.MaxPooling2D(name="pool"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(16, activation="relu", name="fc1"),
+            keras.layers.Dense(10, name="fc2"),
+        ],
+        name="sequential_cnn",
+    )
 
 
 def _plain_subclassed():
@@ -57,8 +60,11 @@ def _plain_subclassed():
 
 CASES = {
     "resnet": (lambda: resnet_like(blocks=2), (1, 8, 8, 3), {"prune_downsample_convs": True}),
-    "resnet-first-conv-global": (resnet_like, (1, 8, 8, 3), {"prune_downsample_convs": True, "prune_first_conv": True,
-                                                            "all_weights": True, "filters_multiple_of": 2}),
+    "resnet-first-conv-global": (
+        resnet_like,
+        (1, 8, 8, 3),
+        {"prune_downsample_convs": True, "prune_first_conv": True, "all_weights": True, "filters_multiple_of": 2},
+    ),
     "mobilenet": (mobilenet_like, (1, 8, 8, 3), {"prune_first_conv": True, "prune_downsample_convs": True}),
     "densenet": (densenet_like, (1, 8, 8, 3), {"filters_multiple_of": 2}),
     "grouped": (grouped_conv_net, (1, 8, 8, 3), {"filter_importance": "geometric_median"}),
@@ -184,8 +190,7 @@ def test_stripped_layers_are_smaller_and_the_original_keeps_training(compress_tf
 
 
 def test_export_to_keras_and_saved_model_reloads_with_equal_outputs(compress_tf, tmp_path):
-    controller = compress_tf(_randomise_norms(digits_net(width=16)), (1, 8, 8, 1), prune_downsample_convs=True,
-                             filters_multiple_of=4)
+    controller = compress_tf(_randomise_norms(digits_net(width=16)), (1, 8, 8, 1), prune_downsample_convs=True, filters_multiple_of=4)
     controller.compression_rate = 0.5
     x = _sample((1, 8, 8, 1), 7)
     expected = controller.model(x, training=False).numpy()
@@ -217,8 +222,11 @@ def test_layers_inside_a_custom_layer_are_removed_too(compress_tf, tmp_path):
     assert block.dense.units == 8 and tuple(block.norm.gamma.shape) == (8,) and stripped.get_layer("logits").kernel.shape == (8, 3)
     assert parameter_count(stripped) == 3 * (8 * 8 + 8) + 2 * 8 + (8 * 3 + 3)  # fc0, fc1, block/inner; block/norm; logits
     assert not controller.unremovable
-    with pytest.raises(ExportError, match=r"a \.keras file cannot hold this model: strip\(\) made block/inner smaller "
-                                          "inside a subclassed model or custom layer.*export a SavedModel"):
+    with pytest.raises(
+        ExportError,
+        match=r"a \.keras file cannot hold this model: strip\(\) made block/inner smaller "
+        "inside a subclassed model or custom layer.*export a SavedModel",
+    ):
         controller.export_model(tmp_path / "model.keras")  # ResidualBlock(16) would build a 16-unit layer again
     served = tf.saved_model.load(str(controller.export_model(tmp_path / "saved")))
     np.testing.assert_allclose(served.serve(x), model(x), atol=1e-5)

@@ -46,7 +46,9 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-def compress(model: nn.Module | None = None, shape: dict[str, Any] | None = SHAPE, **section: Any) -> tuple[QuantizationAlgorithm, nn.Module]:
+def compress(
+    model: nn.Module | None = None, shape: dict[str, Any] | None = SHAPE, **section: Any
+) -> tuple[QuantizationAlgorithm, nn.Module]:
     config: dict[str, Any] = {"compression": {"algorithm": "quantization", **section}}
     if shape is not None:
         config["input_info"] = shape
@@ -147,9 +149,14 @@ def test_num_init_samples_and_num_init_steps_count_samples_and_batches() -> None
 
 
 def test_per_layer_range_entries() -> None:
-    controller, model = compress(initializer={"range": [
-        {"type": "min_max", "target_quantizer_group": "activations", "target_scopes": ["stem"], "num_init_samples": 8},
-        {"type": "percentile", "target_quantizer_group": "activations", "params": {"min_percentile": 40, "max_percentile": 60}}]})
+    controller, model = compress(
+        initializer={
+            "range": [
+                {"type": "min_max", "target_quantizer_group": "activations", "target_scopes": ["stem"], "num_init_samples": 8},
+                {"type": "percentile", "target_quantizer_group": "activations", "params": {"min_percentile": 40, "max_percentile": 60}},
+            ]
+        }
+    )
     assert controller.range_settings("activations", ["stem"]).type == "min_max"
     assert controller.range_settings("activations", ["fc"]).type == "percentile"
     assert controller.range_settings("weights", ["fc"]).type == "mixed_min_max"  # no entry for weights: the default
@@ -230,10 +237,28 @@ def test_statistics_tables() -> None:
     controller, _ = compress(activations={"bits": 6})
     controller.initialize(data())
     stats = controller.statistics()["quantization"]
-    assert {k: stats.scalars[k] for k in ("weight_quantizers", "activation_quantizers", "quantized_layers_ratio", "initialized",
-                                          "enabled_ratio", "bit_complexity_ratio", "matmuls_quantized", "matmuls_float")} == {
-        "weight_quantizers": 4.0, "activation_quantizers": 3.0, "quantized_layers_ratio": 1.0, "initialized": 1.0, "enabled_ratio": 1.0,
-        "bit_complexity_ratio": 1.0, "matmuls_quantized": 4.0, "matmuls_float": 0.0}  # 6-bit inputs of 8-bit weights: 8-bit products
+    assert {
+        k: stats.scalars[k]
+        for k in (
+            "weight_quantizers",
+            "activation_quantizers",
+            "quantized_layers_ratio",
+            "initialized",
+            "enabled_ratio",
+            "bit_complexity_ratio",
+            "matmuls_quantized",
+            "matmuls_float",
+        )
+    } == {
+        "weight_quantizers": 4.0,
+        "activation_quantizers": 3.0,
+        "quantized_layers_ratio": 1.0,
+        "initialized": 1.0,
+        "enabled_ratio": 1.0,
+        "bit_complexity_ratio": 1.0,
+        "matmuls_quantized": 4.0,
+        "matmuls_float": 0.0,
+    }  # 6-bit inputs of 8-bit weights: 8-bit products
     assert 0.25 < stats.scalars["weight_size_ratio"] < 0.3  # 8-bit weights, float32 biases
     bits, table = stats.tables
     assert bits.rows == (("activations", 6, "symmetric", 3), ("weights", 8, "symmetric", 4))
@@ -249,7 +274,9 @@ def test_disable_scheduler_and_state_round_trip() -> None:
     assert controller.scheduler_disabled
     state, weights = controller.get_state(), copy.deepcopy(model.state_dict())
     fresh_model = Branchy()
-    fresh, _ = create_compressed_model(fresh_model, {"input_info": SHAPE, "compression": {"algorithm": "quantization"}}, compression_state=state)
+    fresh, _ = create_compressed_model(
+        fresh_model, {"input_info": SHAPE, "compression": {"algorithm": "quantization"}}, compression_state=state
+    )
     fresh_model.load_state_dict(weights)
     assert fresh.get_state() == state
     assert all(q.is_initialized for _, _, q in fresh.quantizers())

@@ -48,8 +48,9 @@ CASES: dict[str, dict[str, Any]] = {
 
 def compressed(section: dict[str, Any]) -> tuple[QuantizationAlgorithm, nn.Module]:
     torch.manual_seed(0)
-    controller, model = create_compressed_model(Net(), {"input_info": {"sample_size": [1, 3, 8, 8]},
-                                                        "compression": {"algorithm": "quantization", **section}})
+    controller, model = create_compressed_model(
+        Net(), {"input_info": {"sample_size": [1, 3, 8, 8]}, "compression": {"algorithm": "quantization", **section}}
+    )
     data = [(torch.randn(8, 3, 8, 8), None) for _ in range(4)]
     controller.initialize(data)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)

@@ -18,10 +18,17 @@ from aac.quant.grid import (
 )
 
 
-@pytest.mark.parametrize(("bits", "signed", "narrow", "expected"), [
-    (8, True, False, (-128, 127)), (8, True, True, (-127, 127)), (8, False, False, (0, 255)),
-    (4, True, False, (-8, 7)), (4, False, False, (0, 15)), (2, True, True, (-1, 1)),
-])
+@pytest.mark.parametrize(
+    ("bits", "signed", "narrow", "expected"),
+    [
+        (8, True, False, (-128, 127)),
+        (8, True, True, (-127, 127)),
+        (8, False, False, (0, 255)),
+        (4, True, False, (-8, 7)),
+        (4, False, False, (0, 15)),
+        (2, True, True, (-1, 1)),
+    ],
+)
 def test_levels(bits: int, signed: bool, narrow: bool, expected: tuple[int, int]) -> None:
     grid = levels(bits, signed, narrow)
     assert (grid.qmin, grid.qmax) == expected
@@ -74,7 +81,11 @@ def test_export_grid_narrow_range_and_fewer_bits_are_clipped() -> None:
     narrow = export_grid(np.array(0.01), np.array(127), 255)
     assert narrow.dtype == "int8" and narrow.clip_low == pytest.approx(-1.27) and narrow.clip_high == pytest.approx(1.27)
     four = export_grid(np.array([0.1, 0.2]), np.array([8, 8]), 16)
-    assert four.dtype == "int8" and four.clip_low.tolist() == pytest.approx([-0.8, -1.6]) and four.clip_high.tolist() == pytest.approx([0.7, 1.4])
+    assert (
+        four.dtype == "int8"
+        and four.clip_low.tolist() == pytest.approx([-0.8, -1.6])
+        and four.clip_high.tolist() == pytest.approx([0.7, 1.4])
+    )
 
 
 def test_export_grid_uint8_for_unsigned_and_asymmetric() -> None:

@@ -36,13 +36,30 @@ def data() -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def compress(precision: dict[str, Any]) -> tuple[QuantizationAlgorithm, nn.Module]:
-    return create_compressed_model(TwoBranches(), {"input_info": {"sample_size": [2, 16]}, "compression": {
-        "algorithm": "quantization", "initializer": {"precision": precision, "batchnorm_adaptation": {"num_bn_adaptation_samples": 0}}}})
+    return create_compressed_model(
+        TwoBranches(),
+        {
+            "input_info": {"sample_size": [2, 16]},
+            "compression": {
+                "algorithm": "quantization",
+                "initializer": {"precision": precision, "batchnorm_adaptation": {"num_bn_adaptation_samples": 0}},
+            },
+        },
+    )
 
 
 def test_hawq_gives_fewer_bits_to_the_flatter_layer(tmp_path: Path) -> None:
-    controller, _ = compress({"type": "hawq", "bits": [4, 8], "compression_ratio": 1.3, "num_data_points": 32, "iter_number": 20,
-                              "tolerance": 1e-3, "dump_init_precision_data": True})
+    controller, _ = compress(
+        {
+            "type": "hawq",
+            "bits": [4, 8],
+            "compression_ratio": 1.3,
+            "num_data_points": 32,
+            "iter_number": 20,
+            "tolerance": 1e-3,
+            "dump_init_precision_data": True,
+        }
+    )
     controller.initialize(data(), criterion=nn.MSELoss(), dump_dir=tmp_path)
     bits = controller.bit_widths()
     assert (bits["sharp.weight"], bits["flat.weight"]) == (8, 4)
@@ -82,8 +99,9 @@ def neg_error(model: nn.Module, loader: Any) -> float:
 
 
 def test_autoq_lowers_the_less_sensitive_layer_first(tmp_path: Path) -> None:
-    controller, _ = compress({"type": "autoq", "bits": [2, 4, 8], "compression_ratio": 0.15, "eval_subset_ratio": 0.5,
-                              "dump_init_precision_data": True})
+    controller, _ = compress(
+        {"type": "autoq", "bits": [2, 4, 8], "compression_ratio": 0.15, "eval_subset_ratio": 0.5, "dump_init_precision_data": True}
+    )
     calls = []
 
     def metric(model: nn.Module, loader: Any) -> float:
@@ -113,10 +131,19 @@ def test_autoq_budget_and_unreachable_ratio() -> None:
 
 def test_hawq_inside_a_composite_controller() -> None:
     """initialize() of a composite hands criterion= to quantization only (sparsity takes no such keyword)."""
-    controller, _ = create_compressed_model(TwoBranches(), {"input_info": {"sample_size": [2, 16]}, "compression": [
-        {"algorithm": "magnitude_sparsity", "sparsity_init": 0.1},
-        {"algorithm": "quantization", "initializer": {"precision": {"type": "hawq", "bits": [4, 8], "compression_ratio": 1.3,
-                                                                    "iter_number": 5}}}]})
+    controller, _ = create_compressed_model(
+        TwoBranches(),
+        {
+            "input_info": {"sample_size": [2, 16]},
+            "compression": [
+                {"algorithm": "magnitude_sparsity", "sparsity_init": 0.1},
+                {
+                    "algorithm": "quantization",
+                    "initializer": {"precision": {"type": "hawq", "bits": [4, 8], "compression_ratio": 1.3, "iter_number": 5}},
+                },
+            ],
+        },
+    )
     controller.initialize(data(), criterion=nn.MSELoss())
     quantization = controller.children[1]
     assert (quantization.bit_widths()["sharp.weight"], quantization.bit_widths()["flat.weight"]) == (8, 4)
@@ -124,12 +151,15 @@ def test_hawq_inside_a_composite_controller() -> None:
         controller.initialize(data(), criterio=nn.MSELoss())
 
 
-@pytest.mark.parametrize(("precision", "path"), [
-    ({"type": "autoq", "tolerance": 0.1}, "$.compression.initializer.precision.tolerance"),
-    ({"type": "hawq", "bitwidth_per_scope": [[4, "fc|WEIGHT"]]}, "$.compression.initializer.precision.bitwidth_per_scope"),
-    ({"bits": [4, 8]}, "$.compression.initializer.precision.bits"),  # no type: manual, which reads only bitwidth_per_scope
-    ({"type": "hawq", "bits": [4]}, "$.compression.initializer.precision.bits"),
-])
+@pytest.mark.parametrize(
+    ("precision", "path"),
+    [
+        ({"type": "autoq", "tolerance": 0.1}, "$.compression.initializer.precision.tolerance"),
+        ({"type": "hawq", "bitwidth_per_scope": [[4, "fc|WEIGHT"]]}, "$.compression.initializer.precision.bitwidth_per_scope"),
+        ({"bits": [4, 8]}, "$.compression.initializer.precision.bits"),  # no type: manual, which reads only bitwidth_per_scope
+        ({"type": "hawq", "bits": [4]}, "$.compression.initializer.precision.bits"),
+    ],
+)
 def test_keys_the_type_does_not_read_are_config_problems(precision: dict[str, Any], path: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config({"compression": {"algorithm": "quantization", "initializer": {"precision": precision}}})
@@ -150,9 +180,24 @@ class SharedInput(nn.Module):
 
 @pytest.mark.parametrize(("mode", "expected"), [("liberal", (8, 4)), ("strict", (4, 4))])
 def test_strict_mode_chooses_the_weights_of_one_input_together(mode: str, expected: tuple[int, int]) -> None:
-    controller, _ = create_compressed_model(SharedInput(), {"input_info": {"sample_size": [2, 16]}, "compression": {
-        "algorithm": "quantization", "initializer": {"precision": {"type": "hawq", "bits": [4, 8], "compression_ratio": 1.3, "iter_number": 10,
-                                                                   "bitwidth_assignment_mode": mode}}}})
+    controller, _ = create_compressed_model(
+        SharedInput(),
+        {
+            "input_info": {"sample_size": [2, 16]},
+            "compression": {
+                "algorithm": "quantization",
+                "initializer": {
+                    "precision": {
+                        "type": "hawq",
+                        "bits": [4, 8],
+                        "compression_ratio": 1.3,
+                        "iter_number": 10,
+                        "bitwidth_assignment_mode": mode,
+                    }
+                },
+            },
+        },
+    )
     controller.initialize(data(), criterion=nn.MSELoss())
     bits = controller.bit_widths()
     assert (bits["branches.sharp.weight"], bits["branches.flat.weight"]) == expected

@@ -36,8 +36,10 @@ def compress(bits: list[list[Any]] = BITS, typed: bool = True, **section: Any) -
     precision: dict[str, Any] = {"bitwidth_per_scope": bits}
     if typed:
         precision["type"] = "manual"
-    return create_compressed_model(ResNet(BasicBlock, (1, 1, 1, 1)), {
-        "input_info": SHAPE, "compression": {"algorithm": "quantization", "initializer": {"precision": precision}, **section}})
+    return create_compressed_model(
+        ResNet(BasicBlock, (1, 1, 1, 1)),
+        {"input_info": SHAPE, "compression": {"algorithm": "quantization", "initializer": {"precision": precision}, **section}},
+    )
 
 
 def bits_of(controller: QuantizationAlgorithm) -> dict[str, int]:
@@ -79,8 +81,9 @@ def test_bits_survive_the_state_round_trip() -> None:
     controller.initialize([torch.randn(4, 3, 32, 32) for _ in range(2)])
     state = controller.get_state()
     fresh_model = ResNet(BasicBlock, (1, 1, 1, 1))
-    fresh, _ = create_compressed_model(fresh_model, {"input_info": SHAPE, "compression": {"algorithm": "quantization"}},
-                                       compression_state=state)
+    fresh, _ = create_compressed_model(
+        fresh_model, {"input_info": SHAPE, "compression": {"algorithm": "quantization"}}, compression_state=state
+    )
     fresh_model.load_state_dict(model.state_dict())
     assert bits_of(fresh) == bits_of(controller)
     model.eval()

@@ -58,8 +58,9 @@ class WindowAttention(nn.Module):
         return F.linear(x, self.proj.weight, self.proj.bias)
 
 
-def window_attention(x: torch.Tensor, qkv_weight: torch.Tensor, qkv_bias: torch.Tensor, proj_weight: torch.Tensor,
-                     proj_bias: torch.Tensor) -> torch.Tensor:
+def window_attention(
+    x: torch.Tensor, qkv_weight: torch.Tensor, qkv_bias: torch.Tensor, proj_weight: torch.Tensor, proj_bias: torch.Tensor
+) -> torch.Tensor:
     """torchvision's shifted_window_attention in small: a function torch.fx does not trace into (fx.wrap)."""
     batch, tokens, channels = x.shape
     q, k, v = F.linear(x, qkv_weight, qkv_bias).reshape(batch, tokens, 3, HEADS, channels // HEADS).permute(2, 0, 3, 1, 4)
@@ -115,8 +116,9 @@ class SdpaBlock(nn.Module):
 
 def compress(model: nn.Module, **section: Any) -> tuple[QuantizationAlgorithm, nn.Module]:
     torch.manual_seed(0)
-    controller, model = create_compressed_model(model, {"input_info": {"sample_size": [2, TOKENS, DIM]},
-                                                        "compression": {"algorithm": "quantization", **section}})
+    controller, model = create_compressed_model(
+        model, {"input_info": {"sample_size": [2, TOKENS, DIM]}, "compression": {"algorithm": "quantization", **section}}
+    )
     controller.initialize([torch.randn(4, TOKENS, DIM) for _ in range(3)])
     return controller, model
 
@@ -157,8 +159,11 @@ def test_functional_quantizers_train_and_round_trip(tmp_path: Path) -> None:
     assert any(not torch.equal(a, b) for k, q in quantizers.items() for a, b in zip(before[k], q.parameters(), strict=True))
     state, weights = controller.get_state(), model.state_dict()
     fresh_model = SwinBlock()
-    fresh, _ = create_compressed_model(fresh_model, {"input_info": {"sample_size": [2, TOKENS, DIM]},
-                                                     "compression": {"algorithm": "quantization"}}, compression_state=state)
+    fresh, _ = create_compressed_model(
+        fresh_model,
+        {"input_info": {"sample_size": [2, TOKENS, DIM]}, "compression": {"algorithm": "quantization"}},
+        compression_state=state,
+    )
     fresh_model.load_state_dict(weights)
     model.eval()
     fresh_model.eval()

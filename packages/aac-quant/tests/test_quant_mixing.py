@@ -17,11 +17,26 @@ from aac.torch.testing.digits import DigitsCNN, Trainer, digits, pretrain
 
 pytest.importorskip("sklearn")
 SHAPE = {"sample_size": [1, 1, 8, 8]}
-QUANT = {"algorithm": "quantization", "initializer": {"range": {"num_init_samples": 64}, "batchnorm_adaptation": {"num_bn_adaptation_samples": 64}}}
+QUANT = {
+    "algorithm": "quantization",
+    "initializer": {"range": {"num_init_samples": 64}, "batchnorm_adaptation": {"num_bn_adaptation_samples": 64}},
+}
 MAGNITUDE = {"algorithm": "magnitude_sparsity", "sparsity_init": 0.2, "params": {"sparsity_target": 0.4, "sparsity_target_epoch": 1}}
-PRUNING = {"algorithm": "filter_pruning", "pruning_init": 0.1, "params": {
-    "pruning_target": 0.25, "pruning_steps": 2, "filters_multiple_of": 1, "prune_first_conv": True, "prune_downsample_convs": True}}
-RB = {"algorithm": "rb_sparsity", "params": {"sparsity_init": 0.02, "sparsity_target": 0.3, "sparsity_steps": 2, "sparsity_training_steps": 3}}
+PRUNING = {
+    "algorithm": "filter_pruning",
+    "pruning_init": 0.1,
+    "params": {
+        "pruning_target": 0.25,
+        "pruning_steps": 2,
+        "filters_multiple_of": 1,
+        "prune_first_conv": True,
+        "prune_downsample_convs": True,
+    },
+}
+RB = {
+    "algorithm": "rb_sparsity",
+    "params": {"sparsity_init": 0.02, "sparsity_target": 0.3, "sparsity_steps": 2, "sparsity_training_steps": 3},
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +48,33 @@ def pretrained() -> tuple[DigitsCNN, float, Any, Any]:
 
 
 def adaptive(*sections: dict[str, Any], **params: Any) -> dict[str, Any]:
-    return {"input_info": SHAPE, "compression": list(sections), "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
-        "maximal_absolute_accuracy_degradation": 3.0, "initial_training_phase_epochs": 2, "patience_epochs": 1,
-        "initial_compression_rate_step": 0.2, "minimal_compression_rate_step": 0.1, "maximal_total_epochs": 5, **params}}}
+    return {
+        "input_info": SHAPE,
+        "compression": list(sections),
+        "accuracy_aware_training": {
+            "mode": "adaptive_compression_level",
+            "params": {
+                "maximal_absolute_accuracy_degradation": 3.0,
+                "initial_training_phase_epochs": 2,
+                "patience_epochs": 1,
+                "initial_compression_rate_step": 0.2,
+                "minimal_compression_rate_step": 0.1,
+                "maximal_total_epochs": 5,
+                **params,
+            },
+        },
+    }
 
 
 def early_exit(*sections: dict[str, Any], epochs: int = 4) -> dict[str, Any]:
-    return {"input_info": SHAPE, "compression": list(sections), "accuracy_aware_training": {"mode": "early_exit", "params": {
-        "maximal_relative_accuracy_degradation": 5.0, "maximal_total_epochs": epochs}}}
+    return {
+        "input_info": SHAPE,
+        "compression": list(sections),
+        "accuracy_aware_training": {
+            "mode": "early_exit",
+            "params": {"maximal_relative_accuracy_degradation": 5.0, "maximal_total_epochs": epochs},
+        },
+    }
 
 
 def build(pretrained: Any, config: dict[str, Any]) -> tuple[Any, torch.nn.Module, Trainer, float]:
@@ -55,8 +89,14 @@ def build(pretrained: Any, config: dict[str, Any]) -> tuple[Any, torch.nn.Module
 
 def run(config: dict[str, Any], controller: Any, model: Any, trainer: Trainer, accuracy: float, log_dir: Path, **kwargs: Any) -> Any:
     loop = create_accuracy_aware_training_loop(config, controller, accuracy, verbose=False)
-    loop.run(model, train_epoch_fn=trainer.train_epoch, validate_fn=trainer.validate,
-             configure_optimizers_fn=trainer.configure_optimizers, log_dir=log_dir, **kwargs)
+    loop.run(
+        model,
+        train_epoch_fn=trainer.train_epoch,
+        validate_fn=trainer.validate,
+        configure_optimizers_fn=trainer.configure_optimizers,
+        log_dir=log_dir,
+        **kwargs,
+    )
     return loop
 
 
@@ -81,7 +121,9 @@ def test_adaptive_loop_moves_only_the_adaptive_child(pretrained: Any, partner: d
         return loss
 
     loop = create_accuracy_aware_training_loop(config, controller, accuracy, verbose=False)
-    loop.run(model, train_epoch_fn=train, validate_fn=trainer.validate, configure_optimizers_fn=trainer.configure_optimizers, log_dir=tmp_path)
+    loop.run(
+        model, train_epoch_fn=train, validate_fn=trainer.validate, configure_optimizers_fn=trainer.configure_optimizers, log_dir=tmp_path
+    )
     stats = loop.statistics
     adaptive_child = controller.adaptive_child
     assert adaptive_child is not None and adaptive_child.name == partner["algorithm"]
@@ -94,9 +136,17 @@ def test_adaptive_loop_moves_only_the_adaptive_child(pretrained: Any, partner: d
     assert all(s.tables for s in controller.statistics().values())
 
 
-@pytest.mark.parametrize("sections", [
-    [RB, QUANT], [QUANT, MAGNITUDE], [QUANT, PRUNING], [QUANT, PRUNING, MAGNITUDE], [QUANT],
-], ids=["rb+quant", "quant+magnitude", "quant+pruning", "quant+pruning+magnitude", "quant"])
+@pytest.mark.parametrize(
+    "sections",
+    [
+        [RB, QUANT],
+        [QUANT, MAGNITUDE],
+        [QUANT, PRUNING],
+        [QUANT, PRUNING, MAGNITUDE],
+        [QUANT],
+    ],
+    ids=["rb+quant", "quant+magnitude", "quant+pruning", "quant+pruning+magnitude", "quant"],
+)
 def test_early_exit_runs_any_mix(pretrained: Any, sections: list[dict[str, Any]], tmp_path: Path) -> None:
     config = early_exit(*sections)
     controller, model, trainer, accuracy = build(pretrained, config)
@@ -141,7 +191,12 @@ def test_interrupted_adaptive_run_resumes_from_its_checkpoints(pretrained: Any, 
 
     with pytest.raises(KeyboardInterrupt):
         create_accuracy_aware_training_loop(config, controller, accuracy, verbose=False).run(
-            model, train_epoch_fn=crashing, validate_fn=trainer.validate, configure_optimizers_fn=trainer.configure_optimizers, log_dir=tmp_path)
+            model,
+            train_epoch_fn=crashing,
+            validate_fn=trainer.validate,
+            configure_optimizers_fn=trainer.configure_optimizers,
+            log_dir=tmp_path,
+        )
     resumed_controller, resumed_model, resumed_trainer, _ = build(pretrained, config)
     loop = run(config, resumed_controller, resumed_model, resumed_trainer, accuracy, tmp_path)
     assert loop.statistics.total_epochs == 4
@@ -149,11 +204,19 @@ def test_interrupted_adaptive_run_resumes_from_its_checkpoints(pretrained: Any, 
     assert resumed_controller.compression_rate == pytest.approx(loop.statistics.compression_rate)
 
 
-@pytest.mark.parametrize(("partner", "quant_first", "per_channel"), [
-    (PRUNING, True, False), (PRUNING, False, True), (MAGNITUDE, True, True), (MAGNITUDE, False, False),
-], ids=["quant+pruning", "pruning+quant-per-channel", "quant+magnitude-per-channel", "magnitude+quant"])
-def test_export_of_a_compressed_quantized_model(pretrained: Any, tmp_path: Path, partner: dict[str, Any], quant_first: bool,
-                                                per_channel: bool) -> None:
+@pytest.mark.parametrize(
+    ("partner", "quant_first", "per_channel"),
+    [
+        (PRUNING, True, False),
+        (PRUNING, False, True),
+        (MAGNITUDE, True, True),
+        (MAGNITUDE, False, False),
+    ],
+    ids=["quant+pruning", "pruning+quant-per-channel", "quant+magnitude-per-channel", "magnitude+quant"],
+)
+def test_export_of_a_compressed_quantized_model(
+    pretrained: Any, tmp_path: Path, partner: dict[str, Any], quant_first: bool, per_channel: bool
+) -> None:
     ort = pytest.importorskip("onnxruntime")
     quant = {**QUANT, "weights": {"per_channel": per_channel}, "activations": {"per_channel": per_channel}}
     config = early_exit(*((quant, partner) if quant_first else (partner, quant)))
@@ -168,8 +231,14 @@ def test_export_of_a_compressed_quantized_model(pretrained: Any, tmp_path: Path,
     if partner is PRUNING:
         assert stripped.conv1.out_channels < model.conv1.out_channels  # physically smaller
     else:
-        assert float((stripped.fc.parametrizations.weight.original == 0).float().mean() if hasattr(stripped.fc, "parametrizations")
-                     else (stripped.fc._parameters["weight"] == 0).float().mean()) > 0.2
+        assert (
+            float(
+                (stripped.fc.parametrizations.weight.original == 0).float().mean()
+                if hasattr(stripped.fc, "parametrizations")
+                else (stripped.fc._parameters["weight"] == 0).float().mean()
+            )
+            > 0.2
+        )
     with torch.no_grad():
         assert np.abs(stripped(x).numpy() - expected).max() <= 1e-5
     path = controller.export_model(tmp_path / "m.onnx")

@@ -28,7 +28,9 @@ def reference(q: Any, x: torch.Tensor) -> np.ndarray:
     return fake_quantize(x.detach().double().numpy(), step, zero, q.levels.count)
 
 
-@pytest.mark.parametrize(("bits", "signed", "narrow"), [(8, True, False), (8, True, True), (8, False, False), (4, True, False), (3, False, False)])
+@pytest.mark.parametrize(
+    ("bits", "signed", "narrow"), [(8, True, False), (8, True, True), (8, False, False), (4, True, False), (3, False, False)]
+)
 def test_symmetric_values_match_the_reference(bits: int, signed: bool, narrow: bool) -> None:
     q = SymmetricQuantizer(QuantizerSettings(bits=bits, narrow_range=narrow), "quantization", signed=signed)
     with torch.no_grad():
@@ -55,8 +57,10 @@ def test_asymmetric_values_and_exact_zero() -> None:
 def test_per_channel(axis: int) -> None:
     x = torch.randn(4, 3, 5) if axis != -1 else torch.randn(4, 6, 3)
     channels = x.shape[axis]
-    for q in (SymmetricQuantizer(QuantizerSettings(per_channel=True), "q", channels=channels, axis=axis, signed=True),
-              AsymmetricQuantizer(QuantizerSettings(mode="asymmetric", per_channel=True), "q", channels=channels, axis=axis)):
+    for q in (
+        SymmetricQuantizer(QuantizerSettings(per_channel=True), "q", channels=channels, axis=axis, signed=True),
+        AsymmetricQuantizer(QuantizerSettings(mode="asymmetric", per_channel=True), "q", channels=channels, axis=axis),
+    ):
         params = q.scale if isinstance(q, SymmetricQuantizer) else q.input_range
         with torch.no_grad():
             params.copy_(torch.linspace(0.5, 2.0, channels))
@@ -148,9 +152,11 @@ def test_signedness_and_initialization_come_back_with_the_state_dict() -> None:
 
 
 def test_export_form_computes_the_same_values() -> None:
-    for q in (SymmetricQuantizer(QuantizerSettings(narrow_range=True, bits=5), "q", signed=True),
-              AsymmetricQuantizer(QuantizerSettings(mode="asymmetric", per_channel=True), "q", channels=3, axis=1),
-              SymmetricQuantizer(QuantizerSettings(per_channel=True), "q", channels=3, axis=1, signed=False)):
+    for q in (
+        SymmetricQuantizer(QuantizerSettings(narrow_range=True, bits=5), "q", signed=True),
+        AsymmetricQuantizer(QuantizerSettings(mode="asymmetric", per_channel=True), "q", channels=3, axis=1),
+        SymmetricQuantizer(QuantizerSettings(per_channel=True), "q", channels=3, axis=1, signed=False),
+    ):
         x = torch.randn(8, 3, 4) * 3
         for p in q.parameters():
             with torch.no_grad():

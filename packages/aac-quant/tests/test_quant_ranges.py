@@ -12,11 +12,14 @@ def batches() -> list[np.ndarray]:
     return [np.array([[-1.0, 2.0], [0.0, 4.0]]), np.array([[-3.0, 1.0], [0.5, 0.5]])]
 
 
-@pytest.mark.parametrize(("kind", "low", "high"), [
-    ("min_max", -3.0, 4.0),
-    ("mean_min_max", -2.0, 2.5),
-    ("mixed_min_max", -3.0, 2.5),
-])
+@pytest.mark.parametrize(
+    ("kind", "low", "high"),
+    [
+        ("min_max", -3.0, 4.0),
+        ("mean_min_max", -2.0, 2.5),
+        ("mixed_min_max", -3.0, 2.5),
+    ],
+)
 def test_min_max_family_per_tensor(kind: str, low: float, high: float) -> None:
     collector = RangeCollector(kind)
     for batch in batches():

@@ -37,8 +37,9 @@ class RMNet(nn.Module):
 
 def compress(**section: Any) -> tuple[QuantizationAlgorithm, nn.Module]:
     torch.manual_seed(0)
-    controller, model = create_compressed_model(RMNet(), {"input_info": {"sample_size": [2, 3, 6, 6]},
-                                                          "compression": {"algorithm": "quantization", **section}})
+    controller, model = create_compressed_model(
+        RMNet(), {"input_info": {"sample_size": [2, 3, 6, 6]}, "compression": {"algorithm": "quantization", **section}}
+    )
     controller.initialize([torch.randn(4, 3, 6, 6) for _ in range(2)])
     return controller, model
 
@@ -57,10 +58,18 @@ def test_rmnet_activations_after_elu_are_signed() -> None:
 
 
 def test_weight_overrides_by_layer() -> None:
-    controller, _ = compress(weights={"bits": 8}, scope_overrides={"weights": {
-        "backbone.1.conv": {"bits": 4, "mode": "asymmetric"},
-        "{re}head": {"per_channel": True, "initializer": {"range": {"type": "percentile", "params": {"min_percentile": 10, "max_percentile": 90}}}},
-    }})
+    controller, _ = compress(
+        weights={"bits": 8},
+        scope_overrides={
+            "weights": {
+                "backbone.1.conv": {"bits": 4, "mode": "asymmetric"},
+                "{re}head": {
+                    "per_channel": True,
+                    "initializer": {"range": {"type": "percentile", "params": {"min_percentile": 10, "max_percentile": 90}}},
+                },
+            }
+        },
+    )
     quantizers = controller.weight_quantizers
     assert isinstance(quantizers["backbone.1.conv"], AsymmetricQuantizer) and quantizers["backbone.1.conv"].bits == 4
     assert isinstance(quantizers["stem"], SymmetricQuantizer) and quantizers["stem"].bits == 8
@@ -72,10 +81,14 @@ def test_weight_overrides_by_layer() -> None:
 
 
 def test_later_entries_win_and_activation_modes_change() -> None:
-    controller, _ = compress(scope_overrides={"activations": {
-        "{re}backbone": {"mode": "asymmetric", "bits": 6},
-        "backbone.2": {"bits": 4},
-    }})
+    controller, _ = compress(
+        scope_overrides={
+            "activations": {
+                "{re}backbone": {"mode": "asymmetric", "bits": 6},
+                "backbone.2": {"bits": 4},
+            }
+        }
+    )
     assert isinstance(site(controller, "backbone.1.conv"), AsymmetricQuantizer) and site(controller, "backbone.1.conv").bits == 6
     assert site(controller, "backbone.2.conv").bits == 4 and isinstance(site(controller, "backbone.2.conv"), AsymmetricQuantizer)
     assert isinstance(site(controller, "stem"), SymmetricQuantizer) and site(controller, "stem").bits == 8
@@ -89,5 +102,12 @@ def test_a_scope_matching_nothing_is_a_config_error() -> None:
 
 def test_signed_on_an_asymmetric_override_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
-        load_config({"compression": {"algorithm": "quantization", "scope_overrides": {"activations": {"x": {"mode": "asymmetric", "signed": True}}}}})
+        load_config(
+            {
+                "compression": {
+                    "algorithm": "quantization",
+                    "scope_overrides": {"activations": {"x": {"mode": "asymmetric", "signed": True}}},
+                }
+            }
+        )
     assert "scope_overrides.activations['x'].signed" in info.value.problems[0].path

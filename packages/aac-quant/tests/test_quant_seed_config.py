@@ -24,7 +24,7 @@ def data(count: int = 16, batch: int = 8, seed: int = 0) -> list[tuple[torch.Ten
     x = torch.rand(count, 3, 224, 224, generator=generator)
     y = torch.randint(0, 3, (count,), generator=generator)
     x[torch.arange(count), y] += 0.5
-    return [(x[i:i + batch], y[i:i + batch]) for i in range(0, count, batch)]
+    return [(x[i : i + batch], y[i : i + batch]) for i in range(0, count, batch)]
 
 
 def train_epoch(controller: Any, model: torch.nn.Module, epoch: int = 0, optimizer: Any = None, lr_scheduler: Any = None) -> float:
@@ -94,15 +94,23 @@ def test_the_seed_config_runs_on_a_small_model(tmp_path: Path) -> None:
 def test_the_seed_config_under_the_early_exit_loop(tmp_path: Path) -> None:
     torch.manual_seed(0)
     config = copy.deepcopy(dict(load_config(CONFIG)))
-    config["accuracy_aware_training"] = {"mode": "early_exit", "params": {
-        "maximal_absolute_accuracy_degradation": 100.0, "maximal_total_epochs": 2}}
+    config["accuracy_aware_training"] = {
+        "mode": "early_exit",
+        "params": {"maximal_absolute_accuracy_degradation": 100.0, "maximal_total_epochs": 2},
+    }
     model = MobileNetV2(classes=3)
     controller, model = create_compressed_model(model, config)
     controller.initialize(data())
     # a budget no model can miss, on purpose: the test is about the schedule, not the metric
-    loop = create_accuracy_aware_training_loop(config, controller, uncompressed_model_accuracy=50.0, verbose=False,
-                                               check_metric_scale=False)
-    loop.run(model, train_epoch_fn=train_epoch, validate_fn=validate,
-             configure_optimizers_fn=lambda: (torch.optim.Adam(model.parameters(), lr=0.001), None), log_dir=tmp_path)
+    loop = create_accuracy_aware_training_loop(
+        config, controller, uncompressed_model_accuracy=50.0, verbose=False, check_metric_scale=False
+    )
+    loop.run(
+        model,
+        train_epoch_fn=train_epoch,
+        validate_fn=validate,
+        configure_optimizers_fn=lambda: (torch.optim.Adam(model.parameters(), lr=0.001), None),
+        log_dir=tmp_path,
+    )
     assert loop.statistics is not None and loop.statistics.total_epochs == 2  # the schedule (5 epochs) cannot complete in 2
     assert "the schedule never completed" in loop.statistics.stop_reason

@@ -23,8 +23,9 @@ def net() -> nn.Module:
 
 
 def compress(params: dict[str, Any], model: nn.Module | None = None) -> tuple[QuantizationAlgorithm, nn.Module]:
-    return create_compressed_model(model or net(), {"input_info": {"sample_size": [2, 3, 8, 8]},
-                                                    "compression": {"algorithm": "quantization", "params": params}})
+    return create_compressed_model(
+        model or net(), {"input_info": {"sample_size": [2, 3, 8, 8]}, "compression": {"algorithm": "quantization", "params": params}}
+    )
 
 
 DATA = [torch.randn(4, 3, 8, 8) for _ in range(2)]
@@ -93,8 +94,9 @@ def test_no_or_empty_params_keep_every_quantizer_on() -> None:
 
 
 def test_learning_rate_and_weight_decay_follow_nncfs_sample() -> None:
-    settings = StagedSettings.from_params({"base_lr": 0.1, "base_wd": 0.01, "lr_poly_drop_start_epoch": 2, "lr_poly_drop_duration_epochs": 4,
-                                           "disable_wd_start_epoch": 3})
+    settings = StagedSettings.from_params(
+        {"base_lr": 0.1, "base_wd": 0.01, "lr_poly_drop_start_epoch": 2, "lr_poly_drop_duration_epochs": 4, "disable_wd_start_epoch": 3}
+    )
     schedule = OptimizerSchedule(settings)
     assert schedule.learning_rate(1.5) is None and schedule.learning_rate(6.0) is None
     assert schedule.learning_rate(2.0) == pytest.approx(0.1) and schedule.learning_rate(4.0) == pytest.approx(0.1 * 0.5**2.1)

@@ -31,8 +31,15 @@ from aac.tf.testing import (
 
 STYLES = {"sequential": sequential_model, "functional": functional_model, "subclassed": SubclassedModel}
 INIT = {"range": {"num_init_samples": 64}, "batchnorm_adaptation": {"num_bn_adaptation_samples": 64}}
-KEYS = {"weight_quantizers", "activation_quantizers", "quantized_layers_ratio", "initialized", "enabled_ratio", "bit_complexity_ratio",
-        "weight_size_ratio"}
+KEYS = {
+    "weight_quantizers",
+    "activation_quantizers",
+    "quantized_layers_ratio",
+    "initialized",
+    "enabled_ratio",
+    "bit_complexity_ratio",
+    "weight_size_ratio",
+}
 
 
 def compress(model: Any, shape: tuple[int, ...] = (1, 8), **section: Any) -> tuple[TFQuantization, Any]:
@@ -117,8 +124,9 @@ def test_fake_quantization_matches_the_neutral_grid_and_statistics_decide_the_si
 
 def test_per_channel_asymmetric_conv_model(tmp_path: Path) -> None:
     x = _images()
-    controller, model = compress(conv_model(), (1, 8, 8, 3), weights={"per_channel": True},
-                                 activations={"mode": "asymmetric", "per_channel": True})
+    controller, model = compress(
+        conv_model(), (1, 8, 8, 3), weights={"per_channel": True}, activations={"mode": "asymmetric", "per_channel": True}
+    )
     controller.initialize(x)
     assert all(q.channels is not None for _, _, q in controller.quantizers())
     expected = np.asarray(model(x, training=False))

@@ -4,8 +4,7 @@ from aac.tf.testing import fit_under_mirrored_strategy
 
 
 def test_quantization_trains_under_mirrored_strategy(tmp_path):
-    report = fit_under_mirrored_strategy({"algorithm": "quantization",
-                                          "initializer": {"range": {"num_init_samples": 64}}}, tmp_path)
+    report = fit_under_mirrored_strategy({"algorithm": "quantization", "initializer": {"range": {"num_init_samples": 64}}}, tmp_path)
     assert report["replicas"] == 2 and report["mirrored"] == report["variables"]  # weights and quantizer ranges on both replicas
     assert report["disagreement"] == 0.0
     assert report["epochs"] == 2

@@ -19,9 +19,15 @@ from aac.tf import accuracy_aware_fit
 from aac.tf.models import iter_layers
 from aac.tf.testing import compile_classifier, make_data, sequential_model
 
-QUANT = {"algorithm": "quantization", "initializer": {"range": {"num_init_samples": 100}, "batchnorm_adaptation": {"num_bn_adaptation_samples": 0}}}
-SPARSITY = {"algorithm": "magnitude_sparsity", "sparsity_init": 0.2,
-            "params": {"sparsity_target": 0.6, "sparsity_target_epoch": 2, "sparsity_freeze_epoch": 3}}
+QUANT = {
+    "algorithm": "quantization",
+    "initializer": {"range": {"num_init_samples": 100}, "batchnorm_adaptation": {"num_bn_adaptation_samples": 0}},
+}
+SPARSITY = {
+    "algorithm": "magnitude_sparsity",
+    "sparsity_init": 0.2,
+    "params": {"sparsity_target": 0.6, "sparsity_target_epoch": 2, "sparsity_freeze_epoch": 3},
+}
 INPUT = {"sample_size": [1, 64]}
 
 
@@ -69,11 +75,18 @@ def _compressed(weights: list[Any], config: dict[str, Any], x: np.ndarray) -> tu
 
 def test_early_exit_with_quantization_and_sparsity(digits, tmp_path: Path) -> None:
     (x, y, xv, yv), weights, baseline = digits
-    config = {"input_info": INPUT, "compression": [SPARSITY, QUANT], "accuracy_aware_training": {
-        "mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 0.05, "maximal_total_epochs": 5}}}
+    config = {
+        "input_info": INPUT,
+        "compression": [SPARSITY, QUANT],
+        "accuracy_aware_training": {
+            "mode": "early_exit",
+            "params": {"maximal_absolute_accuracy_degradation": 0.05, "maximal_total_epochs": 5},
+        },
+    }
     controller, model = _compressed(weights, config, x)
-    model, stats = accuracy_aware_fit(model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=baseline,
-                                      batch_size=50, log_dir=tmp_path, verbose=False)
+    model, stats = accuracy_aware_fit(
+        model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=baseline, batch_size=50, log_dir=tmp_path, verbose=False
+    )
     assert stats.feasible and stats.total_epochs <= 5 and stats.compressed_accuracy >= baseline - 0.05
     assert controller.children[0].measured_level() == pytest.approx(0.6, abs=0.01)
 
@@ -81,13 +94,25 @@ def test_early_exit_with_quantization_and_sparsity(digits, tmp_path: Path) -> No
 def test_adaptive_search_moves_sparsity_while_quantizing(digits, tmp_path: Path) -> None:
     (x, y, xv, yv), weights, baseline = digits
     sparsity = {**SPARSITY, "params": {**SPARSITY["params"], "sparsity_target": 0.9}}
-    config = {"input_info": INPUT, "compression": [sparsity, QUANT], "accuracy_aware_training": {
-        "mode": "adaptive_compression_level", "params": {
-            "maximal_absolute_accuracy_degradation": 0.03, "initial_training_phase_epochs": 2, "patience_epochs": 1,
-            "initial_compression_rate_step": 0.2, "minimal_compression_rate_step": 0.1, "maximal_total_epochs": 6}}}
+    config = {
+        "input_info": INPUT,
+        "compression": [sparsity, QUANT],
+        "accuracy_aware_training": {
+            "mode": "adaptive_compression_level",
+            "params": {
+                "maximal_absolute_accuracy_degradation": 0.03,
+                "initial_training_phase_epochs": 2,
+                "patience_epochs": 1,
+                "initial_compression_rate_step": 0.2,
+                "minimal_compression_rate_step": 0.1,
+                "maximal_total_epochs": 6,
+            },
+        },
+    }
     controller, model = _compressed(weights, config, x)
-    model, stats = accuracy_aware_fit(model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=baseline,
-                                      batch_size=50, log_dir=tmp_path, verbose=False)
+    model, stats = accuracy_aware_fit(
+        model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=baseline, batch_size=50, log_dir=tmp_path, verbose=False
+    )
     assert stats.mode == "adaptive_compression_level" and stats.total_epochs <= 6
     assert any(r.phase == "search" for r in stats.history)
     assert controller.compression_rate == pytest.approx(stats.compression_rate)

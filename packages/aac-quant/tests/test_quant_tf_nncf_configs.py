@@ -29,8 +29,13 @@ def _uses_quantization(path: Path) -> bool:
     return any(isinstance(s, dict) and s.get("algorithm") == "quantization" for s in sections)
 
 
-CONFIGS = sorted(p for root in (NNCF / "examples" / "tensorflow", NNCF / "tests" / "tensorflow") if root.is_dir()
-                 for p in root.rglob("*.json") if _uses_quantization(p))
+CONFIGS = sorted(
+    p
+    for root in (NNCF / "examples" / "tensorflow", NNCF / "tests" / "tensorflow")
+    if root.is_dir()
+    for p in root.rglob("*.json")
+    if _uses_quantization(p)
+)
 
 
 def small_model(shape: list[int]) -> object:

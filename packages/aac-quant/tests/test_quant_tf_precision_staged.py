@@ -34,8 +34,17 @@ def two_branches() -> Any:
 
 def compress(model: Any = None, **section: Any) -> tuple[TFQuantization, Any]:
     initializer = section.pop("initializer", {})
-    return create_compressed_model(model or two_branches(), {"input_info": {"sample_size": [2, 16]}, "compression": {
-        "algorithm": "quantization", "initializer": {"batchnorm_adaptation": {"num_bn_adaptation_samples": 0}, **initializer}, **section}})
+    return create_compressed_model(
+        model or two_branches(),
+        {
+            "input_info": {"sample_size": [2, 16]},
+            "compression": {
+                "algorithm": "quantization",
+                "initializer": {"batchnorm_adaptation": {"num_bn_adaptation_samples": 0}, **initializer},
+                **section,
+            },
+        },
+    )
 
 
 rng = np.random.default_rng(0)
@@ -43,8 +52,9 @@ X, Y = rng.normal(size=(64, 16)).astype("float32"), rng.normal(size=(64, 4)).ast
 
 
 def test_manual_bit_widths_reach_the_stripped_model(tmp_path: Path) -> None:
-    controller, _ = compress(initializer={"precision": {"bitwidth_per_scope": [
-        [2, "sharp|WEIGHT"], [3, "flat|WEIGHT"], [6, "sharp|INPUT"]]}})
+    controller, _ = compress(
+        initializer={"precision": {"bitwidth_per_scope": [[2, "sharp|WEIGHT"], [3, "flat|WEIGHT"], [6, "sharp|INPUT"]]}}
+    )
     controller.initialize((X, Y))
     assert controller.bit_widths() == {"sharp.kernel": 2, "flat.kernel": 3, "input of sharp": 6, "input of flat": 8}
     stripped = controller.strip()
@@ -62,8 +72,18 @@ def test_manual_bit_widths_reach_the_stripped_model(tmp_path: Path) -> None:
 
 
 def test_hawq_gives_fewer_bits_to_the_flatter_layer(tmp_path: Path) -> None:
-    controller, _ = compress(initializer={"precision": {"type": "hawq", "bits": [4, 8], "compression_ratio": 1.3, "num_data_points": 32,
-                                                        "iter_number": 10, "dump_init_precision_data": True}})
+    controller, _ = compress(
+        initializer={
+            "precision": {
+                "type": "hawq",
+                "bits": [4, 8],
+                "compression_ratio": 1.3,
+                "num_data_points": 32,
+                "iter_number": 10,
+                "dump_init_precision_data": True,
+            }
+        }
+    )
     controller.initialize((X, Y), batch_size=16, criterion=keras.losses.MeanSquaredError(), dump_dir=tmp_path)
     bits = controller.bit_widths()
     assert (bits["sharp.kernel"], bits["flat.kernel"]) == (8, 4)
@@ -105,12 +125,25 @@ def test_scope_overrides_on_keras_layers() -> None:
 
 
 def test_optimizer_helpers_follow_the_schedule() -> None:
-    config = {"compression": {"algorithm": "quantization", "params": {
-        "base_lr": 0.1, "base_wd": 0.01, "batch_multiplier": 2, "lr_poly_drop_start_epoch": 0, "lr_poly_drop_duration_epochs": 2,
-        "disable_wd_start_epoch": 0.5}}}
+    config = {
+        "compression": {
+            "algorithm": "quantization",
+            "params": {
+                "base_lr": 0.1,
+                "base_wd": 0.01,
+                "batch_multiplier": 2,
+                "lr_poly_drop_start_epoch": 0,
+                "lr_poly_drop_duration_epochs": 2,
+                "disable_wd_start_epoch": 0.5,
+            },
+        }
+    }
     model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(4)])
     optimizer = make_optimizer(config)
-    assert float(optimizer.learning_rate) == pytest.approx(0.1) and (optimizer.weight_decay, optimizer.gradient_accumulation_steps) == (0.01, 2)
+    assert float(optimizer.learning_rate) == pytest.approx(0.1) and (optimizer.weight_decay, optimizer.gradient_accumulation_steps) == (
+        0.01,
+        2,
+    )
     model.compile(optimizer=optimizer, loss="mse")
     model.fit(X, Y, batch_size=16, epochs=1, verbose=0, callbacks=[StagedOptimizerSchedule(config)])
     assert float(model.optimizer.learning_rate) == pytest.approx(0.1 * ((2 - 0.75) / 2) ** 2.1, rel=1e-5)  # the last batch: epoch 0.75

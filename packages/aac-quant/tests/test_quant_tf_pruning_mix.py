@@ -19,8 +19,11 @@ from aac.tf.models import iter_layers
 from aac.tf.testing import resnet_like
 from aac.tf.transforms import Mask, has_transforms, transforms_of
 
-QUANT = {"algorithm": "quantization", "weights": {"per_channel": True},
-         "initializer": {"range": {"num_init_samples": 16}, "batchnorm_adaptation": {"num_bn_adaptation_samples": 0}}}
+QUANT = {
+    "algorithm": "quantization",
+    "weights": {"per_channel": True},
+    "initializer": {"range": {"num_init_samples": 16}, "batchnorm_adaptation": {"num_bn_adaptation_samples": 0}},
+}
 PRUNING = {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True}}
 SHAPE = (1, 8, 8, 3)
 

@@ -29,7 +29,9 @@ def test_masks_start_from_the_zero_weights_and_never_change() -> None:
         loss.backward()
         optimizer.step()
     assert (model.fc.weight[:, :100] == 0).all()
-    assert controller.statistics()["const_sparsity"].scalars["sparsity_level"] == pytest.approx(1000 / sum(layer.numel for layer in controller.layers))
+    assert controller.statistics()["const_sparsity"].scalars["sparsity_level"] == pytest.approx(
+        1000 / sum(layer.numel for layer in controller.layers)
+    )
     with pytest.raises(CompressionRateError):
         controller.compression_rate = 0.5
     with pytest.raises(CompressionRateError):
@@ -39,8 +41,9 @@ def test_masks_start_from_the_zero_weights_and_never_change() -> None:
 def test_magnitude_checkpoint_loads_into_const_sparsity() -> None:
     torch.manual_seed(0)
     magnitude_model = DigitsCNN()
-    magnitude, _ = create_compressed_model(magnitude_model, {"input_info": SHAPE, "compression": {
-        "algorithm": "magnitude_sparsity", "sparsity_init": 0.5}})
+    magnitude, _ = create_compressed_model(
+        magnitude_model, {"input_info": SHAPE, "compression": {"algorithm": "magnitude_sparsity", "sparsity_init": 0.5}}
+    )
     weights = magnitude_model.state_dict()
     const_model = DigitsCNN()
     const, _ = create_compressed_model(const_model, {"input_info": SHAPE, "compression": {"algorithm": "const_sparsity"}})

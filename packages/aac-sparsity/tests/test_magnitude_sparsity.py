@@ -25,9 +25,14 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-def compress(model: nn.Module | None = None, sparsity_init: float = 0.0, section: dict[str, Any] | None = None, **params: Any) -> tuple[MagnitudeSparsity, nn.Module]:
+def compress(
+    model: nn.Module | None = None, sparsity_init: float = 0.0, section: dict[str, Any] | None = None, **params: Any
+) -> tuple[MagnitudeSparsity, nn.Module]:
     model = model or DigitsCNN()
-    cfg = {"input_info": SHAPE, "compression": {"algorithm": "magnitude_sparsity", "sparsity_init": sparsity_init, "params": params, **(section or {})}}
+    cfg = {
+        "input_info": SHAPE,
+        "compression": {"algorithm": "magnitude_sparsity", "sparsity_init": sparsity_init, "params": params, **(section or {})},
+    }
     controller, compressed = create_compressed_model(model, cfg)
     assert isinstance(controller, MagnitudeSparsity) and compressed is model
     return controller, compressed
@@ -159,8 +164,9 @@ def test_setter_works_when_frozen_and_keeps_it_frozen() -> None:
 
 
 def test_update_per_optimizer_step_end_to_end() -> None:
-    controller, _ = compress(sparsity_init=0.0, sparsity_target=0.4, sparsity_target_epoch=1, power=1,
-                             update_per_optimizer_step=True, steps_per_epoch=4)
+    controller, _ = compress(
+        sparsity_init=0.0, sparsity_target=0.4, sparsity_target_epoch=1, power=1, update_per_optimizer_step=True, steps_per_epoch=4
+    )
     controller.scheduler.epoch_step()
     levels = []
     for _ in range(4):
@@ -270,9 +276,18 @@ def test_state_round_trip_restores_levels_masks_and_schedule() -> None:
     controller.compression_rate = 0.45
     state, weights = controller.get_state(), copy.deepcopy(model.state_dict())
     fresh_model = DigitsCNN()
-    fresh, _ = create_compressed_model(fresh_model, {"input_info": SHAPE, "compression": {
-        "algorithm": "magnitude_sparsity", "sparsity_init": 0.1, "params": {"sparsity_target": 0.5, "sparsity_target_epoch": 4, "sparsity_freeze_epoch": 5}}},
-        compression_state=state)
+    fresh, _ = create_compressed_model(
+        fresh_model,
+        {
+            "input_info": SHAPE,
+            "compression": {
+                "algorithm": "magnitude_sparsity",
+                "sparsity_init": 0.1,
+                "params": {"sparsity_target": 0.5, "sparsity_target_epoch": 4, "sparsity_freeze_epoch": 5},
+            },
+        },
+        compression_state=state,
+    )
     fresh_model.load_state_dict(weights)
     assert fresh.compression_rate == 0.45 and fresh.scheduler_disabled
     assert fresh.get_state() == state

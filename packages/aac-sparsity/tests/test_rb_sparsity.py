@@ -166,9 +166,18 @@ def test_state_round_trip() -> None:
         controller.scheduler.epoch_step()
     state, weights = controller.get_state(), copy.deepcopy(model.state_dict())
     fresh_model = DigitsCNN()
-    fresh, _ = create_compressed_model(fresh_model, {"input_info": SHAPE, "compression": {
-        "algorithm": "rb_sparsity", "sparsity_init": 0.1, "params": {"sparsity_target": 0.5, "sparsity_target_epoch": 2, "sparsity_freeze_epoch": 3}}},
-        compression_state=state)
+    fresh, _ = create_compressed_model(
+        fresh_model,
+        {
+            "input_info": SHAPE,
+            "compression": {
+                "algorithm": "rb_sparsity",
+                "sparsity_init": 0.1,
+                "params": {"sparsity_target": 0.5, "sparsity_target_epoch": 2, "sparsity_freeze_epoch": 3},
+            },
+        },
+        compression_state=state,
+    )
     fresh_model.load_state_dict(weights)
     assert fresh.frozen and fresh.compression_rate == controller.compression_rate
     assert not fresh_model.fc.parametrizations.weight[0].logits.requires_grad

@@ -31,19 +31,35 @@ def run(pretrained: tuple[DigitsCNN, float, Any, Any], config: dict[str, Any], l
     controller, model = create_compressed_model(model, config)
     trainer = Trainer(model, train, val)
     loop = create_accuracy_aware_training_loop(config, controller, accuracy, verbose=False)
-    model = loop.run(model, train_epoch_fn=trainer.train_epoch, validate_fn=trainer.validate,
-                     configure_optimizers_fn=trainer.configure_optimizers, log_dir=log_dir)
+    model = loop.run(
+        model,
+        train_epoch_fn=trainer.train_epoch,
+        validate_fn=trainer.validate,
+        configure_optimizers_fn=trainer.configure_optimizers,
+        log_dir=log_dir,
+    )
     return loop, controller, model, trainer
 
 
 def test_adaptive_loop_searches_the_magnitude_sparsity_level(pretrained: Any, tmp_path: Path) -> None:
     config = {
         "input_info": {"sample_size": [1, 1, 8, 8]},
-        "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {
-            "maximal_absolute_accuracy_degradation": 3.0, "initial_training_phase_epochs": 2, "patience_epochs": 1,
-            "initial_compression_rate_step": 0.2, "minimal_compression_rate_step": 0.1, "maximal_total_epochs": 6}},
-        "compression": {"algorithm": "magnitude_sparsity", "sparsity_init": 0.2,
-                        "params": {"sparsity_target": 0.4, "sparsity_target_epoch": 1}},
+        "accuracy_aware_training": {
+            "mode": "adaptive_compression_level",
+            "params": {
+                "maximal_absolute_accuracy_degradation": 3.0,
+                "initial_training_phase_epochs": 2,
+                "patience_epochs": 1,
+                "initial_compression_rate_step": 0.2,
+                "minimal_compression_rate_step": 0.1,
+                "maximal_total_epochs": 6,
+            },
+        },
+        "compression": {
+            "algorithm": "magnitude_sparsity",
+            "sparsity_init": 0.2,
+            "params": {"sparsity_target": 0.4, "sparsity_target_epoch": 1},
+        },
     }
     loop, controller, model, trainer = run(pretrained, config, tmp_path)
     stats = loop.statistics
@@ -60,10 +76,20 @@ def test_adaptive_loop_searches_the_magnitude_sparsity_level(pretrained: Any, tm
 def test_early_exit_loop_with_rb_sparsity(pretrained: Any, tmp_path: Path) -> None:
     config = {
         "input_info": {"sample_size": [1, 1, 8, 8]},
-        "accuracy_aware_training": {"mode": "early_exit", "params": {
-            "maximal_relative_accuracy_degradation": 5.0, "maximal_total_epochs": 4}},
-        "compression": {"algorithm": "rb_sparsity", "params": {
-            "schedule": "exponential", "sparsity_init": 0.01, "sparsity_target": 0.3, "sparsity_steps": 2, "sparsity_training_steps": 3}},
+        "accuracy_aware_training": {
+            "mode": "early_exit",
+            "params": {"maximal_relative_accuracy_degradation": 5.0, "maximal_total_epochs": 4},
+        },
+        "compression": {
+            "algorithm": "rb_sparsity",
+            "params": {
+                "schedule": "exponential",
+                "sparsity_init": 0.01,
+                "sparsity_target": 0.3,
+                "sparsity_steps": 2,
+                "sparsity_training_steps": 3,
+            },
+        },
     }
     loop, controller, model, _ = run(pretrained, config, tmp_path)
     assert loop.statistics.total_epochs <= 4
@@ -86,10 +112,17 @@ def test_filter_pruning_with_sparsity_is_rejected_in_adaptive_mode() -> None:
 @pytest.mark.parametrize("sparsity", ["magnitude_sparsity", "rb_sparsity"])
 def test_strip_after_filter_pruning_cuts_the_masks_along(sparsity: str) -> None:
     torch.manual_seed(0)
-    config = {"input_info": {"sample_size": [1, 1, 8, 8]}, "compression": [
-        {"algorithm": "filter_pruning", "pruning_init": 0.5, "params": {"filters_multiple_of": 1, "prune_first_conv": True,
-                                                                        "prune_downsample_convs": True}},
-        {"algorithm": sparsity, "sparsity_init": 0.3, "params": {"sparsity_target": 0.5}}]}
+    config = {
+        "input_info": {"sample_size": [1, 1, 8, 8]},
+        "compression": [
+            {
+                "algorithm": "filter_pruning",
+                "pruning_init": 0.5,
+                "params": {"filters_multiple_of": 1, "prune_first_conv": True, "prune_downsample_convs": True},
+            },
+            {"algorithm": sparsity, "sparsity_init": 0.3, "params": {"sparsity_target": 0.5}},
+        ],
+    }
     model = DigitsCNN()
     controller, model = create_compressed_model(model, config)
     if sparsity == "rb_sparsity":

@@ -87,24 +87,46 @@ def test_multistep_selects_by_epoch_and_checks_lengths() -> None:
 # -- settings -----------------------------------------------------------------------------------
 def test_defaults_are_nncf_defaults() -> None:
     s = settings()
-    assert (s.sparsity_init, s.schedule, s.sparsity_target, s.sparsity_target_epoch, s.sparsity_freeze_epoch) == (0.0, "polynomial", 0.5, 90, 100)
+    assert (s.sparsity_init, s.schedule, s.sparsity_target, s.sparsity_target_epoch, s.sparsity_freeze_epoch) == (
+        0.0,
+        "polynomial",
+        0.5,
+        90,
+        100,
+    )
     assert (s.power, s.concave, s.update_per_optimizer_step, s.steps_per_epoch) == (0.9, True, False, None)
     assert (s.multistep_steps, s.multistep_sparsity_levels, s.patience) == ((90,), (0.1, 0.5), 1)
     assert (s.adaptive_step, s.adaptive_eps, s.sparsity_level_setting_mode, s.weight_importance) == (0.05, 0.03, "global", "normed_abs")
     assert settings(default_schedule="exponential").schedule == "exponential"
 
 
-@pytest.mark.parametrize(("params", "init", "path", "text"), [
-    ({"schedule": "multistep", "multistep_steps": [2, 4], "multistep_sparsity_levels": [0.1, 0.5]}, None,
-     "$.compression.params.multistep_sparsity_levels", "one more entry"),
-    ({"schedule": "multistep", "multistep_steps": [4, 2], "multistep_sparsity_levels": [0.1, 0.3, 0.5]}, None,
-     "$.compression.params.multistep_steps", "strictly increasing"),
-    ({"sparsity_target": 0.3}, 0.4, "$.compression.sparsity_init", "above params.sparsity_target"),
-    ({"schedule": "adaptive", "sparsity_target": 0.3}, 0.4, "$.compression.sparsity_init", "above"),
-    ({"sparsity_target_epoch": 10, "sparsity_freeze_epoch": 5}, None, "$.compression.params.sparsity_freeze_epoch", "before sparsity_target_epoch"),
-    ({"schedule": "adaptive", "update_per_optimizer_step": True}, None, "$.compression.params.update_per_optimizer_step", "adaptive"),
-    ({"sparsity_level_setting_mode": "local", "schedule": "polynomial"}, None, "$.compression.params.schedule", "local"),
-])
+@pytest.mark.parametrize(
+    ("params", "init", "path", "text"),
+    [
+        (
+            {"schedule": "multistep", "multistep_steps": [2, 4], "multistep_sparsity_levels": [0.1, 0.5]},
+            None,
+            "$.compression.params.multistep_sparsity_levels",
+            "one more entry",
+        ),
+        (
+            {"schedule": "multistep", "multistep_steps": [4, 2], "multistep_sparsity_levels": [0.1, 0.3, 0.5]},
+            None,
+            "$.compression.params.multistep_steps",
+            "strictly increasing",
+        ),
+        ({"sparsity_target": 0.3}, 0.4, "$.compression.sparsity_init", "above params.sparsity_target"),
+        ({"schedule": "adaptive", "sparsity_target": 0.3}, 0.4, "$.compression.sparsity_init", "above"),
+        (
+            {"sparsity_target_epoch": 10, "sparsity_freeze_epoch": 5},
+            None,
+            "$.compression.params.sparsity_freeze_epoch",
+            "before sparsity_target_epoch",
+        ),
+        ({"schedule": "adaptive", "update_per_optimizer_step": True}, None, "$.compression.params.update_per_optimizer_step", "adaptive"),
+        ({"sparsity_level_setting_mode": "local", "schedule": "polynomial"}, None, "$.compression.params.schedule", "local"),
+    ],
+)
 def test_inconsistent_settings_are_reported_with_paths(params: dict[str, Any], init: float | None, path: str, text: str) -> None:
     with pytest.raises(ConfigError) as info:
         settings(init, **params)
@@ -129,7 +151,9 @@ def test_polynomial_scheduler_per_epoch_and_freeze() -> None:
 
 def test_concave_false_and_power_change_the_curve() -> None:
     concave = run_epochs(SparsityScheduler(FakeTarget(), settings(0.0, sparsity_target=0.8, sparsity_target_epoch=4, power=2.0)), 3)
-    convex = run_epochs(SparsityScheduler(FakeTarget(), settings(0.0, sparsity_target=0.8, sparsity_target_epoch=4, power=2.0, concave=False)), 3)
+    convex = run_epochs(
+        SparsityScheduler(FakeTarget(), settings(0.0, sparsity_target=0.8, sparsity_target_epoch=4, power=2.0, concave=False)), 3
+    )
     assert concave == [0.0, pytest.approx(0.35), pytest.approx(0.6)]
     assert convex == [0.0, pytest.approx(0.05), pytest.approx(0.2)]
 
@@ -144,14 +168,17 @@ def test_multistep_scheduler_uses_first_level_when_init_is_absent() -> None:
     s = SparsityScheduler(target, settings(schedule="multistep", multistep_steps=[1, 3], multistep_sparsity_levels=[0.2, 0.4, 0.6]))
     assert s.current_level == 0.2 and s.target_level == 0.6
     assert run_epochs(s, 5) == [0.2, 0.4, 0.4, 0.6, 0.6]
-    explicit = SparsityScheduler(FakeTarget(), settings(0.05, schedule="multistep", multistep_steps=[1], multistep_sparsity_levels=[0.2, 0.4]))
+    explicit = SparsityScheduler(
+        FakeTarget(), settings(0.05, schedule="multistep", multistep_steps=[1], multistep_sparsity_levels=[0.2, 0.4])
+    )
     assert explicit.current_level == 0.05
 
 
 def test_per_step_updates_with_configured_steps_per_epoch() -> None:
     target = FakeTarget()
-    s = SparsityScheduler(target, settings(0.0, sparsity_target=0.4, sparsity_target_epoch=2, power=1.0,
-                                           update_per_optimizer_step=True, steps_per_epoch=4))
+    s = SparsityScheduler(
+        target, settings(0.0, sparsity_target=0.4, sparsity_target_epoch=2, power=1.0, update_per_optimizer_step=True, steps_per_epoch=4)
+    )
     s.epoch_step()
     for _ in range(4):
         s.step()

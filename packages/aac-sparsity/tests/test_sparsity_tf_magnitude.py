@@ -32,12 +32,27 @@ from aac.tf.testing import (
 
 STYLES = {"sequential": sequential_model, "functional": functional_model, "subclassed": SubclassedModel}
 #: the statistics magnitude sparsity reports on every framework
-MAGNITUDE_KEYS = {"sparsified_weights_sparsity", "model_sparsity", "sparsified_weights", "model_parameters", "compression_rate",
-                  "target_sparsity_level", "frozen", "scheduled_sparsity_level", "threshold"}
+MAGNITUDE_KEYS = {
+    "sparsified_weights_sparsity",
+    "model_sparsity",
+    "sparsified_weights",
+    "model_parameters",
+    "compression_rate",
+    "target_sparsity_level",
+    "frozen",
+    "scheduled_sparsity_level",
+    "threshold",
+}
 
 
-def compress(model: Any = None, algorithm: str = "magnitude_sparsity", sparsity_init: float | None = None,
-             section: dict[str, Any] | None = None, shape: tuple[int, ...] = (1, 8), **params: Any) -> tuple[Any, Any]:
+def compress(
+    model: Any = None,
+    algorithm: str = "magnitude_sparsity",
+    sparsity_init: float | None = None,
+    section: dict[str, Any] | None = None,
+    shape: tuple[int, ...] = (1, 8),
+    **params: Any,
+) -> tuple[Any, Any]:
     model = model if model is not None else sequential_model()
     body: dict[str, Any] = {"algorithm": algorithm, **(section or {})}
     if params:
@@ -119,8 +134,15 @@ def test_setter_down_and_up_restores_the_weights() -> None:
 
 
 def test_schedule_drives_the_masks_inside_model_fit() -> None:
-    controller, model = compress(sparsity_init=0.1, sparsity_target=0.5, sparsity_target_epoch=2, sparsity_freeze_epoch=3,
-                                 schedule="multistep", multistep_steps=[1, 2], multistep_sparsity_levels=[0.1, 0.3, 0.5])
+    controller, model = compress(
+        sparsity_init=0.1,
+        sparsity_target=0.5,
+        sparsity_target_epoch=2,
+        sparsity_freeze_epoch=3,
+        schedule="multistep",
+        multistep_steps=[1, 2],
+        multistep_sparsity_levels=[0.1, 0.3, 0.5],
+    )
     compile_classifier(model)
     x, y = make_data(64)
     seen: list[tuple[float, float]] = []
@@ -139,8 +161,9 @@ def test_schedule_drives_the_masks_inside_model_fit() -> None:
 
 
 def test_polynomial_schedule_per_step() -> None:
-    controller, model = compress(sparsity_target=0.5, sparsity_target_epoch=1, sparsity_freeze_epoch=2, update_per_optimizer_step=True,
-                                 steps_per_epoch=4, power=1)
+    controller, model = compress(
+        sparsity_target=0.5, sparsity_target_epoch=1, sparsity_freeze_epoch=2, update_per_optimizer_step=True, steps_per_epoch=4, power=1
+    )
     levels = []
     controller.scheduler.epoch_step()
     for _ in range(4):
@@ -188,8 +211,14 @@ def test_checkpoint_round_trip_and_const_sparsity_keeps_the_pattern(tmp_path: Pa
     controller, model = compress(functional_model(), sparsity_init=0.1, sparsity_target=0.6, sparsity_target_epoch=2)
     compile_classifier(model)
     model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[CompressionCallback(controller)])
-    backend.save_checkpoint(tmp_path / "run.npz", {"model": backend.model_state(model), "compression_state": controller.get_state(),
-                                                   "optimizer": backend.optimizer_state(model.optimizer)})
+    backend.save_checkpoint(
+        tmp_path / "run.npz",
+        {
+            "model": backend.model_state(model),
+            "compression_state": controller.get_state(),
+            "optimizer": backend.optimizer_state(model.optimizer),
+        },
+    )
 
     payload = TFBackend().load_checkpoint(tmp_path / "run.npz")
     restored_controller, restored = compress(functional_model(), sparsity_init=0.1, sparsity_target=0.6, sparsity_target_epoch=2)

@@ -22,8 +22,9 @@ def _seed() -> None:
     keras.utils.set_random_seed(0)
 
 
-def compress(model: Any = None, sparsity_init: float | None = None, section: dict[str, Any] | None = None,
-             **params: Any) -> tuple[TFRBSparsity, Any]:
+def compress(
+    model: Any = None, sparsity_init: float | None = None, section: dict[str, Any] | None = None, **params: Any
+) -> tuple[TFRBSparsity, Any]:
     body: dict[str, Any] = {"algorithm": "rb_sparsity", "params": params, **(section or {})}
     if sparsity_init is not None:
         body["sparsity_init"] = sparsity_init
@@ -135,8 +136,14 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     fit(controller, model, epochs=2)
     controller.freeze()
     backend = TFBackend()
-    backend.save_checkpoint(tmp_path / "run.npz", {"model": backend.model_state(model), "compression_state": controller.get_state(),
-                                                   "optimizer": backend.optimizer_state(model.optimizer)})
+    backend.save_checkpoint(
+        tmp_path / "run.npz",
+        {
+            "model": backend.model_state(model),
+            "compression_state": controller.get_state(),
+            "optimizer": backend.optimizer_state(model.optimizer),
+        },
+    )
 
     payload = TFBackend().load_checkpoint(tmp_path / "run.npz")
     restored_controller, restored = compress(functional_model(), **options)

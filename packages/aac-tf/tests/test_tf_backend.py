@@ -24,8 +24,7 @@ def trained(blobs, model=None, **compile_kwargs):
 
 
 def draws() -> list[float]:
-    return [random.random(), float(np.random.rand()), float(tf.random.get_global_generator().normal(())),
-            float(keras.random.uniform(()))]
+    return [random.random(), float(np.random.rand()), float(tf.random.get_global_generator().normal(())), float(keras.random.uniform(()))]
 
 
 def test_checkpoint_round_trip_of_weights_transforms_optimizer_and_rng(tmp_path: Path, blobs) -> None:
@@ -33,7 +32,8 @@ def test_checkpoint_round_trip_of_weights_transforms_optimizer_and_rng(tmp_path:
     model = trained(blobs)
     mask = add_transform(model.get_layer("fc1"), "kernel", Mask("toy", shape=(16,), initial=np.r_[np.zeros(3), np.ones(13)]))
     payload = {
-        "format": "aac-checkpoint", "version": 1,
+        "format": "aac-checkpoint",
+        "version": 1,
         "model": backend.model_state(model),
         "compression_state": {"algorithm": "toy", "levels": [0.5, (1, 2)], "nested": {"ok": True, "none": None}},
         "optimizer": backend.optimizer_state(model.optimizer),

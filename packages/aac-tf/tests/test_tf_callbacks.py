@@ -95,8 +95,9 @@ def test_statistics_callback_logs_to_tensorboard_and_history(tmp_path: Path, blo
     import tensorflow as tf
 
     model = compile_classifier(functional_model())
-    controller, model = create_compressed_model(model, {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.5}}},
-                                                registry=registry)
+    controller, model = create_compressed_model(
+        model, {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.5}}}, registry=registry
+    )
     callbacks = [CompressionCallback(controller), CompressionStatisticsCallback(controller, tmp_path, add_to_logs=True)]
     history = model.fit(blobs[0], blobs[1], epochs=2, batch_size=64, verbose=0, callbacks=callbacks)
     assert history.history["compression/tf_toy_pruning/compression_rate"] == [0.25, 0.5]

@@ -103,17 +103,25 @@ class _Lazy(keras.Model):
 def test_what_cannot_be_copied_or_rebuilt_says_why() -> None:
     stacked = _Stacked([keras.layers.Dense(4), keras.layers.Dense(2)])
     stacked(np.zeros((1, 3), "float32"))
-    with pytest.raises(ModelTraceError, match=r"cannot make a copy of the model _Stacked: .*Keras did not record its constructor "
-                                              r"arguments.*Give the class a get_config\(\)"):
+    with pytest.raises(
+        ModelTraceError,
+        match=r"cannot make a copy of the model _Stacked: .*Keras did not record its constructor "
+        r"arguments.*Give the class a get_config\(\)",
+    ):
         copy_model(stacked)
     (reason,) = set(rebuildable_layers(stacked).values())  # every layer, for the same reason
     assert "Keras did not record its constructor arguments" in reason
     lazy = _Lazy()
     lazy(np.zeros((1, 4), "float32"))
     reasons = rebuildable_layers(lazy)
-    assert reasons[lazy.first.name] == f"'{lazy.first.name}' is built by the constructor of the subclassed model _Lazy, so aac cannot rebuild it smaller"
-    assert reasons[lazy.second.name] == (f"'{lazy.second.name}' is created when the subclassed model _Lazy is built or called, not by its "
-                                         "constructor, so aac cannot rebuild it smaller")
+    assert (
+        reasons[lazy.first.name]
+        == f"'{lazy.first.name}' is built by the constructor of the subclassed model _Lazy, so aac cannot rebuild it smaller"
+    )
+    assert reasons[lazy.second.name] == (
+        f"'{lazy.second.name}' is created when the subclassed model _Lazy is built or called, not by its "
+        "constructor, so aac cannot rebuild it smaller"
+    )
     twin = copy_model(lazy)  # a plain copy still works
     np.testing.assert_allclose(twin(np.ones((2, 4), "float32")), lazy(np.ones((2, 4), "float32")), atol=1e-6)
 

@@ -19,10 +19,19 @@ from aac.tf.testing import SubclassedModel, compile_classifier, functional_model
 
 #: NNCF's step search with every level trained (no early rejection, so no probes): these tests pin TF's
 #: plumbing - a fresh optimizer per level, resume - on a known path; aac-pruning's TF tests run the default search
-ADAPTIVE = {"mode": "adaptive_compression_level", "params": {
-    "maximal_absolute_accuracy_degradation": 0.03, "initial_training_phase_epochs": 2, "patience_epochs": 2,
-    "maximal_total_epochs": 9, "initial_compression_rate_step": 0.2, "minimal_compression_rate_step": 0.1,
-    "search_strategy": "step", "early_rejection": False}}
+ADAPTIVE = {
+    "mode": "adaptive_compression_level",
+    "params": {
+        "maximal_absolute_accuracy_degradation": 0.03,
+        "initial_training_phase_epochs": 2,
+        "patience_epochs": 2,
+        "maximal_total_epochs": 9,
+        "initial_compression_rate_step": 0.2,
+        "minimal_compression_rate_step": 0.1,
+        "search_strategy": "step",
+        "early_rejection": False,
+    },
+}
 EARLY_EXIT = {"mode": "early_exit", "params": {"maximal_relative_accuracy_degradation": 5.0, "maximal_total_epochs": 4}}
 
 
@@ -36,15 +45,21 @@ def test_early_exit_through_core_loop_with_model_fit(tmp_path: Path, blobs, regi
     """Core's loop with hand-written callbacks around model.fit (what accuracy_aware_fit automates)."""
     x, y, xv, yv = blobs
     model, accuracy = pretrained(blobs, sequential_model)
-    config = {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.25, "steps": 2}},
-              "accuracy_aware_training": EARLY_EXIT}
+    config = {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.25, "steps": 2}}, "accuracy_aware_training": EARLY_EXIT}
     controller, model = create_compressed_model(model, config, registry=registry)
     epochs: list[int] = []
 
     def train_epoch_fn(controller, model, epoch=0, optimizer=None, lr_scheduler=None):
         epochs.append(epoch)
-        return model.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, batch_size=32, verbose=0,
-                         callbacks=[CompressionCallback(controller, epoch_step=False)]).history["loss"][-1]
+        return model.fit(
+            x,
+            y,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            batch_size=32,
+            verbose=0,
+            callbacks=[CompressionCallback(controller, epoch_step=False)],
+        ).history["loss"][-1]
 
     def validate_fn(model, epoch=0):
         return model.evaluate(xv, yv, verbose=0, return_dict=True)["accuracy"]
@@ -65,16 +80,24 @@ def test_early_exit_without_compression_section(tmp_path: Path, blobs, registry)
     config = {"accuracy_aware_training": EARLY_EXIT}
     controller, model = create_compressed_model(model, config, registry=registry)
     assert controller.name == "no_compression"
-    _, statistics = accuracy_aware_fit(model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=accuracy,
-                                       log_dir=tmp_path, registry=registry, verbose=False)
+    _, statistics = accuracy_aware_fit(
+        model,
+        controller,
+        config,
+        (x, y),
+        (xv, yv),
+        uncompressed_model_accuracy=accuracy,
+        log_dir=tmp_path,
+        registry=registry,
+        verbose=False,
+    )
     assert statistics.feasible
 
 
 def test_adaptive_search_with_accuracy_aware_fit(tmp_path: Path, blobs, registry) -> None:
     x, y, xv, yv = blobs
     model, accuracy = pretrained(blobs)
-    config = {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.2, "steps": 2}},
-              "accuracy_aware_training": ADAPTIVE}
+    config = {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.2, "steps": 2}}, "accuracy_aware_training": ADAPTIVE}
     controller, model = create_compressed_model(model, config, registry=registry)
     optimizers = []
 
@@ -84,8 +107,18 @@ def test_adaptive_search_with_accuracy_aware_fit(tmp_path: Path, blobs, registry
                 optimizers.append(self.model.optimizer)
 
     model, statistics = accuracy_aware_fit(
-        model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=accuracy, batch_size=32,
-        callbacks=[Spy()], log_dir=tmp_path, registry=registry, verbose=True)
+        model,
+        controller,
+        config,
+        (x, y),
+        (xv, yv),
+        uncompressed_model_accuracy=accuracy,
+        batch_size=32,
+        callbacks=[Spy()],
+        log_dir=tmp_path,
+        registry=registry,
+        verbose=True,
+    )
     assert statistics.mode == "adaptive_compression_level" and statistics.total_epochs <= 9
     assert statistics.feasible and statistics.compression_rate >= 0.2
     assert controller.compression_rate == pytest.approx(statistics.compression_rate)
@@ -108,8 +141,18 @@ def test_adaptive_search_with_accuracy_aware_fit(tmp_path: Path, blobs, registry
     weights = [w.numpy().copy() for w in model.weights]
     for w in model.trainable_weights:
         w.assign(tf.zeros_like(w))
-    _, again = accuracy_aware_fit(model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=accuracy,
-                                  batch_size=32, log_dir=tmp_path, registry=registry, verbose=False)
+    _, again = accuracy_aware_fit(
+        model,
+        controller,
+        config,
+        (x, y),
+        (xv, yv),
+        uncompressed_model_accuracy=accuracy,
+        batch_size=32,
+        log_dir=tmp_path,
+        registry=registry,
+        verbose=False,
+    )
     assert again.compression_rate == statistics.compression_rate and again.total_epochs == statistics.total_epochs
     assert all(np.allclose(a, b.numpy()) for a, b in zip(weights, model.weights, strict=True))
 
@@ -136,16 +179,27 @@ def test_the_loop_writes_tensorboard_events_without_tensorboard(tmp_path: Path, 
         import tensorboard  # noqa: F401
     x, y, xv, yv = blobs
     model, accuracy = pretrained(blobs, sequential_model, epochs=2)
-    config = {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.25, "steps": 2}},
-              "accuracy_aware_training": EARLY_EXIT}
+    config = {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.25, "steps": 2}}, "accuracy_aware_training": EARLY_EXIT}
     controller, model = create_compressed_model(model, config, registry=registry)
     with caplog.at_level(logging.INFO, logger="aac"):
-        _, statistics = accuracy_aware_fit(model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=accuracy,
-                                           batch_size=32, log_dir=tmp_path, registry=registry, verbose=True)
+        _, statistics = accuracy_aware_fit(
+            model,
+            controller,
+            config,
+            (x, y),
+            (xv, yv),
+            uncompressed_model_accuracy=accuracy,
+            batch_size=32,
+            log_dir=tmp_path,
+            registry=registry,
+            verbose=True,
+        )
     assert statistics.total_epochs >= 1
     notes = [r.getMessage() for r in caplog.records if "pip install tensorboard" in r.getMessage()]
-    assert notes == [f"[aac] TensorBoard event files are written to {tmp_path / 'tensorboard'}; to view them: pip install "
-                     f"tensorboard (or 'aac-tf[tensorboard]') and run tensorboard --logdir {tmp_path / 'tensorboard'}"]
+    assert notes == [
+        f"[aac] TensorBoard event files are written to {tmp_path / 'tensorboard'}; to view them: pip install "
+        f"tensorboard (or 'aac-tf[tensorboard]') and run tensorboard --logdir {tmp_path / 'tensorboard'}"
+    ]
     scalars = {}
     for file in (tmp_path / "tensorboard").glob("events.out.tfevents.*"):
         for event in tf.compat.v1.train.summary_iterator(str(file)):
@@ -167,8 +221,11 @@ def test_accuracy_aware_fit_refuses_what_it_cannot_do_right(blobs, registry) -> 
         accuracy_aware_fit(model, controller, config, (x, y), (xv, yv), registry=registry)
     with pytest.raises(AacError, match="not compiled"):
         accuracy_aware_fit(sequential_model(), controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=0.9, registry=registry)
-    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent")])
+    model.compile(
+        "adam",
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="xent")],
+    )
     with pytest.raises(CallbackError, match=r"several metrics \['accuracy', 'xent'\].*result_dict_to_val_metric_fn"):
         accuracy_aware_fit(model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=0.9, registry=registry, verbose=False)
 
@@ -176,15 +233,28 @@ def test_accuracy_aware_fit_refuses_what_it_cannot_do_right(blobs, registry) -> 
 def test_accuracy_aware_fit_takes_tf_data_and_a_metric_function(tmp_path: Path, blobs, registry) -> None:
     x, y, xv, yv = blobs
     model, accuracy = pretrained(blobs, sequential_model, epochs=4)
-    config = {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.25, "steps": 1}},
-              "accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 0.3,
-                                                                            "maximal_total_epochs": 2}}}
+    config = {
+        "compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.25, "steps": 1}},
+        "accuracy_aware_training": {
+            "mode": "early_exit",
+            "params": {"maximal_absolute_accuracy_degradation": 0.3, "maximal_total_epochs": 2},
+        },
+    }
     controller, model = create_compressed_model(model, config, registry=registry)
     train = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
     val = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(64)
-    model, statistics = accuracy_aware_fit(model, controller, config, train, val, uncompressed_model_accuracy=accuracy,
-                                           result_dict_to_val_metric_fn=lambda r: r["accuracy"], log_dir=tmp_path,
-                                           registry=registry, verbose=False)
+    model, statistics = accuracy_aware_fit(
+        model,
+        controller,
+        config,
+        train,
+        val,
+        uncompressed_model_accuracy=accuracy,
+        result_dict_to_val_metric_fn=lambda r: r["accuracy"],
+        log_dir=tmp_path,
+        registry=registry,
+        verbose=False,
+    )
     assert statistics.feasible and statistics.compression_rate == 0.25 and statistics.total_epochs == 1
 
 
@@ -192,8 +262,9 @@ def test_accuracy_aware_fit_takes_tf_data_and_a_metric_function(tmp_path: Path, 
 def test_export_of_the_stripped_model_reloads_with_equal_outputs(tmp_path: Path, factory, blobs, registry) -> None:
     model = compile_classifier(factory())
     model(blobs[2][:2])
-    controller, model = create_compressed_model(model, {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.5}}},
-                                                registry=registry)
+    controller, model = create_compressed_model(
+        model, {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.5}}}, registry=registry
+    )
     controller.compression_rate = 0.5
     assert controller.masked_channels() > 0
     sample = blobs[2][:16]
@@ -222,8 +293,10 @@ def test_an_interrupted_run_resumes_with_its_optimizer_state(tmp_path: Path, blo
     x, y, xv, yv = blobs
     model, accuracy = pretrained(blobs, sequential_model, epochs=3)
     params = {**ADAPTIVE["params"], "initial_training_phase_epochs": 4, "maximal_total_epochs": 5}
-    config = {"compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.2, "steps": 4}},
-              "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": params}}
+    config = {
+        "compression": {"algorithm": "tf_toy_pruning", "params": {"target": 0.2, "steps": 4}},
+        "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": params},
+    }
     controller, model = create_compressed_model(model, config, registry=registry)
 
     class Crash(keras.callbacks.Callback):
@@ -232,8 +305,19 @@ def test_an_interrupted_run_resumes_with_its_optimizer_state(tmp_path: Path, blo
                 raise Interrupt
 
     with pytest.raises(Interrupt):
-        accuracy_aware_fit(model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=accuracy, batch_size=32,
-                           callbacks=[Crash()], log_dir=tmp_path, registry=registry, verbose=False)
+        accuracy_aware_fit(
+            model,
+            controller,
+            config,
+            (x, y),
+            (xv, yv),
+            uncompressed_model_accuracy=accuracy,
+            batch_size=32,
+            callbacks=[Crash()],
+            log_dir=tmp_path,
+            registry=registry,
+            verbose=False,
+        )
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["epochs"] == 2 and state["last_checkpoint"] == "last_epoch00002.npz"
 
@@ -243,8 +327,19 @@ def test_an_interrupted_run_resumes_with_its_optimizer_state(tmp_path: Path, blo
         def on_epoch_begin(self, epoch, logs=None):
             seen.append((epoch, int(self.model.optimizer.iterations.numpy())))
 
-    _, statistics = accuracy_aware_fit(model, controller, config, (x, y), (xv, yv), uncompressed_model_accuracy=accuracy,
-                                       batch_size=32, callbacks=[Spy()], log_dir=tmp_path, registry=registry, verbose=False)
+    _, statistics = accuracy_aware_fit(
+        model,
+        controller,
+        config,
+        (x, y),
+        (xv, yv),
+        uncompressed_model_accuracy=accuracy,
+        batch_size=32,
+        callbacks=[Spy()],
+        log_dir=tmp_path,
+        registry=registry,
+        verbose=False,
+    )
     assert seen[0] == (2, 2 * 10)  # resumed at epoch 2 with the optimizer's 20 steps restored, not a fresh optimizer
     assert statistics.total_epochs == 5 and [e for e, _ in seen] == [2, 3, 4]
     assert [r.epoch for r in statistics.history if not r.is_probe] == [0, 1, 2, 3, 4, 5]

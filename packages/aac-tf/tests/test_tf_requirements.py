@@ -16,7 +16,7 @@ PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 def _dependencies() -> str:
     text = PYPROJECT.read_text(encoding="utf-8")
-    return text[text.index("dependencies = ["):text.index("]", text.index("dependencies = ["))]
+    return text[text.index("dependencies = [") : text.index("]", text.index("dependencies = ["))]
 
 
 def test_the_keras_bound_is_the_one_tested_and_holds() -> None:
@@ -32,7 +32,9 @@ def test_no_tensorflow_distribution_is_a_dependency() -> None:
     """A dependency on tensorflow or tensorflow-cpu would make pip replace the build the user has; extras choose one."""
     assert "tensorflow" not in _dependencies()
     text = PYPROJECT.read_text(encoding="utf-8")
-    assert re.search(r'^cpu = \[\n\s+"tensorflow-cpu>=2\.16; ', text, re.M) and re.search(r'^gpu = \[\n\s+"tensorflow\[and-cuda\]>=2\.16; ', text, re.M)
+    assert re.search(r'^cpu = \[\n\s+"tensorflow-cpu>=2\.16; ', text, re.M) and re.search(
+        r'^gpu = \[\n\s+"tensorflow\[and-cuda\]>=2\.16; ', text, re.M
+    )
 
 
 def test_without_tensorflow_the_import_error_says_what_to_install(monkeypatch) -> None:
@@ -54,6 +56,9 @@ def test_keras_2_is_refused_and_an_untested_keras_warns(monkeypatch) -> None:
 def test_keras_src_is_used_only_behind_aac_tf_helpers() -> None:
     """Every import of Keras' private modules is in aac.tf.keras_internals (all packages' sources)."""
     packages = Path(__file__).resolve().parents[2]
-    offenders = [str(path.relative_to(packages)) for path in packages.glob("*/src/**/*.py")
-                 if "keras.src" in path.read_text(encoding="utf-8") and path.name != "keras_internals.py"]
+    offenders = [
+        str(path.relative_to(packages))
+        for path in packages.glob("*/src/**/*.py")
+        if "keras.src" in path.read_text(encoding="utf-8") and path.name != "keras_internals.py"
+    ]
     assert offenders == []

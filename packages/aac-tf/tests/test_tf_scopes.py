@@ -46,5 +46,6 @@ def test_algorithms_resolve_their_scopes(registry) -> None:
     assert set(controller.masks) == {"fc1"}  # fc2 ignored; logits leaves the model
     assert controller.is_selected("fc1") and not controller.is_selected("fc2")
     with pytest.raises(ConfigError, match=r"\$\.compression\.ignored_scopes: 'fc3' matches no layer.*'fc1'"):
-        create_compressed_model(functional_model(), {"compression": {"algorithm": "tf_toy_pruning", "ignored_scopes": ["fc3"]}},
-                                registry=registry)
+        create_compressed_model(
+            functional_model(), {"compression": {"algorithm": "tf_toy_pruning", "ignored_scopes": ["fc3"]}}, registry=registry
+        )

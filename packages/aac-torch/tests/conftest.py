@@ -28,8 +28,13 @@ class HalveWeights(TorchCompressionAlgorithm):
 class ToyTorchPlugin:
     @hookimpl
     def aac_algorithms(self):
-        return [AlgorithmSpec(name="halve_weights", adaptive=False,
-                              frameworks={"torch": lambda prepared, section, config: HalveWeights(prepared, section)})]
+        return [
+            AlgorithmSpec(
+                name="halve_weights",
+                adaptive=False,
+                frameworks={"torch": lambda prepared, section, config: HalveWeights(prepared, section)},
+            )
+        ]
 
 
 @pytest.fixture(scope="session")

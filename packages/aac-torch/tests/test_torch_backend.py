@@ -151,7 +151,6 @@ def test_prepare_model_checks_scopes_and_refuses_an_already_compressed_model(bac
         backend.prepare_model(model, load_config({}, registry=registry))
 
 
-
 def test_a_data_parallel_wrapper_is_refused_with_the_fix(backend):
     """Parametrizations change the parameters a DataParallel/DDP wrapper was built with: compress first, wrap after."""
     model = nn.DataParallel(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
@@ -160,8 +159,12 @@ def test_a_data_parallel_wrapper_is_refused_with_the_fix(backend):
 
 
 def test_configure_optimizers_fn_returning_no_optimizer_is_named(tmp_path):
-    config = {"accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 1.0,
-                                                                          "maximal_total_epochs": 1}}}
+    config = {
+        "accuracy_aware_training": {
+            "mode": "early_exit",
+            "params": {"maximal_absolute_accuracy_degradation": 1.0, "maximal_total_epochs": 1},
+        }
+    }
     controller, model = create_compressed_model(nn.Linear(3, 2), config)
     loop = create_accuracy_aware_training_loop(config, controller, 50.0, verbose=False)
     with pytest.raises(CallbackError, match="returned an optimizer that is a str, not a torch.optim.Optimizer"):

@@ -21,12 +21,15 @@ def test_nncf_scope_names(index):
     assert index.nncf_scope("") == "ResNet"
 
 
-@pytest.mark.parametrize("entry", [
-    "layers.1.0.conv1",
-    "ResNet/Sequential[layers]/Sequential[1]/BasicBlock[0]/Conv2d[conv1]",
-    "ResNet/Sequential[layers]/Sequential[1]/BasicBlock[0]/Conv2d[conv1]/",
-    "ResNet/Sequential[layers]/Sequential[1]/BasicBlock[0]/Conv2d[conv1]/conv2d_0",
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "layers.1.0.conv1",
+        "ResNet/Sequential[layers]/Sequential[1]/BasicBlock[0]/Conv2d[conv1]",
+        "ResNet/Sequential[layers]/Sequential[1]/BasicBlock[0]/Conv2d[conv1]/",
+        "ResNet/Sequential[layers]/Sequential[1]/BasicBlock[0]/Conv2d[conv1]/conv2d_0",
+    ],
+)
 def test_one_module_in_any_spelling(index, entry):
     assert index.match(entry) == ["layers.1.0.conv1"]
 
@@ -83,12 +86,22 @@ def traced():
 
 def test_operations_are_named_as_nncf_names_them(traced):
     assert traced.operations == {
-        "Net/__mul___0": "mul", "Net/__radd___0": "add", "Net/relu__0": "relu", "Net/Block[block]/__add___0": "add_1",
-        "Net/__getitem___0": "getitem", "Net/cat_0": "cat", "Net/__getitem___1": "getitem_1",
-        "Net/adaptive_avg_pool2d_0": "adaptive_avg_pool2d", "Net/flatten_0": "flatten",
+        "Net/__mul___0": "mul",
+        "Net/__radd___0": "add",
+        "Net/relu__0": "relu",
+        "Net/Block[block]/__add___0": "add_1",
+        "Net/__getitem___0": "getitem",
+        "Net/cat_0": "cat",
+        "Net/__getitem___1": "getitem_1",
+        "Net/adaptive_avg_pool2d_0": "adaptive_avg_pool2d",
+        "Net/flatten_0": "flatten",
     }
-    assert traced.spellings["block.conv"] == ("Net/Block[block]/Conv2d[conv]", "Net/Block[block]/NNCFConv2d[conv]",
-                                              "Net/Block[block]/Conv2d[conv]/conv2d_0", "Net/Block[block]/NNCFConv2d[conv]/conv2d_0")
+    assert traced.spellings["block.conv"] == (
+        "Net/Block[block]/Conv2d[conv]",
+        "Net/Block[block]/NNCFConv2d[conv]",
+        "Net/Block[block]/Conv2d[conv]/conv2d_0",
+        "Net/Block[block]/NNCFConv2d[conv]/conv2d_0",
+    )
     assert traced.spellings["block.act"][-1] == "Net/Block[block]/ReLU[act]/relu__0"  # in place
 
 
@@ -101,12 +114,15 @@ def test_an_operation_entry_selects_the_operation_not_its_module(traced):
     assert traced.select(["Net/Block[block]"], key="ignored_scopes").holds(graph["add_1"])  # inside a selected module
 
 
-@pytest.mark.parametrize(("entry", "path"), [
-    ("Net/NNCFLinear[fc]", "fc"),
-    ("Net/NNCFLinear[fc]/linear_0", "fc"),
-    ("Net/Block[block]/NNCFConv2d[conv]/conv2d_0", "block.conv"),
-    ("Net/Block[block]/NNCFConv2d[conv]/conv2d_7", "block.conv"),  # any operation of a module fx keeps whole is that module
-])
+@pytest.mark.parametrize(
+    ("entry", "path"),
+    [
+        ("Net/NNCFLinear[fc]", "fc"),
+        ("Net/NNCFLinear[fc]/linear_0", "fc"),
+        ("Net/Block[block]/NNCFConv2d[conv]/conv2d_0", "block.conv"),
+        ("Net/Block[block]/NNCFConv2d[conv]/conv2d_7", "block.conv"),  # any operation of a module fx keeps whole is that module
+    ],
+)
 def test_nncf_wrapper_names_and_module_operations_name_the_module(traced, entry, path):
     assert traced.match(entry) == [path]
 

@@ -69,8 +69,10 @@ class WeightClipping(TorchCompressionAlgorithm):
                 add_transform(module, "weight", self.layers[path])
         if not self.layers:
             kinds = ", ".join(kind.__name__ for kind in CLIPPABLE)
-            raise AacError(f"{self.name} ({section.path}) found no layer to clip: it clips the weights of {kinds}; "
-                           "check ignored_scopes / target_scopes")
+            raise AacError(
+                f"{self.name} ({section.path}) found no layer to clip: it clips the weights of {kinds}; "
+                "check ignored_scopes / target_scopes"
+            )
 
     @property
     def compression_rate(self) -> float:
@@ -86,8 +88,9 @@ class WeightClipping(TorchCompressionAlgorithm):
     def _collect_statistics(self) -> AlgorithmStatistics:
         sizes = [original(self.model.get_submodule(path), "weight").numel() for path in self.layers]
         clipped = sum(clipped_count(size, self._rate) for size in sizes)
-        return AlgorithmStatistics(self.name, {"compression_rate": self._rate, "clipped_weights": float(clipped),
-                                               "clipped_layers": float(len(self.layers))})
+        return AlgorithmStatistics(
+            self.name, {"compression_rate": self._rate, "clipped_weights": float(clipped), "clipped_layers": float(len(self.layers))}
+        )
 
     def _get_algorithm_state(self) -> dict[str, Any]:
         return {"clipping_rate": self._rate}

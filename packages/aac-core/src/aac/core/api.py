@@ -44,7 +44,9 @@ def checked_rate(value: Any, algorithm: str, what: str = "compression rate", max
     """
     rate = real_number(value)
     if rate is None:
-        raise CompressionRateError(f"{algorithm}: the {what} must be a number in [0, {maximum:g}), got {type(value).__name__} {value!r:.40}")
+        raise CompressionRateError(
+            f"{algorithm}: the {what} must be a number in [0, {maximum:g}), got {type(value).__name__} {value!r:.40}"
+        )
     if not 0.0 <= rate < maximum:  # NaN fails too
         raise CompressionRateError(f"{algorithm}: the {what} must be in [0, {maximum:g}), got {rate}")
     return rate
@@ -164,8 +166,15 @@ class CompressionController(Protocol):
 
 
 CONTROLLER_MEMBERS = (
-    "compression_rate", "maximal_compression_rate", "scheduler", "loss", "statistics",
-    "compression_stage", "disable_scheduler", "get_state", "load_state",
+    "compression_rate",
+    "maximal_compression_rate",
+    "scheduler",
+    "loss",
+    "statistics",
+    "compression_stage",
+    "disable_scheduler",
+    "get_state",
+    "load_state",
 )
 
 
@@ -219,8 +228,7 @@ class CompressionAlgorithm:
     @property
     def compression_rate(self) -> float:
         raise CompressionRateError(
-            f"algorithm '{self.name}' has no adjustable compression rate; "
-            "it cannot be the adaptive algorithm of an accuracy-aware search"
+            f"algorithm '{self.name}' has no adjustable compression rate; it cannot be the adaptive algorithm of an accuracy-aware search"
         )
 
     @compression_rate.setter

@@ -19,14 +19,16 @@ from aac.core.training.observers import REPORTERS, LoopObserver, RunContext
 
 @hookimpl
 def aac_backends() -> Iterable[BackendSpec]:
-    return [BackendSpec(
-        name=GenericBackend.name,
-        claims=GenericBackend.claims,
-        factory=GenericBackend,
-        package="aac-core",
-        priority=-100,
-        description="any object with state_dict()/load_state_dict(); JSON checkpoints",
-    )]
+    return [
+        BackendSpec(
+            name=GenericBackend.name,
+            claims=GenericBackend.claims,
+            factory=GenericBackend,
+            package="aac-core",
+            priority=-100,
+            description="any object with state_dict()/load_state_dict(); JSON checkpoints",
+        )
+    ]
 
 
 @hookimpl

@@ -98,8 +98,9 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
     with warnings.catch_warnings():  # restores Python's showwarning when the command is done
         show_python_style = warnings.showwarning
 
-        def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                 file: TextIO | None = None, line: str | None = None) -> None:
+        def show(
+            message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None, line: str | None = None
+        ) -> None:
             """A plugin warning is one line like the errors, not Python's file:line and source line."""
             if issubclass(category, AacPluginWarning):
                 print(f"aac: warning: {message}", file=sys.stderr)

@@ -253,9 +253,22 @@ class MatmulAttributes:
 
 
 Attributes = (
-    ConvAttributes | LinearAttributes | NormAttributes | ConcatAttributes | FlattenAttributes | ActivationAttributes
-    | ShapeAttributes | ConstantAttributes | PermuteAttributes | ReshapeAttributes | SplitAttributes | ItemAttributes
-    | IndexAttributes | AttentionAttributes | MatmulAttributes | None
+    ConvAttributes
+    | LinearAttributes
+    | NormAttributes
+    | ConcatAttributes
+    | FlattenAttributes
+    | ActivationAttributes
+    | ShapeAttributes
+    | ConstantAttributes
+    | PermuteAttributes
+    | ReshapeAttributes
+    | SplitAttributes
+    | ItemAttributes
+    | IndexAttributes
+    | AttentionAttributes
+    | MatmulAttributes
+    | None
 )
 
 

@@ -218,8 +218,10 @@ def _records(pm: AacPluginManager, plugin: object, hook: str) -> list[Any]:
     record_type = _REGISTRATION_HOOKS[hook][1]
     others = [p for _, p in pm.list_name_plugin() if p is not None and p is not plugin]
     try:  # a generator may raise only while it is read, so it is read here
-        results = [list(r) if isinstance(r, Iterable) and not isinstance(r, (str, bytes, Mapping)) else r
-                   for r in pm.subset_hook_caller(hook, remove_plugins=others)()]
+        results = [
+            list(r) if isinstance(r, Iterable) and not isinstance(r, (str, bytes, Mapping)) else r
+            for r in pm.subset_hook_caller(hook, remove_plugins=others)()
+        ]
     except Exception as exc:
         raise PluginError(f"{hook}() raised {type(exc).__name__}: {exc}") from exc
     records: list[Any] = []
@@ -271,9 +273,11 @@ class Registry:
             self.providers[kind, record.name] = plugin
         elif table[record.name] != record:
             self.disabled.append(DisabledRecord(kind, record.name, plugin, f"plugin '{first}' registered it first"))
-            _warn(self.plugin_manager.info(plugin),
-                  f"registers the {kind} '{record.name}', which plugin {self.plugin_manager.info(first).label} "
-                  f"registered first; the later record is skipped")
+            _warn(
+                self.plugin_manager.info(plugin),
+                f"registers the {kind} '{record.name}', which plugin {self.plugin_manager.info(first).label} "
+                f"registered first; the later record is skipped",
+            )
 
     def algorithm(self, name: str) -> AlgorithmSpec:
         """The spec of algorithm ``name``; the error names the package to install or a close match."""

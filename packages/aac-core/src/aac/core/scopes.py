@@ -84,9 +84,16 @@ class ScopeIndex:
     #: the class :meth:`select` returns
     selection_type: ClassVar[type[ScopeSelection]] = ScopeSelection
 
-    def __init__(self, paths: Iterable[str], *, separator: str, spellings: Mapping[str, str | Sequence[str]] | None = None,
-                 aliases: Mapping[str, str] | None = None, operations: Mapping[str, str] | None = None,
-                 noun: str = "layer") -> None:
+    def __init__(
+        self,
+        paths: Iterable[str],
+        *,
+        separator: str,
+        spellings: Mapping[str, str | Sequence[str]] | None = None,
+        aliases: Mapping[str, str] | None = None,
+        operations: Mapping[str, str] | None = None,
+        noun: str = "layer",
+    ) -> None:
         """Index ``paths`` and the other names of them.
 
         :param paths: every layer path, outer layers first (``""`` is the model itself, for a backend that names it).
@@ -101,7 +108,8 @@ class ScopeIndex:
         self.paths: tuple[str, ...] = tuple(dict.fromkeys(paths))
         self.separator = separator
         self.spellings: dict[str, tuple[str, ...]] = {
-            path: (names,) if isinstance(names, str) else tuple(names) for path, names in (spellings or {}).items()}
+            path: (names,) if isinstance(names, str) else tuple(names) for path, names in (spellings or {}).items()
+        }
         self.operations: Mapping[str, str] = dict(operations or {})
         self.noun = noun
         self._known = frozenset(self.paths)
@@ -122,7 +130,7 @@ class ScopeIndex:
     def match(self, entry: str) -> list[str]:
         """Paths that ``entry`` names directly (the layers inside them are implied); ``re.error`` for a bad regex."""
         if entry.startswith(REGEX_PREFIX):
-            pattern = re.compile(entry[len(REGEX_PREFIX):])
+            pattern = re.compile(entry[len(REGEX_PREFIX) :])
             return [p for p in self.paths if any(pattern.search(name) for name in self._spelled(p))]
         for name in self.variants(entry):
             if name in self._known:
@@ -134,12 +142,13 @@ class ScopeIndex:
     def match_operations(self, entry: str) -> list[str]:
         """Graph node names of the operations ``entry`` names (none for an entry that names a layer)."""
         if entry.startswith(REGEX_PREFIX):
-            pattern = re.compile(entry[len(REGEX_PREFIX):])
+            pattern = re.compile(entry[len(REGEX_PREFIX) :])
             return list(dict.fromkeys(node for name, node in self.operations.items() if pattern.search(name)))
         return [self.operations[entry]] if entry in self.operations else []
 
-    def select(self, entries: Sequence[str], *, key: str, where: Callable[[str], str] = lambda entry: "$",
-               strict: bool = True) -> ScopeSelection:
+    def select(
+        self, entries: Sequence[str], *, key: str, where: Callable[[str], str] = lambda entry: "$", strict: bool = True
+    ) -> ScopeSelection:
         """Resolve config entries; raise :class:`ConfigError` naming each entry that matches nothing.
 
         :param key: ``"ignored_scopes"`` or ``"target_scopes"`` (for messages).

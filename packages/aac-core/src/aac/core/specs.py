@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from aac.core.config import AlgorithmSection, Config
     from aac.core.training.search import SearchStrategy
 
+
 def resolve(target: str | Callable[..., Any], what: str) -> Callable[..., Any]:
     """Import ``"package.module:attribute"`` (or return a callable as is); errors name ``what``."""
     if callable(target):

@@ -36,8 +36,13 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]], title: st
     looks like a number (a version, a layer called ``1e3``) is printed as written.
     """
     numeric = [bool(rows) and all(_is_number(row[i]) for row in rows) for i in range(len(header))]
-    table = tabulate([[_cell(v) for v in row] for row in rows], headers=list(header), tablefmt=TABLE_FORMAT,
-                     colalign=["right" if n else "left" for n in numeric], disable_numparse=True)
+    table = tabulate(
+        [[_cell(v) for v in row] for row in rows],
+        headers=list(header),
+        tablefmt=TABLE_FORMAT,
+        colalign=["right" if n else "left" for n in numeric],
+        disable_numparse=True,
+    )
     return f"{title}\n{table}" if title else table
 
 

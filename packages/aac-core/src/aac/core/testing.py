@@ -116,15 +116,34 @@ def build_toy_quant(model: Any, section: Any, config: Any) -> ToyQuant:
 class ToyPlugin:
     @hookimpl
     def aac_algorithms(self) -> Iterable[AlgorithmSpec]:
-        return [AlgorithmSpec(
-            name="toy_pruning", adaptive=True, frameworks={"python": build_toy}, package="aac-core",
-            schema={"$id": "urn:test:toy", "type": "object", "properties": {
-                "params": {"type": "object", "properties": {
-                    "target": {"type": "number"}, "steps": {"type": "integer"}, "max_rate": {"type": "number"},
-                    "grid": {"type": "number"}},
-                    "additionalProperties": False}}, "additionalProperties": False},
-        ), AlgorithmSpec(name="toy_quant", adaptive=False, frameworks={"python": build_toy_quant},
-                         schema={"type": "object"}, package="aac-core")]
+        return [
+            AlgorithmSpec(
+                name="toy_pruning",
+                adaptive=True,
+                frameworks={"python": build_toy},
+                package="aac-core",
+                schema={
+                    "$id": "urn:test:toy",
+                    "type": "object",
+                    "properties": {
+                        "params": {
+                            "type": "object",
+                            "properties": {
+                                "target": {"type": "number"},
+                                "steps": {"type": "integer"},
+                                "max_rate": {"type": "number"},
+                                "grid": {"type": "number"},
+                            },
+                            "additionalProperties": False,
+                        }
+                    },
+                    "additionalProperties": False,
+                },
+            ),
+            AlgorithmSpec(
+                name="toy_quant", adaptive=False, frameworks={"python": build_toy_quant}, schema={"type": "object"}, package="aac-core"
+            ),
+        ]
 
 
 def accuracy(model: ToyModel, knee: float = 0.5, slope: float = 1.0) -> float:

@@ -23,12 +23,14 @@ def schema() -> dict[str, Any]:
 
 @hookimpl
 def aac_algorithms() -> Iterable[AlgorithmSpec]:
-    return [AlgorithmSpec(
-        name="knowledge_distillation",
-        adaptive=False,
-        frameworks={"torch": "aac.distill.torch.algorithm:create"},
-        schema=schema(),
-        package="aac-distill",
-        check=check_section,
-        description="a loss pulling the compressed model's outputs towards the uncompressed model's (the teacher)",
-    )]
+    return [
+        AlgorithmSpec(
+            name="knowledge_distillation",
+            adaptive=False,
+            frameworks={"torch": "aac.distill.torch.algorithm:create"},
+            schema=schema(),
+            package="aac-distill",
+            check=check_section,
+            description="a loss pulling the compressed model's outputs towards the uncompressed model's (the teacher)",
+        )
+    ]

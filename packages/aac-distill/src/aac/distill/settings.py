@@ -35,6 +35,9 @@ class DistillationSettings:
 def check_section(raw: Mapping[str, Any], path: str) -> list[ConfigProblem]:
     """NNCF refuses a temperature for the MSE loss, which has none (``AlgorithmSpec.check``: ``aac validate`` reports it)."""
     if raw.get("type") == "mse" and "temperature" in raw:
-        return [ConfigProblem(f"{path}.temperature", "temperature softens the softmax loss; type 'mse' has none: remove it or use "
-                                                     "type 'softmax'")]
+        return [
+            ConfigProblem(
+                f"{path}.temperature", "temperature softens the softmax loss; type 'mse' has none: remove it or use type 'softmax'"
+            )
+        ]
     return []

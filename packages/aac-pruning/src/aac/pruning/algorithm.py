@@ -67,8 +67,15 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
     #: the backend's prepared model (set by the framework base class); its scopes name a ranking file's layers
     prepared: Any
 
-    def _init_from_section(self, graph: Graph, section: AlgorithmSection, *, is_ignored: Callable[[str], bool],
-                           is_target: Callable[[str], bool], model_params: int) -> None:
+    def _init_from_section(
+        self,
+        graph: Graph,
+        section: AlgorithmSection,
+        *,
+        is_ignored: Callable[[str], bool],
+        is_target: Callable[[str], bool],
+        model_params: int,
+    ) -> None:
         """Read the section and set everything up; ``is_ignored`` / ``is_target`` answer for layer paths."""
         params = FilterPruningParams.from_section(section.raw, section.params, section.path)
         rules = PruningRules(
@@ -90,10 +97,14 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
         self._warn_if_little_is_prunable()
         self.cost = CostModel(graph, self.analysis)
         if params.flops_mode and not self.cost.has_flops:
-            raise ConfigError([ConfigProblem(
-                f"{path}.params.pruning_flops_target",
-                'a FLOPs target needs layer output sizes: add "input_info": {"sample_size": [...]} to the config',
-            )])
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        f"{path}.params.pruning_flops_target",
+                        'a FLOPs target needs layer output sizes: add "input_info": {"sample_size": [...]} to the config',
+                    )
+                ]
+            )
         self._importance = IMPORTANCE[params.filter_importance]
         self._full = np.array([g.channels for g in self.analysis.groups], dtype=np.int64)
         self._other_params = model_params - self.cost.params(self._full)
@@ -102,7 +113,10 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
         self._level = 0.0
         schedule = SCHEDULES[params.schedule](params.pruning_init, params.target, params.pruning_steps)
         self._scheduler = PruningScheduler(
-            schedule, params.num_init_steps, params.pruning_steps, self._set_level,
+            schedule,
+            params.num_init_steps,
+            params.pruning_steps,
+            self._set_level,
             freeze_immediately=params.schedule == "baseline",
         )
         self._attach_masks(self.analysis)
@@ -118,7 +132,10 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
         if pruned < 0.5 * total:
             warnings.warn(
                 f"filter_pruning: only {coverage_line(self.analysis)}: {kept_summary(self.analysis)}. docs/pruning.md explains "
-                "which settings keep layers whole", PruningCoverageWarning, stacklevel=5)
+                "which settings keep layers whole",
+                PruningCoverageWarning,
+                stacklevel=5,
+            )
 
     # -- framework hooks -------------------------------------------------------------------
     @abstractmethod
@@ -166,7 +183,7 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
             offset = 0
             for run in plan.outputs.runs:
                 if run.group is not None:
-                    scores[run.group] += values[offset:offset + run.channels]
+                    scores[run.group] += values[offset : offset + run.channels]
                     members[run.group] += 1
                 offset += run.channels
         if self.params.all_weights:
@@ -240,8 +257,10 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
                 "filter_pruning state does not match this model's pruning groups "
                 f"(state has {sorted(saved)[:5]}…, model has {keys[:5]}…); was it saved with another model or config?"
             )
-        masks = [np.unpackbits(np.frombuffer(bytes.fromhex(saved[k]), dtype=np.uint8))[:c].astype(bool)
-                 for k, c in zip(keys, self._full, strict=True)]
+        masks = [
+            np.unpackbits(np.frombuffer(bytes.fromhex(saved[k]), dtype=np.uint8))[:c].astype(bool)
+            for k, c in zip(keys, self._full, strict=True)
+        ]
         self._write_masks(masks)
         self._level = float(state.get("level", 0.0))
 

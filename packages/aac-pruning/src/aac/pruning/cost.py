@@ -117,11 +117,27 @@ class CostModel:
 
     def per_layer(self, kept: np.ndarray) -> list[LayerCost]:
         inputs, outputs = self._channels(kept)
-        rows = zip(self.layers, inputs, outputs, self._flops, self._flops_per_output, self._weight, self._bias, self._per_channel,
-                   self.filter_layers, strict=True)
+        rows = zip(
+            self.layers,
+            inputs,
+            outputs,
+            self._flops,
+            self._flops_per_output,
+            self._weight,
+            self._bias,
+            self._per_channel,
+            self.filter_layers,
+            strict=True,
+        )
         return [
-            LayerCost(layer, int(round(o if per_channel else i)), int(round(o)), float(f * i * o + g * o), int(round(w * i * o + b * o)),
-                      bool(filters))
+            LayerCost(
+                layer,
+                int(round(o if per_channel else i)),
+                int(round(o)),
+                float(f * i * o + g * o),
+                int(round(w * i * o + b * o)),
+                bool(filters),
+            )
             for layer, i, o, f, g, w, b, per_channel, filters in rows
         ]
 

@@ -318,8 +318,17 @@ class _Analyzer:
         self.pinned: set[str] = set()
 
     # -- sources and blocking ------------------------------------------------------------
-    def _source(self, key: str, channels: int | None, *, producer: bool, from_input: bool, reasons: Iterable[Reason] = (),
-                parts: int = 1, block: int = 1) -> _Source:
+    def _source(
+        self,
+        key: str,
+        channels: int | None,
+        *,
+        producer: bool,
+        from_input: bool,
+        reasons: Iterable[Reason] = (),
+        parts: int = 1,
+        block: int = 1,
+    ) -> _Source:
         source = self.sources.get(key)
         if source is None:
             source = self.sources[key] = _Source(key, channels, producer, from_input)
@@ -449,8 +458,9 @@ class _Analyzer:
                 self._block([x], Reason(f"it feeds grouped convolution '{node.layer}' (groups={attrs.groups}){feeds}", "grouped"))
                 reasons.append(Reason(f"grouped convolution (groups={attrs.groups}){problem}", "grouped"))
         if attrs.downsamples and not self.rules.prune_downsample:
-            reasons.append(Reason(f"'{node.layer}' downsamples (stride {attrs.stride}); set prune_downsample_convs: true to prune it",
-                                  "downsample"))
+            reasons.append(
+                Reason(f"'{node.layer}' downsamples (stride {attrs.stride}); set prune_downsample_convs: true to prune it", "downsample")
+            )
         self._source(node.layer, attrs.out_channels, producer=True, from_input=False, reasons=reasons, parts=parts)
         return out
 
@@ -513,8 +523,9 @@ class _Analyzer:
         if not self.rules.is_target(layer):
             reasons.append(Reason(f"'{layer}' is not in target_scopes", "scopes"))
         if not self.rules.prune_first and all(self.sources[s.source].from_input for s in x.segments):
-            reasons.append(Reason(f"'{layer}' is a first layer (it reads the model input); set prune_first_conv: true to prune it",
-                                  "first_layer"))
+            reasons.append(
+                Reason(f"'{layer}' is a first layer (it reads the model input); set prune_first_conv: true to prune it", "first_layer")
+            )
         return reasons
 
     def _norm(self, node: Node, values: list[_Value]) -> _Tensor:
@@ -596,8 +607,17 @@ class _Analyzer:
         embedding) and is cut with them.
         """
         operands = [(name, v) for name, v in zip(node.inputs, values, strict=True) if v is not None and not isinstance(v, _Sizes)]
-        reference = next((v for name, v in operands if isinstance(v, _Tensor) and v.axis is not None and self._shape_of(name)
-                          and all(s.channels is not None for s in v.segments)), None)
+        reference = next(
+            (
+                v
+                for name, v in operands
+                if isinstance(v, _Tensor)
+                and v.axis is not None
+                and self._shape_of(name)
+                and all(s.channels is not None for s in v.segments)
+            ),
+            None,
+        )
         channels: list[_Tensor] = []
         broadcast: list[int] = []
         for index, (name, value) in enumerate(operands):
@@ -655,8 +675,10 @@ class _Analyzer:
             return self._elementwise(replace(node, op="add"), values)
         inputs = [self._as_tensor(node, v) for v in values if v is not None and not isinstance(v, _Sizes)]
         if len({(t.layout, t.repeat, t.channel_major, t.axis) for t in inputs if t is not None}) > 1:
-            self._block([t for t in inputs if t is not None],
-                        Reason(f"it is concatenated in {node.describe()} with differently shaped tensors", "mismatch"))
+            self._block(
+                [t for t in inputs if t is not None],
+                Reason(f"it is concatenated in {node.describe()} with differently shaped tensors", "mismatch"),
+            )
             return self._fixed(node, f"the output of {node.describe()}", [t for t in inputs if t is not None])
         return replace(inputs[0], segments=tuple(s for t in inputs if t is not None for s in t.segments))  # type: ignore[union-attr]
 
@@ -696,7 +718,7 @@ class _Analyzer:
         layout = FLAT if len(after) == 2 else SPATIAL
         if merged == 1:
             return replace(x, axis=target - len(after), layout=layout)
-        following = math.prod(before[position + 1:])
+        following = math.prod(before[position + 1 :])
         if merged == following and target == len(after) - 1 and x.repeat is not None and (x.repeat == 1 or x.channel_major):
             return replace(x, axis=-1, layout=layout, repeat=x.repeat * merged, channel_major=True)
         return self._unknown(node, values, "which merges its channels with other axes")
@@ -810,22 +832,24 @@ class _Analyzer:
         layouts: dict[str, set[tuple[tuple[tuple[str, int | None], ...], int | None]]] = {}
         for use in self.uses:
             if use.role == "stored" and use.layer in self.pinned:
-                self._block([use.tensor], Reason(f"'{use.layer}' follows its channels but is also used where aac cannot follow them",
-                                                 "fixed"))
+                self._block(
+                    [use.tensor], Reason(f"'{use.layer}' follows its channels but is also used where aac cannot follow them", "fixed")
+                )
             tensor = self._resolve(use)
             if tensor is None:
                 continue
             if use.role == "consumer":
                 for segment in tensor.segments:
                     if segment.dirty:
-                        self._block_source(segment.source, Reason(
-                            f"its pruned channels reach '{use.layer}' as non-zero values (through {segment.dirty})", "nonzero"))
+                        self._block_source(
+                            segment.source,
+                            Reason(f"its pruned channels reach '{use.layer}' as non-zero values (through {segment.dirty})", "nonzero"),
+                        )
             signature = (tuple((self.links.find(s.source), s.channels) for s in tensor.segments), tensor.repeat)
             layouts.setdefault(use.layer, set()).add(signature)
         for use in self.uses:
             if len(layouts.get(use.layer, ())) > 1:
-                self._block([use.tensor], Reason(f"layer '{use.layer}' is called several times with differently pruned inputs",
-                                                 "mismatch"))
+                self._block([use.tensor], Reason(f"layer '{use.layer}' is called several times with differently pruned inputs", "mismatch"))
 
     def _resolve(self, use: _Use) -> _Tensor | None:
         """Fill in unknown channel counts and flatten factors from the layer's own size, or block."""
@@ -864,8 +888,13 @@ class _Analyzer:
             block = math.lcm(*(s.block for s in sources))
             channels = next(iter(counts), None) or 0
             if producers and not reasons and channels % (parts * block):
-                reasons.append(Reason(f"its {channels} channels cannot form {parts} equal parts of whole blocks of {block} "
-                                      "(grouped convolutions and attention heads tied together)", "grouped"))
+                reasons.append(
+                    Reason(
+                        f"its {channels} channels cannot form {parts} equal parts of whole blocks of {block} "
+                        "(grouped convolutions and attention heads tied together)",
+                        "grouped",
+                    )
+                )
             if not producers:
                 continue
             if reasons or any(not s.producer for s in sources):

@@ -65,8 +65,12 @@ class EvolutionarySearch:
         count = min(len(layers), max(1, int(self.params.mutate_percent * len(layers))))
         mutated = set(self._random.choice(len(layers), size=count, replace=False).tolist())
         sigma = self.params.scale_sigma * max(0.0, 1.0 - self.generation / (1.25 * self.params.generations))
-        return LearnedRanking({layer: self._perturb(layer, parent.coefficients[layer], sigma) if i in mutated else parent.coefficients[layer]
-                               for i, layer in enumerate(layers)})
+        return LearnedRanking(
+            {
+                layer: self._perturb(layer, parent.coefficients[layer], sigma) if i in mutated else parent.coefficients[layer]
+                for i, layer in enumerate(layers)
+            }
+        )
 
     def tell(self, candidate: LearnedRanking, score: float) -> None:
         self.population.append((candidate, score))
@@ -129,5 +133,8 @@ def learn_ranking(controller: Any, train_steps_fn: Callable[[Any, int], object],
 
 def _importance_spreads(pruning: FilterPruningAlgorithm) -> dict[str, float]:
     """Each ranked layer's spread of filter importance, in the order the algorithm scores layers."""
-    return {plan.layer: float(np.std(pruning._importance(pruning._layer_filters(plan.layer))))
-            for plan in pruning.analysis.layers.values() if plan.outputs is not None and plan.metatype in _RANKED}
+    return {
+        plan.layer: float(np.std(pruning._importance(pruning._layer_filters(plan.layer))))
+        for plan in pruning.analysis.layers.values()
+        if plan.outputs is not None and plan.metatype in _RANKED
+    }

@@ -49,6 +49,11 @@ def learned_ranking_defaults(params: Mapping[str, Any]) -> dict[str, bool]:
 def check_learned_ranking(params: Mapping[str, Any], path: str) -> list[ConfigProblem]:
     """LeGR ranks every layer's filters on one list: ``all_weights: false`` contradicts it (NNCF refuses it too)."""
     if params.get("interlayer_ranking_type") == LEARNED and params.get("all_weights") is False:
-        return [ConfigProblem(f"{path}.params.all_weights", "interlayer_ranking_type 'learned_ranking' ranks all layers' filters "
-                                                            "together: all_weights must be true (its default with learned_ranking)")]
+        return [
+            ConfigProblem(
+                f"{path}.params.all_weights",
+                "interlayer_ranking_type 'learned_ranking' ranks all layers' filters "
+                "together: all_weights must be true (its default with learned_ranking)",
+            )
+        ]
     return []

@@ -102,8 +102,9 @@ class LevelSolver:
             lowest = self._order[: int(level * len(self._order))]
             fractions = np.bincount(lowest, minlength=len(self.channels)) / np.maximum(self.channels, 1)
         fractions = np.minimum(fractions, self.quota)
-        return np.array([rounded_kept(int(c), float(f), int(u)) for c, f, u in zip(self.channels, fractions, self.units, strict=True)],
-                        dtype=np.int64)
+        return np.array(
+            [rounded_kept(int(c), float(f), int(u)) for c, f, u in zip(self.channels, fractions, self.units, strict=True)], dtype=np.int64
+        )
 
     @property
     def maximal(self) -> float:

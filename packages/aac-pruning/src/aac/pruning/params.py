@@ -54,9 +54,11 @@ def check_section(raw: Mapping[str, Any], path: str) -> list[ConfigProblem]:
     if not isinstance(params, Mapping):
         return []
     if "pruning_target" in params and "pruning_flops_target" in params:
-        return [ConfigProblem(
-            f"{path}.params",
-            "set either pruning_target (fraction of filters) or pruning_flops_target (fraction of FLOPs), not both",
-        )]
+        return [
+            ConfigProblem(
+                f"{path}.params",
+                "set either pruning_target (fraction of filters) or pruning_flops_target (fraction of FLOPs), not both",
+            )
+        ]
     # pruning_init above the target is NNCF's (aac.core.config.legacy notes it; _init_pruning starts there)
     return check_learned_ranking(params, path)

@@ -23,12 +23,14 @@ def schema() -> dict[str, Any]:
 
 @hookimpl
 def aac_algorithms() -> Iterable[AlgorithmSpec]:
-    return [AlgorithmSpec(
-        name="filter_pruning",
-        adaptive=True,
-        frameworks={"torch": "aac.pruning.torch.algorithm:create", "tf": "aac.pruning.tf.algorithm:create"},
-        schema=schema(),
-        package="aac-pruning",
-        check=check_section,
-        description="structured filter pruning with dependency-aware groups and physical removal",
-    )]
+    return [
+        AlgorithmSpec(
+            name="filter_pruning",
+            adaptive=True,
+            frameworks={"torch": "aac.pruning.torch.algorithm:create", "tf": "aac.pruning.tf.algorithm:create"},
+            schema=schema(),
+            package="aac-pruning",
+            check=check_section,
+            description="structured filter pruning with dependency-aware groups and physical removal",
+        )
+    ]

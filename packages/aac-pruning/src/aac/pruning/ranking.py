@@ -71,8 +71,13 @@ class LearnedRanking:
                 continue
             coefficients[paths[0]] = (float(value[0]), float(value[1]))
         if unknown:
-            raise ConfigError([ConfigProblem(where, f"{path}: {len(unknown)} entries name no layer of the model or are not "
-                                                    f"[a, b] pairs, e.g. {unknown[0]!r}")])
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        where, f"{path}: {len(unknown)} entries name no layer of the model or are not [a, b] pairs, e.g. {unknown[0]!r}"
+                    )
+                ]
+            )
         return cls(coefficients)
 
 

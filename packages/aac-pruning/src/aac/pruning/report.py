@@ -58,8 +58,9 @@ def kept_summary(analysis: PruningAnalysis) -> str:
     counts = kept_counts(analysis)
     pruned = sum(len(g.producers) for g in analysis.groups)
     kinds = ", ".join(f"{n} by {kind}" for kind, n in counts.items())
-    return (f"{pruned} producer layers in {len(analysis.groups)} prunable groups; {sum(counts.values())} kept whole"
-            + (f" ({kinds}; the 'Layers kept whole' table of controller.statistics() lists each reason)" if kinds else ""))
+    return f"{pruned} producer layers in {len(analysis.groups)} prunable groups; {sum(counts.values())} kept whole" + (
+        f" ({kinds}; the 'Layers kept whole' table of controller.statistics() lists each reason)" if kinds else ""
+    )
 
 
 def coverage(analysis: PruningAnalysis) -> dict[str, tuple[int, int]]:
@@ -101,7 +102,8 @@ def pruning_statistics(
     before, after = cost.per_layer(full), cost.per_layer(kept)
     layer_rows = tuple(
         (b.layer, b.out_channels, a.out_channels, b.in_channels, a.in_channels, _level(b.out_channels, a.out_channels))
-        for b, a in zip(before, after, strict=True) if b.layer in analysis.layers and b.has_filters
+        for b, a in zip(before, after, strict=True)
+        if b.layer in analysis.layers and b.has_filters
     )
     model_rows = [
         ("Parameters", cost.params(full) + other_params, cost.params(kept) + other_params),
@@ -110,18 +112,33 @@ def pruning_statistics(
     if cost.has_flops:
         model_rows.insert(0, ("FLOPs", int(cost.flops(full)), int(cost.flops(kept))))
     tables = [
-        Table(f"Statistics of the pruned model ({coverage_line(analysis)})", ("Quantity", "Full", "Current", "Removed share"),
-              tuple((q, f, c, _level(f, c)) for q, f, c in model_rows)),
-        Table("Statistics by pruned layers",
-              ("Layer", "Filters (full)", "Filters (kept)", "Inputs (full)", "Inputs (kept)", "Filters removed"),
-              layer_rows),
+        Table(
+            f"Statistics of the pruned model ({coverage_line(analysis)})",
+            ("Quantity", "Full", "Current", "Removed share"),
+            tuple((q, f, c, _level(f, c)) for q, f, c in model_rows),
+        ),
+        Table(
+            "Statistics by pruned layers",
+            ("Layer", "Filters (full)", "Filters (kept)", "Inputs (full)", "Inputs (kept)", "Filters removed"),
+            layer_rows,
+        ),
     ]
     if analysis.kept:
         counts = ", ".join(f"{n} by {kind}" for kind, n in kept_counts(analysis).items())
-        tables.append(Table(f"Layers kept whole ({counts})", ("Layers", "Reason"),
-                            tuple((", ".join(k.producers), "; ".join(k.reasons)) for k in analysis.kept)))
+        tables.append(
+            Table(
+                f"Layers kept whole ({counts})",
+                ("Layers", "Reason"),
+                tuple((", ".join(k.producers), "; ".join(k.reasons)) for k in analysis.kept),
+            )
+        )
     if unremovable:
-        tables.append(Table("Pruned layers strip() zeroes but cannot remove", ("Layers", "Reason"),
-                            tuple((", ".join(producers), reason) for producers, reason in unremovable.items())))
+        tables.append(
+            Table(
+                "Pruned layers strip() zeroes but cannot remove",
+                ("Layers", "Reason"),
+                tuple((", ".join(producers), reason) for producers, reason in unremovable.items()),
+            )
+        )
     model_scalars = {f"model_{q.lower()}_removed": _level(f, c) for q, f, c in model_rows}
     return AlgorithmStatistics(name, {**scalars, **model_scalars}, tables)

@@ -53,6 +53,7 @@ class QuantizationAlgorithmBase(MixedPrecision):
     activation_sites: list[Any]
     _scheduler: CompressionScheduler
     if TYPE_CHECKING:  # provided by the framework's algorithm base class (later in the MRO: no stub here)
+
         def is_selected(self, path: str) -> bool: ...
 
         def _reinitialize_ranges(self, groups: tuple[str, ...]) -> None: ...
@@ -63,9 +64,15 @@ class QuantizationAlgorithmBase(MixedPrecision):
         self._group_scopes = {name: self._group_selection(name) for name in (WEIGHTS, ACTIVATIONS)}
         self._range_scopes = [self._range_selection(entry) for entry in self.settings.ranges]
         where = f"{self.section.path}.scope_overrides"
-        self._overrides = [(o, self.prepared.scopes.select([plain_scope(o.scope)], key=o.group, where=lambda e: where,
-                                                           strict=self.section.validate_scopes))
-                           for o in self.settings.overrides]
+        self._overrides = [
+            (
+                o,
+                self.prepared.scopes.select(
+                    [plain_scope(o.scope)], key=o.group, where=lambda e: where, strict=self.section.validate_scopes
+                ),
+            )
+            for o in self.settings.overrides
+        ]
 
     def _group_selection(self, group: str) -> tuple[ScopeSelection, ScopeSelection]:
         raw = self.section.get(group) or {}
@@ -80,8 +87,10 @@ class QuantizationAlgorithmBase(MixedPrecision):
         def where(e: str) -> str:
             return entry.path
 
-        return (self.prepared.scopes.select(list(entry.ignored_scopes), key="ignored_scopes", where=where),
-                self.prepared.scopes.select(list(entry.target_scopes), key="target_scopes", where=where))
+        return (
+            self.prepared.scopes.select(list(entry.ignored_scopes), key="ignored_scopes", where=where),
+            self.prepared.scopes.select(list(entry.target_scopes), key="target_scopes", where=where),
+        )
 
     def _group_selects(self, group: str, path: str) -> bool:
         ignored, targets = self._group_scopes[group]
@@ -127,8 +136,11 @@ class QuantizationAlgorithmBase(MixedPrecision):
 
     def reinitialize_ranges(self, groups: tuple[str, ...]) -> None:
         """Ranges of ``groups`` again, from the weights and the data given to initialize() (a group switched on)."""
-        logger.info("[aac] quantization: %s quantizers switched on at epoch %d; initializing their ranges again",
-                    " and ".join(groups), self._scheduler.current_epoch)
+        logger.info(
+            "[aac] quantization: %s quantizers switched on at epoch %d; initializing their ranges again",
+            " and ".join(groups),
+            self._scheduler.current_epoch,
+        )
         self._reinitialize_ranges(groups)
 
     def compression_stage(self) -> CompressionStage:
@@ -146,6 +158,6 @@ class QuantizationAlgorithmBase(MixedPrecision):
         if state and state.get("quantizers", expected) != expected:
             raise QuantizationError(
                 f"the saved quantization state has {state['quantizers']} quantizers but this model has {expected}; "
-                "restore it into a model compressed with the same config")
+                "restore it into a model compressed with the same config"
+            )
         self._load_precision_state(state)
-

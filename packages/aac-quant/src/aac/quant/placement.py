@@ -72,8 +72,23 @@ def input_sites(graph: Graph, quantized: Callable[[Node], bool], quantize_inputs
 
 
 #: operations (fx functions and methods, Keras and torch layer classes, lower case) that pass values through unchanged
-_VALUE_PRESERVING = ("maxpool", "max_pool", "dropout", "identity", "flatten", "reshape", "view", "contiguous", "clone",
-                     "detach", "permute", "transpose", "zeropad", "zero_pad", "pad")
+_VALUE_PRESERVING = (
+    "maxpool",
+    "max_pool",
+    "dropout",
+    "identity",
+    "flatten",
+    "reshape",
+    "view",
+    "contiguous",
+    "clone",
+    "detach",
+    "permute",
+    "transpose",
+    "zeropad",
+    "zero_pad",
+    "pad",
+)
 
 
 def passes_values(node: Node) -> bool:

@@ -32,13 +32,15 @@ def schema() -> dict[str, Any]:
 
 @hookimpl
 def aac_algorithms() -> Iterable[AlgorithmSpec]:
-    return [AlgorithmSpec(
-        name="quantization",
-        adaptive=False,
-        frameworks={"torch": "aac.quant.torch.algorithm:create", "tf": "aac.quant.tf.algorithm:create"},
-        schema=schema(),
-        package="aac-quant",
-        description="fake quantization of weights and layer inputs with learnable ranges; QDQ ONNX export",
-        aliases=QUANTIZATION_ALIASES,
-        check=check_section,
-    )]
+    return [
+        AlgorithmSpec(
+            name="quantization",
+            adaptive=False,
+            frameworks={"torch": "aac.quant.torch.algorithm:create", "tf": "aac.quant.tf.algorithm:create"},
+            schema=schema(),
+            package="aac-quant",
+            description="fake quantization of weights and layer inputs with learnable ranges; QDQ ONNX export",
+            aliases=QUANTIZATION_ALIASES,
+            check=check_section,
+        )
+    ]

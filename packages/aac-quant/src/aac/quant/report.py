@@ -37,9 +37,16 @@ class MatmulCoverage:
     float: tuple[str, ...] = ()
 
 
-def quantization_statistics(name: str, rows: Iterable[QuantizerRow], weight_quantizers: int, activation_quantizers: int,
-                            quantized_layers: int, quantizable_layers: int, inventory: Inventory | None = None,
-                            coverage: MatmulCoverage | None = None) -> AlgorithmStatistics:
+def quantization_statistics(
+    name: str,
+    rows: Iterable[QuantizerRow],
+    weight_quantizers: int,
+    activation_quantizers: int,
+    quantized_layers: int,
+    quantizable_layers: int,
+    inventory: Inventory | None = None,
+    coverage: MatmulCoverage | None = None,
+) -> AlgorithmStatistics:
     """Scalars ``weight_quantizers``, ``activation_quantizers``, ``quantized_layers_ratio``, ``initialized``, the
     compression ratios of the bit widths (``bit_complexity_ratio``: all-8-bit over current bit operations;
     ``weight_size_ratio``: weight size over float32) and the matrix-product counts; tables of bit widths, of the
@@ -48,9 +55,20 @@ def quantization_statistics(name: str, rows: Iterable[QuantizerRow], weight_quan
     bits: dict[tuple[str, int, str], int] = {}
     table = []
     for r in rows:
-        table.append((r.label, r.group, r.mode, r.bits, "yes" if r.signed else "no", "yes" if r.per_channel else "no",
-                      round(float(np.min(r.low)), 6), round(float(np.max(r.high)), 6), "yes" if r.initialized else "no",
-                      "yes" if r.enabled else "no"))
+        table.append(
+            (
+                r.label,
+                r.group,
+                r.mode,
+                r.bits,
+                "yes" if r.signed else "no",
+                "yes" if r.per_channel else "no",
+                round(float(np.min(r.low)), 6),
+                round(float(np.max(r.high)), 6),
+                "yes" if r.initialized else "no",
+                "yes" if r.enabled else "no",
+            )
+        )
         key = (r.group, r.bits, r.mode)
         bits[key] = bits.get(key, 0) + 1
     scalars = {
@@ -62,14 +80,20 @@ def quantization_statistics(name: str, rows: Iterable[QuantizerRow], weight_quan
     }
     if inventory is not None and inventory.weights:
         weight_bits = {w.key: r.bits for w, r in zip(inventory.weights, rows, strict=False)}
-        activation_bits = [r.bits for r in rows[len(inventory.weights):]]
+        activation_bits = [r.bits for r in rows[len(inventory.weights) :]]
         scalars["bit_complexity_ratio"] = inventory.bit_complexity_ratio(weight_bits, activation_bits)
         scalars["weight_size_ratio"] = inventory.model_size_ratio(weight_bits)
     tables = [
-        Table("Bit widths of quantization", ("group", "bits", "mode", "quantizers"),
-              tuple((g, b, m, n) for (g, b, m), n in sorted(bits.items()))),
-        Table("Quantizers of quantization",
-              ("quantizer", "group", "mode", "bits", "signed", "per channel", "low", "high", "initialized", "enabled"), tuple(table)),
+        Table(
+            "Bit widths of quantization",
+            ("group", "bits", "mode", "quantizers"),
+            tuple((g, b, m, n) for (g, b, m), n in sorted(bits.items())),
+        ),
+        Table(
+            "Quantizers of quantization",
+            ("quantizer", "group", "mode", "bits", "signed", "per channel", "low", "high", "initialized", "enabled"),
+            tuple(table),
+        ),
     ]
     if coverage is not None:
         scalars["matmuls_quantized"] = float(len(coverage.quantized))

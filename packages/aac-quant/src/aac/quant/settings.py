@@ -78,8 +78,18 @@ HAWQ_COMPRESSION_RATIO, AUTOQ_COMPRESSION_RATIO = 1.5, 0.15
 #: which ``initializer.precision`` keys each type reads (``type`` applies to all)
 PRECISION_KEYS = {
     "manual": frozenset({"bitwidth_per_scope"}),
-    "hawq": frozenset({"bits", "num_data_points", "iter_number", "tolerance", "compression_ratio", "dump_init_precision_data",
-                       "traces_per_layer_path", "bitwidth_assignment_mode"}),
+    "hawq": frozenset(
+        {
+            "bits",
+            "num_data_points",
+            "iter_number",
+            "tolerance",
+            "compression_ratio",
+            "dump_init_precision_data",
+            "traces_per_layer_path",
+            "bitwidth_assignment_mode",
+        }
+    ),
     "autoq": frozenset({"bits", "iter_number", "compression_ratio", "eval_subset_ratio", "dump_init_precision_data"}),
 }
 
@@ -138,9 +148,15 @@ class PrecisionSettings:
             return []
         unused = sorted(set(entry) - PRECISION_KEYS[kind] - {"type"})
         users = {key: [t for t, keys in PRECISION_KEYS.items() if key in keys] for key in unused}
-        return [ConfigProblem(f"{path}.{key}", f"'{key}' is not read by precision type '{kind}'"
-                              + (f" (only by {', '.join(repr(t) for t in users[key])})" if users[key] else "")
-                              + "; remove it or change 'type'") for key in unused]
+        return [
+            ConfigProblem(
+                f"{path}.{key}",
+                f"'{key}' is not read by precision type '{kind}'"
+                + (f" (only by {', '.join(repr(t) for t in users[key])})" if users[key] else "")
+                + "; remove it or change 'type'",
+            )
+            for key in unused
+        ]
 
 
 @dataclass(frozen=True)
@@ -210,13 +226,18 @@ def _override(base: Mapping[str, Any], keys: Mapping[str, Any]) -> dict[str, Any
     return merged
 
 
-def _group_settings(name: str, section: Mapping[str, Any], default_mode: str, path: str,
-                    problems: list[ConfigProblem]) -> QuantizerSettings:
+def _group_settings(
+    name: str, section: Mapping[str, Any], default_mode: str, path: str, problems: list[ConfigProblem]
+) -> QuantizerSettings:
     """One group's (or one overridden quantizer's) settings; ``problems`` collects the cross-key ones."""
     mode = section.get("mode", default_mode)
     if mode == ASYMMETRIC and section.get("signed") is not None:
-        problems.append(ConfigProblem(
-            f"{path}.signed", "'signed' applies to the symmetric mode; an asymmetric grid is placed by its learned range (remove 'signed')"))
+        problems.append(
+            ConfigProblem(
+                f"{path}.signed",
+                "'signed' applies to the symmetric mode; an asymmetric grid is placed by its learned range (remove 'signed')",
+            )
+        )
     signed = section.get("signed", True if name == WEIGHTS and mode == SYMMETRIC else None)
     return QuantizerSettings(
         mode=mode,
@@ -283,11 +304,18 @@ class QuantizationSettings:
         if precision is not None:
             problems += PrecisionSettings.problems(precision, f"{path}.initializer.precision")
         params = raw.get("params") or {}
-        settings = cls(weights=groups[WEIGHTS], activations=groups[ACTIVATIONS], ranges=ranges, preset=preset,
-                       quantize_inputs=bool(raw.get("quantize_inputs", True)), num_bn_adaptation_samples=int(bn),
-                       precision=None if precision is None else PrecisionSettings.from_entry(precision, f"{path}.initializer.precision"),
-                       staged=StagedSettings.from_params(params) if params else None,
-                       overrides=tuple(overrides), raw_groups=raw_groups)
+        settings = cls(
+            weights=groups[WEIGHTS],
+            activations=groups[ACTIVATIONS],
+            ranges=ranges,
+            preset=preset,
+            quantize_inputs=bool(raw.get("quantize_inputs", True)),
+            num_bn_adaptation_samples=int(bn),
+            precision=None if precision is None else PrecisionSettings.from_entry(precision, f"{path}.initializer.precision"),
+            staged=StagedSettings.from_params(params) if params else None,
+            overrides=tuple(overrides),
+            raw_groups=raw_groups,
+        )
         problems += settings.problems()
         if problems:
             raise ConfigError(problems)
@@ -297,14 +325,19 @@ class QuantizationSettings:
         """Rules relating two keys of one range entry, of the precision section and of the staged params."""
         entries = [*self.ranges, *(r for o in self.overrides for r in (o.ranges or ()))]
         problems = [
-            ConfigProblem(f"{entry.path}.params", f"min_percentile {entry.min_percentile} must be below max_percentile {entry.max_percentile}")
+            ConfigProblem(
+                f"{entry.path}.params", f"min_percentile {entry.min_percentile} must be below max_percentile {entry.max_percentile}"
+            )
             for entry in entries
             if entry.min_percentile >= entry.max_percentile and entry.type in ("percentile", "mean_percentile")
         ]
         precision = self.precision
         if precision is not None and precision.type in ("hawq", "autoq") and len(precision.bits) < 2:
-            problems.append(ConfigProblem(f"{precision.path}.bits", f"{precision.type} chooses between bit widths: list at least two, "
-                                                                    f"got {list(precision.bits)}"))
+            problems.append(
+                ConfigProblem(
+                    f"{precision.path}.bits", f"{precision.type} chooses between bit widths: list at least two, got {list(precision.bits)}"
+                )
+            )
         return problems
 
 

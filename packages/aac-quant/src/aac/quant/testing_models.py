@@ -64,8 +64,13 @@ def _downsample(cin: int, cout: int, stride: int) -> nn.Sequential | None:
 class ResNet(nn.Module):
     """torchvision's ResNet: ``ResNet(BasicBlock, (2, 2, 2, 2))`` is ResNet-18's layout, ``(Bottleneck, (3, 4, 6, 3))`` ResNet-50's."""
 
-    def __init__(self, block: type[BasicBlock] | type[Bottleneck] = BasicBlock, layers: Sequence[int] = (2, 2, 2, 2), width: int = 4,
-                 num_classes: int = 10) -> None:
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck] = BasicBlock,
+        layers: Sequence[int] = (2, 2, 2, 2),
+        width: int = 4,
+        num_classes: int = 10,
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -91,8 +96,9 @@ class ConvBNActivation(nn.Sequential):
     """torchvision 0.9's convolution + batch norm + ReLU6 (``Conv2d[0]``, ``BatchNorm2d[1]``, ``ReLU6[2]``)."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> None:
-        super().__init__(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout),
-                         nn.ReLU6(inplace=True))
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU6(inplace=True)
+        )
 
 
 class Conv2dNormActivation(ConvBNActivation):
@@ -120,7 +126,9 @@ class MobileNetV2(nn.Module):
     """torchvision's MobileNetV2 (``features[0..18]``, ``classifier[1]``) with channels divided by ``divisor`` and
     expansion capped at 2; ``conv_bn`` is the class of its convolution blocks (0.9: ``ConvBNActivation``)."""
 
-    def __init__(self, num_classes: int = 10, divisor: int = 8, conv_bn: type[ConvBNActivation] = ConvBNActivation, stem_stride: int = 2) -> None:
+    def __init__(
+        self, num_classes: int = 10, divisor: int = 8, conv_bn: type[ConvBNActivation] = ConvBNActivation, stem_stride: int = 2
+    ) -> None:
         super().__init__()
         channels = max(32 // divisor, 2)
         features: list[nn.Module] = [conv_bn(3, channels, stride=stem_stride)]
@@ -168,10 +176,19 @@ class SqueezeNet(nn.Module):
         super().__init__()
         w = width
         self.features = nn.Sequential(
-            nn.Conv2d(3, 8 * w, 3, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, ceil_mode=True),
-            Fire(8 * w, w, 4 * w), Fire(8 * w, w, 4 * w), nn.MaxPool2d(3, 2, ceil_mode=True),
-            Fire(8 * w, 2 * w, 8 * w), Fire(16 * w, 2 * w, 8 * w), nn.MaxPool2d(3, 2, ceil_mode=True),
-            Fire(16 * w, 3 * w, 12 * w), Fire(24 * w, 3 * w, 12 * w), Fire(24 * w, 4 * w, 16 * w), Fire(32 * w, 4 * w, 16 * w),
+            nn.Conv2d(3, 8 * w, 3, 2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, ceil_mode=True),
+            Fire(8 * w, w, 4 * w),
+            Fire(8 * w, w, 4 * w),
+            nn.MaxPool2d(3, 2, ceil_mode=True),
+            Fire(8 * w, 2 * w, 8 * w),
+            Fire(16 * w, 2 * w, 8 * w),
+            nn.MaxPool2d(3, 2, ceil_mode=True),
+            Fire(16 * w, 3 * w, 12 * w),
+            Fire(24 * w, 3 * w, 12 * w),
+            Fire(24 * w, 4 * w, 16 * w),
+            Fire(32 * w, 4 * w, 16 * w),
         )
         self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Conv2d(32 * w, num_classes, 1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1))
 
@@ -240,7 +257,9 @@ class SmallNet(nn.Module):
 
     def __init__(self, num_classes: int = 10, width: int = 4) -> None:
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, width, 3, 4, 1), nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, width, 3, 2, 1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 3, 4, 1), nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, width, 3, 2, 1), nn.ReLU()
+        )
         self.fc = nn.Linear(width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

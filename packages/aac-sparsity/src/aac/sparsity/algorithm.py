@@ -83,6 +83,7 @@ class SparsityAlgorithm(CompressionAlgorithm):
     # -- framework hooks (declared for type checkers only: at run time the framework part, which comes
     #    after this class in the MRO, provides them) ----------------------------------------
     if TYPE_CHECKING:
+
         def is_selected(self, path: str) -> bool:
             """True if the section's scopes select ``path`` (the backend's algorithm base)."""
 
@@ -143,14 +144,16 @@ class LevelSparsityAlgorithm(SparsityAlgorithm):
     default_schedule: ClassVar[str] = "polynomial"
 
     def __init__(self, prepared: Any, section: AlgorithmSection) -> None:
-        self.settings = SparsitySettings.from_section(section.raw, section.path, default_schedule=self.default_schedule,
-                                                      algorithm=self.name)
+        self.settings = SparsitySettings.from_section(
+            section.raw, section.path, default_schedule=self.default_schedule, algorithm=self.name
+        )
         super().__init__(prepared, section)
         self._frozen = False
         self._level = self.settings.initial_level
         self._layer_levels = {layer.name: self.settings.initial_level for layer in self.layers}
         self._scheduler: CompressionScheduler = (
-            StubCompressionScheduler() if self.settings.local else SparsityScheduler(self, self.settings))
+            StubCompressionScheduler() if self.settings.local else SparsityScheduler(self, self.settings)
+        )
         self._apply_levels()
 
     # -- what subclasses do with a level ----------------------------------------------------
@@ -192,7 +195,9 @@ class LevelSparsityAlgorithm(SparsityAlgorithm):
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        raise SparsityError(f"{self.name}: '{name}' is not a sparsified layer; sparsified: {', '.join(layer.name for layer in self.layers)}")
+        raise SparsityError(
+            f"{self.name}: '{name}' is not a sparsified layer; sparsified: {', '.join(layer.name for layer in self.layers)}"
+        )
 
     def set_sparsity_level(self, level: float, layer: str | None = None) -> None:
         """NNCF's call: the level of all sparsified weights, or (``local`` mode) of one layer."""
@@ -244,11 +249,13 @@ class LevelSparsityAlgorithm(SparsityAlgorithm):
     # -- reporting and state ------------------------------------------------------------------------
     def _collect_statistics(self) -> AlgorithmStatistics:
         statistics = super()._collect_statistics()
-        statistics.scalars.update({
-            "compression_rate": self.compression_rate,
-            "target_sparsity_level": self.target_level,
-            "frozen": float(self._frozen),
-        })
+        statistics.scalars.update(
+            {
+                "compression_rate": self.compression_rate,
+                "target_sparsity_level": self.target_level,
+                "frozen": float(self._frozen),
+            }
+        )
         if isinstance(self._scheduler, SparsityScheduler):
             statistics.scalars["scheduled_sparsity_level"] = self._scheduler.current_level
         return statistics
@@ -295,6 +302,7 @@ class MagnitudeSparsityAlgorithm(LevelSparsityAlgorithm):
         super().__init__(prepared, section)
 
     if TYPE_CHECKING:  # provided by the framework part
+
         def _weight_array(self, layer: SparsifiedLayer) -> np.ndarray:
             """The layer's stored (unmasked) weight as a NumPy array."""
 

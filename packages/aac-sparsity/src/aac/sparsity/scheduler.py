@@ -114,7 +114,10 @@ class SparsityScheduler(CompressionScheduler):
         elif counted != self.steps_per_epoch:
             logger.warning(
                 "[aac] sparsity schedule: params.steps_per_epoch is %d but the last epoch had %d scheduler.step() calls; "
-                "the level follows the configured value", self.steps_per_epoch, counted)
+                "the level follows the configured value",
+                self.steps_per_epoch,
+                counted,
+            )
 
     def _adapt(self) -> None:
         """Raise the level once the measured sparsity has kept up with it for ``patience`` epochs."""

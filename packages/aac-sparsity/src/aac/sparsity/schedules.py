@@ -19,8 +19,7 @@ def progress(epoch: float, target_epoch: float) -> float:
     return min(max(epoch / target_epoch, 0.0), 1.0)
 
 
-def polynomial(initial: float, target: float, epoch: float, target_epoch: float, power: float = 0.9,
-               concave: bool = True) -> float:
+def polynomial(initial: float, target: float, epoch: float, target_epoch: float, power: float = 0.9, concave: bool = True) -> float:
     """Polynomial schedule from ``initial`` to ``target``, reached at ``target_epoch``.
 
     With ``p`` the elapsed fraction: concave gives ``target - (target - initial) (1 - p)^power`` (fast

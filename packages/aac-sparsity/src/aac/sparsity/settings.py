@@ -60,8 +60,14 @@ class SparsitySettings:
         return self.sparsity_init
 
     @classmethod
-    def from_section(cls, raw: Mapping[str, Any], path: str = "$.compression", *, default_schedule: str = "polynomial",
-                     algorithm: str = "magnitude_sparsity") -> SparsitySettings:
+    def from_section(
+        cls,
+        raw: Mapping[str, Any],
+        path: str = "$.compression",
+        *,
+        default_schedule: str = "polynomial",
+        algorithm: str = "magnitude_sparsity",
+    ) -> SparsitySettings:
         """Build from a validated section; raise :class:`ConfigError` listing every inconsistency."""
         params: Mapping[str, Any] = raw.get("params", {}) or {}
         values: dict[str, Any] = {"schedule": default_schedule}
@@ -87,39 +93,53 @@ class SparsitySettings:
         if self.schedule == "multistep":
             steps, levels = self.multistep_steps, self.multistep_sparsity_levels
             if len(levels) != len(steps) + 1:
-                problems.append(ConfigProblem(
-                    f"{where}.multistep_sparsity_levels",
-                    f"needs one more entry than multistep_steps (the level before the first step, then one per step): "
-                    f"{len(steps)} step(s) {list(steps)} but {len(levels)} level(s) {list(levels)}",
-                ))
+                problems.append(
+                    ConfigProblem(
+                        f"{where}.multistep_sparsity_levels",
+                        f"needs one more entry than multistep_steps (the level before the first step, then one per step): "
+                        f"{len(steps)} step(s) {list(steps)} but {len(levels)} level(s) {list(levels)}",
+                    )
+                )
             if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
                 problems.append(ConfigProblem(f"{where}.multistep_steps", f"must be strictly increasing epochs, got {list(steps)}"))
         elif self.schedule in ("polynomial", "exponential"):
             if self.sparsity_init > self.sparsity_target:
-                problems.append(ConfigProblem(
-                    f"{section}.sparsity_init", f"{self.sparsity_init} is above params.sparsity_target {self.sparsity_target}"))
+                problems.append(
+                    ConfigProblem(
+                        f"{section}.sparsity_init", f"{self.sparsity_init} is above params.sparsity_target {self.sparsity_target}"
+                    )
+                )
             if self.sparsity_freeze_epoch < self.sparsity_target_epoch:
-                problems.append(ConfigProblem(
-                    f"{where}.sparsity_freeze_epoch",
-                    f"{self.sparsity_freeze_epoch:g} is before sparsity_target_epoch {self.sparsity_target_epoch:g}: the masks would "
-                    "freeze before the schedule reaches sparsity_target; raise sparsity_freeze_epoch",
-                ))
+                problems.append(
+                    ConfigProblem(
+                        f"{where}.sparsity_freeze_epoch",
+                        f"{self.sparsity_freeze_epoch:g} is before sparsity_target_epoch {self.sparsity_target_epoch:g}: the masks would "
+                        "freeze before the schedule reaches sparsity_target; raise sparsity_freeze_epoch",
+                    )
+                )
         elif self.schedule == "adaptive":
             if self.sparsity_init > self.sparsity_target:
-                problems.append(ConfigProblem(
-                    f"{section}.sparsity_init", f"{self.sparsity_init} is above params.sparsity_target {self.sparsity_target}"))
+                problems.append(
+                    ConfigProblem(
+                        f"{section}.sparsity_init", f"{self.sparsity_init} is above params.sparsity_target {self.sparsity_target}"
+                    )
+                )
             if self.update_per_optimizer_step:
-                problems.append(ConfigProblem(
-                    f"{where}.update_per_optimizer_step",
-                    "the adaptive schedule reacts to the sparsity measured after whole epochs; it cannot move per optimizer "
-                    "step (use polynomial, exponential or multistep, or set it to false)",
-                ))
+                problems.append(
+                    ConfigProblem(
+                        f"{where}.update_per_optimizer_step",
+                        "the adaptive schedule reacts to the sparsity measured after whole epochs; it cannot move per optimizer "
+                        "step (use polynomial, exponential or multistep, or set it to false)",
+                    )
+                )
         if self.local and "schedule" in self.given:
-            problems.append(ConfigProblem(
-                f"{where}.schedule",
-                "sparsity_level_setting_mode 'local' has no schedule (levels are set per layer with set_sparsity_level or "
-                "compression_rate); remove 'schedule' or use the 'global' mode",
-            ))
+            problems.append(
+                ConfigProblem(
+                    f"{where}.schedule",
+                    "sparsity_level_setting_mode 'local' has no schedule (levels are set per layer with set_sparsity_level or "
+                    "compression_rate); remove 'schedule' or use the 'global' mode",
+                )
+            )
         return problems
 
 

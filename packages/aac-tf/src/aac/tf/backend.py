@@ -61,8 +61,9 @@ class TFBackend(Backend):
             )
         sections = config.compression_sections()
         ignored = list(dict.fromkeys(entry for section in sections for entry in section.ignored_scopes))
-        return prepare_model(model, config, ignored, where=listed_in(sections, "ignored_scopes"),
-                             strict=all(section.validate_scopes for section in sections))
+        return prepare_model(
+            model, config, ignored, where=listed_in(sections, "ignored_scopes"), strict=all(section.validate_scopes for section in sections)
+        )
 
     def finalize_model(self, prepared: TFModel, controller: Any) -> Any:
         """The user's own model object: algorithms changed it in place, so it is used exactly as before."""
@@ -120,8 +121,13 @@ class TFBackend(Backend):
         version, keys, position, has_gauss, cached = np.random.get_state()
         state: dict[str, Any] = {
             **super().rng_state(),
-            "numpy": {"version": version, "keys": np.array(keys, dtype=np.uint32), "position": int(position),
-                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "numpy": {
+                "version": version,
+                "keys": np.array(keys, dtype=np.uint32),
+                "position": int(position),
+                "has_gauss": int(has_gauss),
+                "cached_gaussian": float(cached),
+            },
         }
         with contextlib.suppress(Exception), tf.init_scope():
             generator = tf.random.get_global_generator()
@@ -136,8 +142,15 @@ class TFBackend(Backend):
             return
         if "numpy" in state:
             saved = state["numpy"]
-            np.random.set_state((saved["version"], np.asarray(saved["keys"], dtype=np.uint32), int(saved["position"]),
-                                 int(saved["has_gauss"]), float(saved["cached_gaussian"])))
+            np.random.set_state(
+                (
+                    saved["version"],
+                    np.asarray(saved["keys"], dtype=np.uint32),
+                    int(saved["position"]),
+                    int(saved["has_gauss"]),
+                    float(saved["cached_gaussian"]),
+                )
+            )
         if "tf" in state:
             with tf.init_scope():
                 generator = tf.random.get_global_generator()
@@ -178,8 +191,11 @@ class TFBackend(Backend):
             elif isinstance(rate, _SCHEDULES.LearningRateSchedule):
                 schedules.append(rate)
             else:
-                warnings.warn(f"cannot scale the learning rate {rate!r} of {type(inner).__name__}; it stays unscaled",
-                              LearningRateWarning, stacklevel=2)
+                warnings.warn(
+                    f"cannot scale the learning rate {rate!r} of {type(inner).__name__}; it stays unscaled",
+                    LearningRateWarning,
+                    stacklevel=2,
+                )
         if isinstance(lr_scheduler, _SCHEDULES.LearningRateSchedule) and all(lr_scheduler is not s for s in schedules):
             schedules.append(lr_scheduler)
         for schedule in schedules:
@@ -190,7 +206,8 @@ class TFBackend(Backend):
                     f"cannot scale the learning-rate schedule {type(schedule).__name__} (aac scales CosineDecay, "
                     "ExponentialDecay, PiecewiseConstantDecay, PolynomialDecay, InverseTimeDecay and CosineDecayRestarts); "
                     "it stays unscaled - pass update_learning_rate_fn or use a supported schedule",
-                    LearningRateWarning, stacklevel=2,
+                    LearningRateWarning,
+                    stacklevel=2,
                 )
 
     def _retrace(self, optimizer: Any) -> None:

@@ -19,7 +19,7 @@ def input_batches(data: Any, batch_size: int, samples: int) -> Iterator[Any]:
     """Model inputs, batch by batch, until ``samples`` samples were produced."""
     if isinstance(data, np.ndarray) or (isinstance(data, tuple) and data and isinstance(data[0], np.ndarray)):
         array = data if isinstance(data, np.ndarray) else data[0]
-        data = [array[i:i + batch_size] for i in range(0, len(array), batch_size)]
+        data = [array[i : i + batch_size] for i in range(0, len(array), batch_size)]
     seen = 0
     for batch in data:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch

@@ -130,8 +130,9 @@ class CompressionStatisticsCallback(keras.callbacks.Callback):
     :param add_to_logs: also put the scalars into the epoch logs (so ``History`` records them).
     """
 
-    def __init__(self, controller: Any, log_dir: str | Path | None = None, *, writer: Any = None, verbose: bool = False,
-                 add_to_logs: bool = False) -> None:
+    def __init__(
+        self, controller: Any, log_dir: str | Path | None = None, *, writer: Any = None, verbose: bool = False, add_to_logs: bool = False
+    ) -> None:
         super().__init__()
         self.controller = controller
         self.writer = writer if writer is not None else (SummaryWriter(log_dir) if log_dir is not None else None)

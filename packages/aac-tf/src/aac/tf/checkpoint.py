@@ -71,9 +71,7 @@ def encode(payload: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, np.nda
             return value.item()
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
-        raise CheckpointError(
-            f"cannot write checkpoint: {where} is a {type(value).__name__}, which is neither an array nor JSON data"
-        )
+        raise CheckpointError(f"cannot write checkpoint: {where} is a {type(value).__name__}, which is neither an array nor JSON data")
 
     return walk(dict(payload), "$"), arrays
 

@@ -52,8 +52,9 @@ def export_format(path: Path) -> str:
     )
 
 
-def export_model(model: Any, path: str | os.PathLike[str], *, inputs: Sequence[Any] = (), input_signature: Any = None,
-                 **kwargs: Any) -> Path:
+def export_model(
+    model: Any, path: str | os.PathLike[str], *, inputs: Sequence[Any] = (), input_signature: Any = None, **kwargs: Any
+) -> Path:
     """Write the plain (stripped) ``model`` to ``path``; the format comes from the path (see the module doc).
 
     :param inputs: :class:`~aac.tf.models.InputSpec` s used for the SavedModel signature of a subclassed

@@ -43,8 +43,10 @@ def _data_arguments(data: Any, batch_size: int | None, what: str) -> dict[str, A
     if hasattr(data, "element_spec") and what == "train_dataset":  # a tf.data.Dataset shuffles itself
         return {"x": data, "shuffle": False}
     if isinstance(data, (np.ndarray, Mapping)):
-        raise AacError(f"{what} must be a tf.data.Dataset, a keras.utils.PyDataset or an (x, y) tuple of arrays, not a lone "
-                       f"{type(data).__name__}: the labels are missing")
+        raise AacError(
+            f"{what} must be a tf.data.Dataset, a keras.utils.PyDataset or an (x, y) tuple of arrays, not a lone "
+            f"{type(data).__name__}: the labels are missing"
+        )
     return {"x": data}
 
 
@@ -149,8 +151,14 @@ def accuracy_aware_fit(
     compression_callback = CompressionCallback(compression_ctrl, epoch_step=False)
 
     def train_epoch_fn(controller: Any, model: Any, epoch: int = 0, optimizer: Any = None, lr_scheduler: Any = None) -> float | None:
-        history = model.fit(**train_args, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps_per_epoch,
-                            callbacks=[compression_callback, *callbacks], verbose=keras_verbose)
+        history = model.fit(
+            **train_args,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=[compression_callback, *callbacks],
+            verbose=keras_verbose,
+        )
         losses = history.history.get("loss") or [None]
         return losses[-1]
 
@@ -158,13 +166,21 @@ def accuracy_aware_fit(
         results = model.evaluate(**val_args, steps=validation_steps, return_dict=True, verbose=keras_verbose)
         return to_metric(results)
 
-    loop = create_accuracy_aware_training_loop(config, compression_ctrl, uncompressed_model_accuracy, verbose=verbose,
-                                               registry=registry, **loop_kwargs)
+    loop = create_accuracy_aware_training_loop(
+        config, compression_ctrl, uncompressed_model_accuracy, verbose=verbose, registry=registry, **loop_kwargs
+    )
     strategy = getattr(model, "_distribute_strategy", None)
     if log_dir is None and strategy is not None and _worker_position(strategy)[1] > 1:
         log_dir = broadcast_with(strategy, str(default_log_dir()))  # every worker must use rank 0's time-stamped folder
-    model = loop.run(model, train_epoch_fn=train_epoch_fn, validate_fn=validate_fn, configure_optimizers_fn=optimizers,
-                     early_stopping_fn=early_stopping_fn, tensorboard_writer=tensorboard_writer, log_dir=log_dir,
-                     update_learning_rate_fn=update_learning_rate_fn)
+    model = loop.run(
+        model,
+        train_epoch_fn=train_epoch_fn,
+        validate_fn=validate_fn,
+        configure_optimizers_fn=optimizers,
+        early_stopping_fn=early_stopping_fn,
+        tensorboard_writer=tensorboard_writer,
+        log_dir=log_dir,
+        update_learning_rate_fn=update_learning_rate_fn,
+    )
     assert loop.statistics is not None
     return model, loop.statistics

@@ -51,21 +51,77 @@ from aac.tf.scopes import SEPARATOR, ScopeSelection
 Classified = tuple[Metatype, Attributes]
 
 # -- activation functions by name (keras.activations and keras.ops) --------------------------
-_ZERO_PRESERVING = frozenset({
-    "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "tanh", "mish", "hard_silu",
-    "hard_swish", "softsign", "linear", "celu", "glu", "sparse_plus", "squareplus", "tanh_shrink",
-    "hard_tanh", "soft_shrink", "hard_shrink", "threshold", "negative", "abs", "square", "cast", "identity",
-})
+_ZERO_PRESERVING = frozenset(
+    {
+        "relu",
+        "relu6",
+        "leaky_relu",
+        "elu",
+        "selu",
+        "gelu",
+        "silu",
+        "swish",
+        "tanh",
+        "mish",
+        "hard_silu",
+        "hard_swish",
+        "softsign",
+        "linear",
+        "celu",
+        "glu",
+        "sparse_plus",
+        "squareplus",
+        "tanh_shrink",
+        "hard_tanh",
+        "soft_shrink",
+        "hard_shrink",
+        "threshold",
+        "negative",
+        "abs",
+        "square",
+        "cast",
+        "identity",
+    }
+)
 _ZERO_CHANGING = frozenset({"sigmoid", "hard_sigmoid", "softplus", "exponential", "exp", "log_sigmoid", "sparse_sigmoid"})
 
 _ACTIVATION_LAYERS = (L.ReLU, L.LeakyReLU, L.ELU, L.PReLU)  # all map 0 to 0
-_IDENTITY_LAYERS = (L.Dropout, L.SpatialDropout1D, L.SpatialDropout2D, L.SpatialDropout3D, L.GaussianNoise,
-                    L.GaussianDropout, L.AlphaDropout, L.ActivityRegularization, L.Identity)
-_POOL_LAYERS = (L.MaxPooling1D, L.MaxPooling2D, L.MaxPooling3D, L.AveragePooling1D, L.AveragePooling2D,
-                L.AveragePooling3D, L.UpSampling1D, L.UpSampling2D, L.UpSampling3D, L.ZeroPadding1D,
-                L.ZeroPadding2D, L.ZeroPadding3D, L.Cropping1D, L.Cropping2D, L.Cropping3D)
-_GLOBAL_POOL_LAYERS = (L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.GlobalAveragePooling3D,
-                       L.GlobalMaxPooling1D, L.GlobalMaxPooling2D, L.GlobalMaxPooling3D)
+_IDENTITY_LAYERS = (
+    L.Dropout,
+    L.SpatialDropout1D,
+    L.SpatialDropout2D,
+    L.SpatialDropout3D,
+    L.GaussianNoise,
+    L.GaussianDropout,
+    L.AlphaDropout,
+    L.ActivityRegularization,
+    L.Identity,
+)
+_POOL_LAYERS = (
+    L.MaxPooling1D,
+    L.MaxPooling2D,
+    L.MaxPooling3D,
+    L.AveragePooling1D,
+    L.AveragePooling2D,
+    L.AveragePooling3D,
+    L.UpSampling1D,
+    L.UpSampling2D,
+    L.UpSampling3D,
+    L.ZeroPadding1D,
+    L.ZeroPadding2D,
+    L.ZeroPadding3D,
+    L.Cropping1D,
+    L.Cropping2D,
+    L.Cropping3D,
+)
+_GLOBAL_POOL_LAYERS = (
+    L.GlobalAveragePooling1D,
+    L.GlobalAveragePooling2D,
+    L.GlobalAveragePooling3D,
+    L.GlobalMaxPooling1D,
+    L.GlobalMaxPooling2D,
+    L.GlobalMaxPooling3D,
+)
 _MERGE_LAYERS = (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)
 _TRANSPOSED_CONV = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
 _DEPTHWISE_CONV = (L.DepthwiseConv1D, L.DepthwiseConv2D)
@@ -75,8 +131,15 @@ _CONV = (L.Conv1D, L.Conv2D, L.Conv3D)
 #: suffix of the layer path the graph gives the pointwise part of a separable convolution (``"sep.pointwise"``)
 POINTWISE = ".pointwise"
 
-_ARITHMETIC_OPS = {"Add": "add", "Subtract": "sub", "Multiply": "mul", "Divide": "div", "TrueDivide": "div",
-                   "Maximum": "max", "Minimum": "min"}
+_ARITHMETIC_OPS = {
+    "Add": "add",
+    "Subtract": "sub",
+    "Multiply": "mul",
+    "Divide": "div",
+    "TrueDivide": "div",
+    "Maximum": "max",
+    "Minimum": "min",
+}
 _REDUCE_OPS = frozenset({"Mean", "Max", "Sum", "Amax"})
 
 
@@ -116,27 +179,52 @@ def _classify_layer(layer: Any, in_shape: tuple[Any, ...] | None) -> Classified:
         return Metatype.INPUT, None
     if isinstance(layer, _DEPTHWISE_CONV):
         channels = int(layer.kernel.shape[-2])
-        return Metatype.CONV, ConvAttributes(channels, channels * int(layer.depth_multiplier), _tuple(layer.kernel_size),
-                                             _tuple(layer.strides), groups=channels, has_bias=bool(layer.use_bias))
+        return Metatype.CONV, ConvAttributes(
+            channels,
+            channels * int(layer.depth_multiplier),
+            _tuple(layer.kernel_size),
+            _tuple(layer.strides),
+            groups=channels,
+            has_bias=bool(layer.use_bias),
+        )
     if isinstance(layer, _SEPARABLE_CONV):  # its depthwise part; _Builder.operation adds the pointwise part after it
         channels = int(layer.depthwise_kernel.shape[-2])
-        return Metatype.CONV, ConvAttributes(channels, channels * int(layer.depth_multiplier), _tuple(layer.kernel_size),
-                                             _tuple(layer.strides), groups=channels, has_bias=False)
+        return Metatype.CONV, ConvAttributes(
+            channels,
+            channels * int(layer.depth_multiplier),
+            _tuple(layer.kernel_size),
+            _tuple(layer.strides),
+            groups=channels,
+            has_bias=False,
+        )
     if isinstance(layer, _TRANSPOSED_CONV):
-        return Metatype.CONV, ConvAttributes(int(layer.kernel.shape[-1]), int(layer.filters), _tuple(layer.kernel_size),
-                                             _tuple(layer.strides), transposed=True, has_bias=bool(layer.use_bias))
+        return Metatype.CONV, ConvAttributes(
+            int(layer.kernel.shape[-1]),
+            int(layer.filters),
+            _tuple(layer.kernel_size),
+            _tuple(layer.strides),
+            transposed=True,
+            has_bias=bool(layer.use_bias),
+        )
     if isinstance(layer, _CONV):
         groups = int(getattr(layer, "groups", 1) or 1)
-        return Metatype.CONV, ConvAttributes(int(layer.kernel.shape[-2]) * groups, int(layer.filters), _tuple(layer.kernel_size),
-                                             _tuple(layer.strides), groups=groups, has_bias=bool(layer.use_bias))
+        return Metatype.CONV, ConvAttributes(
+            int(layer.kernel.shape[-2]) * groups,
+            int(layer.filters),
+            _tuple(layer.kernel_size),
+            _tuple(layer.strides),
+            groups=groups,
+            has_bias=bool(layer.use_bias),
+        )
     if isinstance(layer, L.Dense):
         if in_shape is not None and len(in_shape) > 2 and _channels_last():  # acts on the channel axis: a 1x1 convolution
             ones = (1,) * (len(in_shape) - 2)
             return Metatype.CONV, ConvAttributes(int(layer.kernel.shape[0]), int(layer.units), ones, ones, has_bias=bool(layer.use_bias))
         return Metatype.LINEAR, LinearAttributes(int(layer.kernel.shape[0]), int(layer.units), bool(layer.use_bias))
     if isinstance(layer, L.BatchNormalization):
-        return Metatype.BATCH_NORM, NormAttributes(int(layer.moving_mean.shape[0]), bool(layer.center or layer.scale),
-                                                   params_per_channel=_norm_params(layer))
+        return Metatype.BATCH_NORM, NormAttributes(
+            int(layer.moving_mean.shape[0]), bool(layer.center or layer.scale), params_per_channel=_norm_params(layer)
+        )
     if isinstance(layer, L.GroupNormalization):
         channels = int(in_shape[-1]) if in_shape and in_shape[-1] is not None else 0
         return Metatype.GROUP_NORM, NormAttributes(channels, bool(layer.center or layer.scale), int(layer.groups), _norm_params(layer))
@@ -207,7 +295,9 @@ def _classify_op(op: Any, node: Any, in_shape: tuple[Any, ...] | None) -> Classi
     if name in _ZERO_PRESERVING or name in _ZERO_CHANGING:
         return _activation(name)
     if kind == "Concatenate":
-        return Metatype.CONCAT, ConcatAttributes(along_channels=_axis_is_channels(getattr(op, "axis", 0), len(in_shape) if in_shape else None))
+        return Metatype.CONCAT, ConcatAttributes(
+            along_channels=_axis_is_channels(getattr(op, "axis", 0), len(in_shape) if in_shape else None)
+        )
     if kind == "Reshape":
         shape = tuple(getattr(op, "newshape", ()) or ())
         if len(shape) == 2 and (shape[0] in (-1, None) or shape[1] == -1):
@@ -353,8 +443,15 @@ class _Builder:
         out_shape = self.shape(node.outputs[0]) if node.outputs else None
         if not isinstance(op, keras.layers.Layer):  # a keras.ops operation
             metatype, attributes = _classify_op(op, node, in_shape)
-            name = self.emit(f"{prefix}{op.name}", metatype, sources, scope=scope, op=type(op).__name__.lower(),
-                             attributes=attributes, output_shape=out_shape)
+            name = self.emit(
+                f"{prefix}{op.name}",
+                metatype,
+                sources,
+                scope=scope,
+                op=type(op).__name__.lower(),
+                attributes=attributes,
+                output_shape=out_shape,
+            )
             return [name] * max(1, len(node.outputs))
         path = self.path(op, prefix)
         if isinstance(op, L.InputLayer):
@@ -367,34 +464,52 @@ class _Builder:
         layer_scope = path.rpartition(SEPARATOR)[0]
         if isinstance(op, _SEPARABLE_CONV) and isinstance(attributes, ConvAttributes):
             return self.separable(op, path, layer_scope, attributes, sources, out_shape, len(node.outputs))
-        name = self.emit(path, metatype, sources, layer=path, scope=layer_scope, op=type(op).__name__,
-                         attributes=attributes, output_shape=out_shape)
+        name = self.emit(
+            path, metatype, sources, layer=path, scope=layer_scope, op=type(op).__name__, attributes=attributes, output_shape=out_shape
+        )
         activation = getattr(op, "activation", None)
         if metatype in (Metatype.CONV, Metatype.LINEAR) and activation is not None:
             act_name = _activation_name(activation)
             if act_name != "linear":
                 act_type, act_attributes = _activation(act_name)
-                name = self.emit(f"{name}.{act_name}", act_type, (name,), scope=path, op=act_name,
-                                 attributes=act_attributes, output_shape=out_shape)
+                name = self.emit(
+                    f"{name}.{act_name}", act_type, (name,), scope=path, op=act_name, attributes=act_attributes, output_shape=out_shape
+                )
         return [name] * max(1, len(node.outputs))
 
-    def separable(self, op: Any, path: str, scope: str, depthwise: ConvAttributes, sources: list[str],
-                  out_shape: tuple[int, ...] | None, outputs: int) -> list[str]:
+    def separable(
+        self, op: Any, path: str, scope: str, depthwise: ConvAttributes, sources: list[str], out_shape: tuple[int, ...] | None, outputs: int
+    ) -> list[str]:
         """A separable convolution as the two convolutions it computes: its depthwise part (layer ``path``) and its
         pointwise part (layer ``path + POINTWISE``), so that it is counted and pruned as what it is."""
-        middle = None if out_shape is None else (*out_shape[:-1], depthwise.out_channels) if _channels_last() else (
-            out_shape[0], depthwise.out_channels, *out_shape[2:])
-        name = self.emit(path, Metatype.CONV, sources, layer=path, scope=scope, op=type(op).__name__,
-                         attributes=depthwise, output_shape=middle)
+        middle = (
+            None
+            if out_shape is None
+            else (*out_shape[:-1], depthwise.out_channels)
+            if _channels_last()
+            else (out_shape[0], depthwise.out_channels, *out_shape[2:])
+        )
+        name = self.emit(
+            path, Metatype.CONV, sources, layer=path, scope=scope, op=type(op).__name__, attributes=depthwise, output_shape=middle
+        )
         ones = (1,) * len(depthwise.kernel_size)
         pointwise = ConvAttributes(depthwise.out_channels, int(op.filters), ones, ones, has_bias=bool(op.use_bias))
-        name = self.emit(f"{path}{POINTWISE}", Metatype.CONV, (name,), layer=f"{path}{POINTWISE}", scope=scope,
-                         op=f"{type(op).__name__}.pointwise", attributes=pointwise, output_shape=out_shape)
+        name = self.emit(
+            f"{path}{POINTWISE}",
+            Metatype.CONV,
+            (name,),
+            layer=f"{path}{POINTWISE}",
+            scope=scope,
+            op=f"{type(op).__name__}.pointwise",
+            attributes=pointwise,
+            output_shape=out_shape,
+        )
         act_name = _activation_name(op.activation)
         if act_name != "linear":
             act_type, act_attributes = _activation(act_name)
-            name = self.emit(f"{path}.{act_name}", act_type, (name,), scope=path, op=act_name, attributes=act_attributes,
-                             output_shape=out_shape)
+            name = self.emit(
+                f"{path}.{act_name}", act_type, (name,), scope=path, op=act_name, attributes=act_attributes, output_shape=out_shape
+            )
         return [name] * max(1, outputs)
 
     def expand(self, op: Any, node: Any, sources: list[str], path: str) -> list[str] | None:
@@ -424,7 +539,7 @@ class _Builder:
             outputs = _symbolic_call(op, args, kwargs)
             return self.walk(fresh, outputs, f"{path}{SEPARATOR}", path)
         except Exception:  # untraceable block: keep it as one opaque operation
-            del self.nodes[mark[0]:]
+            del self.nodes[mark[0] :]
             self._names = mark[1]
             return None
 
@@ -459,8 +574,12 @@ def trace_graph(model: Any, inputs: Sequence[InputSpec], opaque: ScopeSelection 
                     '"input_info": {"sample_size": [1, ...]} to the config'
                 )
             symbolic = [spec.symbolic() for spec in specs]
-            bound = {id(t): builder.emit("input" if len(symbolic) == 1 else f"input_{i}", Metatype.INPUT, (), op="input",
-                                         output_shape=builder.shape(t)) for i, t in enumerate(symbolic)}
+            bound = {
+                id(t): builder.emit(
+                    "input" if len(symbolic) == 1 else f"input_{i}", Metatype.INPUT, (), op="input", output_shape=builder.shape(t)
+                )
+                for i, t in enumerate(symbolic)
+            }
             try:
                 flat = _symbolic_call(model, [symbolic[0] if len(symbolic) == 1 else symbolic], {})
             except Exception as exc:
@@ -481,8 +600,13 @@ def _keep_pooled_dims(nodes: list[Node]) -> list[Node]:
     pooled: set[str] = set()
     for node in nodes:
         source = by_name.get(node.inputs[0]) if len(node.inputs) == 1 else None
-        if (node.metatype is Metatype.UNKNOWN and source is not None and source.metatype is Metatype.SPATIAL_REDUCE
-                and readers.get(source.name) == 1 and _is_unsqueezed(source.output_shape, node.output_shape)):
+        if (
+            node.metatype is Metatype.UNKNOWN
+            and source is not None
+            and source.metatype is Metatype.SPATIAL_REDUCE
+            and readers.get(source.name) == 1
+            and _is_unsqueezed(source.output_shape, node.output_shape)
+        ):
             pooled.update((node.name, source.name))
     return [dataclasses.replace(node, metatype=Metatype.POOL, attributes=None) if node.name in pooled else node for node in nodes]
 
@@ -501,8 +625,10 @@ def _trace_failure(model: Any, exc: Exception) -> str:
     detail = detail.split(" You are likely doing")[0].rstrip(" .:")
     hint = ""
     if "KerasTensor" in str(exc) or "symbolic" in str(exc).lower():
-        hint = (" Its call() applies TensorFlow functions (tf.*) or Python control flow to tensors, which cannot be traced"
-                " symbolically: use Keras layers and keras.ops in call(),")
+        hint = (
+            " Its call() applies TensorFlow functions (tf.*) or Python control flow to tensors, which cannot be traced"
+            " symbolically: use Keras layers and keras.ops in call(),"
+        )
     return (
         f"cannot build the graph of the subclassed model {name} (filter pruning needs it): tracing {name}.call() on "
         f"symbolic inputs failed: {detail}.{hint or ' Make call() work on symbolic Keras tensors (Keras layers and keras.ops only),'} "

@@ -37,9 +37,21 @@ from aac.tf.transforms import (
     weight_variable,
 )
 
-_DTYPES = {"float": "float32", "float32": "float32", "half": "float16", "float16": "float16", "bfloat16": "bfloat16",
-           "double": "float64", "float64": "float64", "long": "int64", "int64": "int64", "int": "int32",
-           "int32": "int32", "bool": "bool", "uint8": "uint8"}
+_DTYPES = {
+    "float": "float32",
+    "float32": "float32",
+    "half": "float16",
+    "float16": "float16",
+    "bfloat16": "bfloat16",
+    "double": "float64",
+    "float64": "float64",
+    "long": "int64",
+    "int64": "int64",
+    "int": "int32",
+    "int32": "int32",
+    "bool": "bool",
+    "uint8": "uint8",
+}
 
 
 class ModelTraceError(AacError):
@@ -117,8 +129,11 @@ def parameter_count(model: Any) -> int:
     batch-norm moving statistics (buffers in PyTorch); aac transforms' variables and seed states excluded."""
     total = 0
     for layer in [model, *(layer for _, layer in iter_layers(model))]:
-        statistics = {id(getattr(layer, n, None)) for n in ("moving_mean", "moving_variance")} if isinstance(
-            layer, keras.layers.BatchNormalization) else set()
+        statistics = (
+            {id(getattr(layer, n, None)) for n in ("moving_mean", "moving_variance")}
+            if isinstance(layer, keras.layers.BatchNormalization)
+            else set()
+        )
         total += sum(int(np.prod(v.shape)) for v in own_variables(layer) if id(v) not in statistics)
     return total
 
@@ -234,8 +249,9 @@ def input_specs(model: Any, input_info: Any) -> list[InputSpec]:
     return [InputSpec(tuple(shape), str(dtypes[i]) if i < len(dtypes) else "float32") for i, shape in enumerate(shapes)]
 
 
-def prepare_model(model: Any, config: Any = None, ignored: Sequence[str] = (),
-                  where: Callable[[str], str] = lambda entry: "$", strict: bool = True) -> TFModel:
+def prepare_model(
+    model: Any, config: Any = None, ignored: Sequence[str] = (), where: Callable[[str], str] = lambda entry: "$", strict: bool = True
+) -> TFModel:
     """Build ``model`` if needed and describe it (see :class:`TFModel`); the graph is traced lazily.
 
     :param ignored: ``ignored_scopes`` entries; the layers they select stay opaque in the graph.
@@ -343,7 +359,9 @@ def _paired_layers(layer: Any, twin: Any, path: str, *, strict: bool) -> list[tu
     while stack:
         prefix, a, b = stack.pop()
         mine, theirs = sublayers(a), sublayers(b)
-        common = next((i for i, (x, y) in enumerate(zip(mine, theirs, strict=False)) if type(x) is not type(y)), min(len(mine), len(theirs)))
+        common = next(
+            (i for i, (x, y) in enumerate(zip(mine, theirs, strict=False)) if type(x) is not type(y)), min(len(mine), len(theirs))
+        )
         if strict and not (common == len(mine) == len(theirs)):
             raise ModelTraceError(
                 f"copying {_describe(a, prefix)}: the copy holds other layers ({[type(y).__name__ for y in theirs]}) than the "
@@ -381,7 +399,9 @@ def _reconfigure(twin: Any, path: str, before: dict[str, Any], after: dict[str, 
         )
     for key, value in changed.items():
         if not hasattr(twin, key):
-            raise ModelTraceError(f"cannot rebuild layer '{path}' ({type(twin).__name__}) with {key}={value!r}: it has no attribute '{key}'")
+            raise ModelTraceError(
+                f"cannot rebuild layer '{path}' ({type(twin).__name__}) with {key}={value!r}: it has no attribute '{key}'"
+            )
         setattr(twin, key, value)
     config = twin.get_config()
     wrong = {key: config.get(key) for key, value in changed.items() if config.get(key) != value}
@@ -447,7 +467,9 @@ def rebuildable_layers(model: Any) -> dict[str, str | None]:
         for inner, _ in _subtree(owner, path):
             counterpart = paired.get(inner)
             if counterpart is None:
-                result[inner] = f"'{inner}' is created when the {where} is built or called, not by its constructor, so aac cannot rebuild it smaller"
+                result[inner] = (
+                    f"'{inner}' is created when the {where} is built or called, not by its constructor, so aac cannot rebuild it smaller"
+                )
             elif own_variables(counterpart):
                 result[inner] = f"'{inner}' is built by the constructor of the {where}, so aac cannot rebuild it smaller"
             else:
@@ -465,8 +487,14 @@ def _subtree(layer: Any, path: str) -> list[tuple[str, Any]]:
     return [(f"{prefix}{p}", inner) for p, inner in iter_layers(layer)]
 
 
-def copy_model(model: Any, *, edit_config: EditConfig | None = None, edit_weights: EditWeights | None = None,
-               edit_cuts: EditCuts | None = None, inputs: Sequence[InputSpec] = ()) -> Any:
+def copy_model(
+    model: Any,
+    *,
+    edit_config: EditConfig | None = None,
+    edit_weights: EditWeights | None = None,
+    edit_cuts: EditCuts | None = None,
+    inputs: Sequence[InputSpec] = (),
+) -> Any:
     """An independent copy of ``model``: same architecture, layer names, weights and aac transforms; new variables.
 
     Sequential and functional models are cloned layer by layer (``keras.models.clone_model``, nested
@@ -510,8 +538,12 @@ def copy_model(model: Any, *, edit_config: EditConfig | None = None, edit_weight
             return twin
 
         clone = keras.models.clone_model(model, clone_function=clone_function, recursive=True)
-        pairs += [inner for path, layer, twin in list(pairs) if sublayers(layer) and not _is_graph_model(layer)  # composite layers
-                  for inner in _paired_layers(layer, twin, path, strict=True)]
+        pairs += [
+            inner
+            for path, layer, twin in list(pairs)
+            if sublayers(layer) and not _is_graph_model(layer)  # composite layers
+            for inner in _paired_layers(layer, twin, path, strict=True)
+        ]
     for path, layer, twin in pairs:
         if type(layer) is not type(twin):
             raise ModelTraceError(f"copying {type(model).__name__}: layer '{path}' became a {type(twin).__name__}")

@@ -25,10 +25,12 @@ def claims(model: Any) -> bool:
 
 @hookimpl
 def aac_backends() -> Iterable[BackendSpec]:
-    return [BackendSpec(
-        name="tf",
-        claims=claims,
-        factory="aac.tf.backend:TFBackend",
-        package="aac-tf",
-        description="keras.Model on TensorFlow (Keras 3): Keras graph, .npz checkpoints, tf.summary, .keras/SavedModel export",
-    )]
+    return [
+        BackendSpec(
+            name="tf",
+            claims=claims,
+            factory="aac.tf.backend:TFBackend",
+            package="aac-tf",
+            description="keras.Model on TensorFlow (Keras 3): Keras graph, .npz checkpoints, tf.summary, .keras/SavedModel export",
+        )
+    ]

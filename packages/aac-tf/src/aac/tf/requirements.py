@@ -18,8 +18,10 @@ import warnings
 #: the Keras versions aac-tf is tested with: ``>= first, < second`` (the bound in pyproject.toml)
 KERAS_VERSIONS: tuple[tuple[int, int], tuple[int, int]] = ((3, 0), (3, 16))
 
-INSTALL_HINT = ('pip install "aac-tf[cpu]" (or "aac-tf[gpu]" for the CUDA build), or install the TensorFlow build you '
-                "want (tensorflow>=2.16); aac-tf uses whichever is installed and never replaces it")
+INSTALL_HINT = (
+    'pip install "aac-tf[cpu]" (or "aac-tf[gpu]" for the CUDA build), or install the TensorFlow build you '
+    "want (tensorflow>=2.16); aac-tf uses whichever is installed and never replaces it"
+)
 
 
 class KerasVersionWarning(UserWarning):
@@ -46,6 +48,8 @@ def check() -> None:
     if found >= high:
         warnings.warn(
             f"aac-tf is tested with Keras below {high[0]}.{high[1]} and Keras {keras_version} is installed: its private "
-            "modules that aac.tf.keras_internals uses may have moved; pip install \"keras<"
-            f"{high[0]}.{high[1]}\" if anything fails",
-            KerasVersionWarning, stacklevel=3)
+            'modules that aac.tf.keras_internals uses may have moved; pip install "keras<'
+            f'{high[0]}.{high[1]}" if anything fails',
+            KerasVersionWarning,
+            stacklevel=3,
+        )

@@ -60,4 +60,4 @@ class ScopeIndex(scopes.ScopeIndex):
         name = entry.strip(SEPARATOR)
         yield name
         if self.root_name and name.startswith(self.root_name + SEPARATOR):
-            yield name[len(self.root_name) + 1:]
+            yield name[len(self.root_name) + 1 :]

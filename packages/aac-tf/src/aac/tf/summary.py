@@ -42,8 +42,12 @@ def tensorboard_note(log_dir: str | Path) -> None:
     if _noted or _tensorboard_installed():
         return
     _noted = True
-    logger.info("[aac] TensorBoard event files are written to %s; to view them: pip install tensorboard "
-                "(or 'aac-tf[tensorboard]') and run tensorboard --logdir %s", log_dir, log_dir)
+    logger.info(
+        "[aac] TensorBoard event files are written to %s; to view them: pip install tensorboard "
+        "(or 'aac-tf[tensorboard]') and run tensorboard --logdir %s",
+        log_dir,
+        log_dir,
+    )
 
 
 class SummaryWriter:

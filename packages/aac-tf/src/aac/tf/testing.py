@@ -43,12 +43,15 @@ def make_data(samples: int = 256, features: int = 8, classes: int = 3, seed: int
 
 
 def sequential_model(features: int = 8, classes: int = 3, hidden: int = 16) -> keras.Sequential:
-    return keras.Sequential([
-        keras.Input((features,)),
-        keras.layers.Dense(hidden, activation="relu", name="fc1"),
-        keras.layers.Dense(hidden, activation="relu", name="fc2"),
-        keras.layers.Dense(classes, name="logits"),
-    ], name="toy_sequential")
+    return keras.Sequential(
+        [
+            keras.Input((features,)),
+            keras.layers.Dense(hidden, activation="relu", name="fc1"),
+            keras.layers.Dense(hidden, activation="relu", name="fc2"),
+            keras.layers.Dense(classes, name="logits"),
+        ],
+        name="toy_sequential",
+    )
 
 
 def functional_model(features: int = 8, classes: int = 3, hidden: int = 16) -> keras.Model:
@@ -111,8 +114,11 @@ class SubclassedModel(keras.Model):
 
 def compile_classifier(model: keras.Model, learning_rate: Any = 0.01, optimizer: str = "adam") -> keras.Model:
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
-    model.compile(optimizer=optimizers[optimizer](learning_rate), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=optimizers[optimizer](learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -285,8 +291,14 @@ def fit_under_mirrored_strategy(section: Mapping[str, Any], log_dir: str | Path,
     difference between the stripped and the compressed model's outputs.
     """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
-    result = subprocess.run([sys.executable, "-c", _MIRRORED_FIT, json.dumps(dict(section)), str(log_dir)],
-                            capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", _MIRRORED_FIT, json.dumps(dict(section)), str(log_dir)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"the MirroredStrategy run failed:\n{result.stderr[-3000:]}")
     report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
@@ -401,8 +413,11 @@ TOY_SCHEMA = {
     "$id": "urn:aac:tf:testing:tf_toy_pruning",
     "type": "object",
     "properties": {
-        "params": {"type": "object", "properties": {"target": {"type": "number"}, "steps": {"type": "integer"}},
-                   "additionalProperties": False},
+        "params": {
+            "type": "object",
+            "properties": {"target": {"type": "number"}, "steps": {"type": "integer"}},
+            "additionalProperties": False,
+        },
         "ignored_scopes": {"type": ["array", "string"]},
         "target_scopes": {"type": ["array", "string"]},
     },
@@ -414,5 +429,6 @@ class TFToyPlugin:
 
     @hookimpl
     def aac_algorithms(self) -> Iterable[AlgorithmSpec]:
-        return [AlgorithmSpec(name="tf_toy_pruning", adaptive=True, frameworks={"tf": build_toy_pruning},
-                              schema=TOY_SCHEMA, package="aac-tf")]
+        return [
+            AlgorithmSpec(name="tf_toy_pruning", adaptive=True, frameworks={"tf": build_toy_pruning}, schema=TOY_SCHEMA, package="aac-tf")
+        ]

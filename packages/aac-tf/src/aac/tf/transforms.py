@@ -171,8 +171,9 @@ def cut_shape(shape: Sequence[int], axis: int, size: int) -> tuple[int, ...]:
     return tuple(result)
 
 
-def cut_transforms(transforms: Sequence[WeightTransform], weight_shape: tuple[int, ...],
-                   cuts: Sequence[tuple[int, np.ndarray]]) -> list[WeightTransform]:
+def cut_transforms(
+    transforms: Sequence[WeightTransform], weight_shape: tuple[int, ...], cuts: Sequence[tuple[int, np.ndarray]]
+) -> list[WeightTransform]:
     """New transforms for a weight of ``weight_shape`` cut by ``cuts`` (``(axis, kept indices)``, applied in order).
 
     What :func:`aac.tf.models.copy_model` attaches to a layer rebuilt with fewer channels: every

@@ -57,8 +57,10 @@ class TorchCompressionAlgorithm(CompressionAlgorithm):
         if model is self.model:
             model = copy.deepcopy(model)
         elif has_transforms(self.model, self.name) and not has_transforms(model, self.name):
-            raise AacError(f"{type(model).__name__} carries no '{self.name}' transforms: it was stripped already. "
-                           "Strip the training model (controller.strip() or strip_model(controller.model)) once")
+            raise AacError(
+                f"{type(model).__name__} carries no '{self.name}' transforms: it was stripped already. "
+                "Strip the training model (controller.strip() or strip_model(controller.model)) once"
+            )
         return self._strip(model)
 
     def _strip(self, model: nn.Module) -> nn.Module:

@@ -53,8 +53,12 @@ class TorchBackend(Backend):
         index = ScopeIndex.from_module(model)
         sections = config.compression_sections()
         ignored = [entry for section in sections for entry in section.ignored_scopes]
-        selection = index.select(ignored, key="ignored_scopes", where=listed_in(sections, "ignored_scopes"),
-                                 strict=all(section.validate_scopes for section in sections))
+        selection = index.select(
+            ignored,
+            key="ignored_scopes",
+            where=listed_in(sections, "ignored_scopes"),
+            strict=all(section.validate_scopes for section in sections),
+        )
         return trace_model(model, config.get("input_info"), selection)
 
     def finalize_model(self, prepared: TorchModel, controller: Any) -> nn.Module:
@@ -105,8 +109,13 @@ class TorchBackend(Backend):
         version, keys, position, has_gauss, cached = np.random.get_state()
         state = {
             **super().rng_state(),
-            "numpy": {"version": version, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "numpy": {
+                "version": version,
+                "keys": torch.from_numpy(keys.astype(np.int64)),
+                "position": int(position),
+                "has_gauss": int(has_gauss),
+                "cached_gaussian": float(cached),
+            },
             "torch": torch.get_rng_state(),
         }
         if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -119,8 +128,9 @@ class TorchBackend(Backend):
             return
         if "numpy" in state:
             saved = state["numpy"]
-            np.random.set_state((saved["version"], saved["keys"].numpy().astype(np.uint32), saved["position"],
-                                 saved["has_gauss"], saved["cached_gaussian"]))
+            np.random.set_state(
+                (saved["version"], saved["keys"].numpy().astype(np.uint32), saved["position"], saved["has_gauss"], saved["cached_gaussian"])
+            )
         if "torch" in state:
             torch.set_rng_state(state["torch"])
         if "cuda" in state and torch.cuda.is_available():

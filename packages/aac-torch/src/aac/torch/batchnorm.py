@@ -52,8 +52,9 @@ def restore_modes(model: nn.Module, training: Mapping[str, bool]) -> None:
 
 
 @torch.no_grad()
-def adapt_batchnorm(model: nn.Module, data_loader: Any, num_samples: int,
-                    input_fn: InputFn = default_inputs, *, quiet: bool = False) -> int:
+def adapt_batchnorm(
+    model: nn.Module, data_loader: Any, num_samples: int, input_fn: InputFn = default_inputs, *, quiet: bool = False
+) -> int:
     """Re-estimate the running statistics of every batch norm over ``num_samples`` samples.
 
     The statistics are reset and then averaged cumulatively over the samples, with the rest of the

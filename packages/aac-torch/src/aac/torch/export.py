@@ -48,8 +48,9 @@ def _export_onnx(module: nn.Module, path: Path, example_inputs: tuple[torch.Tens
         try:
             import onnxscript  # noqa: F401  (the exporter needs it; a broken environment fails with the fix)
         except ImportError as exc:
-            raise ExportError(f"exporting {path} needs onnxscript, a dependency of aac-torch that is missing here: "
-                              "pip install onnx onnxscript") from exc
+            raise ExportError(
+                f"exporting {path} needs onnxscript, a dependency of aac-torch that is missing here: pip install onnx onnxscript"
+            ) from exc
         kwargs.setdefault("dynamic_shapes", tuple({0: torch.export.Dim.DYNAMIC} for _ in example_inputs))
         kwargs.setdefault("verbose", False)
         kwargs.setdefault("external_data", False)  # one self-contained file (models below 2 GB)

@@ -48,39 +48,146 @@ from torch import fx, nn
 
 #: element-wise modules with f(0) == 0 (a zeroed channel stays zero)
 _ZERO_PRESERVING_MODULES: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Tanh,
-    nn.Hardtanh, nn.Hardswish, nn.Softsign, nn.Tanhshrink, nn.Softshrink, nn.Hardshrink, nn.Identity,
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Tanh,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Softsign,
+    nn.Tanhshrink,
+    nn.Softshrink,
+    nn.Hardshrink,
+    nn.Identity,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
 )
 #: element-wise modules with f(0) != 0
 _ZERO_CHANGING_MODULES: tuple[type[nn.Module], ...] = (nn.Sigmoid, nn.Hardsigmoid, nn.Softplus, nn.LogSigmoid)
 _POOL_MODULES: tuple[type[nn.Module], ...] = (
-    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
-    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
-    nn.Upsample, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+    nn.Upsample,
+    nn.ZeroPad1d,
+    nn.ZeroPad2d,
+    nn.ZeroPad3d,
 )
 
-_ZERO_PRESERVING_CALLS: frozenset[Any] = frozenset({
-    F.relu, F.relu_, torch.relu, torch.relu_, F.relu6, F.leaky_relu, F.elu, F.selu, F.celu, F.gelu, F.silu,
-    F.mish, F.hardswish, F.hardtanh, torch.tanh, F.tanh, F.dropout, F.dropout1d, F.dropout2d, F.dropout3d,
-    F.alpha_dropout, F.feature_alpha_dropout, torch.clone, torch.neg, operator.neg,
-    "relu", "relu_", "tanh", "tanh_", "contiguous", "clone", "float", "half", "double", "bfloat16", "to", "type_as",
-    "neg", "detach", "gelu", "silu",
-})
-_ZERO_CHANGING_CALLS: frozenset[Any] = frozenset({
-    torch.sigmoid, F.sigmoid, F.hardsigmoid, F.softplus, torch.exp, "sigmoid", "sigmoid_", "exp",
-})
-_POOL_CALLS: frozenset[Any] = frozenset({
-    F.max_pool1d, F.max_pool2d, F.max_pool3d, F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
-    F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d,
-    F.adaptive_max_pool1d, F.adaptive_max_pool2d, F.adaptive_max_pool3d, F.interpolate,
-})
+_ZERO_PRESERVING_CALLS: frozenset[Any] = frozenset(
+    {
+        F.relu,
+        F.relu_,
+        torch.relu,
+        torch.relu_,
+        F.relu6,
+        F.leaky_relu,
+        F.elu,
+        F.selu,
+        F.celu,
+        F.gelu,
+        F.silu,
+        F.mish,
+        F.hardswish,
+        F.hardtanh,
+        torch.tanh,
+        F.tanh,
+        F.dropout,
+        F.dropout1d,
+        F.dropout2d,
+        F.dropout3d,
+        F.alpha_dropout,
+        F.feature_alpha_dropout,
+        torch.clone,
+        torch.neg,
+        operator.neg,
+        "relu",
+        "relu_",
+        "tanh",
+        "tanh_",
+        "contiguous",
+        "clone",
+        "float",
+        "half",
+        "double",
+        "bfloat16",
+        "to",
+        "type_as",
+        "neg",
+        "detach",
+        "gelu",
+        "silu",
+    }
+)
+_ZERO_CHANGING_CALLS: frozenset[Any] = frozenset(
+    {
+        torch.sigmoid,
+        F.sigmoid,
+        F.hardsigmoid,
+        F.softplus,
+        torch.exp,
+        "sigmoid",
+        "sigmoid_",
+        "exp",
+    }
+)
+_POOL_CALLS: frozenset[Any] = frozenset(
+    {
+        F.max_pool1d,
+        F.max_pool2d,
+        F.max_pool3d,
+        F.avg_pool1d,
+        F.avg_pool2d,
+        F.avg_pool3d,
+        F.adaptive_avg_pool1d,
+        F.adaptive_avg_pool2d,
+        F.adaptive_avg_pool3d,
+        F.adaptive_max_pool1d,
+        F.adaptive_max_pool2d,
+        F.adaptive_max_pool3d,
+        F.interpolate,
+    }
+)
 _ARITHMETIC: dict[Any, str] = {
-    operator.add: "add", operator.iadd: "add", torch.add: "add", "add": "add", "add_": "add",
-    operator.sub: "sub", operator.isub: "sub", torch.sub: "sub", "sub": "sub", "sub_": "sub",
-    operator.mul: "mul", operator.imul: "mul", torch.mul: "mul", "mul": "mul", "mul_": "mul",
-    operator.truediv: "div", operator.itruediv: "div", torch.div: "div", "div": "div", "div_": "div",
+    operator.add: "add",
+    operator.iadd: "add",
+    torch.add: "add",
+    "add": "add",
+    "add_": "add",
+    operator.sub: "sub",
+    operator.isub: "sub",
+    torch.sub: "sub",
+    "sub": "sub",
+    "sub_": "sub",
+    operator.mul: "mul",
+    operator.imul: "mul",
+    torch.mul: "mul",
+    "mul": "mul",
+    "mul_": "mul",
+    operator.truediv: "div",
+    operator.itruediv: "div",
+    torch.div: "div",
+    "div": "div",
+    "div_": "div",
 }
 _CONCAT_CALLS: frozenset[Any] = frozenset({torch.cat, torch.concat, torch.concatenate})
 _FLATTEN_CALLS: frozenset[Any] = frozenset({torch.flatten, "flatten"})
@@ -91,9 +198,18 @@ _TRANSPOSE_CALLS: frozenset[Any] = frozenset({torch.transpose, torch.swapaxes, "
 _EXPAND_CALLS: frozenset[Any] = frozenset({"expand", "expand_as", torch.broadcast_to, "broadcast_to"})
 _SPLIT_CALLS: frozenset[Any] = frozenset({torch.chunk, torch.split, torch.unbind, "chunk", "split", "unbind"})
 _REDUCE_CALLS: frozenset[Any] = frozenset({torch.mean, torch.sum, torch.amax, "mean", "sum", "amax"})
-_MATMUL_CALLS: frozenset[Any] = frozenset({
-    torch.matmul, operator.matmul, torch.bmm, torch.mm, "matmul", "bmm", "mm", torch.einsum,
-})
+_MATMUL_CALLS: frozenset[Any] = frozenset(
+    {
+        torch.matmul,
+        operator.matmul,
+        torch.bmm,
+        torch.mm,
+        "matmul",
+        "bmm",
+        "mm",
+        torch.einsum,
+    }
+)
 _CONV_CALLS: dict[Any, int] = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}
 #: functions of packages aac does not import, by ``module.name`` (torchvision wraps them as single fx calls)
 _STOCHASTIC_DEPTH = "torchvision.ops.stochastic_depth.stochastic_depth"  # identity in eval; per-sample 0/scale in training
@@ -122,16 +238,18 @@ def build_graph(gm: fx.GraphModule) -> Graph:
         op = context.classify(fx_node)
         context.kinds[fx_node.name] = op.metatype
         layer = str(fx_node.target) if fx_node.op == "call_module" else op.layer
-        nodes.append(Node(
-            name=fx_node.name,
-            metatype=op.metatype,
-            inputs=op.inputs if op.inputs is not None else tuple(n.name for n in _input_nodes(fx_node)),
-            layer=layer,
-            scope=_scope(fx_node),
-            op=_op_name(fx_node, context.modules),
-            attributes=op.attributes,
-            output_shape=context.shape(fx_node),
-        ))
+        nodes.append(
+            Node(
+                name=fx_node.name,
+                metatype=op.metatype,
+                inputs=op.inputs if op.inputs is not None else tuple(n.name for n in _input_nodes(fx_node)),
+                layer=layer,
+                scope=_scope(fx_node),
+                op=_op_name(fx_node, context.modules),
+                attributes=op.attributes,
+                output_shape=context.shape(fx_node),
+            )
+        )
     return Graph(nodes)
 
 
@@ -282,16 +400,19 @@ class _Context:
         if spec is not None:
             return self._attention(fx_node, module, spec)
         if isinstance(module, nn.modules.conv._ConvNd):
-            return _Op(Metatype.CONV, ConvAttributes(
-                in_channels=module.in_channels,
-                out_channels=module.out_channels,
-                kernel_size=tuple(module.kernel_size),
-                stride=tuple(module.stride),
-                groups=module.groups,
-                transposed=module.transposed,
-                has_bias=module.bias is not None,
-                channel_axis=-len(module.kernel_size) - 1,
-            ))
+            return _Op(
+                Metatype.CONV,
+                ConvAttributes(
+                    in_channels=module.in_channels,
+                    out_channels=module.out_channels,
+                    kernel_size=tuple(module.kernel_size),
+                    stride=tuple(module.stride),
+                    groups=module.groups,
+                    transposed=module.transposed,
+                    has_bias=module.bias is not None,
+                    channel_axis=-len(module.kernel_size) - 1,
+                ),
+            )
         if isinstance(module, nn.Linear):
             return _Op(Metatype.LINEAR, LinearAttributes(module.in_features, module.out_features, module.bias is not None))
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -302,8 +423,10 @@ class _Context:
             return _Op(Metatype.GROUP_NORM, NormAttributes(module.num_channels, module.affine, module.num_groups))
         if isinstance(module, nn.LayerNorm):
             parameters = int(module.weight is not None) + int(module.bias is not None)
-            return _Op(Metatype.LAYER_NORM, NormAttributes(math.prod(module.normalized_shape), module.weight is not None,
-                                                           params_per_channel=parameters))
+            return _Op(
+                Metatype.LAYER_NORM,
+                NormAttributes(math.prod(module.normalized_shape), module.weight is not None, params_per_channel=parameters),
+            )
         if isinstance(module, _ZERO_PRESERVING_MODULES) or (isinstance(module, nn.PReLU) and module.num_parameters == 1):
             return _Op(Metatype.ACTIVATION, ActivationAttributes(preserves_zero=True))
         if isinstance(module, _ZERO_CHANGING_MODULES):
@@ -325,17 +448,20 @@ class _Context:
         if _arg(fx_node, 4, "need_weights", False) and not _arg(fx_node, 6, "average_attn_weights", True):
             problem = problem or "its attention weights per head are returned (average_attn_weights=False)"
         qkv, out = spec.qkv.tensors(module), spec.out.tensors(module)
-        return _Op(Metatype.ATTENTION, AttentionAttributes(
-            embed_dim=spec.width(module),
-            num_heads=spec.heads(module),
-            query_tokens=geometry[0],
-            key_tokens=geometry[1],
-            attended=geometry[2],
-            qkv_bias=qkv[2] is not None,
-            out_bias=out[2] is not None,
-            params_per_head=spec.head_parameters(module),
-            problem=problem,
-        ))
+        return _Op(
+            Metatype.ATTENTION,
+            AttentionAttributes(
+                embed_dim=spec.width(module),
+                num_heads=spec.heads(module),
+                query_tokens=geometry[0],
+                key_tokens=geometry[1],
+                attended=geometry[2],
+                qkv_bias=qkv[2] is not None,
+                out_bias=out[2] is not None,
+                params_per_head=spec.head_parameters(module),
+                problem=problem,
+            ),
+        )
 
     def _getitem(self, fx_node: fx.Node) -> _Op:
         source, index = fx_node.args[0], fx_node.args[1]
@@ -368,7 +494,7 @@ class _Context:
         if Ellipsis in items:
             at = items.index(Ellipsis)
             fill = rank - sum(1 for i in items if i is not None and i is not Ellipsis)
-            items[at:at + 1] = [slice(None)] * fill
+            items[at : at + 1] = [slice(None)] * fill
         items += [slice(None)] * (rank - sum(1 for i in items if i is not None))
         axes: list[int | None] = []
         narrowed: list[bool] = []
@@ -584,10 +710,19 @@ def _functional_conv(ctx: _Context, fx_node: fx.Node) -> _Op:
     if owner is None or stored is None or not isinstance(groups, int) or (bias is not None and ctx.owner(bias, "bias") != owner):
         return _matmul(ctx, fx_node)
     stride = tuple(stride) if isinstance(stride, (list, tuple)) else (stride,) * spatial
-    return _Op(Metatype.CONV, ConvAttributes(
-        in_channels=int(stored.shape[1]) * groups, out_channels=int(stored.shape[0]), kernel_size=tuple(stored.shape[2:]),
-        stride=stride, groups=groups, has_bias=bias is not None, channel_axis=-spatial - 1,
-    ), layer=owner)
+    return _Op(
+        Metatype.CONV,
+        ConvAttributes(
+            in_channels=int(stored.shape[1]) * groups,
+            out_channels=int(stored.shape[0]),
+            kernel_size=tuple(stored.shape[2:]),
+            stride=stride,
+            groups=groups,
+            has_bias=bias is not None,
+            channel_axis=-spatial - 1,
+        ),
+        layer=owner,
+    )
 
 
 def _functional_layer_norm(ctx: _Context, fx_node: fx.Node) -> _Op:
@@ -609,8 +744,12 @@ def _matmul(ctx: _Context, fx_node: fx.Node) -> _Op:
     operands = [ctx.shape(a) for a in _input_nodes(fx_node)]
     if name == "einsum":
         equation = str(fx_node.args[0]).replace(" ", "")
-        sizes = {label: extent for spec, shape in zip(equation.split("->")[0].split(","), operands, strict=False)
-                 if shape is not None for label, extent in zip(spec, shape, strict=False)}
+        sizes = {
+            label: extent
+            for spec, shape in zip(equation.split("->")[0].split(","), operands, strict=False)
+            if shape is not None
+            for label, extent in zip(spec, shape, strict=False)
+        }
         products = math.prod(sizes.values())
     elif name == "scaled_dot_product_attention":  # two products: queries x keys, weights x values
         query, key, value = operands[:3]

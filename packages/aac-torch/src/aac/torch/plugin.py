@@ -18,10 +18,12 @@ def claims(model: Any) -> bool:
 
 @hookimpl
 def aac_backends() -> Iterable[BackendSpec]:
-    return [BackendSpec(
-        name="torch",
-        claims=claims,
-        factory="aac.torch.backend:TorchBackend",
-        package="aac-torch",
-        description="torch.nn.Module: torch.fx graph, torch.save checkpoints, ONNX export",
-    )]
+    return [
+        BackendSpec(
+            name="torch",
+            claims=claims,
+            factory="aac.torch.backend:TorchBackend",
+            package="aac-torch",
+            description="torch.nn.Module: torch.fx graph, torch.save checkpoints, ONNX export",
+        )
+    ]

@@ -35,16 +35,44 @@ SEPARATOR = "."
 #: a trailing NNCF operation: "/conv2d_0", "/__add___1", "/relu__0"
 _NNCF_OPERATION = re.compile(r"/(?P<op>[A-Za-z_]\w*)_(?P<index>\d+)$")
 #: torch.nn classes NNCF replaces by subclasses named "NNCF" + the class name (nncf.torch.layers)
-NNCF_WRAPPED = frozenset({
-    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "Linear",
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "GroupNorm", "LayerNorm", "Embedding", "EmbeddingBag",
-})
+NNCF_WRAPPED = frozenset(
+    {
+        "Conv1d",
+        "Conv2d",
+        "Conv3d",
+        "ConvTranspose1d",
+        "ConvTranspose2d",
+        "ConvTranspose3d",
+        "Linear",
+        "BatchNorm1d",
+        "BatchNorm2d",
+        "BatchNorm3d",
+        "GroupNorm",
+        "LayerNorm",
+        "Embedding",
+        "EmbeddingBag",
+    }
+)
 #: NNCF's name of the operation a module's forward calls, where it is not the class name in snake case
 _MODULE_OPERATIONS = {
-    "BatchNorm1d": "batch_norm", "BatchNorm2d": "batch_norm", "BatchNorm3d": "batch_norm", "SyncBatchNorm": "batch_norm",
-    "InstanceNorm1d": "instance_norm", "InstanceNorm2d": "instance_norm", "InstanceNorm3d": "instance_norm",
-    "ReLU": "relu", "ReLU6": "hardtanh", "PReLU": "prelu", "RReLU": "rrelu", "LeakyReLU": "leaky_relu", "ELU": "elu",
-    "SELU": "selu", "CELU": "celu", "GELU": "gelu", "SiLU": "silu", "Upsample": "interpolate",
+    "BatchNorm1d": "batch_norm",
+    "BatchNorm2d": "batch_norm",
+    "BatchNorm3d": "batch_norm",
+    "SyncBatchNorm": "batch_norm",
+    "InstanceNorm1d": "instance_norm",
+    "InstanceNorm2d": "instance_norm",
+    "InstanceNorm3d": "instance_norm",
+    "ReLU": "relu",
+    "ReLU6": "hardtanh",
+    "PReLU": "prelu",
+    "RReLU": "rrelu",
+    "LeakyReLU": "leaky_relu",
+    "ELU": "elu",
+    "SELU": "selu",
+    "CELU": "celu",
+    "GELU": "gelu",
+    "SiLU": "silu",
+    "Upsample": "interpolate",
 }
 #: NNCF's name of a function's operation, where it is not the function's own name
 _FUNCTION_OPERATIONS = {"relu6": "hardtanh"}
@@ -80,8 +108,9 @@ class ScopeIndex(scopes.ScopeIndex):
 
     selection_type = ScopeSelection
 
-    def __init__(self, named_classes: Iterable[tuple[str, str]], leaves: Collection[str] = (), calls: Iterable[Call] = (),
-                 traced: bool = False) -> None:
+    def __init__(
+        self, named_classes: Iterable[tuple[str, str]], leaves: Collection[str] = (), calls: Iterable[Call] = (), traced: bool = False
+    ) -> None:
         """:param named_classes: ``(module path, class name)`` pairs, the root (``""``) first.
         :param leaves: modules fx keeps whole (it records their call, not what their forward does).
         :param calls: operations in graph order: the traced graph's, or before tracing one call of each leaf.
@@ -145,7 +174,7 @@ class ScopeIndex(scopes.ScopeIndex):
         found = _NNCF_OPERATION.search(name)
         if found is None:
             return None
-        module = name[:found.start()]
+        module = name[: found.start()]
         return module if module in self._known else self._named.get(module)
 
 

@@ -34,8 +34,16 @@ _AAC_DIR = str(Path(__file__).parent)
 
 #: ``input_info.type`` values; "float" (the default) means the model's own floating dtype
 _DTYPES: dict[str, torch.dtype | None] = {
-    "float": None, "float32": torch.float32, "half": torch.float16, "float16": torch.float16, "bfloat16": torch.bfloat16,
-    "long": torch.int64, "int64": torch.int64, "int": torch.int32, "int32": torch.int32, "bool": torch.bool,
+    "float": None,
+    "float32": torch.float32,
+    "half": torch.float16,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "long": torch.int64,
+    "int64": torch.int64,
+    "int": torch.int32,
+    "int32": torch.int32,
+    "bool": torch.bool,
 }
 
 
@@ -58,9 +66,7 @@ class InputSpec:
         for index, entry in enumerate(entries):
             kind = entry.get("type", "float")
             if kind not in _DTYPES:
-                raise ModelTraceError(
-                    f"input_info[{index}].type '{kind}' is not a torch dtype aac knows; use one of {sorted(_DTYPES)}"
-                )
+                raise ModelTraceError(f"input_info[{index}].type '{kind}' is not a torch dtype aac knows; use one of {sorted(_DTYPES)}")
             specs.append(cls(tuple(entry["sample_size"]), _DTYPES[kind], entry.get("filler", "zeros")))
         return specs
 
@@ -101,8 +107,7 @@ class TorchModel:
         """Sample inputs built from ``input_info`` on the model's device (for export and checks)."""
         if not self.inputs:
             raise ModelTraceError(
-                "this needs sample inputs, but the config has no input_info; add "
-                '"input_info": {"sample_size": [1, C, H, W]} to the config'
+                'this needs sample inputs, but the config has no input_info; add "input_info": {"sample_size": [1, C, H, W]} to the config'
             )
         return tuple(spec.make(self.module, batch) for spec in self.inputs)
 
@@ -119,8 +124,7 @@ class _Tracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         """Opaque modules and attention layers aac knows (:mod:`aac.torch.attention`) stay single operations."""
-        return (module_qualified_name in self._opaque or attention_spec(m) is not None
-                or super().is_leaf_module(m, module_qualified_name))
+        return module_qualified_name in self._opaque or attention_spec(m) is not None or super().is_leaf_module(m, module_qualified_name)
 
     def call_module(self, m: nn.Module, forward: Any, args: Any, kwargs: Any) -> Any:
         self._stack.append((self.path_of_module(m), type(m).__name__))

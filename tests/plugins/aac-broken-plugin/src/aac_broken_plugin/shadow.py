@@ -9,8 +9,11 @@ from aac.core import AlgorithmSpec, SearchStrategySpec, hookimpl
 
 @hookimpl
 def aac_algorithms() -> Iterable[AlgorithmSpec]:
-    return [AlgorithmSpec(name="weight_clipping", adaptive=False, frameworks={"python": "aac_broken_plugin.missing:build"},
-                          package="aac-broken-plugin")]
+    return [
+        AlgorithmSpec(
+            name="weight_clipping", adaptive=False, frameworks={"python": "aac_broken_plugin.missing:build"}, package="aac-broken-plugin"
+        )
+    ]
 
 
 @hookimpl

@@ -76,14 +76,16 @@ class Config(dict):  # type: ignore[type-arg]
         sections = []
         for path, raw in section_paths(self):
             own_target = _as_list(raw.get("target_scopes"))
-            sections.append(AlgorithmSection(
-                name=raw["algorithm"],
-                path=path,
-                raw=raw,
-                params=raw.get("params", {}),
-                ignored_scopes=tuple(dict.fromkeys(global_ignored + _as_list(raw.get("ignored_scopes")))),
-                target_scopes=tuple(own_target or global_target),
-            ))
+            sections.append(
+                AlgorithmSection(
+                    name=raw["algorithm"],
+                    path=path,
+                    raw=raw,
+                    params=raw.get("params", {}),
+                    ignored_scopes=tuple(dict.fromkeys(global_ignored + _as_list(raw.get("ignored_scopes")))),
+                    target_scopes=tuple(own_target or global_target),
+                )
+            )
         return sections
 
     @property
@@ -99,9 +101,7 @@ class Config(dict):  # type: ignore[type-arg]
         return [list(e["sample_size"]) for e in entries]
 
 
-def load_config(
-    source: str | os.PathLike[str] | Mapping[str, Any], *, registry: Registry | None = None
-) -> Config:
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any], *, registry: Registry | None = None) -> Config:
     """Load, normalise and validate a config; raise :class:`ConfigError` listing every problem.
 
     :param source: a path to a (commented) JSON file, a JSON string, or a mapping.

@@ -52,7 +52,9 @@ def _move(container: dict[str, Any], old: str, new: str, where: str, notes: list
     if not isinstance(target, dict):
         return
     if new_parts[-1] in target:
-        problems.append(ConfigProblem(f"{where}.{old}", f"both the legacy key '{old}' and its current name '{new}' are given; keep '{new}'"))
+        problems.append(
+            ConfigProblem(f"{where}.{old}", f"both the legacy key '{old}' and its current name '{new}' are given; keep '{new}'")
+        )
         del parent[old_parts[-1]]  # reported once, here - not again by the schema as an unknown key
         return
     target[new_parts[-1]] = parent.pop(old_parts[-1])

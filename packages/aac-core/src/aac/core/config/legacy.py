@@ -55,14 +55,17 @@ def _nested_accuracy_aware(data: dict[str, Any], sections: Sections, notes: list
         where = f"{path}.accuracy_aware_training"
         if "accuracy_aware_training" in data:
             del section["accuracy_aware_training"]  # reported here, not again as an unknown key
-            problems.append(ConfigProblem(where, "accuracy_aware_training is given both here (NNCF 2.0's place) and at the root; "
-                                                 "keep the root one"))
+            problems.append(
+                ConfigProblem(where, "accuracy_aware_training is given both here (NNCF 2.0's place) and at the root; keep the root one")
+            )
             continue
         moved = section.pop("accuracy_aware_training")
         if isinstance(moved, dict) and "mode" not in moved:
             moved = {"mode": ADAPTIVE, "params": moved}
-            notes.append(f"{where} is NNCF 2.0's placement; read as $.accuracy_aware_training with mode '{ADAPTIVE}' "
-                         "(the only mode of NNCF 2.0) and these keys as its params")
+            notes.append(
+                f"{where} is NNCF 2.0's placement; read as $.accuracy_aware_training with mode '{ADAPTIVE}' "
+                "(the only mode of NNCF 2.0) and these keys as its params"
+            )
         else:
             notes.append(f"{where} is NNCF 2.0's placement; read as $.accuracy_aware_training")
         data["accuracy_aware_training"] = moved
@@ -76,9 +79,11 @@ def _pruning_init_above_target(data: dict[str, Any], sections: Sections, notes: 
         key = "pruning_flops_target" if "pruning_flops_target" in params else "pruning_target"
         init, target = section.get("pruning_init", 0.0), params.get(key, _PRUNING_TARGET)
         if _is_number(init) and _is_number(target) and init > target:
-            notes.append(f"{path}.pruning_init {init} is above params.{key} {target}; read as NNCF reads it: the model is built "
-                         f"pruned at {init} (an adaptive search's initial phase starts there) and every scheduled level is "
-                         f"capped at {target}")
+            notes.append(
+                f"{path}.pruning_init {init} is above params.{key} {target}; read as NNCF reads it: the model is built "
+                f"pruned at {init} (an adaptive search's initial phase starts there) and every scheduled level is "
+                f"capped at {target}"
+            )
 
 
 def _is_number(value: Any) -> bool:
@@ -87,7 +92,9 @@ def _is_number(value: Any) -> bool:
 
 #: each mapping, in the order applied (placements first: a moved section then gets its keys' aliases)
 MAPPINGS: tuple[Callable[[dict[str, Any], Sections, list[str], list[ConfigProblem]], None], ...] = (
-    _nested_accuracy_aware, _target_device, _pruning_init_above_target,
+    _nested_accuracy_aware,
+    _target_device,
+    _pruning_init_above_target,
 )
 
 

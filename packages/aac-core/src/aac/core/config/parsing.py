@@ -215,8 +215,7 @@ def is_config_text(source: str) -> bool:
     more characters than any path can have is text as well, so a malformed config gets a parse error at
     its line instead of "file does not exist" with the whole config as the file name.
     """
-    return (source.lstrip(_INVISIBLE).startswith(("{", "[", "//", "/*")) or any(c in source for c in "\n\x00")
-            or len(source) > _LONGEST_PATH)
+    return source.lstrip(_INVISIBLE).startswith(("{", "[", "//", "/*")) or any(c in source for c in "\n\x00") or len(source) > _LONGEST_PATH
 
 
 def _shortened(text: str, limit: int = 200) -> str:

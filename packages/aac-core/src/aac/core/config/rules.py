@@ -51,7 +51,9 @@ def check_algorithms(data: Mapping[str, Any], registry: Registry) -> list[Config
         elif spec.check is not None:
             problems.extend(spec.check(section, path))
         if name in seen:
-            problems.append(ConfigProblem(f"{path}.algorithm", f"algorithm '{name}' is configured twice (also at {seen[name]}); merge the two sections"))
+            problems.append(
+                ConfigProblem(f"{path}.algorithm", f"algorithm '{name}' is configured twice (also at {seen[name]}); merge the two sections")
+            )
         seen.setdefault(name, path)
     return problems
 
@@ -66,17 +68,20 @@ def check_accuracy_aware(data: Mapping[str, Any], registry: Registry) -> list[Co
     problems: list[ConfigProblem] = []
     degradations = [k for k in ("maximal_relative_accuracy_degradation", "maximal_absolute_accuracy_degradation") if k in params]
     if len(degradations) != 1:
-        problems.append(ConfigProblem(
-            where,
-            "give exactly one of 'maximal_relative_accuracy_degradation' (percent) and "
-            f"'maximal_absolute_accuracy_degradation' (metric units); found {len(degradations)}",
-        ))
+        problems.append(
+            ConfigProblem(
+                where,
+                "give exactly one of 'maximal_relative_accuracy_degradation' (percent) and "
+                f"'maximal_absolute_accuracy_degradation' (metric units); found {len(degradations)}",
+            )
+        )
     if mode not in (ADAPTIVE, EARLY_EXIT):
         return problems  # the schema reports the mode; judging keys against a mistyped mode would only add noise
     if mode == EARLY_EXIT:
         problems += [
             ConfigProblem(f"{where}.{key}", f"'{key}' is only used in 'adaptive_compression_level' mode, not in '{mode}'")
-            for key in params if key in ADAPTIVE_ONLY_KEYS
+            for key in params
+            if key in ADAPTIVE_ONLY_KEYS
         ]
         return problems
     low, high = params.get("minimal_compression_rate", 0.0), params.get("maximal_compression_rate", 0.95)
@@ -84,11 +89,21 @@ def check_accuracy_aware(data: Mapping[str, Any], registry: Registry) -> list[Co
         problems.append(ConfigProblem(f"{where}.minimal_compression_rate", f"{low} is above maximal_compression_rate {high}"))
     min_step, first_step = params.get("minimal_compression_rate_step", 0.025), params.get("initial_compression_rate_step", 0.1)
     if isinstance(min_step, (int, float)) and isinstance(first_step, (int, float)) and min_step > first_step:
-        problems.append(ConfigProblem(f"{where}.minimal_compression_rate_step", f"{min_step} is above initial_compression_rate_step {first_step}: the search would stop before it starts"))
+        problems.append(
+            ConfigProblem(
+                f"{where}.minimal_compression_rate_step",
+                f"{min_step} is above initial_compression_rate_step {first_step}: the search would stop before it starts",
+            )
+        )
     strategy = params.get("search_strategy")
     if isinstance(strategy, str) and strategy not in registry.search_strategies:
         known = list(registry.search_strategies)
-        problems.append(ConfigProblem(f"{where}.search_strategy", f"unknown search strategy '{strategy}'{did_you_mean(strategy, known)}; installed: {', '.join(known)}"))
+        problems.append(
+            ConfigProblem(
+                f"{where}.search_strategy",
+                f"unknown search strategy '{strategy}'{did_you_mean(strategy, known)}; installed: {', '.join(known)}",
+            )
+        )
     problems += _check_one_adaptive(data, registry)
     return problems
 
@@ -111,16 +126,22 @@ def _check_one_adaptive(data: Mapping[str, Any], registry: Registry) -> list[Con
         return []
     candidates = sorted(n for n, s in registry.algorithms.items() if s.adaptive)
     if not known:  # only an empty list gets here: an object is always one (judged) section
-        message = ("'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but the compression list "
-                   f"is empty; add one of: {', '.join(candidates) or '(none installed)'}, or leave the 'compression' key out "
-                   "and pass a controller built in code to create_accuracy_aware_training_loop")
+        message = (
+            "'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but the compression list "
+            f"is empty; add one of: {', '.join(candidates) or '(none installed)'}, or leave the 'compression' key out "
+            "and pass a controller built in code to create_accuracy_aware_training_loop"
+        )
     elif not adaptive:
-        message = (f"'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but {', '.join(known)} "
-                   f"cannot have its level searched; add one of: {', '.join(candidates) or '(none installed)'}")
+        message = (
+            f"'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but {', '.join(known)} "
+            f"cannot have its level searched; add one of: {', '.join(candidates) or '(none installed)'}"
+        )
     else:
-        message = (f"'adaptive_compression_level' mode searches the level of exactly one algorithm, but "
-                   f"{len(adaptive)} adaptive-level algorithms are configured: {', '.join(adaptive)}. Keep one of them "
-                   "(non-adaptive algorithms such as quantization can stay)")
+        message = (
+            f"'adaptive_compression_level' mode searches the level of exactly one algorithm, but "
+            f"{len(adaptive)} adaptive-level algorithms are configured: {', '.join(adaptive)}. Keep one of them "
+            "(non-adaptive algorithms such as quantization can stay)"
+        )
     return [ConfigProblem("$.compression", message)]
 
 
@@ -135,5 +156,7 @@ def standalone_notes(data: Mapping[str, Any]) -> list[str]:
     mode = section.get("mode") if isinstance(section, Mapping) else None
     if "compression" in data or mode not in (ADAPTIVE, EARLY_EXIT):
         return []
-    return [f"$.compression is absent; '{mode}' mode needs a compression controller built in code "
-            "(pass it to create_accuracy_aware_training_loop)"]
+    return [
+        f"$.compression is absent; '{mode}' mode needs a compression controller built in code "
+        "(pass it to create_accuracy_aware_training_loop)"
+    ]

@@ -125,8 +125,7 @@ def _leaf_errors(error: ValidationError) -> list[ValidationError]:
         for sub in error.context:
             branches.setdefault(sub.relative_schema_path[0], []).append(sub)
         fitting = [
-            errors for errors in branches.values()
-            if not any(e.validator == "type" and len(e.absolute_path) == depth for e in errors)
+            errors for errors in branches.values() if not any(e.validator == "type" and len(e.absolute_path) == depth for e in errors)
         ]
         if fitting:
             closest = max(fitting, key=lambda errors: max(len(e.absolute_path) for e in errors))

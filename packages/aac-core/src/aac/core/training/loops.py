@@ -60,23 +60,45 @@ class BaseAccuracyAwareTrainingLoop:
 
     mode: ClassVar[str] = ""
 
-    def __init__(self, nncf_config: Config | Mapping[str, Any], compression_controller: CompressionController,
-                 uncompressed_model_accuracy: float, lr_updates_needed: bool = True, verbose: bool = True,
-                 dump_checkpoints: bool = True, *, registry: Registry | None = None, check_metric_scale: bool = True) -> None:
+    def __init__(
+        self,
+        nncf_config: Config | Mapping[str, Any],
+        compression_controller: CompressionController,
+        uncompressed_model_accuracy: float,
+        lr_updates_needed: bool = True,
+        verbose: bool = True,
+        dump_checkpoints: bool = True,
+        *,
+        registry: Registry | None = None,
+        check_metric_scale: bool = True,
+    ) -> None:
         """``check_metric_scale=False`` lets a budget and metrics through that look like a 0-1 fraction against
         percent (see :mod:`aac.core.training.metric_scale`); everything else is NNCF's signature."""
         self._registry = registry
         self.config = load_config(nncf_config, registry=registry)
         params = self.config.accuracy_aware_training
         if params is None:
-            raise ConfigError([ConfigProblem("$.accuracy_aware_training", "missing: the accuracy-aware loops read their settings from this section")], self.config.source)
+            raise ConfigError(
+                [ConfigProblem("$.accuracy_aware_training", "missing: the accuracy-aware loops read their settings from this section")],
+                self.config.source,
+            )
         if params.mode != self.mode:
-            raise ConfigError([ConfigProblem("$.accuracy_aware_training.mode", f"is '{params.mode}' but this is the '{self.mode}' loop; "
-                                             "create_accuracy_aware_training_loop() picks the loop from the config")], self.config.source)
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        "$.accuracy_aware_training.mode",
+                        f"is '{params.mode}' but this is the '{self.mode}' loop; "
+                        "create_accuracy_aware_training_loop() picks the loop from the config",
+                    )
+                ],
+                self.config.source,
+            )
         missing = missing_controller_members(compression_controller)
         if missing:
-            raise TypeError(f"compression_controller ({type(compression_controller).__name__}) does not implement "
-                            f"aac.core.CompressionController: it lacks {', '.join(missing)}")
+            raise TypeError(
+                f"compression_controller ({type(compression_controller).__name__}) does not implement "
+                f"aac.core.CompressionController: it lacks {', '.join(missing)}"
+            )
         self.params = params
         self.compression_controller = compression_controller
         self.uncompressed_model_accuracy = as_metric(uncompressed_model_accuracy, "uncompressed_model_accuracy")
@@ -92,11 +114,21 @@ class BaseAccuracyAwareTrainingLoop:
     def registry(self) -> Registry:
         return self._registry or default_registry()
 
-    def run(self, model: Any, train_epoch_fn: Callable[..., Any], validate_fn: Callable[..., Any],
-            configure_optimizers_fn: Callable[[], Any] | None = None, dump_checkpoint_fn: Callable[..., Any] | None = None,
-            load_checkpoint_fn: Callable[..., Any] | None = None, early_stopping_fn: Callable[[float], Any] | None = None,
-            tensorboard_writer: Any = None, log_dir: str | Path | None = None,
-            update_learning_rate_fn: Callable[..., Any] | None = None, *, allow_changed_settings: bool = False) -> Any:
+    def run(
+        self,
+        model: Any,
+        train_epoch_fn: Callable[..., Any],
+        validate_fn: Callable[..., Any],
+        configure_optimizers_fn: Callable[[], Any] | None = None,
+        dump_checkpoint_fn: Callable[..., Any] | None = None,
+        load_checkpoint_fn: Callable[..., Any] | None = None,
+        early_stopping_fn: Callable[[float], Any] | None = None,
+        tensorboard_writer: Any = None,
+        log_dir: str | Path | None = None,
+        update_learning_rate_fn: Callable[..., Any] | None = None,
+        *,
+        allow_changed_settings: bool = False,
+    ) -> Any:
         """Train ``model`` under the accuracy budget and return it; ``self.statistics`` describes it.
 
         The callbacks follow NNCF's signatures; what each must do and return is in
@@ -112,20 +144,47 @@ class BaseAccuracyAwareTrainingLoop:
         backend.bind(model)
         # every rank decides with rank 0's baseline (ranks that measured it on their own shards would disagree and hang)
         self.uncompressed_model_accuracy = float(backend.broadcast(self.uncompressed_model_accuracy))
-        callbacks = Callbacks(train_epoch_fn, validate_fn, configure_optimizers_fn, dump_checkpoint_fn,
-                              load_checkpoint_fn, early_stopping_fn, update_learning_rate_fn)
+        callbacks = Callbacks(
+            train_epoch_fn,
+            validate_fn,
+            configure_optimizers_fn,
+            dump_checkpoint_fn,
+            load_checkpoint_fn,
+            early_stopping_fn,
+            update_learning_rate_fn,
+        )
         runner = TrainingRunner(backend, self.compression_controller, model, callbacks, self.lr_updates_needed)
         run_dir = Path(backend.broadcast(str(Path(log_dir) if log_dir is not None else default_log_dir()))).resolve()
         if runner.is_main_process:
             prepare_run_dir(run_dir)
-        session = RunSession(runner, self.params, self.uncompressed_model_accuracy, run_dir,
-                             fingerprint(self.mode, self.params, self.uncompressed_model_accuracy, self.config.get("compression"),
-                                         self.config.get("input_info"), backend.model_structure(model)), self.dump_checkpoints)
+        session = RunSession(
+            runner,
+            self.params,
+            self.uncompressed_model_accuracy,
+            run_dir,
+            fingerprint(
+                self.mode,
+                self.params,
+                self.uncompressed_model_accuracy,
+                self.config.get("compression"),
+                self.config.get("input_info"),
+                backend.model_structure(model),
+            ),
+            self.dump_checkpoints,
+        )
         session.load_existing(allow_changed_settings)
         if tensorboard_writer is None and self.verbose and runner.is_main_process:
             tensorboard_writer = backend.create_tensorboard_writer(run_dir / "tensorboard")
-        context = RunContext(run_dir, self.mode, self.params, self.uncompressed_model_accuracy, self.compression_controller,
-                             tensorboard_writer, self.verbose, runner.is_main_process)
+        context = RunContext(
+            run_dir,
+            self.mode,
+            self.params,
+            self.uncompressed_model_accuracy,
+            self.compression_controller,
+            tensorboard_writer,
+            self.verbose,
+            runner.is_main_process,
+        )
         observers = self.registry.loop_observers(context)
         session.start_observers(observers, context)
         try:
@@ -157,8 +216,17 @@ class BaseAccuracyAwareTrainingLoop:
         raise NotImplementedError
 
     # -- shared steps -------------------------------------------------------------------
-    def _validate_record(self, session: RunSession, phase: str, level_epoch: int, started: float, due: bool,
-                         loss: float | None = None, step: float | None = None, lr_scale: float = 1.0) -> EpochRecord:
+    def _validate_record(
+        self,
+        session: RunSession,
+        phase: str,
+        level_epoch: int,
+        started: float,
+        due: bool,
+        loss: float | None = None,
+        step: float | None = None,
+        lr_scale: float = 1.0,
+    ) -> EpochRecord:
         metric = session.runner.validate() if due else None
         return session.record(phase, level_epoch, metric, started, step=step, train_loss=loss, lr_scale=lr_scale)
 
@@ -171,9 +239,12 @@ class BaseAccuracyAwareTrainingLoop:
             check_first_metric_scale(uncompressed, record.metric)
         gain = record.metric - uncompressed if self.params.higher_is_better else uncompressed - record.metric
         if gain > max(self.params.allowed_drop(uncompressed), 0.05 * abs(uncompressed), 1e-9):
-            logger.warning("[aac] the compressed model validates at %g before any training, far better than "
-                           "uncompressed_model_accuracy %g: was that measured with the same validate_fn and scale?",
-                           record.metric, uncompressed)
+            logger.warning(
+                "[aac] the compressed model validates at %g before any training, far better than "
+                "uncompressed_model_accuracy %g: was that measured with the same validate_fn and scale?",
+                record.metric,
+                uncompressed,
+            )
 
     def _validation_due(self, level_epoch: int, last: bool) -> bool:
         return last or level_epoch % self.params.validate_every_n_epochs == 0
@@ -210,11 +281,19 @@ class BaseAccuracyAwareTrainingLoop:
     def _statistics(self, session: RunSession, metric: float, budget: float, key: str) -> TrainingLoopStatistics:
         rate = session.state.kept[key]["rate"]
         return TrainingLoopStatistics(
-            uncompressed_accuracy=self.uncompressed_model_accuracy, compressed_accuracy=metric, compression_rate=rate,
-            accuracy_budget=budget, minimal_tolerable_accuracy=self.params.minimal_tolerable_metric(self.uncompressed_model_accuracy),
-            allowed_degradation=self.params.allowed_drop_text(), feasible=budget >= 0, total_epochs=session.state.epochs,
-            stop_reason=session.state.loop.get("stop_reason", ""), mode=self.mode,
-            higher_is_better=self.params.higher_is_better, log_dir=str(session.log_dir), history=session.history,
+            uncompressed_accuracy=self.uncompressed_model_accuracy,
+            compressed_accuracy=metric,
+            compression_rate=rate,
+            accuracy_budget=budget,
+            minimal_tolerable_accuracy=self.params.minimal_tolerable_metric(self.uncompressed_model_accuracy),
+            allowed_degradation=self.params.allowed_drop_text(),
+            feasible=budget >= 0,
+            total_epochs=session.state.epochs,
+            stop_reason=session.state.loop.get("stop_reason", ""),
+            mode=self.mode,
+            higher_is_better=self.params.higher_is_better,
+            log_dir=str(session.log_dir),
+            history=session.history,
         )
 
 
@@ -265,8 +344,9 @@ class EarlyExitCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         kept = session.state.kept
         if "full" in kept:
             return "full"
-        logger.warning("[aac] the compression schedule never completed within maximal_total_epochs; "
-                       "returning the best partially compressed model")
+        logger.warning(
+            "[aac] the compression schedule never completed within maximal_total_epochs; returning the best partially compressed model"
+        )
         session.state.loop["stop_reason"] = (session.state.loop.get("stop_reason", "") + "; the schedule never completed").lstrip("; ")
         return "partial"
 
@@ -296,12 +376,30 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
     #: a strategy that keeps asking for known levels this many times in a row is stopped
     MAX_REPLAYS = 1000
 
-    def __init__(self, nncf_config: Config | Mapping[str, Any], compression_controller: CompressionController,
-                 uncompressed_model_accuracy: float, lr_updates_needed: bool = True, verbose: bool = True,
-                 minimal_compression_rate: float | None = None, maximal_compression_rate: float | None = None,
-                 dump_checkpoints: bool = True, *, registry: Registry | None = None, check_metric_scale: bool = True) -> None:
-        super().__init__(nncf_config, compression_controller, uncompressed_model_accuracy, lr_updates_needed,
-                         verbose, dump_checkpoints, registry=registry, check_metric_scale=check_metric_scale)
+    def __init__(
+        self,
+        nncf_config: Config | Mapping[str, Any],
+        compression_controller: CompressionController,
+        uncompressed_model_accuracy: float,
+        lr_updates_needed: bool = True,
+        verbose: bool = True,
+        minimal_compression_rate: float | None = None,
+        maximal_compression_rate: float | None = None,
+        dump_checkpoints: bool = True,
+        *,
+        registry: Registry | None = None,
+        check_metric_scale: bool = True,
+    ) -> None:
+        super().__init__(
+            nncf_config,
+            compression_controller,
+            uncompressed_model_accuracy,
+            lr_updates_needed,
+            verbose,
+            dump_checkpoints,
+            registry=registry,
+            check_metric_scale=check_metric_scale,
+        )
         self.adaptive_controller = adaptive_controller_of(compression_controller)
         low = self.params.minimal_compression_rate if minimal_compression_rate is None else minimal_compression_rate
         high = self.params.maximal_compression_rate if maximal_compression_rate is None else maximal_compression_rate
@@ -312,8 +410,14 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         high = min(high, float(self.adaptive_controller.maximal_compression_rate))
         self.bounds = SearchBounds(minimum=to_ticks(low), maximum=math.floor(high * GRID + 1e-6))
         if self.bounds.minimum > self.bounds.maximum:
-            raise ConfigError([ConfigProblem("$.accuracy_aware_training.params.minimal_compression_rate",
-                                             f"{low} is above the highest reachable rate {high}")], self.config.source)
+            raise ConfigError(
+                [
+                    ConfigProblem(
+                        "$.accuracy_aware_training.params.minimal_compression_rate", f"{low} is above the highest reachable rate {high}"
+                    )
+                ],
+                self.config.source,
+            )
         self.strategy: SearchStrategy = self.registry.search_strategy(self.params.search_strategy).create(self.params)
         self._weights_id = ""
 
@@ -373,11 +477,18 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         initial = to_ticks(last.compression_rate)
         start = min(max(initial, self.bounds.minimum), self.bounds.maximum)
         self.strategy.start(start, self.bounds)
-        outcome = LevelOutcome(initial, bool(last.budget is not None and last.budget >= 0),
-                               float(last.budget or 0.0), last.level_epoch, ended="initial phase")
+        outcome = LevelOutcome(
+            initial, bool(last.budget is not None and last.budget >= 0), float(last.budget or 0.0), last.level_epoch, ended="initial phase"
+        )
         within = start == initial
-        session.state.loop.update(level=None, outcome=asdict(outcome), strategy=self.strategy.get_state(),
-                                  trained={str(initial): asdict(outcome)} if within else {}, probes={}, previous=initial)
+        session.state.loop.update(
+            level=None,
+            outcome=asdict(outcome),
+            strategy=self.strategy.get_state(),
+            trained={str(initial): asdict(outcome)} if within else {},
+            probes={},
+            previous=initial,
+        )
         session.state.phase = Phase.SEARCH
         if not within and session.cap_reached():
             self._stop(session, MAX_EPOCHS_REASON)
@@ -395,8 +506,10 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         real = real_number(answer)
         if real is None or not 0.0 <= real <= 1.0:
             name = getattr(self.adaptive_controller, "name", type(self.adaptive_controller).__name__)
-            raise AacError(f"'{name}'.reachable_compression_rate({to_rate(clamped)}) returned {answer!r:.60}; "
-                           "it must return the rate in [0, 1] that setting compression_rate would give")
+            raise AacError(
+                f"'{name}'.reachable_compression_rate({to_rate(clamped)}) returned {answer!r:.60}; "
+                "it must return the rate in [0, 1] that setting compression_rate would give"
+            )
         return min(max(to_ticks(real), self.bounds.minimum), self.bounds.maximum)
 
     def _probe(self, session: RunSession, ticks: int) -> float:
@@ -449,7 +562,9 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             if known is None:
                 return real
             outcome = LevelOutcome(**known)
-        self._stop(session, f"the '{self.params.search_strategy}' strategy asked for already trained levels {self.MAX_REPLAYS} times in a row")
+        self._stop(
+            session, f"the '{self.params.search_strategy}' strategy asked for already trained levels {self.MAX_REPLAYS} times in a row"
+        )
         return None
 
     def _warm_start(self, session: RunSession, ticks: int) -> None:
@@ -488,9 +603,16 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         loop["strategy"] = self.strategy.get_state()
         loop["previous"] = ticks
         probed_within = start_budget is not None and start_budget >= 0  # its probe's model is kept: no epoch needed
-        loop["level"] = {"ticks": ticks, "epochs": 0, "best_budget": start_budget if probed_within else None,
-                         "feasible": probed_within, "done": probed_within, "budgets": [], "start_budget": start_budget,
-                         "ended": LEVEL_PROBED if probed_within else ""}
+        loop["level"] = {
+            "ticks": ticks,
+            "epochs": 0,
+            "best_budget": start_budget if probed_within else None,
+            "feasible": probed_within,
+            "done": probed_within,
+            "budgets": [],
+            "start_budget": start_budget,
+            "ended": LEVEL_PROBED if probed_within else "",
+        }
         level: dict[str, Any] = loop["level"]
         return level
 
@@ -537,8 +659,16 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         if last and not level["ended"]:
             level["ended"] = LEVEL_PATIENCE if level["epochs"] >= self.params.patience_epochs else LEVEL_EPOCH_CAP
         level["done"] = bool(level["ended"])
-        record = session.record("search", level["epochs"], metric, started, step=self.strategy.step, train_loss=loss,
-                                lr_scale=self.strategy.learning_rate_scale, level_end=level["ended"] or None)
+        record = session.record(
+            "search",
+            level["epochs"],
+            metric,
+            started,
+            step=self.strategy.step,
+            train_loss=loss,
+            lr_scale=self.strategy.learning_rate_scale,
+            level_end=level["ended"] or None,
+        )
         if metric is not None:
             session.keep_if_better(_rate_key(to_rate(level["ticks"])), record)
         runner.update_learning_rate(level["epochs"], metric, loss)
@@ -588,11 +718,15 @@ def adaptive_controller_of(controller: Any) -> Any:
         if getattr(type(controller), "adaptive", True) is False:
             name = getattr(controller, "name", type(controller).__name__)
             if name == NO_COMPRESSION:
-                raise AacError("$.compression: the config has no compression section, so create_compressed_model applied "
-                               "nothing to search; add a section with filter_pruning, magnitude_sparsity or rb_sparsity, "
-                               "or pass a controller built in code")
-            raise AacError(f"algorithm '{name}' has no adaptive compression "
-                           "level; adaptive_compression_level needs filter_pruning, magnitude_sparsity or rb_sparsity")
+                raise AacError(
+                    "$.compression: the config has no compression section, so create_compressed_model applied "
+                    "nothing to search; add a section with filter_pruning, magnitude_sparsity or rb_sparsity, "
+                    "or pass a controller built in code"
+                )
+            raise AacError(
+                f"algorithm '{name}' has no adaptive compression "
+                "level; adaptive_compression_level needs filter_pruning, magnitude_sparsity or rb_sparsity"
+            )
         return controller
     child = getattr(controller, "adaptive_child", None)
     if child is None:
@@ -601,8 +735,9 @@ def adaptive_controller_of(controller: Any) -> Any:
     return child
 
 
-def create_accuracy_aware_training_loop(nncf_config: Config | Mapping[str, Any], compression_ctrl: CompressionController,
-                                        uncompressed_model_accuracy: float, **kwargs: Any) -> BaseAccuracyAwareTrainingLoop:
+def create_accuracy_aware_training_loop(
+    nncf_config: Config | Mapping[str, Any], compression_ctrl: CompressionController, uncompressed_model_accuracy: float, **kwargs: Any
+) -> BaseAccuracyAwareTrainingLoop:
     """The loop the config's ``accuracy_aware_training.mode`` names, built with ``kwargs``."""
     config = load_config(nncf_config, registry=kwargs.get("registry"))
     params = config.accuracy_aware_training

@@ -37,13 +37,17 @@ def check_budget_scale(params: AccuracyAwareParams, uncompressed_metric: float) 
     if drop <= MAX_DROP_SHARE * uncompressed_metric:
         return
     tolerable = params.minimal_tolerable_metric(uncompressed_metric)
-    what = (f"the budget ({params.allowed_drop_text()}) lets the metric fall from {uncompressed_metric:g} to {tolerable:g}, "
-            f"{100 * drop / uncompressed_metric:.0f}% of its value")
+    what = (
+        f"the budget ({params.allowed_drop_text()}) lets the metric fall from {uncompressed_metric:g} to {tolerable:g}, "
+        f"{100 * drop / uncompressed_metric:.0f}% of its value"
+    )
     absolute = params.maximal_absolute_accuracy_degradation
     if absolute is not None and uncompressed_metric <= 1.0:
-        fix = (f"uncompressed_model_accuracy {uncompressed_metric:g} looks like a 0-1 fraction while "
-               f"maximal_absolute_accuracy_degradation {absolute:g} reads as percentage points: give the budget on the "
-               f"metric's scale ({absolute / 100:g}) or the metrics in percent ({100 * uncompressed_metric:g})")
+        fix = (
+            f"uncompressed_model_accuracy {uncompressed_metric:g} looks like a 0-1 fraction while "
+            f"maximal_absolute_accuracy_degradation {absolute:g} reads as percentage points: give the budget on the "
+            f"metric's scale ({absolute / 100:g}) or the metrics in percent ({100 * uncompressed_metric:g})"
+        )
     else:
         fix = "lower the budget in accuracy_aware_training.params, or check uncompressed_model_accuracy"
     raise MetricScaleError(f"{what}, so almost any model would count as within budget. {fix}; {SILENCE}")
@@ -55,11 +59,15 @@ def check_first_metric_scale(uncompressed_metric: float, metric: float) -> None:
     if not (0 < fraction <= 1.0 < percent <= 100.0 and 1 / PERCENT_TOLERANCE <= percent / (100 * fraction) <= PERCENT_TOLERANCE):
         return
     if metric == fraction:
-        fix = (f"validate_fn returned {metric:g} at epoch 0 but uncompressed_model_accuracy is {uncompressed_metric:g}: "
-               "validate_fn looks like it returns a 0-1 fraction while the uncompressed accuracy is in percent. "
-               "Return percent from validate_fn (x100), or pass the uncompressed accuracy as a fraction")
+        fix = (
+            f"validate_fn returned {metric:g} at epoch 0 but uncompressed_model_accuracy is {uncompressed_metric:g}: "
+            "validate_fn looks like it returns a 0-1 fraction while the uncompressed accuracy is in percent. "
+            "Return percent from validate_fn (x100), or pass the uncompressed accuracy as a fraction"
+        )
     else:
-        fix = (f"validate_fn returned {metric:g} at epoch 0 but uncompressed_model_accuracy is {uncompressed_metric:g}: "
-               "validate_fn looks like it returns percent while the uncompressed accuracy is a 0-1 fraction. "
-               "Pass the uncompressed accuracy in percent (x100), or return a fraction from validate_fn")
+        fix = (
+            f"validate_fn returned {metric:g} at epoch 0 but uncompressed_model_accuracy is {uncompressed_metric:g}: "
+            "validate_fn looks like it returns percent while the uncompressed accuracy is a 0-1 fraction. "
+            "Pass the uncompressed accuracy in percent (x100), or return a fraction from validate_fn"
+        )
     raise MetricScaleError(f"{fix}; measure both with the same function; {SILENCE}")

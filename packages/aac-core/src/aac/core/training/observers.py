@@ -113,8 +113,9 @@ def _console_handlers(logger: logging.Logger) -> list[logging.StreamHandler[Any]
     found: list[logging.StreamHandler[Any]] = []
     current: logging.Logger | None = logger
     while current is not None:
-        found += [h for h in current.handlers if isinstance(h, logging.StreamHandler)
-                  and h.stream in (sys.stdout, sys.stderr) and h not in found]
+        found += [
+            h for h in current.handlers if isinstance(h, logging.StreamHandler) and h.stream in (sys.stdout, sys.stderr) and h not in found
+        ]
         current = current.parent if current.propagate else None
     return found
 
@@ -160,9 +161,14 @@ class ConsoleReporter(LoopObserver):
 
     def on_run_start(self, context: RunContext, resumed_history: list[EpochRecord]) -> None:
         _ensure_console_logging()
-        logger.info("[aac] %s run in %s: uncompressed metric %.4f, %s -> tolerable %.4f",
-                    context.mode, context.log_dir, context.uncompressed_metric,
-                    context.params.allowed_drop_text(), context.minimal_tolerable_metric)
+        logger.info(
+            "[aac] %s run in %s: uncompressed metric %.4f, %s -> tolerable %.4f",
+            context.mode,
+            context.log_dir,
+            context.uncompressed_metric,
+            context.params.allowed_drop_text(),
+            context.minimal_tolerable_metric,
+        )
         if resumed_history:
             logger.info("[aac] resuming after epoch %d", resumed_history[-1].epoch)
         if sys.stderr.isatty():
@@ -173,8 +179,7 @@ class ConsoleReporter(LoopObserver):
 
         self._console.enter_context(console_logging_through_tqdm(logger))
         # redrawn on every update (an epoch is rare enough), not throttled by tqdm's timers
-        self._bar = tqdm(total=total, initial=done, unit="epoch", desc="aac", leave=False, file=sys.stderr,
-                         mininterval=0, miniters=0)
+        self._bar = tqdm(total=total, initial=done, unit="epoch", desc="aac", leave=False, file=sys.stderr, mininterval=0, miniters=0)
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         logger.info(format_epoch(record))
@@ -291,25 +296,35 @@ def plot_history(records: list[EpochRecord], tolerable: float, path: Path, stati
     trained = [r for r in records if not r.is_probe]
     probes = [r for r in records if r.is_probe]
     fig, rate_axis = plt.subplots(figsize=(8, 4.5), dpi=110)
-    rate_axis.step([r.epoch for r in trained], [r.compression_rate for r in trained], where="pre", color="tab:blue",
-                   label="compression rate (trained)")
+    rate_axis.step(
+        [r.epoch for r in trained], [r.compression_rate for r in trained], where="pre", color="tab:blue", label="compression rate (trained)"
+    )
     if probes:  # a probe of epoch e measures the weights of epoch e, before epoch e + 1 trains: draw it in between
         within = [r for r in probes if r.budget is not None and r.budget >= 0]
         beyond = [r for r in probes if r not in within]
         for group, marker, label in ((within, "^", "probe within budget"), (beyond, "x", "probe over budget")):
             if group:
-                rate_axis.scatter([r.epoch + 0.5 for r in group], [r.compression_rate for r in group], marker=marker,
-                                  color="tab:purple", s=22, alpha=0.75, label=label, zorder=3)
+                rate_axis.scatter(
+                    [r.epoch + 0.5 for r in group],
+                    [r.compression_rate for r in group],
+                    marker=marker,
+                    color="tab:purple",
+                    s=22,
+                    alpha=0.75,
+                    label=label,
+                    zorder=3,
+                )
     rate_axis.set_xlabel("epoch")
     rate_axis.set_ylabel("compression rate", color="tab:blue")
     metric_axis = rate_axis.twinx()
     validated = [(r.epoch, r.metric) for r in trained if r.metric is not None]
-    metric_axis.plot([epoch for epoch, _ in validated], [metric for _, metric in validated], "o-", color="tab:orange", ms=3,
-                     label="metric")
+    metric_axis.plot([epoch for epoch, _ in validated], [metric for _, metric in validated], "o-", color="tab:orange", ms=3, label="metric")
     metric_axis.axhline(tolerable, color="tab:red", ls="--", lw=1, label=f"tolerable metric {tolerable:.4g}")
     metric_axis.set_ylabel("metric", color="tab:orange")
     verdict = "within budget" if statistics.feasible else "budget NOT met"
-    rate_axis.set_title(f"accuracy-aware search: rate {statistics.compression_rate:.4g}, metric {statistics.compressed_accuracy:.4g} ({verdict})")
+    rate_axis.set_title(
+        f"accuracy-aware search: rate {statistics.compression_rate:.4g}, metric {statistics.compressed_accuracy:.4g} ({verdict})"
+    )
     handles = rate_axis.get_legend_handles_labels()[0] + metric_axis.get_legend_handles_labels()[0]
     rate_axis.legend(handles=handles, loc="lower left", fontsize=8)
     fig.tight_layout()

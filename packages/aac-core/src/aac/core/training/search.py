@@ -326,17 +326,21 @@ class FrontierSearch(SearchStrategy):
         high = infeasible if infeasible is not None else self._s.maximum + 1
         candidates = self._candidates(feasible, high)
         if not candidates:
-            self._stop(f"the frontier is found: {to_rate(feasible):g} is within budget"
-                       + (f" and the next reachable rate {to_rate(infeasible):g} is not" if infeasible is not None
-                          else f" and no reachable rate lies between it and the maximum {to_rate(self._s.maximum):g}"))
+            self._stop(
+                f"the frontier is found: {to_rate(feasible):g} is within budget"
+                + (
+                    f" and the next reachable rate {to_rate(infeasible):g} is not"
+                    if infeasible is not None
+                    else f" and no reachable rate lies between it and the maximum {to_rate(self._s.maximum):g}"
+                )
+            )
             return None
         return self._choose(candidates)
 
     def _candidates(self, low: int, high: int) -> list[int]:
         """Real levels between ``low`` and ``high``, at least one resolution away from every trained level."""
         trained = [int(t) for t in self._s.trained]
-        return [c for c in self.levels.grid(low, high, self._resolution)
-                if all(abs(c - t) >= self._resolution for t in trained)]
+        return [c for c in self.levels.grid(low, high, self._resolution) if all(abs(c - t) >= self._resolution for t in trained)]
 
     def _deficit(self, ticks: int) -> float:
         budget = self.levels.probe(ticks)
@@ -362,8 +366,10 @@ class FrontierSearch(SearchStrategy):
         lowest = self._deficit(candidates[0])
         _, failed = self._recoverable()
         if may_stop and failed is not None and lowest >= self.HOPELESS_FACTOR * failed:
-            self._stop(f"the next reachable rate {to_rate(candidates[0]):g} is predicted hopeless: its probe is "
-                       f"{lowest:.4g} below the tolerable metric, and training did not recover {failed:.4g}")
+            self._stop(
+                f"the next reachable rate {to_rate(candidates[0]):g} is predicted hopeless: its probe is "
+                f"{lowest:.4g} below the tolerable metric, and training did not recover {failed:.4g}"
+            )
             return None
         return candidates[0]
 

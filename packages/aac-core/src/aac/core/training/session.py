@@ -90,8 +90,15 @@ def default_log_dir() -> Path:
 class RunSession:
     """Bookkeeping of one ``run()``: state file, kept checkpoints, epoch records, observers."""
 
-    def __init__(self, runner: TrainingRunner, params: AccuracyAwareParams, uncompressed_metric: float,
-                 log_dir: Path, fingerprint: dict[str, Any], dump_checkpoints: bool) -> None:
+    def __init__(
+        self,
+        runner: TrainingRunner,
+        params: AccuracyAwareParams,
+        uncompressed_metric: float,
+        log_dir: Path,
+        fingerprint: dict[str, Any],
+        dump_checkpoints: bool,
+    ) -> None:
         self.runner = runner
         self.params = params
         self.uncompressed_metric = uncompressed_metric
@@ -132,8 +139,11 @@ class RunSession:
                 changed += f"; and {len(found) - MAX_REPORTED_CHANGES} more"
             same_model = saved.fingerprint.get("model") == self.state.fingerprint.get("model")
             if not (allow_changed_settings and same_model):
-                override = (", or pass allow_changed_settings=True to run() to carry on under the new settings" if same_model
-                            else "; the model itself changed, so its checkpoints cannot be loaded")
+                override = (
+                    ", or pass allow_changed_settings=True to run() to carry on under the new settings"
+                    if same_model
+                    else "; the model itself changed, so its checkpoints cannot be loaded"
+                )
                 raise CheckpointError(
                     f"{self.log_dir} holds a run with different settings ({changed}); resume it with the same config, "
                     f"model and uncompressed metric, choose another log_dir for the new settings{override}"
@@ -151,14 +161,17 @@ class RunSession:
 
     def _parse_state(self, raw: Any) -> RunState:
         """``raw`` as a RunState, or a CheckpointError saying what in state.json is wrong."""
+
         def damaged(what: str) -> CheckpointError:
             return CheckpointError(f"{self.state_path} is damaged: {what}; {self._afresh}")
 
         if not isinstance(raw, dict):
             raise damaged(f"it holds a JSON {type(raw).__name__}, not an object")
         if raw.get("format") != STATE_FORMAT or raw.get("version") != STATE_VERSION:
-            raise CheckpointError(f"{self.state_path} is not an aac run state of version {STATE_VERSION} "
-                                  f"(format {raw.get('format')!r}, version {raw.get('version')!r}); {self._afresh}")
+            raise CheckpointError(
+                f"{self.state_path} is not an aac run state of version {STATE_VERSION} "
+                f"(format {raw.get('format')!r}, version {raw.get('version')!r}); {self._afresh}"
+            )
         expected = {f.name for f in fields(RunState)}
         given = {k: v for k, v in raw.items() if k not in ("format", "version")}
         unknown, missing = sorted(set(given) - set(expected)), sorted(k for k in ("fingerprint",) if k not in given)
@@ -217,19 +230,39 @@ class RunSession:
                 handler(*args)
             except Exception as exc:  # a plugin's reporter must not take the run down
                 self.observers.remove(observer)
-                logger.warning("[aac] observer %s raised in %s and is dropped for the rest of the run: %s: %s",
-                               type(observer).__qualname__, event, type(exc).__name__, exc)
+                logger.warning(
+                    "[aac] observer %s raised in %s and is dropped for the rest of the run: %s: %s",
+                    type(observer).__qualname__,
+                    event,
+                    type(exc).__name__,
+                    exc,
+                )
 
     # -- epochs -------------------------------------------------------------------------
-    def record(self, phase: str, level_epoch: int, metric: float | None, started: float,
-               step: float | None = None, train_loss: float | None = None, lr_scale: float = 1.0,
-               level_end: str | None = None) -> EpochRecord:
+    def record(
+        self,
+        phase: str,
+        level_epoch: int,
+        metric: float | None,
+        started: float,
+        step: float | None = None,
+        train_loss: float | None = None,
+        lr_scale: float = 1.0,
+        level_end: str | None = None,
+    ) -> EpochRecord:
         budget = None if metric is None else self.params.budget(metric, self.uncompressed_metric)
         record = EpochRecord(
-            epoch=self.runner.cumulative_epochs, phase=phase,
+            epoch=self.runner.cumulative_epochs,
+            phase=phase,
             compression_rate=round(float(self.runner.controller.compression_rate), 6) if _has_rate(self.runner.controller) else 0.0,
-            level_epoch=level_epoch, metric=metric, budget=budget, step=step, train_loss=train_loss,
-            learning_rate_scale=lr_scale, seconds=round(time.perf_counter() - started, 3), level_end=level_end,
+            level_epoch=level_epoch,
+            metric=metric,
+            budget=budget,
+            step=step,
+            train_loss=train_loss,
+            learning_rate_scale=lr_scale,
+            seconds=round(time.perf_counter() - started, 3),
+            level_end=level_end,
             learning_rate=self._learning_rate(phase),
         )
         self.state.history.append(record.to_dict())
@@ -252,8 +285,11 @@ class RunSession:
             return
         # a name of its own (the record's place in the history): the file the saved state names stays intact
         name = f"best_{key}_{len(self.state.history):05d}{self.runner.backend.checkpoint_suffix}"
-        self.runner.save_checkpoint(self.checkpoint_dir / name, with_training_state=False,
-                                    info={"epoch": record.epoch, "metric": record.metric, "rate": record.compression_rate})
+        self.runner.save_checkpoint(
+            self.checkpoint_dir / name,
+            with_training_state=False,
+            info={"epoch": record.epoch, "metric": record.metric, "rate": record.compression_rate},
+        )
         if current is not None:
             self._superseded.append(current["file"])
         self.state.kept[key] = asdict(SavedCheckpoint(name, record.metric, record.budget, record.epoch, record.compression_rate))
@@ -263,8 +299,7 @@ class RunSession:
         previous = self.state.last_checkpoint
         if self.dump_checkpoints:
             name = f"last_epoch{self.runner.cumulative_epochs:05d}{self.runner.backend.checkpoint_suffix}"
-            self.runner.save_checkpoint(self.checkpoint_dir / name, with_training_state=True,
-                                        info={"epoch": self.runner.cumulative_epochs})
+            self.runner.save_checkpoint(self.checkpoint_dir / name, with_training_state=True, info={"epoch": self.runner.cumulative_epochs})
             self.state.last_checkpoint = name
         self.save_state()
         if previous and previous != self.state.last_checkpoint and self.runner.is_main_process:
@@ -294,8 +329,10 @@ class RunSession:
         wanted = {"epoch": epoch} if rate is None else {"epoch": epoch, "rate": rate}
         found = {key: info.get(key) for key in wanted}
         if found != wanted:
-            raise CheckpointError(f"{path} holds {found} but {self.state_path} says it holds {wanted}: the file was "
-                                  f"replaced or the folder mixes two runs; {self._afresh}")
+            raise CheckpointError(
+                f"{path} holds {found} but {self.state_path} says it holds {wanted}: the file was "
+                f"replaced or the folder mixes two runs; {self._afresh}"
+            )
 
     def cap_reached(self) -> bool:
         return self.runner.cumulative_epochs >= self.params.maximal_total_epochs
@@ -309,8 +346,9 @@ def _has_rate(controller: Any) -> bool:
     return True
 
 
-def fingerprint(mode: str, params: AccuracyAwareParams, uncompressed_metric: float,
-                compression: Any = None, input_info: Any = None, model: Any = None) -> dict[str, Any]:
+def fingerprint(
+    mode: str, params: AccuracyAwareParams, uncompressed_metric: float, compression: Any = None, input_info: Any = None, model: Any = None
+) -> dict[str, Any]:
     """What must not change between a run and its resumption: the loop's settings, the compression it
     searches and the model's structure.
 
@@ -318,8 +356,14 @@ def fingerprint(mode: str, params: AccuracyAwareParams, uncompressed_metric: flo
     :meth:`~aac.core.backend.Backend.model_structure`: a resumed run with another importance criterion,
     another input or a model of another width would mix two experiments (or fail deep in a weight load).
     """
-    settings = {"mode": mode, "params": asdict(params), "uncompressed_metric": uncompressed_metric,
-                "compression": compression, "input_info": input_info, "model": model}
+    settings = {
+        "mode": mode,
+        "params": asdict(params),
+        "uncompressed_metric": uncompressed_metric,
+        "compression": compression,
+        "input_info": input_info,
+        "model": model,
+    }
     stored: dict[str, Any] = json.loads(json.dumps(settings))  # as state.json will hold it (tuples become lists)
     return stored
 
@@ -327,8 +371,11 @@ def fingerprint(mode: str, params: AccuracyAwareParams, uncompressed_metric: flo
 def differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
     """``(dotted path, old, new)`` for every leaf that differs between two JSON values."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return [d for key in sorted(set(old) | set(new), key=str)
-                for d in differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))]
+        return [
+            d
+            for key in sorted(set(old) | set(new), key=str)
+            for d in differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        ]
     nested = any(isinstance(v, (dict, list)) for v in [*(old if isinstance(old, list) else []), *(new if isinstance(new, list) else [])])
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and nested:
         return [d for i, (a, b) in enumerate(zip(old, new, strict=True)) for d in differences(a, b, f"{path}[{i}]")]

@@ -66,14 +66,21 @@ class DistillationLoss(CompressionLoss):
         self._warned = False
 
     def record(self, student_output: Any, teacher_output: Any) -> None:
-        pairs = [(s, t) for s, t in zip(tensors(student_output), tensors(teacher_output), strict=False)
-                 if isinstance(s, torch.Tensor) and isinstance(t, torch.Tensor) and s.is_floating_point() and s.requires_grad]
+        pairs = [
+            (s, t)
+            for s, t in zip(tensors(student_output), tensors(teacher_output), strict=False)
+            if isinstance(s, torch.Tensor) and isinstance(t, torch.Tensor) and s.is_floating_point() and s.requires_grad
+        ]
         terms = [term for s, t in pairs if (term := _pair_loss(self.settings, s, t.to(s.dtype))) is not None]
         if not terms and not self._warned:
             self._warned = True
             shapes = [tuple(s.shape) for s, _ in pairs]
-            logger.warning("[aac] knowledge_distillation (type '%s') found no output to distil: outputs that require grad have "
-                           "shapes %s; 'softmax' needs (batch, classes) outputs, 'mse' a batch axis", self.settings.type, shapes)
+            logger.warning(
+                "[aac] knowledge_distillation (type '%s') found no output to distil: outputs that require grad have "
+                "shapes %s; 'softmax' needs (batch, classes) outputs, 'mse' a batch axis",
+                self.settings.type,
+                shapes,
+            )
         self._value = self.settings.scale * torch.stack(terms).sum() if terms else 0.0
 
     def forward(self) -> Any:

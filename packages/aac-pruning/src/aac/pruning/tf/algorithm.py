@@ -22,8 +22,7 @@ from aac.tf.models import TFModel, rebuildable_layers
 from aac.tf.transforms import fold_all
 
 #: operations the analysis lets channels pass through unchanged
-_PASS_THROUGH = (Metatype.ACTIVATION, Metatype.POOL, Metatype.SPATIAL_REDUCE, Metatype.FLATTEN,
-                 Metatype.ELEMENTWISE, Metatype.CONCAT)
+_PASS_THROUGH = (Metatype.ACTIVATION, Metatype.POOL, Metatype.SPATIAL_REDUCE, Metatype.FLATTEN, Metatype.ELEMENTWISE, Metatype.CONCAT)
 _CHANNEL_LAYERS = (Metatype.CONV, Metatype.LINEAR, Metatype.BATCH_NORM, Metatype.GROUP_NORM)
 
 
@@ -42,14 +41,17 @@ class TFFilterPruning(FilterPruningAlgorithm, TFCompressionAlgorithm):
         self._layers = prepared.layers()
         self._editable = rebuildable_layers(prepared.model)
         graph = pruning_graph(prepared)
-        parts = {name: planned_part(self._layers, name).path for name in graph.layers() if name.endswith(POINTWISE) and name not in self._layers}
+        parts = {
+            name: planned_part(self._layers, name).path for name in graph.layers() if name.endswith(POINTWISE) and name not in self._layers
+        }
 
         def path(name: str) -> str:
             """The Keras layer behind a layer of the analysis (a separable convolution's pointwise part is the layer)."""
             return parts.get(name, name)
 
         self._init_from_section(
-            graph, section,
+            graph,
+            section,
             is_ignored=lambda layer: path(layer) in self.section_scopes.ignored,
             is_target=lambda layer: not self.section_scopes.targets or path(layer) in self.section_scopes.targets,
             model_params=parameter_count(prepared.model),
@@ -78,7 +80,10 @@ class TFFilterPruning(FilterPruningAlgorithm, TFCompressionAlgorithm):
             warnings.warn(
                 f"filter_pruning: strip() zeroes the pruned filters of {', '.join(layers[:4])}{' …' if len(layers) > 4 else ''} "
                 f"but cannot remove them: {self.unremovable[zeroed[0]]}. The stripped model computes the same, "
-                "at the original size", UserWarning, stacklevel=4)
+                "at the original size",
+                UserWarning,
+                stacklevel=4,
+            )
         keep = self._removal_masks()
         if all(m.all() for m in keep):
             return model
@@ -105,8 +110,9 @@ def pruning_graph(prepared: TFModel) -> Graph:
             node = dataclasses.replace(node, op=f"{node.op} in ignored_scopes")
         elif isinstance(layer, keras.layers.BatchNormalization) and isinstance(node.attributes, NormAttributes):
             node = dataclasses.replace(node, attributes=dataclasses.replace(node.attributes, affine=True))
-        elif layer is not None and ((node.metatype in _CHANNEL_LAYERS and weight_axes(layer) is None)
-                                    or (node.metatype in _PASS_THROUGH and layer.weights)):
+        elif layer is not None and (
+            (node.metatype in _CHANNEL_LAYERS and weight_axes(layer) is None) or (node.metatype in _PASS_THROUGH and layer.weights)
+        ):
             node = dataclasses.replace(node, metatype=Metatype.UNKNOWN, attributes=None)
         nodes.append(node)
     return Graph(nodes)

@@ -66,8 +66,12 @@ def weight_axes(layer: Any) -> dict[str, WeightAxes] | None:
         axes = {"kernel": WeightAxes(-1, -2), "bias": WeightAxes(0)}
     elif isinstance(layer, (L.BatchNormalization, L.GroupNormalization)):
         unscaled = isinstance(layer, L.BatchNormalization) and not layer.scale
-        axes = {"gamma": WeightAxes(0), "beta": WeightAxes(0),
-                "moving_mean": WeightAxes(0, masked=unscaled), "moving_variance": WeightAxes(0, masked=False)}
+        axes = {
+            "gamma": WeightAxes(0),
+            "beta": WeightAxes(0),
+            "moving_mean": WeightAxes(0, masked=unscaled),
+            "moving_variance": WeightAxes(0, masked=False),
+        }
     else:
         return None
     return {name: a for name, a in axes.items() if getattr(layer, name, None) is not None}

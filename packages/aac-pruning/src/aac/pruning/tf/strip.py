@@ -98,6 +98,6 @@ def unremovable_groups(analysis: PruningAnalysis, editable: Mapping[str, str | N
         if reason is None:
             continue
         for layout in (plan.outputs, plan.inputs):
-            for group in (layout.groups if layout is not None else ()):
+            for group in layout.groups if layout is not None else ():
                 blocked.setdefault(group, reason)
     return blocked

@@ -32,7 +32,8 @@ class TorchFilterPruning(FilterPruningAlgorithm, TorchCompressionAlgorithm):
         super().__init__(prepared, section)
         graph, self._norm_axes = pruning_graph(prepared.graph)
         self._init_from_section(
-            graph, section,
+            graph,
+            section,
             is_ignored=lambda layer: layer in self.section_scopes.ignored,
             is_target=lambda layer: not self.section_scopes.targets or layer in self.section_scopes.targets,
             model_params=sum(p.numel() for p in prepared.module.parameters()),

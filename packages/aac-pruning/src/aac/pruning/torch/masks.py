@@ -62,8 +62,11 @@ class TorchChannelMasks(ChannelMasks[Mask]):
     def _attach(self, plan: LayerPlan) -> list[Mask]:
         assert plan.outputs is not None
         module = self._model.get_submodule(plan.layer)
-        masks = [add_channel_mask(module, name, output_axis(module, name), plan.outputs.channels, self._owner)
-                 for name in ("weight", "bias") if isinstance(getattr(module, name, None), torch.Tensor)]
+        masks = [
+            add_channel_mask(module, name, output_axis(module, name), plan.outputs.channels, self._owner)
+            for name in ("weight", "bias")
+            if isinstance(getattr(module, name, None), torch.Tensor)
+        ]
         if plan.metatype is Metatype.LAYER_NORM:
             mask_statistics(module, self._norm_axes[plan.layer], self._owner)
         return masks

@@ -70,6 +70,11 @@ def _kept_channels(module: nn.Module, args: tuple[Any, ...], output: torch.Tenso
         return None
     keep = torch.nonzero(mask.flatten() > 0.5).flatten()
     x = args[0].movedim(axes[0], -1)
-    normed = F.layer_norm(x.index_select(-1, keep), (len(keep),), module.weight.index_select(0, keep),
-                          module.bias.index_select(0, keep) if module.bias is not None else None, module.eps)
+    normed = F.layer_norm(
+        x.index_select(-1, keep),
+        (len(keep),),
+        module.weight.index_select(0, keep),
+        module.bias.index_select(0, keep) if module.bias is not None else None,
+        module.eps,
+    )
     return x.new_zeros(x.shape).index_copy(-1, keep, normed).movedim(-1, axes[1])

@@ -42,8 +42,9 @@ def remove_pruned_channels(model: nn.Module, analysis: PruningAnalysis, keep: Se
             _cut(module, "weight", 0, outputs)
             _cut(module, "weight", 1, inputs)
             _cut(module, "bias", 0, outputs)
-            _resize(module, out_features=len(outputs) if outputs is not None else None,
-                    in_features=len(inputs) if inputs is not None else None)
+            _resize(
+                module, out_features=len(outputs) if outputs is not None else None, in_features=len(inputs) if inputs is not None else None
+            )
         else:  # per-channel norms: batch, instance, group norm with one channel per group, layer norm over channels
             for name in ("weight", "bias", "running_mean", "running_var"):
                 _cut(module, name, 0, outputs)
@@ -74,8 +75,11 @@ def _cut_conv(module: nn.Module, outputs: torch.Tensor | None, inputs: torch.Ten
         _cut_grouped_inputs(module, groups, inputs)
     elif inputs is not None:
         _cut(module, "weight", 1 - out_axis, inputs)
-    _resize(module, out_channels=original(module, "weight").shape[out_axis],
-            in_channels=original(module, "weight").shape[1 - out_axis] * (groups if groups > 1 else 1))
+    _resize(
+        module,
+        out_channels=original(module, "weight").shape[out_axis],
+        in_channels=original(module, "weight").shape[1 - out_axis] * (groups if groups > 1 else 1),
+    )
 
 
 def _cut_grouped_inputs(module: nn.Module, groups: int, inputs: torch.Tensor) -> None:
@@ -138,4 +142,3 @@ def _resize_norm(module: nn.Module, channels: int) -> None:
         module.normalized_shape = (channels,)
     else:
         module.num_features = channels
-

@@ -40,8 +40,13 @@ class AutoqResult:
     evaluations: int = 0
 
 
-def search_bits(inventory: Inventory, bits: Sequence[int], compression_ratio: float,
-                evaluate: Callable[[Mapping[str, int]], float], budget: int | None = None) -> AutoqResult:
+def search_bits(
+    inventory: Inventory,
+    bits: Sequence[int],
+    compression_ratio: float,
+    evaluate: Callable[[Mapping[str, int]], float],
+    budget: int | None = None,
+) -> AutoqResult:
     """Search bit widths for the weights of ``inventory`` (see the module docstring).
 
     :param evaluate: the metric (higher is better) of the model with these weight bit widths.
@@ -53,8 +58,10 @@ def search_bits(inventory: Inventory, bits: Sequence[int], compression_ratio: fl
     start = {w.key: top for w in weights}
     smallest = inventory.model_size_ratio({w.key: lowest for w in weights})
     if smallest > compression_ratio * (1 + 1e-9):
-        raise PrecisionError(f"autoq cannot reach compression_ratio {compression_ratio:g} with bits {sorted(options)}: "
-                             f"even all weights at {lowest} bits leave {smallest:.4f} of the float32 size")
+        raise PrecisionError(
+            f"autoq cannot reach compression_ratio {compression_ratio:g} with bits {sorted(options)}: "
+            f"even all weights at {lowest} bits leave {smallest:.4f} of the float32 size"
+        )
     base = evaluate(start)
     result = AutoqResult(dict(start), inventory.model_size_ratio(start), base, base, evaluations=1)
     if result.size_ratio <= compression_ratio:

@@ -51,6 +51,7 @@ class MixedPrecision:
     precision_chosen: bool = False
 
     if TYPE_CHECKING:
+
         def _weight_layer(self, key: str) -> str: ...
 
         def _weight_numel(self, key: str) -> int: ...
@@ -59,8 +60,9 @@ class MixedPrecision:
 
         def _module_paths(self, scope: str) -> list[str]: ...
 
-        def _hessian_traces(self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any,
-                            precision: PrecisionSettings, **how: Any) -> dict[str, float]: ...
+        def _hessian_traces(
+            self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, **how: Any
+        ) -> dict[str, float]: ...
 
         def _weight_noise(self, key: str, bits: int) -> float: ...
 
@@ -72,8 +74,10 @@ class MixedPrecision:
     def inventory(self) -> Inventory:
         """The quantizers with their sizes and work (for the ratios, the choice and the statistics)."""
         graph = self.prepared.graph
-        weights = tuple(WeightEntry(key, q.label, self._weight_numel(key), layer_macs(graph, self._weight_layer(key)))
-                        for key, q in self.weight_quantizers.items())
+        weights = tuple(
+            WeightEntry(key, q.label, self._weight_numel(key), layer_macs(graph, self._weight_layer(key)))
+            for key, q in self.weight_quantizers.items()
+        )
         activations = tuple(ActivationEntry(site.quantizer.label, tuple(site.feeds), site.quantizer.bits) for site in self.activation_sites)
         quantized = sum(w.numel for w in weights)
         return Inventory(weights, activations, max(self._parameter_count() - quantized, 0))
@@ -127,9 +131,13 @@ class MixedPrecision:
             for problem in problems:
                 logger.warning("[aac] %s (validate_scopes is false: ignored)", problem)
         if skipped:
-            logger.warning("[aac] quantization: %d bitwidth_per_scope entries name tensors aac keeps in float (it quantizes the inputs of "
-                           "Conv/Linear/MatMul, not those of additions or pooling), skipped: %s%s", len(skipped), ", ".join(skipped[:3]),
-                           " ..." if len(skipped) > 3 else "")
+            logger.warning(
+                "[aac] quantization: %d bitwidth_per_scope entries name tensors aac keeps in float (it quantizes the inputs of "
+                "Conv/Linear/MatMul, not those of additions or pooling), skipped: %s%s",
+                len(skipped),
+                ", ".join(skipped[:3]),
+                " ..." if len(skipped) > 3 else "",
+            )
         for quantizer, bits in chosen.values():
             quantizer.set_bits(bits)
         self.precision_chosen = True
@@ -152,8 +160,17 @@ class MixedPrecision:
         return [site.quantizer for site in self.activation_sites if paths & set(site.consumers)]
 
     # -- hawq and autoq ----------------------------------------------------------------------------
-    def _choose_precision(self, data_loader: Any, *, criterion: Any = None, criterion_fn: Any = None, eval_fn: Any = None,
-                          eval_loader: Any = None, dump_dir: str | Path | None = None, **how: Any) -> None:
+    def _choose_precision(
+        self,
+        data_loader: Any,
+        *,
+        criterion: Any = None,
+        criterion_fn: Any = None,
+        eval_fn: Any = None,
+        eval_loader: Any = None,
+        dump_dir: str | Path | None = None,
+        **how: Any,
+    ) -> None:
         """Run ``hawq`` or ``autoq`` (once: a restored or already chosen assignment is kept)."""
         precision = self.settings.precision
         if precision is None or precision.type == "manual" or self.precision_chosen or not self.weight_quantizers:
@@ -170,30 +187,43 @@ class MixedPrecision:
             atomic_write_bytes(path, json.dumps(report, indent=2).encode())
             logger.info("[aac] quantization: %s precision data written to %s", precision.type, path)
 
-    def _run_hawq(self, inventory: Inventory, precision: PrecisionSettings, data_loader: Any, criterion: Any, criterion_fn: Any,
-                  **how: Any) -> dict[str, Any]:
+    def _run_hawq(
+        self, inventory: Inventory, precision: PrecisionSettings, data_loader: Any, criterion: Any, criterion_fn: Any, **how: Any
+    ) -> dict[str, Any]:
         keys = list(self.weight_quantizers)
         if precision.traces_per_layer_path:
             traces = _read_traces(precision.traces_per_layer_path, keys)
         else:
             if criterion is None or data_loader is None:
-                raise PrecisionError("hawq precision needs data and a loss: call initialize(data_loader, criterion=loss_fn) "
-                                     "(criterion(outputs, targets); criterion_fn=(outputs, targets, criterion) -> loss for other layouts)")
+                raise PrecisionError(
+                    "hawq precision needs data and a loss: call initialize(data_loader, criterion=loss_fn) "
+                    "(criterion(outputs, targets); criterion_fn=(outputs, targets, criterion) -> loss for other layouts)"
+                )
             traces = self._hessian_traces(keys, data_loader, criterion, criterion_fn, precision, **how)
         noise = {key: {b: self._weight_noise(key, b) for b in precision.bits} for key in keys}
         choice = choose_bits(inventory, traces, noise, precision.bits, precision.compression_ratio, precision.bitwidth_assignment_mode)
         self._apply_weight_bits(choice.chosen.bits, precision.bitwidth_assignment_mode)
-        logger.info("[aac] quantization: hawq chose bit widths with bit-complexity ratio %.3f (at least %g asked): %s",
-                    choice.chosen.ratio, precision.compression_ratio, [choice.chosen.bits[k] for k in keys])
-        return {"type": "hawq", "traces": traces, "noise": {k: {str(b): v for b, v in n.items()} for k, n in noise.items()},
-                "order_by_trace": list(choice.order), "chosen": {"bits": dict(choice.chosen.bits), "ratio": choice.chosen.ratio,
-                                                                 "metric": choice.chosen.metric},
-                "candidates": [{"bits": [c.bits[k] for k in keys], "ratio": c.ratio, "metric": c.metric} for c in choice.candidates]}
+        logger.info(
+            "[aac] quantization: hawq chose bit widths with bit-complexity ratio %.3f (at least %g asked): %s",
+            choice.chosen.ratio,
+            precision.compression_ratio,
+            [choice.chosen.bits[k] for k in keys],
+        )
+        return {
+            "type": "hawq",
+            "traces": traces,
+            "noise": {k: {str(b): v for b, v in n.items()} for k, n in noise.items()},
+            "order_by_trace": list(choice.order),
+            "chosen": {"bits": dict(choice.chosen.bits), "ratio": choice.chosen.ratio, "metric": choice.chosen.metric},
+            "candidates": [{"bits": [c.bits[k] for k in keys], "ratio": c.ratio, "metric": c.metric} for c in choice.candidates],
+        }
 
     def _run_autoq(self, inventory: Inventory, precision: PrecisionSettings, eval_fn: Any, eval_loader: Any) -> dict[str, Any]:
         if eval_fn is None:
-            raise PrecisionError("autoq precision needs a metric: call initialize(data_loader, eval_fn=fn) with fn(model, eval_loader) -> "
-                                 "a number, higher is better (eval_loader= defaults to data_loader)")
+            raise PrecisionError(
+                "autoq precision needs a metric: call initialize(data_loader, eval_fn=fn) with fn(model, eval_loader) -> "
+                "a number, higher is better (eval_loader= defaults to data_loader)"
+            )
         before = self.bit_widths()
         enabled = {q.label: q.enabled for _, _, q in self.quantizers()}
 
@@ -212,16 +242,30 @@ class MixedPrecision:
             for _, label, quantizer in self.quantizers():
                 quantizer.set_enabled(enabled[label])
         self._apply_weight_bits(result.bits)
-        logger.info("[aac] quantization: autoq chose bit widths with %.4f of the float32 weight size (at most %g asked), metric "
-                    "%.4f (%.4f at the highest bit widths), %d evaluations", result.size_ratio, precision.compression_ratio,
-                    result.metric, result.base_metric, result.evaluations)
+        logger.info(
+            "[aac] quantization: autoq chose bit widths with %.4f of the float32 weight size (at most %g asked), metric "
+            "%.4f (%.4f at the highest bit widths), %d evaluations",
+            result.size_ratio,
+            precision.compression_ratio,
+            result.metric,
+            result.base_metric,
+            result.evaluations,
+        )
         if result.unmeasured_lowered:
-            logger.warning("[aac] quantization: autoq's iter_number did not reach %s; they were lowered by size to fit the budget",
-                           result.unmeasured_lowered)
-        return {"type": "autoq", "bits": result.bits, "size_ratio": result.size_ratio, "base_metric": result.base_metric,
-                "metric": result.metric, "evaluations": result.evaluations,
-                "measured": {k: {str(b): v for b, v in m.items()} for k, m in result.measured.items()},
-                "unmeasured_lowered": result.unmeasured_lowered}
+            logger.warning(
+                "[aac] quantization: autoq's iter_number did not reach %s; they were lowered by size to fit the budget",
+                result.unmeasured_lowered,
+            )
+        return {
+            "type": "autoq",
+            "bits": result.bits,
+            "size_ratio": result.size_ratio,
+            "base_metric": result.base_metric,
+            "metric": result.metric,
+            "evaluations": result.evaluations,
+            "measured": {k: {str(b): v for b, v in m.items()} for k, m in result.measured.items()},
+            "unmeasured_lowered": result.unmeasured_lowered,
+        }
 
     def bitwidth_per_scope(self) -> list[list[Any]]:
         """The current bit widths as a ``bitwidth_per_scope`` list that reproduces them (``manual`` precision)."""
@@ -248,6 +292,8 @@ def _read_traces(path: str, keys: list[str]) -> dict[str, float]:
     traces = data.get("traces", data) if isinstance(data, dict) else None
     missing = [k for k in keys if not isinstance(traces, dict) or k not in traces]
     if missing:
-        raise PrecisionError(f"traces_per_layer_path '{path}' has no trace for {missing[:3]} (it must hold one per quantized weight: "
-                             "the 'traces' of a hawq dump of this model)")
+        raise PrecisionError(
+            f"traces_per_layer_path '{path}' has no trace for {missing[:3]} (it must hold one per quantized weight: "
+            "the 'traces' of a hawq dump of this model)"
+        )
     return {k: float(traces[k]) for k in keys}

@@ -39,8 +39,14 @@ class HawqChoice:
     order: tuple[str, ...]
 
 
-def choose_bits(inventory: Inventory, traces: Mapping[str, float], noise: Mapping[str, Mapping[int, float]],
-                bits: Sequence[int], compression_ratio: float, mode: str = "liberal") -> HawqChoice:
+def choose_bits(
+    inventory: Inventory,
+    traces: Mapping[str, float],
+    noise: Mapping[str, Mapping[int, float]],
+    bits: Sequence[int],
+    compression_ratio: float,
+    mode: str = "liberal",
+) -> HawqChoice:
     """The cheapest monotone assignment whose bit-complexity ratio is at least ``compression_ratio``.
 
     :param traces: average Hessian trace per weight key.
@@ -60,8 +66,10 @@ def choose_bits(inventory: Inventory, traces: Mapping[str, float], noise: Mappin
     feasible = [c for c in candidates if c.ratio >= compression_ratio * (1 - 1e-9)]
     if not feasible:
         ratios = [c.ratio for c in candidates]
-        raise PrecisionError(f"hawq cannot reach compression_ratio {compression_ratio:g} with bits {sorted(options)}: the bit-width "
-                             f"assignments it considers reach ratios from {min(ratios):.3f} to {max(ratios):.3f}")
+        raise PrecisionError(
+            f"hawq cannot reach compression_ratio {compression_ratio:g} with bits {sorted(options)}: the bit-width "
+            f"assignments it considers reach ratios from {min(ratios):.3f} to {max(ratios):.3f}"
+        )
     chosen = min(feasible, key=lambda c: (c.metric, -c.ratio))
     order = tuple(key for g in sharpest for key in groups[g])
     return HawqChoice(chosen, tuple(candidates), order)

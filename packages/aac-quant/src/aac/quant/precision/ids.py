@@ -48,8 +48,10 @@ class QuantizerName:
     def parse(cls, text: str) -> QuantizerName:
         scope, bar, kind = text.rpartition("|")
         if not bar or kind not in KINDS:
-            raise ValueError(f"'{text}' does not end in |WEIGHT (a layer's weight), |INPUT (a layer's input) or "
-                             "|OUTPUT (NNCF: the output of an operation)")
+            raise ValueError(
+                f"'{text}' does not end in |WEIGHT (a layer's weight), |INPUT (a layer's input) or "
+                "|OUTPUT (NNCF: the output of an operation)"
+            )
         return cls(text, plain_scope(scope.strip()), kind)
 
     def operation(self) -> tuple[str, str, int]:

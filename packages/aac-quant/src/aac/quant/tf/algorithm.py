@@ -52,12 +52,20 @@ logger = logging.getLogger("aac.quant")
 
 L = keras.layers
 #: layers whose kernels and inputs are quantized
-QUANTIZABLE: tuple[type, ...] = (L.Conv1D, L.Conv2D, L.Conv3D, L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose,
-                                 L.DepthwiseConv1D, L.DepthwiseConv2D, L.Dense)
+QUANTIZABLE: tuple[type, ...] = (
+    L.Conv1D,
+    L.Conv2D,
+    L.Conv3D,
+    L.Conv1DTranspose,
+    L.Conv2DTranspose,
+    L.Conv3DTranspose,
+    L.DepthwiseConv1D,
+    L.DepthwiseConv2D,
+    L.Dense,
+)
 _OUTPUT_AXIS_MINUS_2 = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose, L.DepthwiseConv1D, L.DepthwiseConv2D)
 #: attribute of a stripped model that quantizes some inputs through call wrappers (not saveable as .keras)
 _WRAPPED = "_aac_quant_wrapped_inputs"
-
 
 
 class QuantizeInputCall:
@@ -97,7 +105,6 @@ def _weight_axis(layer: Any) -> tuple[int, int]:
 class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
     """Quantization-aware training of a ``keras.Model`` (not adaptive: no level to search)."""
 
-
     def __init__(self, prepared: TFModel, section: AlgorithmSection) -> None:
         super().__init__(prepared, section)
         self._init_scopes()
@@ -112,7 +119,8 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
         if not self.weight_quantizers and not self.activation_sites:
             raise QuantizationError(
                 f"quantization ({section.path}) found nothing to quantize: it quantizes the kernels and inputs of "
-                f"{', '.join(sorted(t.__name__ for t in QUANTIZABLE))} layers; check ignored_scopes / target_scopes")
+                f"{', '.join(sorted(t.__name__ for t in QUANTIZABLE))} layers; check ignored_scopes / target_scopes"
+            )
         self._apply_manual_precision()
         self.initialize_weights()
         self._scheduler = self._make_scheduler()
@@ -162,7 +170,6 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
             raise QuantizationError(f"activations.per_channel needs the input shape of '{path}': add input_info to the config")
         return int(shape[-1])
 
-
     # -- initialization ---------------------------------------------------------------------------
     def initialize_weights(self) -> None:
         """Set every weight quantizer's range from the kernel it quantizes (through the transforms before it)."""
@@ -178,8 +185,17 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
             collector.update(array)
             quantizer.apply_statistics(collector)
 
-    def initialize(self, data_loader: Any, *, batch_size: int = 32, criterion: Any = None, criterion_fn: Any = None,
-                   eval_fn: Callable[..., Any] | None = None, eval_loader: Any = None, dump_dir: Any = None) -> None:
+    def initialize(
+        self,
+        data_loader: Any,
+        *,
+        batch_size: int = 32,
+        criterion: Any = None,
+        criterion_fn: Any = None,
+        eval_fn: Callable[..., Any] | None = None,
+        eval_loader: Any = None,
+        dump_dir: Any = None,
+    ) -> None:
         """Range initialization from ``data_loader``, mixed precision (``hawq``/``autoq``), then batch-norm adaptation.
 
         :param data_loader: a ``tf.data.Dataset`` or any iterable of batches (a batch is the input or a
@@ -197,8 +213,15 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
         self._range_data = (data_loader, batch_size) if reiterable(data_loader) or isinstance(data_loader, (np.ndarray, tuple)) else None
         batches = list(input_batches(data_loader, batch_size, self._samples_needed()))
         self._initialize_activations(batches)
-        self._choose_precision(data_loader, criterion=criterion, criterion_fn=criterion_fn, eval_fn=eval_fn, eval_loader=eval_loader,
-                               dump_dir=dump_dir, batch_size=batch_size)
+        self._choose_precision(
+            data_loader,
+            criterion=criterion,
+            criterion_fn=criterion_fn,
+            eval_fn=eval_fn,
+            eval_loader=eval_loader,
+            dump_dir=dump_dir,
+            batch_size=batch_size,
+        )
         if self.settings.num_bn_adaptation_samples > 0:
             adapt_batchnorm(self.model, batches, self.settings.num_bn_adaptation_samples)
 
@@ -207,8 +230,10 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
             self.initialize_weights()
         if ACTIVATIONS in groups:
             if self._range_data is None:
-                logger.warning("[aac] quantization: activation quantizers switched on, but initialize() was given no data that can be "
-                               "read again; their ranges stay as they were")
+                logger.warning(
+                    "[aac] quantization: activation quantizers switched on, but initialize() was given no data that can be "
+                    "read again; their ranges stay as they were"
+                )
                 return
             data, batch_size = self._range_data
             self._initialize_activations(list(input_batches(data, batch_size, self._samples_needed())))
@@ -222,7 +247,9 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
                 continue
             site.quantizer.collection = Collection(
                 collector_for(entry, None if site.quantizer.channels is None else -1),
-                samples_left=None if entry.num_init_steps is not None else entry.num_init_samples, batches_left=entry.num_init_steps)
+                samples_left=None if entry.num_init_steps is not None else entry.num_init_samples,
+                batches_left=entry.num_init_steps,
+            )
             sites.append(site)
         try:
             for x in batches:
@@ -279,15 +306,22 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
         finally:
             quantizer.set_bits(before)
 
-    def _hessian_traces(self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings,
-                        *, batch_size: int = 32) -> dict[str, float]:
+    def _hessian_traces(
+        self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, *, batch_size: int = 32
+    ) -> dict[str, float]:
         enabled = {id(q): q.enabled for _, _, q in self.quantizers()}
         try:  # the float model's curvature: quantizers off
             for _, _, q in self.quantizers():
                 q.set_enabled(False)
-            return hutchinson_traces(self.model, {key: self._layers[key].kernel for key in keys},
-                                     labelled_batches(data_loader, batch_size, precision.num_data_points), criterion, criterion_fn,
-                                     int(precision.iter_number or 0), precision.tolerance)
+            return hutchinson_traces(
+                self.model,
+                {key: self._layers[key].kernel for key in keys},
+                labelled_batches(data_loader, batch_size, precision.num_data_points),
+                criterion,
+                criterion_fn,
+                int(precision.iter_number or 0),
+                precision.tolerance,
+            )
         finally:
             for _, _, q in self.quantizers():
                 q.set_enabled(enabled[id(q)])
@@ -357,7 +391,8 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
             raise ExportError(
                 f"a .keras file cannot keep the input quantization of {', '.join(wrapped[:3])} (layers of a subclassed model, or "
                 "inside a custom layer or nested model, quantize their inputs through call wrappers); export a SavedModel "
-                "(a directory path) instead")
+                "(a directory path) instead"
+            )
         super()._export(stripped_model, path, **kwargs)
 
     # -- reporting and state -------------------------------------------------------------------------
@@ -365,12 +400,20 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
         rows = []
         for group, label, q in self.quantizers():
             low, high = q.current_range()
-            rows.append(QuantizerRow(label, group, q.mode, q.bits, q.signed, q.channels is not None, low, high, q.is_initialized,
-                                     q.enabled))
+            rows.append(
+                QuantizerRow(label, group, q.mode, q.bits, q.signed, q.channels is not None, low, high, q.is_initialized, q.enabled)
+            )
         quantized_layers = set(self.weight_quantizers) | {c for s in self.activation_sites for c in s.consumers}
         candidates = [p for p, layer in self._layers.items() if isinstance(layer, QUANTIZABLE)]
-        return quantization_statistics(self.name, rows, len(self.weight_quantizers), len(self.activation_sites),
-                                       len(quantized_layers), len(candidates), self.inventory())
+        return quantization_statistics(
+            self.name,
+            rows,
+            len(self.weight_quantizers),
+            len(self.activation_sites),
+            len(quantized_layers),
+            len(candidates),
+            self.inventory(),
+        )
 
 
 def create(prepared: TFModel, section: AlgorithmSection, config: Config) -> TFQuantization:

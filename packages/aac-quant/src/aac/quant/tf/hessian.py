@@ -18,7 +18,7 @@ def labelled_batches(data: Any, batch_size: int, samples: int) -> list[tuple[Any
     (a ``tf.data.Dataset``) of ``(x, y)`` batches."""
     if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
         x, y = data
-        data = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        data = [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     batches = []
     seen = 0
     for batch in data:
@@ -36,8 +36,16 @@ def _rademacher(variables: list[Any], rng: np.random.Generator) -> Iterator[tf.T
         yield tf.constant(rng.integers(0, 2, size=tuple(v.shape)) * 2 - 1, dtype=v.dtype)
 
 
-def hutchinson_traces(model: Any, variables: Mapping[str, Any], batches: list[tuple[Any, Any]], criterion: Any,
-                      criterion_fn: Callable[..., Any] | None, iterations: int, tolerance: float, seed: int = 0) -> dict[str, float]:
+def hutchinson_traces(
+    model: Any,
+    variables: Mapping[str, Any],
+    batches: list[tuple[Any, Any]],
+    criterion: Any,
+    criterion_fn: Callable[..., Any] | None,
+    iterations: int,
+    tolerance: float,
+    seed: int = 0,
+) -> dict[str, float]:
     """Average Hessian trace of the loss for each of ``variables`` (key -> ``tf.Variable``).
 
     :param criterion: a Keras loss, ``criterion(targets, outputs)``.

@@ -37,8 +37,17 @@ class TFFakeQuantizer(WeightTransform):
     :param channels: per-channel quantization along ``axis`` (negative, counted from the end), or None.
     """
 
-    def __init__(self, owner: str, mode: str = SYMMETRIC, bits: int = 8, signed: bool | None = None, narrow_range: bool = False,
-                 channels: int | None = None, axis: int = -1, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        owner: str,
+        mode: str = SYMMETRIC,
+        bits: int = 8,
+        signed: bool | None = None,
+        narrow_range: bool = False,
+        channels: int | None = None,
+        axis: int = -1,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(owner, **kwargs)
         self.mode, self.bits, self.signed_setting, self.narrow_range = mode, int(bits), signed, bool(narrow_range)
         self.channels, self.axis = channels, int(axis)
@@ -48,8 +57,9 @@ class TFFakeQuantizer(WeightTransform):
 
     @classmethod
     def from_settings(cls, settings: QuantizerSettings, owner: str, channels: int | None, axis: int) -> TFFakeQuantizer:
-        return cls(owner, settings.mode, settings.bits, settings.signed, settings.narrow_range,
-                   channels if settings.per_channel else None, axis)
+        return cls(
+            owner, settings.mode, settings.bits, settings.signed, settings.narrow_range, channels if settings.per_channel else None, axis
+        )
 
     def build(self, weight_shape: tuple[int, ...] = ()) -> None:
         shape = (self.channels,) if self.channels is not None else ()
@@ -58,10 +68,16 @@ class TFFakeQuantizer(WeightTransform):
             self.input_range = self.add_weight(name="input_range", shape=shape, initializer="ones")
         else:
             self.scale = self.add_weight(name="scale", shape=shape, initializer="ones")
-        self.signed_flag = self.add_weight(name="signed", shape=(), trainable=False, aggregation="only_first_replica",
-                                           initializer=keras.initializers.Constant(float(bool(self.signed_setting))))
-        self.initialized = self.add_weight(name="initialized", shape=(), initializer="zeros", trainable=False,
-                                           aggregation="only_first_replica")
+        self.signed_flag = self.add_weight(
+            name="signed",
+            shape=(),
+            trainable=False,
+            aggregation="only_first_replica",
+            initializer=keras.initializers.Constant(float(bool(self.signed_setting))),
+        )
+        self.initialized = self.add_weight(
+            name="initialized", shape=(), initializer="zeros", trainable=False, aggregation="only_first_replica"
+        )
         #: 0 passes the input through (staged quantization before the group's start epoch); a variable, so a traced fit follows it
         self.enabled_flag = self.add_weight(name="enabled", shape=(), initializer="ones", trainable=False, aggregation="only_first_replica")
         self.built = True
@@ -142,9 +158,12 @@ class TFFakeQuantizer(WeightTransform):
         self.apply_statistics(collector)
         if self.owner not in _lazy_warned:
             _lazy_warned.add(self.owner)
-            logger.warning("[aac] %s: activation quantizers initialized their ranges from the first batch they saw (%s first); "
-                           "call controller.initialize(dataset) after create_compressed_model for a proper range initialization",
-                           self.owner, self.label or "a layer input")
+            logger.warning(
+                "[aac] %s: activation quantizers initialized their ranges from the first batch they saw (%s first); "
+                "call controller.initialize(dataset) after create_compressed_model for a proper range initialization",
+                self.owner,
+                self.label or "a layer input",
+            )
 
     def _broadcast(self, v: Any, ndim: int) -> Any:
         if self.channels is None or len(v.shape) == 0:
@@ -173,8 +192,15 @@ class TFFakeQuantizer(WeightTransform):
         return ops.cast(q * step, dtype)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "mode": self.mode, "bits": self.bits, "signed": self.signed_setting,
-                "narrow_range": self.narrow_range, "channels": self.channels, "axis": self.axis}
+        return {
+            **super().get_config(),
+            "mode": self.mode,
+            "bits": self.bits,
+            "signed": self.signed_setting,
+            "narrow_range": self.narrow_range,
+            "channels": self.channels,
+            "axis": self.axis,
+        }
 
     def select_channels(self, axis: int, index: np.ndarray, weight_shape: tuple[int, ...]) -> WeightTransform:
         """Follow structured pruning: a cut along the quantizer's own channel axis keeps those channels' ranges;
@@ -194,8 +220,13 @@ class TFFakeQuantizer(WeightTransform):
 
     def to_qdq(self, name: str | None = None) -> QuantizeDequantize:
         step, zero, count = self.step_and_zero_numpy()
-        return QuantizeDequantize(step.astype("float32").tolist(), zero.astype("float32").tolist(), count,
-                                  self.axis if self.channels is not None else -1, name=name)
+        return QuantizeDequantize(
+            step.astype("float32").tolist(),
+            zero.astype("float32").tolist(),
+            count,
+            self.axis if self.channels is not None else -1,
+            name=name,
+        )
 
 
 def _eager() -> bool:
@@ -224,7 +255,8 @@ class QuantizeDequantize(keras.layers.Layer):
             raise QuantizationError(
                 f"{self.name}: per-channel input quantization of {step.size} channels gets an input of {channels}; "
                 "activation quantizers do not follow filter_pruning's removal of channels yet - quantize activations "
-                "per tensor (activations.per_channel: false) when mixing with filter_pruning")
+                "per tensor (activations.per_channel: false) when mixing with filter_pruning"
+            )
         if step.ndim == 1 and -self.axis - 1 > 0:
             step = step.reshape((-1,) + (1,) * (-self.axis - 1))
             zero = zero.reshape(step.shape)

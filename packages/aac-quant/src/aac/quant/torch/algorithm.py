@@ -126,8 +126,9 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
         self._scheduler = self._make_scheduler()
 
     # -- placement ----------------------------------------------------------------------------
-    def make_weight_quantizer(self, key: str, path: str, tensor_name: str, channels: int, axis: int, *,
-                              transform: bool = True) -> FakeQuantizer:
+    def make_weight_quantizer(
+        self, key: str, path: str, tensor_name: str, channels: int, axis: int, *, transform: bool = True
+    ) -> FakeQuantizer:
         """A weight quantizer for ``<path>.<tensor_name>`` (``channels`` along ``axis`` when per channel).
 
         ``transform``: registered as the tensor's weight transform (a layer's weight), else applied by
@@ -147,8 +148,9 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
         self._range_of[id(quantizer)] = entry
         return quantizer
 
-    def make_activation_quantizer(self, names: list[str], label: str, device: torch.device, channels: int | None = None,
-                                  axis: int = -1) -> FakeQuantizer:
+    def make_activation_quantizer(
+        self, names: list[str], label: str, device: torch.device, channels: int | None = None, axis: int = -1
+    ) -> FakeQuantizer:
         """An activation quantizer whose overrides ``names`` (layer paths) pick; the caller registers it on a module."""
         settings, entry = self.quantizer_settings(ACTIVATIONS, names)
         if channels is None:  # an operand whose channels nobody knows: one range per tensor
@@ -170,8 +172,11 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
 
         def quantized(node: Any) -> bool:  # a call of a quantizable layer as a module (not a functional use of its weight)
             module = modules.get(node.layer)
-            return (isinstance(module, QUANTIZABLE) and node.op == parametrize.type_before_parametrizations(module).__name__
-                    and self._group_selects(ACTIVATIONS, node.layer))
+            return (
+                isinstance(module, QUANTIZABLE)
+                and node.op == parametrize.type_before_parametrizations(module).__name__
+                and self._group_selects(ACTIVATIONS, node.layer)
+            )
 
         for site in input_sites(graph, quantized, self.settings.quantize_inputs):
             consumers = list(site.consumers)
@@ -184,8 +189,9 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
                     f"activations.per_channel: layers {consumers} read the same tensor but expect different channel layouts; "
                     "quantize activations per tensor, or exclude some of them with activations.ignored_scopes"
                 )
-            quantizer = self.make_activation_quantizer([*consumers, *producers], f"input of {', '.join(consumers)}", _device(first),
-                                                       channels, axis)
+            quantizer = self.make_activation_quantizer(
+                [*consumers, *producers], f"input of {', '.join(consumers)}", _device(first), channels, axis
+            )
             first.add_module(INPUT_QUANTIZER, quantizer)
             for consumer in consumers:
                 modules[consumer].register_forward_pre_hook(QuantizeInput(quantizer))
@@ -238,8 +244,16 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
             quantizer.set_bits(before)
             quantizer.set_enabled(enabled)
 
-    def _hessian_traces(self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings,
-                        *, input_fn: InputFn | None = None) -> dict[str, float]:
+    def _hessian_traces(
+        self,
+        keys: list[str],
+        data_loader: Any,
+        criterion: Any,
+        criterion_fn: Any,
+        precision: PrecisionSettings,
+        *,
+        input_fn: InputFn | None = None,
+    ) -> dict[str, float]:
         parameters = {key: self._weight_tensor(key) for key in keys}
         enabled = {id(q): q.enabled for _, _, q in self.quantizers()}
         training = {name: m.training for name, m in self.model.named_modules()}
@@ -247,8 +261,17 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
             for _, _, q in self.quantizers():
                 q.set_enabled(False)
             self.model.eval()
-            return hutchinson_traces(self.model, parameters, data_loader, criterion, criterion_fn, input_fn or default_inputs,
-                                     precision.num_data_points, int(precision.iter_number or 0), precision.tolerance)
+            return hutchinson_traces(
+                self.model,
+                parameters,
+                data_loader,
+                criterion,
+                criterion_fn,
+                input_fn or default_inputs,
+                precision.num_data_points,
+                int(precision.iter_number or 0),
+                precision.tolerance,
+            )
         finally:
             for _, _, q in self.quantizers():
                 q.set_enabled(enabled[id(q)])
@@ -280,8 +303,17 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
             collector.update(value.detach().float().cpu().numpy())
             quantizer.apply_statistics(collector)
 
-    def initialize(self, data_loader: Any, *, input_fn: InputFn | None = None, criterion: Any = None, criterion_fn: Any = None,
-                   eval_fn: Callable[..., Any] | None = None, eval_loader: Any = None, dump_dir: Any = None) -> None:
+    def initialize(
+        self,
+        data_loader: Any,
+        *,
+        input_fn: InputFn | None = None,
+        criterion: Any = None,
+        criterion_fn: Any = None,
+        eval_fn: Callable[..., Any] | None = None,
+        eval_loader: Any = None,
+        dump_dir: Any = None,
+    ) -> None:
         """Range initialization from ``data_loader``, mixed precision (``hawq``/``autoq``), then batch-norm adaptation.
 
         :param data_loader: an iterable of batches; a batch is a tensor, a tuple/list whose first
@@ -301,8 +333,15 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
         input_fn = input_fn or default_inputs
         self._range_data = (data_loader, input_fn) if reiterable(data_loader) else None
         self._initialize_activations(data_loader, input_fn)
-        self._choose_precision(data_loader, criterion=criterion, criterion_fn=criterion_fn, eval_fn=eval_fn, eval_loader=eval_loader,
-                               dump_dir=dump_dir, input_fn=input_fn)
+        self._choose_precision(
+            data_loader,
+            criterion=criterion,
+            criterion_fn=criterion_fn,
+            eval_fn=eval_fn,
+            eval_loader=eval_loader,
+            dump_dir=dump_dir,
+            input_fn=input_fn,
+        )
         if self.settings.num_bn_adaptation_samples > 0:
             adapt_batchnorm(self.model, data_loader, self.settings.num_bn_adaptation_samples, input_fn)
 
@@ -311,8 +350,10 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
             self.initialize_weights()
         if ACTIVATIONS in groups:
             if self._range_data is None:
-                logger.warning("[aac] quantization: activation quantizers switched on, but initialize() was given no data that can be "
-                               "read again (a list or DataLoader); their ranges stay as they were")
+                logger.warning(
+                    "[aac] quantization: activation quantizers switched on, but initialize() was given no data that can be "
+                    "read again (a list or DataLoader); their ranges stay as they were"
+                )
                 return
             self._initialize_activations(*self._range_data)
 
@@ -326,9 +367,11 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
                 continue
             quantizer = site.quantizer
             axis = None if quantizer.channels is None else quantizer.axis  # negative for linear inputs: channels last
-            collection = Collection(collector_for(entry, axis),
-                                    samples_left=None if entry.num_init_steps is not None else entry.num_init_samples,
-                                    batches_left=entry.num_init_steps)
+            collection = Collection(
+                collector_for(entry, axis),
+                samples_left=None if entry.num_init_steps is not None else entry.num_init_samples,
+                batches_left=entry.num_init_steps,
+            )
             quantizer.start_collecting(collection)
             sites.append(site)
         if not sites:
@@ -400,12 +443,32 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
         rows = []
         for group, label, quantizer in self.quantizers():
             low, high = quantizer.current_range()
-            rows.append(QuantizerRow(label, group, quantizer.mode, quantizer.bits, quantizer.signed,
-                                     quantizer.channels is not None, low, high, quantizer.is_initialized, quantizer.enabled))
+            rows.append(
+                QuantizerRow(
+                    label,
+                    group,
+                    quantizer.mode,
+                    quantizer.bits,
+                    quantizer.signed,
+                    quantizer.channels is not None,
+                    low,
+                    high,
+                    quantizer.is_initialized,
+                    quantizer.enabled,
+                )
+            )
         quantized_layers = {self._weight_layer(k) for k in self.weight_quantizers} | {c for s in self.activation_sites for c in s.consumers}
         candidates = [p for p, m in self.model.named_modules() if isinstance(m, QUANTIZABLE)]
-        return quantization_statistics(self.name, rows, len(self.weight_quantizers), len(self.activation_sites),
-                                       len(quantized_layers & set(candidates)), len(candidates), self.inventory(), self.functional.coverage())
+        return quantization_statistics(
+            self.name,
+            rows,
+            len(self.weight_quantizers),
+            len(self.activation_sites),
+            len(quantized_layers & set(candidates)),
+            len(candidates),
+            self.inventory(),
+            self.functional.coverage(),
+        )
 
 
 def _input_of_transform(module: nn.Module, tensor_name: str, transform: nn.Module) -> torch.Tensor:
@@ -438,15 +501,16 @@ def _register_chain(module: nn.Module, tensor_name: str, chain: list[nn.Module],
         parametrize.register_parametrization(module, tensor_name, transform)
 
 
-def _strip_weight_quantizer(module: nn.Module, tensor_name: str, owner: str,
-                            convert: Callable[[FakeQuantizer], QuantizeDequantize]) -> None:
+def _strip_weight_quantizer(
+    module: nn.Module, tensor_name: str, owner: str, convert: Callable[[FakeQuantizer], QuantizeDequantize]
+) -> None:
     chain = list(module.parametrizations[tensor_name])
     positions = [i for i, t in enumerate(chain) if isinstance(t, FakeQuantizer) and t.owner == owner]
     if not positions:
         return
     (index,) = positions
     quantizer = chain[index]
-    before, after = chain[:index], chain[index + 1:]
+    before, after = chain[:index], chain[index + 1 :]
     blocking = [t for t in after if not _commutes_with_quantization(t)]
     if blocking:
         raise TransformError(
@@ -505,4 +569,12 @@ def create(model: TorchModel, section: AlgorithmSection, config: Config) -> Quan
     return QuantizationAlgorithm(model, section)
 
 
-__all__ = ["QUANTIZABLE", "ActivationSite", "QuantizationAlgorithm", "QuantizationError", "QuantizeInput", "finalize_quantized_layers", "create"]
+__all__ = [
+    "QUANTIZABLE",
+    "ActivationSite",
+    "QuantizationAlgorithm",
+    "QuantizationError",
+    "QuantizeInput",
+    "finalize_quantized_layers",
+    "create",
+]

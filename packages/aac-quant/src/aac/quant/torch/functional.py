@@ -54,16 +54,31 @@ logger = logging.getLogger("aac.quant")
 QUANTIZERS = "aac_functional_quantizers"
 
 #: graph op names (fx function and method names) -> kind of call
-GRAPH_KINDS = {"linear": "linear", "conv1d": "conv", "conv2d": "conv", "conv3d": "conv", "matmul": "matmul", "bmm": "matmul",
-               "scaled_dot_product_attention": "sdpa"}
+GRAPH_KINDS = {
+    "linear": "linear",
+    "conv1d": "conv",
+    "conv2d": "conv",
+    "conv3d": "conv",
+    "matmul": "matmul",
+    "bmm": "matmul",
+    "scaled_dot_product_attention": "sdpa",
+}
 #: graph op names of products that are never quantized
 UNSUPPORTED_OPS = ("einsum", "baddbmm", "addmm", "addbmm", "mm", "tensordot")
 #: torch functions -> kind of call (what the TorchFunctionMode intercepts)
 RUNTIME_KINDS: dict[Any, str] = {
-    F.linear: "linear", F.conv1d: "conv", F.conv2d: "conv", F.conv3d: "conv",
-    torch.matmul: "matmul", torch.Tensor.matmul: "matmul", torch.Tensor.__matmul__: "matmul", operator.matmul: "matmul",
-    torch.bmm: "matmul", torch.Tensor.bmm: "matmul",
-    F.scaled_dot_product_attention: "sdpa", F.multi_head_attention_forward: "mha",
+    F.linear: "linear",
+    F.conv1d: "conv",
+    F.conv2d: "conv",
+    F.conv3d: "conv",
+    torch.matmul: "matmul",
+    torch.Tensor.matmul: "matmul",
+    torch.Tensor.__matmul__: "matmul",
+    operator.matmul: "matmul",
+    torch.bmm: "matmul",
+    torch.Tensor.bmm: "matmul",
+    F.scaled_dot_product_attention: "sdpa",
+    F.multi_head_attention_forward: "mha",
 }
 #: the operand slots of each kind, in argument order
 SLOTS = {"linear": ("input", "weight"), "conv": ("input", "weight"), "matmul": ("a", "b"), "sdpa": ("query", "key", "value")}
@@ -199,8 +214,17 @@ def _hashable(value: Any) -> bool:
 Quantize = Callable[[str, Any], Any]
 
 
-def _attention(q: Quantize, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_mask: torch.Tensor | None = None,
-               dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False) -> torch.Tensor:
+def _attention(
+    q: Quantize,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> torch.Tensor:
     """``F.scaled_dot_product_attention`` as explicit products of quantized operands (SDPA's mask convention:
     a boolean mask marks the positions that *may* be attended)."""
     if enable_gqa and key.size(-3) != query.size(-3):
@@ -227,10 +251,33 @@ def _additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | N
     return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
 
 
-_MHA_ARGUMENTS = ("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias", "bias_k", "bias_v",
-                  "add_zero_attn", "dropout_p", "out_proj_weight", "out_proj_bias", "training", "key_padding_mask", "need_weights",
-                  "attn_mask", "use_separate_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "static_k", "static_v",
-                  "average_attn_weights", "is_causal")
+_MHA_ARGUMENTS = (
+    "query",
+    "key",
+    "value",
+    "embed_dim_to_check",
+    "num_heads",
+    "in_proj_weight",
+    "in_proj_bias",
+    "bias_k",
+    "bias_v",
+    "add_zero_attn",
+    "dropout_p",
+    "out_proj_weight",
+    "out_proj_bias",
+    "training",
+    "key_padding_mask",
+    "need_weights",
+    "attn_mask",
+    "use_separate_proj_weight",
+    "q_proj_weight",
+    "k_proj_weight",
+    "v_proj_weight",
+    "static_k",
+    "static_v",
+    "average_attn_weights",
+    "is_causal",
+)
 
 
 def _multi_head_attention(q: Quantize, *args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -238,9 +285,22 @@ def _multi_head_attention(q: Quantize, *args: Any, **kwargs: Any) -> tuple[torch
 
     The plan only routes calls without ``bias_k``/``bias_v``, ``add_zero_attn`` and static keys here.
     """
-    p = {"training": True, "key_padding_mask": None, "need_weights": True, "attn_mask": None, "use_separate_proj_weight": False,
-         "q_proj_weight": None, "k_proj_weight": None, "v_proj_weight": None, "static_k": None, "static_v": None,
-         "average_attn_weights": True, "is_causal": False, **dict(zip(_MHA_ARGUMENTS, args, strict=False)), **kwargs}
+    p = {
+        "training": True,
+        "key_padding_mask": None,
+        "need_weights": True,
+        "attn_mask": None,
+        "use_separate_proj_weight": False,
+        "q_proj_weight": None,
+        "k_proj_weight": None,
+        "v_proj_weight": None,
+        "static_k": None,
+        "static_v": None,
+        "average_attn_weights": True,
+        "is_causal": False,
+        **dict(zip(_MHA_ARGUMENTS, args, strict=False)),
+        **kwargs,
+    }
     query, key, value = p["query"], p["key"], p["value"]
     unbatched = query.dim() == 2
     if unbatched:
@@ -272,7 +332,8 @@ def _multi_head_attention(q: Quantize, *args: Any, **kwargs: Any) -> tuple[torch
     attn_mask = _additive(p["attn_mask"], scores.dtype)
     if attn_mask is None and p["is_causal"]:
         attn_mask = torch.zeros(length, source, dtype=scores.dtype, device=scores.device).masked_fill(
-            torch.ones(length, source, dtype=torch.bool, device=scores.device).triu(1), float("-inf"))
+            torch.ones(length, source, dtype=torch.bool, device=scores.device).triu(1), float("-inf")
+        )
     if attn_mask is not None:
         scores = scores + (attn_mask.unsqueeze(0) if attn_mask.dim() == 2 else attn_mask)
     padding = _additive(p["key_padding_mask"], scores.dtype)
@@ -316,8 +377,14 @@ class Call:
 
 
 #: functions whose products are never quantized (the runtime census notices them inside functions fx does not trace)
-RUNTIME_UNSUPPORTED = {torch.einsum: "einsum", torch.mm: "mm", torch.addmm: "addmm", torch.baddbmm: "baddbmm", torch.addbmm: "addbmm",
-                       torch.tensordot: "tensordot"}
+RUNTIME_UNSUPPORTED = {
+    torch.einsum: "einsum",
+    torch.mm: "mm",
+    torch.addmm: "addmm",
+    torch.baddbmm: "baddbmm",
+    torch.addbmm: "addbmm",
+    torch.tensordot: "tensordot",
+}
 
 
 def _operands(kind: str) -> int:
@@ -340,11 +407,13 @@ def graph_calls(graph: Any, modules: Mapping[str, nn.Module], stored: set[str]) 
         kind = _kind(node, modules)
         if kind is None:
             if node.op.strip("_") in UNSUPPORTED_OPS and not (node.layer and node.op == type(modules.get(node.layer)).__name__):
-                calls.append(Call("unsupported", node.scope, f"{node.name} in {node.scope or 'the model'}", reason=f"{node.op} is not quantized"))
+                calls.append(
+                    Call("unsupported", node.scope, f"{node.name} in {node.scope or 'the model'}", reason=f"{node.op} is not quantized")
+                )
             continue
         owner = node.layer if kind == "mha" else node.scope
         operands = []
-        for name in node.inputs[:_operands(kind)]:
+        for name in node.inputs[: _operands(kind)]:
             source = graph.node(name)
             if source.metatype is Metatype.CONSTANT and source.op in stored:
                 operands.append(Operand(parameter=source.op))
@@ -376,15 +445,31 @@ def census(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[Call]:
                 owner = stack[-1]
                 number = sum(c.owner == owner and c.kind == (kind or "unsupported") for c in calls)
                 if unsupported:
-                    calls.append(Call("unsupported", owner, f"{unsupported} #{number} in {owner or 'the model'}",
-                                      reason=f"{unsupported} is not quantized"))
+                    calls.append(
+                        Call(
+                            "unsupported",
+                            owner,
+                            f"{unsupported} #{number} in {owner or 'the model'}",
+                            reason=f"{unsupported} is not quantized",
+                        )
+                    )
                 else:
                     assert kind is not None
-                    tensors = [a for a in args[:_operands(kind)] if isinstance(a, torch.Tensor)]
+                    tensors = [a for a in args[: _operands(kind)] if isinstance(a, torch.Tensor)]
                     alive.extend(tensors)
-                    calls.append(Call(kind, owner, owner if kind == "mha" else f"{kind} #{number} in {owner or 'the model'}", tuple(
-                        Operand(parameter=stored[id(t)]) if id(t) in stored else Operand(value=f"#{id(t)}", model_input=id(t) in given)
-                        for t in tensors)))
+                    calls.append(
+                        Call(
+                            kind,
+                            owner,
+                            owner if kind == "mha" else f"{kind} #{number} in {owner or 'the model'}",
+                            tuple(
+                                Operand(parameter=stored[id(t)])
+                                if id(t) in stored
+                                else Operand(value=f"#{id(t)}", model_input=id(t) in given)
+                                for t in tensors
+                            ),
+                        )
+                    )
             return func(*args, **dict(kwargs or {}))
 
     def enter(module: nn.Module, args: Any) -> None:
@@ -440,13 +525,19 @@ class FunctionalQuantization:
 
     def coverage(self) -> MatmulCoverage:
         """The layers' coverage (module calls) together with the functional calls' (attention counts each of its products)."""
+
         def products(status: str) -> list[str]:
-            return [f"{c.node}: {p}" if len(PRODUCTS.get(c.kind, ("",))) > 1 else c.node
-                    for c in self.calls() if c.status == status for p in PRODUCTS.get(c.kind, ("",))]
+            return [
+                f"{c.node}: {p}" if len(PRODUCTS.get(c.kind, ("",))) > 1 else c.node
+                for c in self.calls()
+                if c.status == status
+                for p in PRODUCTS.get(c.kind, ("",))
+            ]
 
         left = [f"{c.node} ({c.reason})" for c in self.calls() if c.status == "float"]
-        return MatmulCoverage((*self._layers.quantized, *products("quantized")), (*self._layers.excluded, *products("excluded")),
-                              (*self._layers.float, *left))
+        return MatmulCoverage(
+            (*self._layers.quantized, *products("quantized")), (*self._layers.excluded, *products("excluded")), (*self._layers.float, *left)
+        )
 
     @classmethod
     def place(cls, algorithm: QuantizationAlgorithm, traced: list[Call] | None = None) -> FunctionalQuantization:
@@ -465,8 +556,12 @@ class FunctionalQuantization:
                         module.register_forward_hook(_Leave(context), always_call=True)
         left = functional.coverage().float
         if left:
-            logger.warning("[aac] quantization: %d matrix products stay in float (their inputs are not quantized): %s%s", len(left),
-                           ", ".join(left[:5]), " ..." if len(left) > 5 else "")
+            logger.warning(
+                "[aac] quantization: %d matrix products stay in float (their inputs are not quantized): %s%s",
+                len(left),
+                ", ".join(left[:5]),
+                " ..." if len(left) > 5 else "",
+            )
         return functional
 
 
@@ -482,7 +577,9 @@ class _Placer:
 
     def graph_calls(self) -> list[Call]:
         stored = {name for name, _ in self.algorithm.model.named_parameters()} | {name for name, _ in self.algorithm.model.named_buffers()}
-        stored |= {name.replace(".parametrizations.", ".").removesuffix(".original") for name in stored}  # a layer's weight as code reads it
+        stored |= {
+            name.replace(".parametrizations.", ".").removesuffix(".original") for name in stored
+        }  # a layer's weight as code reads it
         return graph_calls(self.graph, self.modules, stored)
 
     def layer_coverage(self) -> MatmulCoverage:

@@ -34,9 +34,18 @@ def _batches(data_loader: Any, samples: int, input_fn: InputFn) -> list[tuple[tu
     return batches
 
 
-def hutchinson_traces(model: nn.Module, parameters: Mapping[str, torch.Tensor], data_loader: Any, criterion: Any,
-                      criterion_fn: Callable[..., Any] | None, input_fn: InputFn, samples: int, iterations: int,
-                      tolerance: float, seed: int = 0) -> dict[str, float]:
+def hutchinson_traces(
+    model: nn.Module,
+    parameters: Mapping[str, torch.Tensor],
+    data_loader: Any,
+    criterion: Any,
+    criterion_fn: Callable[..., Any] | None,
+    input_fn: InputFn,
+    samples: int,
+    iterations: int,
+    tolerance: float,
+    seed: int = 0,
+) -> dict[str, float]:
     """Average Hessian trace of the loss for each of ``parameters`` (key -> the tensor to differentiate).
 
     :param criterion_fn: ``(outputs, targets, criterion) -> loss``; default ``criterion(outputs, targets)``.

@@ -117,8 +117,10 @@ def _move_transposes(graph: Any) -> bool:
             moved_output = f"{source}_transposed_for_{quantize.name or quantize.output[0]}"
             quantize.input[0] = moved_output
             index = list(graph.node).index(quantize)
-            graph.node.insert(index, helper.make_node("Transpose", [source], [moved_output], perm=perm,
-                                                      name=f"{transpose.name or 'Transpose'}_before_qdq"))
+            graph.node.insert(
+                index,
+                helper.make_node("Transpose", [source], [moved_output], perm=perm, name=f"{transpose.name or 'Transpose'}_before_qdq"),
+            )
         moved = True
     return moved
 

@@ -29,7 +29,6 @@ logger = logging.getLogger("aac.quant")
 _lazy_warned: set[str] = set()
 
 
-
 class _FakeQuantize(torch.autograd.Function):
     """Fake quantization with NNCF's gradients, in a few vectorised passes.
 
@@ -44,8 +43,14 @@ class _FakeQuantize(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, step: torch.Tensor, zero: torch.Tensor, count: int,  # type: ignore[override]
-                dims: tuple[int, ...] | None) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        step: torch.Tensor,
+        zero: torch.Tensor,
+        count: int,  # type: ignore[override]
+        dims: tuple[int, ...] | None,
+    ) -> torch.Tensor:
         out = x * (1.0 / step)
         out.round_().add_(zero).clamp_(0, count - 1).sub_(zero).mul_(step)
         ctx.save_for_backward(x, out, step, zero)
@@ -132,8 +137,15 @@ class FakeQuantizer(_ChannelCuts, WeightTransform):
 
     mode: ClassVar[str] = ""
 
-    def __init__(self, settings: QuantizerSettings, owner: str, channels: int | None = None, axis: int = 0,
-                 signed: bool = False, device: torch.device | None = None) -> None:
+    def __init__(
+        self,
+        settings: QuantizerSettings,
+        owner: str,
+        channels: int | None = None,
+        axis: int = 0,
+        signed: bool = False,
+        device: torch.device | None = None,
+    ) -> None:
         super().__init__(owner)
         self.settings = settings
         self.axis = axis
@@ -249,7 +261,9 @@ class FakeQuantizer(_ChannelCuts, WeightTransform):
             logger.warning(
                 "[aac] %s: activation quantizers initialized their ranges from the first batch they saw (%s first); "
                 "call controller.initialize(data_loader) after create_compressed_model for a proper range initialization",
-                self.owner, self.label or "a layer input")
+                self.owner,
+                self.label or "a layer input",
+            )
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -305,8 +319,15 @@ class SymmetricQuantizer(FakeQuantizer):
 
     mode: ClassVar[str] = "symmetric"
 
-    def __init__(self, settings: QuantizerSettings, owner: str, channels: int | None = None, axis: int = 0,
-                 signed: bool = False, device: torch.device | None = None) -> None:
+    def __init__(
+        self,
+        settings: QuantizerSettings,
+        owner: str,
+        channels: int | None = None,
+        axis: int = 0,
+        signed: bool = False,
+        device: torch.device | None = None,
+    ) -> None:
         super().__init__(settings, owner, channels, axis, signed, device)
         self.scale = nn.Parameter(torch.ones(self._size, device=device))
 
@@ -331,8 +352,15 @@ class AsymmetricQuantizer(FakeQuantizer):
 
     mode: ClassVar[str] = ASYMMETRIC
 
-    def __init__(self, settings: QuantizerSettings, owner: str, channels: int | None = None, axis: int = 0,
-                 signed: bool = False, device: torch.device | None = None) -> None:
+    def __init__(
+        self,
+        settings: QuantizerSettings,
+        owner: str,
+        channels: int | None = None,
+        axis: int = 0,
+        signed: bool = False,
+        device: torch.device | None = None,
+    ) -> None:
         super().__init__(settings, owner, channels, axis, False, device)
         self.input_low = nn.Parameter(torch.zeros(self._size, device=device))
         self.input_range = nn.Parameter(torch.ones(self._size, device=device))
@@ -359,8 +387,9 @@ class AsymmetricQuantizer(FakeQuantizer):
         self.input_range.copy_(torch.as_tensor(np.broadcast_to(input_range, (self._size,)).copy(), dtype=self.input_range.dtype))
 
 
-def make_quantizer(settings: QuantizerSettings, owner: str, channels: int | None, axis: int, signed: bool,
-                   device: torch.device | None) -> FakeQuantizer:
+def make_quantizer(
+    settings: QuantizerSettings, owner: str, channels: int | None, axis: int, signed: bool, device: torch.device | None
+) -> FakeQuantizer:
     cls = AsymmetricQuantizer if settings.mode == ASYMMETRIC else SymmetricQuantizer
     return cls(settings, owner, channels if settings.per_channel else None, axis, signed, device)
 
@@ -483,12 +512,22 @@ class QuantizedLinear(QuantizedWeight, nn.Linear):
 
 #: layers whose weights and inputs are quantized
 QUANTIZABLE: tuple[type[nn.Module], ...] = (
-    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.Linear,
 )
 QUANTIZED_LAYERS: dict[type[nn.Module], type[nn.Module]] = {
-    nn.Conv1d: QuantizedConv1d, nn.Conv2d: QuantizedConv2d, nn.Conv3d: QuantizedConv3d,
-    nn.ConvTranspose1d: QuantizedConvTranspose1d, nn.ConvTranspose2d: QuantizedConvTranspose2d,
-    nn.ConvTranspose3d: QuantizedConvTranspose3d, nn.Linear: QuantizedLinear,
+    nn.Conv1d: QuantizedConv1d,
+    nn.Conv2d: QuantizedConv2d,
+    nn.Conv3d: QuantizedConv3d,
+    nn.ConvTranspose1d: QuantizedConvTranspose1d,
+    nn.ConvTranspose2d: QuantizedConvTranspose2d,
+    nn.ConvTranspose3d: QuantizedConvTranspose3d,
+    nn.Linear: QuantizedLinear,
     # nn.MultiheadAttention's out_proj: only read through its weight, so the plain quantized class does
     nn.modules.linear.NonDynamicallyQuantizableLinear: QuantizedLinear,
 }

@@ -8,4 +8,6 @@ Each is the framework-neutral controller of :mod:`aac.sparsity.algorithm` plus :
 try:
     import aac.tf  # noqa: F401 - without TensorFlow, its ImportError says what to install
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on what is installed
-    raise ImportError('sparsity for Keras models needs aac-tf: pip install "aac-sparsity[tf]" next to your TensorFlow (or add "aac-tf[cpu]")') from exc
+    raise ImportError(
+        'sparsity for Keras models needs aac-tf: pip install "aac-sparsity[tf]" next to your TensorFlow (or add "aac-tf[cpu]")'
+    ) from exc

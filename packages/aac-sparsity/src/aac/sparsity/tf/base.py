@@ -23,10 +23,16 @@ from aac.tf.transforms import WeightTransform, original
 L = keras.layers
 #: layer types whose weight is sparsified, and the name of that weight (the same kinds as on PyTorch)
 SPARSIFIABLE: tuple[tuple[type, str], ...] = (
-    (L.Conv1D, "kernel"), (L.Conv2D, "kernel"), (L.Conv3D, "kernel"),
-    (L.Conv1DTranspose, "kernel"), (L.Conv2DTranspose, "kernel"), (L.Conv3DTranspose, "kernel"),
-    (L.DepthwiseConv1D, "kernel"), (L.DepthwiseConv2D, "kernel"),
-    (L.Dense, "kernel"), (L.Embedding, "embeddings"),
+    (L.Conv1D, "kernel"),
+    (L.Conv2D, "kernel"),
+    (L.Conv3D, "kernel"),
+    (L.Conv1DTranspose, "kernel"),
+    (L.Conv2DTranspose, "kernel"),
+    (L.Conv3DTranspose, "kernel"),
+    (L.DepthwiseConv1D, "kernel"),
+    (L.DepthwiseConv2D, "kernel"),
+    (L.Dense, "kernel"),
+    (L.Embedding, "embeddings"),
 )
 
 

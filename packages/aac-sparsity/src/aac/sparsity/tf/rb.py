@@ -149,8 +149,10 @@ class RBSparsityLoss(CompressionLoss):
         masks = [_mask(layer) for layer in layers]
         active = 1.0 - ops.cast(masks[0].frozen, "float32")
         if self.algorithm.settings.local:
-            terms = [((ops.sum(binarize(mask.values())) / layer.numel - (1.0 - ops.cast(mask.level, "float32"))) / LOSS_SCALE) ** 2
-                     for layer, mask in zip(layers, masks, strict=True)]
+            terms = [
+                ((ops.sum(binarize(mask.values())) / layer.numel - (1.0 - ops.cast(mask.level, "float32"))) / LOSS_SCALE) ** 2
+                for layer, mask in zip(layers, masks, strict=True)
+            ]
             return active * ops.mean(ops.stack(terms))
         kept = ops.sum(ops.stack([ops.sum(binarize(mask.values())) for mask in masks]))
         total = float(sum(layer.numel for layer in layers))

@@ -20,12 +20,26 @@ from aac.sparsity.algorithm import LEVEL_EPS, SparsityError
 from aac.torch.algorithm import TorchCompressionAlgorithm
 from aac.torch.transforms import WeightTransform, add_transform, original
 
-__all__ = ["LEVEL_EPS", "SPARSIFIABLE", "LevelSparsityAlgorithm", "SparsifiedLayer", "SparsityAlgorithmBase", "SparsityError",
-           "TorchSparsity"]
+__all__ = [
+    "LEVEL_EPS",
+    "SPARSIFIABLE",
+    "LevelSparsityAlgorithm",
+    "SparsifiedLayer",
+    "SparsityAlgorithmBase",
+    "SparsityError",
+    "TorchSparsity",
+]
 
 #: layer types whose ``weight`` is sparsified (NNCF's list; norm layers are never sparsified)
 SPARSIFIABLE: tuple[type[nn.Module], ...] = (
-    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear, nn.Embedding,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.Linear,
+    nn.Embedding,
 )
 
 
@@ -51,8 +65,11 @@ class TorchSparsity(TorchCompressionAlgorithm):
     """The hooks of :class:`aac.sparsity.algorithm.SparsityAlgorithm` for torch modules."""
 
     def _sparsifiable(self) -> Sequence[tuple[str, nn.Module]]:
-        return [(path, m) for path, m in self.prepared.module.named_modules() if isinstance(m, SPARSIFIABLE)
-                and isinstance(getattr(m, "weight", None), torch.Tensor)]
+        return [
+            (path, m)
+            for path, m in self.prepared.module.named_modules()
+            if isinstance(m, SPARSIFIABLE) and isinstance(getattr(m, "weight", None), torch.Tensor)
+        ]
 
     def _sparsifiable_kinds(self) -> str:
         return ", ".join(sorted({t.__name__ for t in SPARSIFIABLE}))

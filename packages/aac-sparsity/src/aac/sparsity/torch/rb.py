@@ -95,7 +95,10 @@ class RBSparsityLoss(CompressionLoss):
             return 0.0
         layers = algorithm.layers
         if algorithm.settings.local:
-            terms = [((binarize(_logits(layer)).sum() / layer.numel - (1.0 - algorithm.layer_levels[layer.name])) / LOSS_SCALE) ** 2 for layer in layers]
+            terms = [
+                ((binarize(_logits(layer)).sum() / layer.numel - (1.0 - algorithm.layer_levels[layer.name])) / LOSS_SCALE) ** 2
+                for layer in layers
+            ]
             return torch.stack(terms).mean()
         kept = torch.stack([binarize(_logits(layer)).sum() for layer in layers]).sum()
         total = sum(layer.numel for layer in layers)

@@ -48,10 +48,12 @@ def digits(train: int | None = None, seed: int = 0) -> tuple[tuple[torch.Tensor,
     return (x[:end], y[:end]), (x[split:], y[split:])
 
 
-def batches(x: torch.Tensor, y: torch.Tensor, size: int = 64, shuffle: bool = False, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def batches(
+    x: torch.Tensor, y: torch.Tensor, size: int = 64, shuffle: bool = False, seed: int = 0
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``(inputs, targets)`` batches, like a DataLoader."""
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)) if shuffle else torch.arange(len(x))
-    return [(x[order[i:i + size]], y[order[i:i + size]]) for i in range(0, len(x), size)]
+    return [(x[order[i : i + size]], y[order[i : i + size]]) for i in range(0, len(x), size)]
 
 
 class Trainer:
@@ -61,16 +63,23 @@ class Trainer:
     ``compression_ctrl.loss()`` to the task loss; ``validate`` returns accuracy in percent.
     """
 
-    def __init__(self, model: nn.Module, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
-                 lr: float = 0.05, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        train: tuple[torch.Tensor, torch.Tensor],
+        val: tuple[torch.Tensor, torch.Tensor],
+        lr: float = 0.05,
+        batch_size: int = 64,
+    ) -> None:
         self.model = model
         self.train_batches = batches(*train, size=batch_size, shuffle=True)
         self.val_batches = batches(*val, size=256)
         self.lr = lr
         self.epochs_trained = 0
 
-    def train_epoch(self, compression_ctrl: Any, model: nn.Module, epoch: int | None = None, optimizer: Any = None,
-                    lr_scheduler: Any = None) -> float:
+    def train_epoch(
+        self, compression_ctrl: Any, model: nn.Module, epoch: int | None = None, optimizer: Any = None, lr_scheduler: Any = None
+    ) -> float:
         model.train()
         total = 0.0
         for x, y in self.train_batches:

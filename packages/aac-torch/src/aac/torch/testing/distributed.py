@@ -54,10 +54,18 @@ def adaptive_loop_worker(rank: int, world_size: int, port: int, config: dict[str
         loop.run(model, train_epoch, validate, lambda: (torch.optim.SGD(model.parameters(), lr=0.05), None), log_dir=log_dir)
         stats = loop.statistics
         weights = {k: float(v.double().sum()) for k, v in model.state_dict().items() if v.is_floating_point()}
-        Path(result_dir, f"rank{rank}.json").write_text(json.dumps({
-            "rate": stats.compression_rate, "metric": stats.compressed_accuracy, "epochs": stats.total_epochs, "stop_reason": stats.stop_reason,
-            "controller_rate": controller.compression_rate, "weights": weights,
-        }))
+        Path(result_dir, f"rank{rank}.json").write_text(
+            json.dumps(
+                {
+                    "rate": stats.compression_rate,
+                    "metric": stats.compressed_accuracy,
+                    "epochs": stats.total_epochs,
+                    "stop_reason": stats.stop_reason,
+                    "controller_rate": controller.compression_rate,
+                    "weights": weights,
+                }
+            )
+        )
         dist.barrier()  # no rank tears the group down while another is still in a collective
     finally:
         dist.destroy_process_group()

@@ -275,8 +275,9 @@ class ResNeXtLike(nn.Module):
     def __init__(self, in_channels: int = 3, num_classes: int = 10, groups: int = 4, se_channels: int = 0) -> None:
         super().__init__()
         self.stem = conv_bn(in_channels, 16, 3)
-        self.blocks = nn.Sequential(GroupedBottleneck(16, 32, 16, groups, 1, se_channels),
-                                    GroupedBottleneck(32, 32, 32, groups, 2, se_channels))
+        self.blocks = nn.Sequential(
+            GroupedBottleneck(16, 32, 16, groups, 1, se_channels), GroupedBottleneck(32, 32, 32, groups, 2, se_channels)
+        )
         self.fc = nn.Linear(32, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -434,11 +435,15 @@ class WindowAttention(nn.Module):
 
 def _window_geometry(layer: nn.Module, query: Sequence[int], key: Sequence[int]) -> tuple[float, float, float]:
     tokens = float(query[-3] * query[-2])
-    return tokens, tokens, float(layer.window_size ** 2)
+    return tokens, tokens, float(layer.window_size**2)
 
 
-register_attention(WindowAttention, AttentionSpec(qkv=Projection("qkv"), out=Projection("proj"), geometry=_window_geometry,
-                                                  head_tensors={"relative_position_bias_table": 1}))
+register_attention(
+    WindowAttention,
+    AttentionSpec(
+        qkv=Projection("qkv"), out=Projection("proj"), geometry=_window_geometry, head_tensors={"relative_position_bias_table": 1}
+    ),
+)
 
 
 class SwinBlock(nn.Module):
@@ -501,7 +506,9 @@ class ShuffleUnit(nn.Module):
         half = cout // 2
         branch_in = cin if stride > 1 else half
         self.branch1 = nn.Sequential(conv_bn(cin, cin, 3, stride, groups=cin, act=False), conv_bn(cin, half, 1)) if stride > 1 else None
-        self.branch2 = nn.Sequential(conv_bn(branch_in, half, 1), conv_bn(half, half, 3, stride, groups=half, act=False), conv_bn(half, half, 1))
+        self.branch2 = nn.Sequential(
+            conv_bn(branch_in, half, 1), conv_bn(half, half, 3, stride, groups=half, act=False), conv_bn(half, half, 1)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.branch1 is None:
