@@ -7,12 +7,10 @@ import json
 import os
 from pathlib import Path
 
+import keras
 import pytest
 
-keras = pytest.importorskip("keras")
-pytest.importorskip("aac.tf")
-
-from aac.core import create_compressed_model, load_config  # noqa: E402
+from aac.core import create_compressed_model, load_config
 
 NNCF = Path(os.environ.get("AAC_NNCF_CONFIGS", "/work/nncf-2.17"))
 #: models whose configs name their layers (ignored_scopes): a stand-in would have to rebuild them

@@ -6,17 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-pytest.importorskip("aac.tf")
-
-from aac.core import create_compressed_model  # noqa: E402
-from aac.quant.settings import ACTIVATIONS, WEIGHTS  # noqa: E402
-from aac.quant.tf.algorithm import TFQuantization  # noqa: E402
-from aac.quant.tf.quantizers import QuantizeDequantize  # noqa: E402
-from aac.quant.tf.staged import StagedOptimizerSchedule, make_optimizer  # noqa: E402
+from aac.core import create_compressed_model
+from aac.quant.settings import ACTIVATIONS, WEIGHTS
+from aac.quant.tf.algorithm import TFQuantization
+from aac.quant.tf.quantizers import QuantizeDequantize
+from aac.quant.tf.staged import StagedOptimizerSchedule, make_optimizer
 
 
 def two_branches() -> Any:
