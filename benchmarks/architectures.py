@@ -53,15 +53,6 @@ from aac.torch.testing.flops import measured_flops
 
 STATS_TARGET, STRIP_TARGET, RSS_TARGET_GB, TP_MARGIN = 0.02, 1e-5, 4.0, 0.03
 CHILD_MEMORY = 6 << 30
-PATTERNS: dict[str, Callable[[], nn.Module]] = {
-    "resnext-block": models.ResNeXtLike,
-    "regnet-block (grouped + SE)": lambda: models.ResNeXtLike(se_channels=4),
-    "mbconv (stochastic depth)": models.EfficientNetLike,
-    "convnext-block": models.ConvNeXtLike,
-    "vit-block (nn.MultiheadAttention)": models.ViTLike,
-    "swin-block (functional attention)": models.SwinLike,
-    "shufflenet-unit": models.ShuffleNetLike,
-}
 TORCHVISION = (
     "resnet50",
     "resnext50_32x4d",
@@ -252,7 +243,7 @@ def main() -> int:
     torch.set_num_threads(1)
     wanted = set(args.model or [])
     results: dict[str, dict[str, Any]] = {}
-    for name, make in PATTERNS.items():
+    for name, make in models.ARCHITECTURE_PATTERNS.items():
         if not wanted or name in wanted:
             results[name] = {"aac": measure_aac(make, 8, args.rate, 1), "torch_pruning": None}
     if not args.no_torchvision and torchvision_available():

@@ -7,7 +7,6 @@ check in aac-quant.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,28 +14,17 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from torch import nn
 
 from aac.core import create_compressed_model
 from aac.quant.torch.onnx_graph import PRODUCTS, products_reading_float
 from aac.torch.testing import models
 
-PATTERNS: dict[str, Callable[[], nn.Module]] = {
-    "resnext": models.ResNeXtLike,
-    "regnet": lambda: models.ResNeXtLike(se_channels=4),
-    "efficientnet": models.EfficientNetLike,
-    "convnext": models.ConvNeXtLike,
-    "vit": models.ViTLike,
-    "swin": models.SwinLike,
-    "shufflenet": models.ShuffleNetLike,
-}
 
-
-@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+@pytest.mark.parametrize("pattern", sorted(models.ARCHITECTURE_PATTERNS))
 def test_every_product_of_the_pattern_is_quantized(pattern: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     config = {"input_info": {"sample_size": [2, 3, 8, 8]}, "compression": {"algorithm": "quantization"}}
-    controller, model = create_compressed_model(PATTERNS[pattern](), config)
+    controller, model = create_compressed_model(models.ARCHITECTURE_PATTERNS[pattern](), config)
     controller.initialize([torch.randn(4, 3, 8, 8) for _ in range(3)])
     path = tmp_path / f"{pattern}.onnx"
     controller.export_model(path)

@@ -327,10 +327,10 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
         :param dump_dir: where ``dump_init_precision_data`` writes (default ``./precision_init``).
         """
         self.initialize_weights()
-        self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, input_fn=input_fn or default_inputs)
+        input_fn = input_fn or default_inputs
+        self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, input_fn=input_fn)
         if data_loader is None:
             return
-        input_fn = input_fn or default_inputs
         self._range_data = (data_loader, input_fn) if reiterable(data_loader) else None
         self._initialize_activations(data_loader, input_fn)
         self._choose_precision(

@@ -7,7 +7,7 @@ blocks with layer norms and layer scales, attention, channel shuffles - at any s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from aac.torch.attention import AttentionSpec, Projection, register_attention
@@ -529,3 +529,16 @@ class ShuffleNetLike(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.head(self.units(self.stem(x))).mean((2, 3)))
+
+
+#: issue 14's modern-architecture patterns, small (input ``[N, 3, 8, 8]``): one place for the pruning
+#: tests, the quantization cross test and ``benchmarks/architectures.py``
+ARCHITECTURE_PATTERNS: dict[str, Callable[[], nn.Module]] = {
+    "resnext": ResNeXtLike,
+    "regnet": lambda: ResNeXtLike(se_channels=4),
+    "efficientnet": EfficientNetLike,
+    "convnext": ConvNeXtLike,
+    "vit": ViTLike,
+    "swin": SwinLike,
+    "shufflenet": ShuffleNetLike,
+}
