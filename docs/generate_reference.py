@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from aac.core.config.aliases import ACCURACY_AWARE_ALIASES, ALGORITHM_ALIASES, ROOT_ALIASES
+from aac.core.config.aliases import ACCURACY_AWARE_ALIASES, ROOT_ALIASES
 from aac.core.config.schema import compose_schema
 from aac.core.specs import AlgorithmSpec
 
@@ -271,12 +271,11 @@ def _algorithm_summary(specs: Sequence[AlgorithmSpec]) -> list[str]:
 
 
 def _legacy_section(specs: Sequence[AlgorithmSpec]) -> list[str]:
-    """What ``load_config`` renames before validating: core's tables merged with each plugin's own, as it merges them."""
+    """What ``load_config`` renames before validating: core's tables for the keys it owns, then each plugin's own."""
     rows = [("top level", old, new) for old, new in ROOT_ALIASES.items()]
     rows += [("`accuracy_aware_training.params`", old, new) for old, new in ACCURACY_AWARE_ALIASES.items()]
     for spec in specs:
-        merged = {**ALGORITHM_ALIASES.get(spec.name, {}), **spec.aliases}
-        rows += [(f"[`{spec.name}`](#{spec.name}) section", old, new) for old, new in merged.items()]
+        rows += [(f"[`{spec.name}`](#{spec.name}) section", old, new) for old, new in spec.aliases.items()]
     return [
         "",
         '<a id="legacy-spellings"></a>',

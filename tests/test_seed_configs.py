@@ -1,7 +1,7 @@
 """The NNCF documentation's configs (seeds 000, 001, 004) load unchanged - comments and old spellings included.
 
 Two layers are checked. Core's part (comment syntax, legacy aliases, cross-field rules) runs always,
-with permissive stand-ins for the algorithm plugins. The full check, with each algorithm's real schema,
+with permissive stand-ins for the algorithm plugins that declare the seeds' legacy spellings. The full check, with each algorithm's real schema,
 runs once the package providing it is installed, and is skipped with the reason until then.
 """
 
@@ -42,12 +42,22 @@ SEEDS: dict[str, tuple[tuple[str, ...], set[str]]] = {
 
 
 class StandIns:
-    """The seeds' algorithms with schemas that accept anything: only core's own checks apply."""
+    """The seeds' algorithms with schemas that accept anything and the legacy spellings the seeds use, which
+    the real plugins declare (core owns only the mechanism): only core's own checks apply."""
+
+    ALIASES = {
+        "filter_pruning": {"params.weight_importance": "params.filter_importance"},
+        "rb_sparsity": {
+            "params.sparsity_steps": "params.sparsity_target_epoch",
+            "params.sparsity_training_steps": "params.sparsity_freeze_epoch",
+        },
+        "quantization": {"initializer.type": "initializer.range.type", "initializer.num_init_steps": "initializer.range.num_init_steps"},
+    }
 
     @hookimpl
     def aac_algorithms(self) -> Iterable[AlgorithmSpec]:
         return [
-            AlgorithmSpec(name=name, adaptive=adaptive, frameworks={})
+            AlgorithmSpec(name=name, adaptive=adaptive, frameworks={}, aliases=self.ALIASES[name])
             for name, adaptive in (("filter_pruning", True), ("rb_sparsity", True), ("quantization", False))
         ]
 

@@ -18,19 +18,33 @@ from aac.core.testing import ToyPlugin, build_toy, build_toy_quant
 
 
 class NncfNamesPlugin:
-    """NNCF's algorithm names with permissive schemas.
+    """NNCF's algorithm names with permissive schemas and some of the legacy spellings their plugins declare.
 
-    Core's legacy aliases and its one-adaptive-algorithm rule are keyed by these names; registering
-    stand-ins lets core test them without aac-pruning, aac-sparsity or aac-quant installed.
-    ``magnitude_sparsity`` is left out on purpose: it stays a *known but missing* algorithm.
+    Core's alias mechanism and its one-adaptive-algorithm rule are tested on these names; registering
+    stand-ins lets core test them without aac-pruning, aac-sparsity or aac-quant installed (those
+    packages test their own tables). ``magnitude_sparsity`` is left out on purpose: it stays a *known but
+    missing* algorithm.
     """
 
     @hookimpl
     def aac_algorithms(self) -> Iterable[AlgorithmSpec]:
+        sparsity = {
+            "params.sparsity_steps": "params.sparsity_target_epoch",
+            "params.sparsity_training_steps": "params.sparsity_freeze_epoch",
+        }
+        quantization = {"initializer.type": "initializer.range.type", "initializer.num_init_steps": "initializer.range.num_init_steps"}
         return [
-            AlgorithmSpec(name="filter_pruning", adaptive=True, frameworks={"python": build_toy}, package="aac-core-tests"),
-            AlgorithmSpec(name="rb_sparsity", adaptive=True, frameworks={"python": build_toy}, package="aac-core-tests"),
-            AlgorithmSpec(name="quantization", adaptive=False, frameworks={"python": build_toy_quant}, package="aac-core-tests"),
+            AlgorithmSpec(
+                name="filter_pruning",
+                adaptive=True,
+                frameworks={"python": build_toy},
+                package="aac-core-tests",
+                aliases={"params.weight_importance": "params.filter_importance"},
+            ),
+            AlgorithmSpec(name="rb_sparsity", adaptive=True, frameworks={"python": build_toy}, package="aac-core-tests", aliases=sparsity),
+            AlgorithmSpec(
+                name="quantization", adaptive=False, frameworks={"python": build_toy_quant}, package="aac-core-tests", aliases=quantization
+            ),
         ]
 
 

@@ -1,14 +1,20 @@
 """Legacy NNCF values and placements: what NNCF 2.0-2.14 configs wrote is read as today's config, with a note.
 
 The algorithm sections are NNCF's names with permissive stand-in schemas (``nncf_registry``), so only
-core's mapping is under test; aac-pruning's tests check what filter pruning does with the result.
+core's mappings (and the hook through which a plugin maps its own section) are under test; aac-pruning's
+tests check its ``pruning_init`` note and what filter pruning does with the result.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
+from typing import Any
+
 import pytest
 
-from aac.core import ConfigError, ConfigProblem, Registry, load_config
+from aac.core import AlgorithmSpec, ConfigError, ConfigProblem, Registry, get_plugin_manager, hookimpl, load_config
+from aac.core.testing import build_toy_quant
 
 PRUNING = {"algorithm": "filter_pruning", "pruning_init": 0.1, "params": {"pruning_target": 0.4}}
 
@@ -60,23 +66,49 @@ def test_the_section_at_both_places_is_a_conflict(nncf_registry: Registry) -> No
     ]
 
 
-@pytest.mark.parametrize(
-    ("params", "key", "target"),
-    [
-        ({"pruning_target": 0.1}, "pruning_target", 0.1),
-        ({"pruning_flops_target": 0.3}, "pruning_flops_target", 0.3),
-        ({}, "pruning_target", 0.5),  # the default target
-    ],
-)
-def test_pruning_init_above_the_target_is_kept_with_nncf_semantics_noted(
-    nncf_registry: Registry, params: dict, key: str, target: float
-) -> None:
-    """tests/torch/data/configs/resnet18_pruning_accuracy_aware.json: pruning_init 0.95, pruning_target 0.1."""
-    section = {"algorithm": "filter_pruning", "pruning_init": 0.95, "params": params}
-    config = load_config({"compression": [section]}, registry=nncf_registry)
-    assert config["compression"] == [section]
+class RetiredValuePlugin:
+    """An algorithm whose plugin maps a value NNCF retired (``mode: "old"`` is today's ``"new"``) through ``AlgorithmSpec.legacy``."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []  # what ``legacy`` was given
+
+    def legacy(self, section: dict[str, Any], path: str) -> list[str]:
+        self.seen.append(copy.deepcopy(section))
+        if section.get("mode") != "old":
+            return []
+        section["mode"] = "new"
+        return [f"{path}.mode 'old' is read as 'new'"]
+
+    @hookimpl
+    def aac_algorithms(self) -> Iterable[AlgorithmSpec]:
+        schema = {"type": "object", "properties": {"mode": {"enum": ["new"]}, "params": {"type": "object"}}}
+        aliases = {"params.old_knob": "params.knob"}
+        return [
+            AlgorithmSpec(
+                name="retiring", adaptive=False, frameworks={"python": build_toy_quant}, schema=schema, aliases=aliases, legacy=self.legacy
+            )
+        ]
+
+
+def test_a_plugin_maps_its_own_legacy_values_after_its_aliases() -> None:
+    """Core keeps no algorithm's legacy table: the plugin's ``legacy`` runs on the section, after its key aliases, before validation."""
+    plugin = RetiredValuePlugin()
+    registry = Registry(get_plugin_manager(autoload=False, plugins=[plugin]))
+
+    config = load_config({"compression": [{"algorithm": "retiring", "mode": "old", "params": {"old_knob": 1}}]}, registry=registry)
+
+    assert plugin.seen == [{"algorithm": "retiring", "mode": "old", "params": {"knob": 1}}], "the aliases were applied first"
+    assert config["compression"] == [{"algorithm": "retiring", "mode": "new", "params": {"knob": 1}}], "validated as mapped"
     assert config.notes == (
-        f"$.compression[0].pruning_init 0.95 is above params.{key} {target}; read as NNCF reads it: the model is built pruned "
-        f"at 0.95 (an adaptive search's initial phase starts there) and every scheduled level is capped at {target}",
+        "$.compression[0].params.old_knob is a legacy spelling; read as $.compression[0].params.knob",
+        "$.compression[0].mode 'old' is read as 'new'",
     )
-    assert load_config({"compression": [PRUNING]}, registry=nncf_registry).notes == ()
+
+
+def test_core_keeps_no_legacy_mapping_of_an_algorithm_section(nncf_registry: Registry) -> None:
+    """NNCF's ``pruning_init`` above the target is aac-pruning's to note; a stand-in ``filter_pruning`` without it gets no note."""
+    section = {"algorithm": "filter_pruning", "pruning_init": 0.95, "params": {"pruning_target": 0.1, "weight_importance": "L2"}}
+    config = load_config({"compression": [section]}, registry=nncf_registry)
+    assert config.notes == (
+        "$.compression[0].params.weight_importance is a legacy spelling; read as $.compression[0].params.filter_importance",
+    ), "only the spelling the stand-in declares"

@@ -7,15 +7,19 @@ and when a file is broken the position must be that of the user's file - not of 
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import json
 import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jstyleson
 import pytest
 
-from aac.core import AccuracyAwareParams, Config, ConfigError, Registry, load_config
+import aac.core.config.catalog
+from aac.core import AccuracyAwareParams, AlgorithmCatalog, AlgorithmSpec, Config, ConfigError, ConfigProblem, Registry, load_config
 from aac.core.config import ADAPTIVE, EARLY_EXIT
 from aac.core.config.parsing import MAX_DEPTH
 
@@ -92,6 +96,41 @@ def test_dict_source_is_not_modified(nncf_registry: Registry) -> None:
 def test_an_already_loaded_config_is_returned_as_is(registry: Registry) -> None:
     config = load_config({"compression": {"algorithm": "toy_quant"}}, registry=registry)
     assert load_config(config) is config
+
+
+@dataclass(frozen=True)
+class FixedCatalog:
+    """A catalog written by hand: the two toy algorithms and one search strategy, nothing discovered."""
+
+    algorithms: Mapping[str, AlgorithmSpec]
+    search_strategies: Mapping[str, object] = field(default_factory=lambda: {"frontier": None})
+
+    def unknown_algorithm_message(self, name: str) -> str:
+        return f"'{name}' is not in this catalog"
+
+
+def test_a_catalog_passed_in_needs_no_plugin_discovery(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``load_config(catalog=...)`` validates against exactly that catalog and never asks for the installed plugins."""
+    catalog: AlgorithmCatalog = FixedCatalog(dict(registry.algorithms))
+
+    def no_discovery(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("load_config looked for plugins")
+
+    monkeypatch.setattr(aac.core.config.catalog, "_default", no_discovery)
+    monkeypatch.setattr(importlib.metadata, "entry_points", no_discovery)
+    data = {"compression": {"algorithm": "toy_pruning"}, "accuracy_aware_training": {"mode": ADAPTIVE, "params": degradation_params()}}
+
+    assert load_config(data, catalog=catalog).compression_sections()[0].name == "toy_pruning"
+    with pytest.raises(ConfigError) as info:
+        load_config({"compression": {"algorithm": "filter_pruning"}}, catalog=catalog)
+    assert info.value.problems == [ConfigProblem("$.compression.algorithm", "'filter_pruning' is not in this catalog")]
+
+
+def test_without_a_catalog_the_installed_plugins_are_used(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aac.core.config.catalog, "_default", lambda: registry)
+    assert load_config({"compression": {"algorithm": "toy_quant"}}).compression_sections()[0].name == "toy_quant"
+    with pytest.raises(TypeError, match="not both"):
+        load_config({}, catalog=registry, registry=registry)
 
 
 def test_missing_file_is_a_config_error_naming_the_path(tmp_path: Path, registry: Registry) -> None:

@@ -34,8 +34,16 @@ from aac.core import (
     load_config,
 )
 from aac.core.config.accuracy_aware import AccuracyAwareParams
+from aac.core.config.catalog import default_catalog
 from aac.core.errors import CompressionRateError, UnsupportedFrameworkError
-from aac.core.plugins import DISABLE_AUTOLOAD_ENV, DISABLED_PLUGINS_ENV, AacPluginWarning, PluginInfo, reset_default_registry
+from aac.core.plugins import (
+    DISABLE_AUTOLOAD_ENV,
+    DISABLED_PLUGINS_ENV,
+    AacPluginWarning,
+    PluginInfo,
+    default_registry,
+    reset_default_registry,
+)
 from aac.core.testing import ToyModel, ToyPlugin, ToyPruning, ToyQuant, build_toy
 from aac.core.training.observers import REPORTERS, RunContext
 
@@ -637,3 +645,8 @@ def test_an_algorithm_without_the_models_framework() -> None:
     with pytest.raises(UnsupportedFrameworkError) as info:
         create_compressed_model(ToyModel(), {"compression": {"algorithm": "torch_only"}}, registry=registry)
     assert str(info.value) == "algorithm 'torch_only' (aac-test) supports ['torch'], not the 'python' framework of this model"
+
+
+def test_config_loading_defaults_to_the_installed_plugins_registry() -> None:
+    """Config loading sits below plugin discovery and does not import it; the registry makes itself the default catalog."""
+    assert default_catalog() is default_registry()

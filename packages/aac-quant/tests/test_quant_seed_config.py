@@ -12,8 +12,8 @@ import torch
 from torch.nn import functional as F
 
 from aac.core import create_accuracy_aware_training_loop, create_compressed_model, load_config
-from aac.quant.testing import MobileNetV2
 from aac.quant.torch.algorithm import QuantizationAlgorithm
+from aac.quant.torch.testing import MobileNetV2
 
 CONFIG = Path(__file__).parent / "data" / "seed_004_config.json"
 

@@ -25,7 +25,7 @@ from aac.core.api import (
 )
 from aac.core.backend import Backend, GenericBackend
 from aac.core.composite import CompositeController
-from aac.core.config import AccuracyAwareParams, AlgorithmSection, Config, load_config
+from aac.core.config import AccuracyAwareParams, AlgorithmCatalog, AlgorithmSection, Config, load_config
 from aac.core.errors import (
     AacError,
     CallbackError,
@@ -57,6 +57,7 @@ __all__ = [
     "AacError",
     "AccuracyAwareParams",
     "AdaptiveCompressionTrainingLoop",
+    "AlgorithmCatalog",
     "AlgorithmSection",
     "AlgorithmSpec",
     "AlgorithmStatistics",

@@ -1,7 +1,7 @@
 """Plugin discovery and the registry built from it.
 
-``get_plugin_manager()`` loads every module of the ``aac`` entry-point group (core's own built-ins
-included), one at a time: a plugin that fails to import is reported by name and skipped, and the
+``get_plugin_manager()`` registers core's built-ins (:mod:`aac.core.builtin`), then loads every module
+of the ``aac`` entry-point group, one at a time: a plugin that fails to import is reported by name and skipped, and the
 rest keep working. ``Registry`` flattens what the hooks returned into look-up tables, with the same
 isolation: a plugin whose registration hook raises (or returns something that is not records) is
 disabled, a record whose name an earlier plugin registered is skipped, and a backend whose
@@ -31,7 +31,8 @@ from typing import Any
 
 import pluggy
 
-from aac.core import hookspecs
+from aac.core import builtin, hookspecs
+from aac.core.config.catalog import set_default_catalog
 from aac.core.errors import (
     MissingBackendError,
     PluginError,
@@ -151,8 +152,6 @@ def get_plugin_manager(*, autoload: bool | None = None, plugins: Iterable[Any] =
     :param autoload: load the ``aac`` entry points; default: unless ``AAC_DISABLE_PLUGIN_AUTOLOAD`` is set.
     :param plugins: extra plugin objects (modules or instances with hook implementations), e.g. in tests.
     """
-    from aac.core import builtin
-
     pm = AacPluginManager()
     blocked = _blocked_names()
     for blocked_name in blocked:
@@ -366,3 +365,7 @@ def default_registry() -> Registry:
 def reset_default_registry() -> None:
     """Forget the cached registry, e.g. after installing a plugin in the running process."""
     default_registry.cache_clear()
+
+
+# config loading sits below plugin discovery and cannot ask for the registry itself; it is told here
+set_default_catalog(default_registry)

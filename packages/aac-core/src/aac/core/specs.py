@@ -16,7 +16,7 @@ from aac.core.errors import ConfigProblem, PluginError
 if TYPE_CHECKING:
     from aac.core.api import CompressionAlgorithm
     from aac.core.backend import Backend
-    from aac.core.config import AlgorithmSection, Config
+    from aac.core.config.sections import AlgorithmSection, Config
     from aac.core.training.search import SearchStrategy
 
 
@@ -52,6 +52,13 @@ class AlgorithmSpec:
     :param aliases: legacy dotted key -> current dotted key, both relative to the algorithm's section
         (``{"params.weight_importance": "params.filter_importance", "initializer.type":
         "initializer.range.type"}``); applied before validation, each with a note in ``Config.notes``.
+        Core keeps no table of its own: the spellings of a section are its plugin's to know.
+    :param legacy: ``(section, path) -> notes``, for what older NNCF versions wrote differently in a section
+        other than a key's name (a value, a combination of keys). It gets the loader's private copy of the
+        section after ``aliases`` were applied, may change it in place, and returns one note per change,
+        each starting with ``path``; runs before validation.
+    :param check: ``(section, path) -> problems``: the section's cross-key rules, which a JSON Schema
+        cannot express; ``load_config`` reports them with the schema's problems (so ``aac validate`` does).
     """
 
     name: str
@@ -61,6 +68,7 @@ class AlgorithmSpec:
     package: str = ""
     description: str = ""
     aliases: Mapping[str, str] = field(default_factory=dict)
+    legacy: Callable[[dict[str, Any], str], Iterable[str]] | None = None
     check: Callable[[Mapping[str, Any], str], Iterable[ConfigProblem]] | None = None
 
     def factory(self, framework: str) -> Callable[[Any, AlgorithmSection, Config], CompressionAlgorithm]:

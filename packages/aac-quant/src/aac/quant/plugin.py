@@ -17,7 +17,7 @@ from aac.quant.settings import check_section
 
 SCHEMA_FILE = "quantization.schema.json"
 
-#: legacy spellings inside a quantization section -> current key (core maps them as well)
+#: NNCF's former spellings inside a quantization section -> current key (core applies them before validation)
 QUANTIZATION_ALIASES = {
     "initializer.type": "initializer.range.type",
     "initializer.num_init_steps": "initializer.range.num_init_steps",

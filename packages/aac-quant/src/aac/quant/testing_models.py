@@ -3,7 +3,7 @@ configs in tests: same module names, classes and call order, so that NNCF scopes
 ``ResNet/Sequential[layer1]/BasicBlock[0]/NNCFConv2d[conv1]/conv2d_0|WEIGHT`` or
 ``MobileNetV2/Sequential[features]/InvertedResidual[3]/__add___0|OUTPUT`` resolve - with a few channels.
 
-(:mod:`aac.quant.testing` has the older MobileNetV2 of NNCF's documentation, ``Sequential[0]`` stem.)
+(:mod:`aac.quant.torch.testing` has the older MobileNetV2 of NNCF's documentation, ``Sequential[0]`` stem.)
 """
 
 from __future__ import annotations

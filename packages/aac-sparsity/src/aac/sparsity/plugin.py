@@ -19,7 +19,7 @@ from aac.sparsity.settings import check_magnitude_sparsity, check_rb_sparsity
 
 PACKAGE = "aac-sparsity"
 
-#: legacy spellings inside a sparsity section -> current key (core maps the first two as well)
+#: NNCF's former spellings inside a sparsity section -> current key (core applies them before validation)
 SPARSITY_ALIASES = {
     "params.sparsity_steps": "params.sparsity_target_epoch",
     "params.sparsity_training_steps": "params.sparsity_freeze_epoch",

@@ -45,8 +45,8 @@ from aac.core.graph import (
     Node,
     NormAttributes,
 )
-from aac.tf.models import InputSpec, ModelTraceError, iter_layers, model_style, recorded_input_shapes, sublayers
-from aac.tf.scopes import SEPARATOR, ScopeSelection
+from aac.tf.layers import SEPARATOR, InputSpec, ModelTraceError, iter_layers, model_style, recorded_input_shapes, sublayers
+from aac.tf.scopes import ScopeSelection
 
 Classified = tuple[Metatype, Attributes]
 
@@ -391,7 +391,6 @@ class _Builder:
         self.batch = batch
         self.nodes: list[Node] = []
         self._names: set[str] = set()
-        self._calls: dict[int, int] = {}
 
     def unique(self, name: str) -> str:
         candidate, index = name, 0

@@ -10,25 +10,28 @@ its ``call`` on symbolic Keras tensors, which works when ``call`` uses Keras lay
 :func:`copy_model` makes an independent copy (architecture, weights and transforms), which stripping
 uses so that the model being trained is never modified; it can also change layer configs and
 weights on the way, which is how a pruned model becomes physically smaller.
+
+Walking the layers and reading ``input_info`` is :mod:`aac.tf.layers`' (the leaf that the scope and
+graph modules share); its names are re-exported here, where algorithm code has always found them.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 import numpy as np
 
-from aac.core.errors import AacError
 from aac.core.graph import Graph
-from aac.tf.keras_internals import constructor_arguments, is_functional, own_variables
-from aac.tf.scopes import SEPARATOR, ScopeIndex, ScopeSelection
+from aac.tf.keras_graph import trace_graph
+from aac.tf.keras_internals import constructor_arguments, own_variables
+from aac.tf.layers import SEPARATOR, InputSpec, ModelTraceError, iter_layers, layer_paths, model_style, recorded_input_shapes, sublayers
+from aac.tf.scopes import ScopeIndex, ScopeSelection
 from aac.tf.transforms import (
     TransformError,
-    WeightTransform,
     add_transform,
     cut_transforms,
     iter_transforms,
@@ -36,92 +39,6 @@ from aac.tf.transforms import (
     transforms_of,
     weight_variable,
 )
-
-_DTYPES = {
-    "float": "float32",
-    "float32": "float32",
-    "half": "float16",
-    "float16": "float16",
-    "bfloat16": "bfloat16",
-    "double": "float64",
-    "float64": "float64",
-    "long": "int64",
-    "int64": "int64",
-    "int": "int32",
-    "int32": "int32",
-    "bool": "bool",
-    "uint8": "uint8",
-}
-
-
-class ModelTraceError(AacError):
-    """A model cannot be built, traced into a graph or copied as asked; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """One model input from the config's ``input_info``: shape (batch first, Keras layout), dtype, filler."""
-
-    shape: tuple[int | None, ...]
-    dtype: str = "float32"
-    filler: str = "zeros"
-
-    @classmethod
-    def from_config(cls, input_info: Any) -> list[InputSpec]:
-        entries = input_info if isinstance(input_info, list) else [input_info] if input_info else []
-        specs = []
-        for index, entry in enumerate(entries):
-            kind = entry.get("type", "float")
-            if kind not in _DTYPES:
-                raise ModelTraceError(f"input_info[{index}].type '{kind}' is not a dtype aac knows; use one of {sorted(_DTYPES)}")
-            specs.append(cls(tuple(entry["sample_size"]), _DTYPES[kind], entry.get("filler", "zeros")))
-        return specs
-
-    def make(self, batch: int | None = None) -> np.ndarray:
-        """A sample array (``batch`` replaces the first dimension)."""
-        shape = tuple(1 if d is None else int(d) for d in ((batch, *self.shape[1:]) if batch is not None else self.shape))
-        if self.filler == "random":
-            rng = np.random.default_rng(0)
-            if np.dtype(self.dtype).kind == "f" or self.dtype == "bfloat16":
-                return rng.random(shape).astype(self.dtype)
-            return rng.integers(0, 2, shape).astype(self.dtype)
-        return (np.ones if self.filler == "ones" else np.zeros)(shape, dtype=self.dtype)
-
-    def symbolic(self) -> Any:
-        """A symbolic ``keras.KerasTensor`` with a free batch dimension."""
-        return keras.KerasTensor((None, *self.shape[1:]), dtype=self.dtype)
-
-
-def model_style(model: Any) -> str:
-    """``"sequential"``, ``"functional"`` or ``"subclassed"``."""
-    if isinstance(model, keras.Sequential):
-        return "sequential"
-    if is_functional(model):
-        return "functional"
-    return "subclassed"
-
-
-def sublayers(layer: Any) -> list[Any]:
-    """The layers tracked directly by ``layer`` (transforms and metrics left out)."""
-    return [s for s in getattr(layer, "_layers", []) if not isinstance(s, (WeightTransform, keras.metrics.Metric))]
-
-
-def layer_paths(model: Any) -> Iterator[str]:
-    """Every layer path of ``model`` (see :mod:`aac.tf.scopes`), outer layers before inner ones."""
-    yield from (path for path, _ in iter_layers(model))
-
-
-def iter_layers(model: Any) -> Iterator[tuple[str, Any]]:
-    """``(path, layer)`` for every layer inside ``model`` (each layer once, at its first path)."""
-    seen: set[int] = {id(model)}
-    stack: list[tuple[str, Any]] = [(layer.name, layer) for layer in reversed(sublayers(model))]
-    while stack:
-        path, layer = stack.pop()
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        yield path, layer
-        stack.extend((f"{path}{SEPARATOR}{child.name}", child) for child in reversed(sublayers(layer)))
 
 
 def parameter_count(model: Any) -> int:
@@ -136,18 +53,6 @@ def parameter_count(model: Any) -> int:
         )
         total += sum(int(np.prod(v.shape)) for v in own_variables(layer) if id(v) not in statistics)
     return total
-
-
-def recorded_input_shapes(model: Any) -> list[tuple[int | None, ...]] | None:
-    """Input shapes Keras recorded when the model was built or first called, if they are plain shapes."""
-    inputs = getattr(model, "inputs", None) if model_style(model) != "subclassed" else None
-    if inputs:
-        return [tuple(t.shape) for t in inputs]
-    shapes = getattr(model, "_build_shapes_dict", None) or {}
-    values = list(shapes.values())
-    if values and all(isinstance(v, (tuple, list)) and all(isinstance(d, (int, type(None))) for d in v) for v in values):
-        return [tuple(v) for v in values]
-    return None
 
 
 def ensure_built(model: Any, inputs: Sequence[InputSpec]) -> None:
@@ -196,8 +101,6 @@ class TFModel:
     def graph(self) -> Graph:
         """The neutral graph of the model (traced on first use; ModelTraceError if it cannot be)."""
         if self._graph is None:
-            from aac.tf.keras_graph import trace_graph
-
             self._graph = trace_graph(self.model, self.inputs, self.opaque)
         return self._graph
 
@@ -220,12 +123,6 @@ class TFModel:
             return layers[path]
         except KeyError:
             raise KeyError(f"{type(self.model).__name__} has no layer '{path}'") from None
-
-    def path_of(self, layer: Any) -> str:
-        for path, candidate in iter_layers(self.model):
-            if candidate is layer:
-                return path
-        raise KeyError(f"layer '{getattr(layer, 'name', layer)}' is not part of {type(self.model).__name__}")
 
     def example_inputs(self, batch: int | None = None) -> list[np.ndarray]:
         """Sample inputs built from ``input_info`` (or the recorded input shapes), one array per input."""

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aac.core import scopes
-
-SEPARATOR = "/"
+from aac.tf.layers import SEPARATOR, layer_paths
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,7 @@ class ScopeIndex(scopes.ScopeIndex):
 
     @classmethod
     def from_model(cls, model: Any) -> ScopeIndex:
-        """Index the layers of a ``keras.Model`` (see :func:`aac.tf.models.layer_paths`)."""
-        from aac.tf.models import layer_paths
-
+        """Index the layers of a ``keras.Model`` (see :func:`aac.tf.layers.layer_paths`)."""
         paths = list(layer_paths(model))
         leaves: dict[str, list[str]] = {}
         for path in paths:

@@ -14,7 +14,9 @@ from aac.torch._version import __version__
 
 if TYPE_CHECKING:
     from aac.torch.algorithm import TorchCompressionAlgorithm
+    from aac.torch.attention import AttentionSpec, attention_spec
     from aac.torch.backend import TorchBackend
+    from aac.torch.batchnorm import InputFn, adapt_batchnorm, default_inputs, restore_modes
     from aac.torch.scopes import ScopeIndex, ScopeSelection
     from aac.torch.tracing import ModelTraceError, TorchModel, trace_model
     from aac.torch.transforms import (
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
         WeightTransform,
         add_transform,
         cut_channels,
+        detach_parametrized_class,
         fold_all,
         fold_transforms,
         has_transforms,
@@ -32,29 +35,38 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
-    "TorchBackend": "aac.torch.backend",
     "TorchCompressionAlgorithm": "aac.torch.algorithm",
-    "TorchModel": "aac.torch.tracing",
-    "ModelTraceError": "aac.torch.tracing",
-    "trace_model": "aac.torch.tracing",
+    "attention_spec": "aac.torch.attention",
+    "AttentionSpec": "aac.torch.attention",
+    "TorchBackend": "aac.torch.backend",
+    "adapt_batchnorm": "aac.torch.batchnorm",
+    "default_inputs": "aac.torch.batchnorm",
+    "InputFn": "aac.torch.batchnorm",
+    "restore_modes": "aac.torch.batchnorm",
     "ScopeIndex": "aac.torch.scopes",
     "ScopeSelection": "aac.torch.scopes",
-    "WeightTransform": "aac.torch.transforms",
-    "Mask": "aac.torch.transforms",
+    "ModelTraceError": "aac.torch.tracing",
+    "TorchModel": "aac.torch.tracing",
+    "trace_model": "aac.torch.tracing",
     "add_transform": "aac.torch.transforms",
-    "fold_transforms": "aac.torch.transforms",
-    "fold_all": "aac.torch.transforms",
-    "has_transforms": "aac.torch.transforms",
-    "original": "aac.torch.transforms",
     "cut_channels": "aac.torch.transforms",
+    "detach_parametrized_class": "aac.torch.transforms",
+    "fold_all": "aac.torch.transforms",
+    "fold_transforms": "aac.torch.transforms",
+    "has_transforms": "aac.torch.transforms",
+    "Mask": "aac.torch.transforms",
+    "original": "aac.torch.transforms",
     "remove_transforms": "aac.torch.transforms",
-    "transforms_of": "aac.torch.transforms",
     "TransformError": "aac.torch.transforms",
+    "transforms_of": "aac.torch.transforms",
+    "WeightTransform": "aac.torch.transforms",
 }
 
 __all__ = [
-    "ModelTraceError",
+    "AttentionSpec",
+    "InputFn",
     "Mask",
+    "ModelTraceError",
     "ScopeIndex",
     "ScopeSelection",
     "TorchBackend",
@@ -63,13 +75,18 @@ __all__ = [
     "TransformError",
     "WeightTransform",
     "__version__",
+    "adapt_batchnorm",
     "add_transform",
+    "attention_spec",
     "cut_channels",
+    "default_inputs",
+    "detach_parametrized_class",
     "fold_all",
     "fold_transforms",
     "has_transforms",
     "original",
     "remove_transforms",
+    "restore_modes",
     "trace_model",
     "transforms_of",
 ]

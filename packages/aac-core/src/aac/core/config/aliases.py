@@ -3,6 +3,10 @@
 Old configs (and the NNCF documentation pages) use names that later NNCF versions renamed. aac
 accepts them unchanged, moves each value to its current key and records a note, so that the rest of
 aac only ever sees one spelling.
+
+Core maps the keys it owns (the root and ``accuracy_aware_training``); the spellings inside an
+algorithm's section belong to the plugin that registers the algorithm, which declares them on its
+record (``AlgorithmSpec.aliases``, and ``AlgorithmSpec.legacy`` for older values) - core applies them.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from aac.core.config.catalog import AlgorithmEntry
 from aac.core.config.legacy import apply_legacy
 from aac.core.errors import ConfigProblem
 
@@ -19,22 +24,6 @@ ROOT_ALIASES = {"input_sample_size": "input_info.sample_size"}
 
 #: legacy key in accuracy_aware_training.params -> current key
 ACCURACY_AWARE_ALIASES = {"maximal_accuracy_degradation": "maximal_relative_accuracy_degradation"}
-
-_SPARSITY_ALIASES = {
-    "params.sparsity_steps": "params.sparsity_target_epoch",
-    "params.sparsity_training_steps": "params.sparsity_freeze_epoch",
-}
-
-#: algorithm -> {legacy dotted key inside the section -> current dotted key}
-ALGORITHM_ALIASES: dict[str, dict[str, str]] = {
-    "filter_pruning": {"params.weight_importance": "params.filter_importance"},
-    "magnitude_sparsity": _SPARSITY_ALIASES,
-    "rb_sparsity": _SPARSITY_ALIASES,
-    "quantization": {
-        "initializer.type": "initializer.range.type",
-        "initializer.num_init_steps": "initializer.range.num_init_steps",
-    },
-}
 
 
 def _move(container: dict[str, Any], old: str, new: str, where: str, notes: list[str], problems: list[ConfigProblem]) -> None:
@@ -62,12 +51,13 @@ def _move(container: dict[str, Any], old: str, new: str, where: str, notes: list
 
 
 def apply_aliases(
-    data: Mapping[str, Any], algorithm_aliases: Mapping[str, Mapping[str, str]]
+    data: Mapping[str, Any], algorithms: Mapping[str, AlgorithmEntry]
 ) -> tuple[dict[str, Any], list[str], list[ConfigProblem]]:
     """Return a deep copy of ``data`` with legacy keys moved, the notes made, and any conflicts.
 
-    Legacy values and placements (:mod:`aac.core.config.legacy`) are mapped first, so that a section
-    moved from NNCF 2.0's place gets its keys' aliases too.
+    Core's legacy values and placements (:mod:`aac.core.config.legacy`) are mapped first, so that a
+    section moved from NNCF 2.0's place gets its keys' aliases too. Each section then gets its
+    algorithm's ``aliases`` and, last, its ``legacy`` mapping, which therefore sees current keys only.
     """
     result = copy.deepcopy(dict(data))
     notes, problems = apply_legacy(result)
@@ -84,9 +74,11 @@ def apply_aliases(
             continue
         where = f"$.compression[{index}]" if isinstance(compression, list) else "$.compression"
         name = section.get("algorithm")
-        if not isinstance(name, str):  # the schema reports it; a list or dict here must not crash the look-up
+        spec = algorithms.get(name) if isinstance(name, str) else None  # a list or dict here must not crash the look-up
+        if spec is None:  # the rules report an unknown (or malformed) name
             continue
-        merged = {**ALGORITHM_ALIASES.get(name, {}), **algorithm_aliases.get(name, {})}
-        for old, new in merged.items():
+        for old, new in spec.aliases.items():
             _move(section, old, new, where, notes, problems)
+        if spec.legacy is not None:
+            notes.extend(spec.legacy(section, where))
     return result, notes, problems

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aac.core.config.accuracy_aware import ADAPTIVE, ADAPTIVE_ONLY_KEYS, EARLY_EXIT
+from aac.core.config.catalog import AlgorithmCatalog
+from aac.core.config.sections import section_paths
 from aac.core.errors import ConfigProblem, did_you_mean
-
-if TYPE_CHECKING:
-    from aac.core.plugins import Registry
-
-
-def section_paths(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """(JSON path, section) for each entry of ``compression``, whether it is one object or a list."""
-    compression = data.get("compression")
-    if isinstance(compression, list):
-        return [(f"$.compression[{i}]", s) for i, s in enumerate(compression)]
-    if compression is None:
-        return []
-    return [("$.compression", compression)]
 
 
 def check_finite(value: Any, path: str = "$") -> list[ConfigProblem]:
@@ -38,16 +27,16 @@ def check_finite(value: Any, path: str = "$") -> list[ConfigProblem]:
     return []
 
 
-def check_algorithms(data: Mapping[str, Any], registry: Registry) -> list[ConfigProblem]:
+def check_algorithms(data: Mapping[str, Any], catalog: AlgorithmCatalog) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     seen: dict[str, str] = {}
     for path, section in section_paths(data):
         name = section.get("algorithm") if isinstance(section, Mapping) else None
         if not isinstance(name, str):
             continue
-        spec = registry.algorithms.get(name)
+        spec = catalog.algorithms.get(name)
         if spec is None:
-            problems.append(ConfigProblem(f"{path}.algorithm", registry.unknown_algorithm_message(name)))
+            problems.append(ConfigProblem(f"{path}.algorithm", catalog.unknown_algorithm_message(name)))
         elif spec.check is not None:
             problems.extend(spec.check(section, path))
         if name in seen:
@@ -58,7 +47,7 @@ def check_algorithms(data: Mapping[str, Any], registry: Registry) -> list[Config
     return problems
 
 
-def check_accuracy_aware(data: Mapping[str, Any], registry: Registry) -> list[ConfigProblem]:
+def check_accuracy_aware(data: Mapping[str, Any], catalog: AlgorithmCatalog) -> list[ConfigProblem]:
     section = data.get("accuracy_aware_training")
     if not isinstance(section, Mapping) or not isinstance(section.get("params", {}), Mapping):
         return []
@@ -96,19 +85,19 @@ def check_accuracy_aware(data: Mapping[str, Any], registry: Registry) -> list[Co
             )
         )
     strategy = params.get("search_strategy")
-    if isinstance(strategy, str) and strategy not in registry.search_strategies:
-        known = list(registry.search_strategies)
+    if isinstance(strategy, str) and strategy not in catalog.search_strategies:
+        known = list(catalog.search_strategies)
         problems.append(
             ConfigProblem(
                 f"{where}.search_strategy",
                 f"unknown search strategy '{strategy}'{did_you_mean(strategy, known)}; installed: {', '.join(known)}",
             )
         )
-    problems += _check_one_adaptive(data, registry)
+    problems += _check_one_adaptive(data, catalog)
     return problems
 
 
-def _check_one_adaptive(data: Mapping[str, Any], registry: Registry) -> list[ConfigProblem]:
+def _check_one_adaptive(data: Mapping[str, Any], catalog: AlgorithmCatalog) -> list[ConfigProblem]:
     """One adaptive-level algorithm among those the config names.
 
     A config without a ``compression`` key names none: it is used with a controller built in code
@@ -118,13 +107,13 @@ def _check_one_adaptive(data: Mapping[str, Any], registry: Registry) -> list[Con
     if not isinstance(data.get("compression"), (list, Mapping)):
         return []  # absent: a controller built in code; any other value: the schema reports its shape
     names = [s.get("algorithm") if isinstance(s, Mapping) else None for _, s in section_paths(data)]
-    known = [n for n in names if isinstance(n, str) and n in registry.algorithms]
+    known = [n for n in names if isinstance(n, str) and n in catalog.algorithms]
     if len(known) != len(names):
         return []  # unknown names and malformed sections are already reported; adaptivity cannot be judged
-    adaptive = [n for n in known if registry.algorithms[n].adaptive]
+    adaptive = [n for n in known if catalog.algorithms[n].adaptive]
     if len(adaptive) == 1:
         return []
-    candidates = sorted(n for n, s in registry.algorithms.items() if s.adaptive)
+    candidates = sorted(n for n, s in catalog.algorithms.items() if s.adaptive)
     if not known:  # only an empty list gets here: an object is always one (judged) section
         message = (
             "'adaptive_compression_level' mode needs exactly one adaptive-level algorithm, but the compression list "

@@ -12,15 +12,13 @@ import json
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from aac.core.config.catalog import AlgorithmEntry
 from aac.core.errors import ConfigProblem, PluginError, did_you_mean
-
-if TYPE_CHECKING:
-    from aac.core.specs import AlgorithmSpec
 
 CORE_SCHEMA = "config.schema.json"
 ACCURACY_AWARE_SCHEMA = "accuracy_aware_training.schema.json"
@@ -33,11 +31,11 @@ def core_schema(name: str) -> dict[str, Any]:
     return schema
 
 
-def algorithm_schema_id(spec: AlgorithmSpec) -> str:
+def algorithm_schema_id(spec: AlgorithmEntry) -> str:
     return str(spec.schema.get("$id") or f"urn:aac:algorithm:{spec.name}")
 
 
-def section_schema(spec: AlgorithmSpec) -> dict[str, Any]:
+def section_schema(spec: AlgorithmEntry) -> dict[str, Any]:
     """The plugin's section schema with its ``$id`` and the ``algorithm`` key it may have left out."""
     schema = copy.deepcopy(dict(spec.schema))
     schema.setdefault("$schema", "https://json-schema.org/draft/2020-12/schema")
@@ -54,7 +52,7 @@ def section_schema(spec: AlgorithmSpec) -> dict[str, Any]:
     return schema
 
 
-def compose_schema(algorithms: Iterable[AlgorithmSpec]) -> dict[str, Any]:
+def compose_schema(algorithms: Iterable[AlgorithmEntry]) -> dict[str, Any]:
     """The full config schema for the given algorithms (what ``aac schema`` prints)."""
     schema = copy.deepcopy(core_schema(CORE_SCHEMA))
     section = schema["$defs"]["algorithm_section"]
@@ -72,7 +70,7 @@ def compose_schema(algorithms: Iterable[AlgorithmSpec]) -> dict[str, Any]:
     return schema
 
 
-def _check_unique_ids(specs: Iterable[AlgorithmSpec]) -> None:
+def _check_unique_ids(specs: Iterable[AlgorithmEntry]) -> None:
     """Each section schema needs its own ``$id``: with a shared one (a copy-pasted schema) only one of the
     schemas would be applied, and the other algorithm's valid sections would be rejected with its rules."""
     owners = {str(core_schema(name)["$id"]): "aac-core's own schema" for name in (CORE_SCHEMA, ACCURACY_AWARE_SCHEMA)}
@@ -88,11 +86,11 @@ def _check_unique_ids(specs: Iterable[AlgorithmSpec]) -> None:
 
 #: validators already composed, keyed by the identity of the algorithm specs (records hold dicts, so they
 #: do not hash); the specs are kept with the validator so their ids stay theirs
-_VALIDATORS: dict[tuple[int, ...], tuple[tuple[AlgorithmSpec, ...], Draft202012Validator]] = {}
+_VALIDATORS: dict[tuple[int, ...], tuple[tuple[AlgorithmEntry, ...], Draft202012Validator]] = {}
 _MAX_VALIDATORS = 8
 
 
-def _validator(algorithms: tuple[AlgorithmSpec, ...]) -> Draft202012Validator:
+def _validator(algorithms: tuple[AlgorithmEntry, ...]) -> Draft202012Validator:
     """The validator for these algorithms, composed once: composing and checking the schemas took ~30 ms a call."""
     key = tuple(id(spec) for spec in algorithms)
     if key not in _VALIDATORS:
@@ -154,7 +152,7 @@ def _shape(schema: Mapping[str, Any]) -> str:
     return " or ".join(f"an {k}" if k[0] in "aeiou" else f"a {k}" for k in kinds)
 
 
-def validate(data: Any, algorithms: Iterable[AlgorithmSpec]) -> list[ConfigProblem]:
+def validate(data: Any, algorithms: Iterable[AlgorithmEntry]) -> list[ConfigProblem]:
     """Every schema problem of ``data``, sorted by path."""
     problems: list[ConfigProblem] = []
     for error in _validator(tuple(algorithms)).iter_errors(data):
