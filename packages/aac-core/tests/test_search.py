@@ -10,14 +10,16 @@ controller's 0.05 grid, and a probe (no training) shows how far a rate is from t
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aac.core import AacError, Registry, create_accuracy_aware_training_loop, create_compressed_model
+from aac.core.config.accuracy_aware import AccuracyAwareParams
 from aac.core.testing import ToyModel
-from aac.core.training.search import LEVEL_FEASIBLE, LEVEL_REJECTED, LevelSpace, to_ticks
+from aac.core.training.search import LEVEL_FEASIBLE, LEVEL_REJECTED, FrontierSearch, LevelOutcome, LevelSpace, SearchBounds, to_ticks
 
 KNEE = 0.6
 SLOPE = 3.0
@@ -104,8 +106,9 @@ def test_frontier_needs_fewer_epochs_than_step_for_at_least_its_rate(registry: R
 
 def test_early_rejection_ends_a_hopeless_level_and_spares_a_recovering_one(registry: Registry, tmp_path: Path) -> None:
     levels = trained_levels(Run(registry, config()).run(tmp_path))
-    # the first jump (0.55) recovers by SPEED per epoch: never rejected, it meets the budget in its third epoch
-    assert levels[0] == (0.55, 3, LEVEL_FEASIBLE)
+    # a first step of FIRST_TARGET allowed drops meets the budget in one epoch, so the target doubles: the
+    # jump to 0.6 starts 0.25 short after its first epoch but recovers by SPEED per epoch - it is spared
+    assert levels[:2] == [(0.35, 1, LEVEL_FEASIBLE), (0.6, 2, LEVEL_FEASIBLE)]
     # a level beyond the knee cannot recover: rejected after its first epoch instead of patience_epochs (3)
     rejected = [level for level in levels if level[2] == LEVEL_REJECTED]
     assert rejected and all(rate > KNEE and epochs == 1 for rate, epochs, _ in rejected)
@@ -118,9 +121,13 @@ def test_early_rejection_can_be_switched_off(registry: Registry, tmp_path: Path)
 
 
 @pytest.mark.parametrize("warm_start", ["current", "best_feasible", "directional"])
-def test_warm_start_decides_where_a_level_starts(registry: Registry, tmp_path: Path, warm_start: str) -> None:
-    """The level after a rejected one goes down: it continues from the failed level's weights (``current``,
-    ``directional``) or reloads the best feasible model (``best_feasible``). Its start probe tells which."""
+def test_warm_start_decides_where_a_level_starts(
+    registry: Registry, tmp_path: Path, warm_start: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first jump far past the knee is rejected; the level after it goes down and continues from the failed
+    level's weights (``current``, ``directional``) or reloads the best feasible model, the initial phase's
+    (``best_feasible``). Its start probe tells which."""
+    monkeypatch.setattr(FrontierSearch, "FIRST_TARGET", 100.0)  # the first target lets the search jump to the top
     statistics = Run(registry, config(warm_start=warm_start)).run(tmp_path)
     history = statistics.history
     failed = next(i for i, r in enumerate(history) if r.level_end == LEVEL_REJECTED)
@@ -130,9 +137,9 @@ def test_warm_start_decides_where_a_level_starts(registry: Registry, tmp_path: P
     assert start_probe.compression_rate < history[failed].compression_rate  # going down
     skill_at_start = round(start_probe.compression_rate - (1.0 - start_probe.metric) / SLOPE, 6)
     if warm_start == "best_feasible":
-        assert skill_at_start < KNEE  # the best feasible checkpoint (rate 0.55) had not reached the knee
+        assert skill_at_start == pytest.approx(0.2)  # the initial phase's model, the best feasible one
     else:
-        assert skill_at_start == pytest.approx(KNEE)  # the failed level had trained the skill up to the knee
+        assert skill_at_start == pytest.approx(0.2 + SPEED)  # the failed level had trained the skill one epoch further
     assert statistics.feasible
 
 
@@ -210,3 +217,45 @@ def test_bounds_given_to_the_constructor_are_checked_at_once(registry: Registry,
     controller, _ = create_compressed_model(ToyModel(), config(), registry=registry)
     with pytest.raises(AacError, match=message):
         create_accuracy_aware_training_loop(config(), controller, 1.0, registry=registry, **bounds)
+
+
+def _frontier_over(probe_deficit: dict[float, float], allowed_drop: float = 1.0) -> FrontierSearch:
+    """A frontier search on a 0.1 grid whose probes return ``-probe_deficit[rate]``."""
+    params = AccuracyAwareParams.from_section({"mode": "adaptive_compression_level", "params": {"minimal_compression_rate_step": 0.05}})
+    search = FrontierSearch(params)
+    search.levels = LevelSpace(
+        lambda ticks: round(ticks / to_ticks(0.1)) * to_ticks(0.1),
+        lambda ticks: -probe_deficit[round(ticks / GRID_TICKS, 6)],
+        allowed_drop=allowed_drop,
+    )
+    search.start(to_ticks(0.1), SearchBounds(minimum=0, maximum=to_ticks(0.9)))
+    return search
+
+
+GRID_TICKS = to_ticks(1.0)
+DEFICITS = {0.2: 1.0, 0.3: 3.0, 0.4: 6.0, 0.5: 10.0, 0.6: 15.0, 0.7: 30.0, 0.8: 50.0}
+
+
+def test_the_target_starts_at_first_target_allowed_drops_and_doubles_after_a_one_epoch_success() -> None:
+    search = _frontier_over(DEFICITS)
+    # nothing learnt: the highest level whose probe is within FIRST_TARGET (4) allowed drops
+    assert search.next_rate(LevelOutcome(to_ticks(0.1), True, 0.5, 3, ended="initial phase")) == to_ticks(0.3)
+    # 0.3 met the budget in one epoch: the target doubles to 8, within reach of 0.4 but not of 0.5
+    assert search.next_rate(LevelOutcome(to_ticks(0.3), True, 0.2, 1, start_budget=-3.0)) == to_ticks(0.4)
+    # 0.4 needed two epochs: the target holds at 8
+    assert search.next_rate(LevelOutcome(to_ticks(0.4), True, 0.2, 2, start_budget=-6.0)) == to_ticks(0.4 + 0.1)
+    # once a level failed, the target is the middle of the largest recovered and the smallest failed deficit
+    search = _frontier_over(DEFICITS)
+    search.next_rate(LevelOutcome(to_ticks(0.1), True, 0.5, 3, ended="initial phase"))
+    search.next_rate(LevelOutcome(to_ticks(0.3), True, 0.2, 1, start_budget=-3.0))
+    assert search.next_rate(LevelOutcome(to_ticks(0.6), False, -2.0, 3, start_budget=-15.0)) == to_ticks(0.4)  # (3 + 15) / 2 = 9
+
+
+def test_a_rate_the_initial_phase_met_is_known_feasible_to_the_strategy() -> None:
+    """The schedule passed 0.4 within budget and ended at 0.6 outside it: the search looks between them, never below."""
+    search = _frontier_over({0.5: 2.0})
+    search.observe(LevelOutcome(to_ticks(0.4), True, 0.1, 1, ended="initial phase"))
+    assert search.next_rate(LevelOutcome(to_ticks(0.6), False, -4.0, 3, ended="initial phase")) == to_ticks(0.5)
+    search.levels = LevelSpace(search.levels.reachable, lambda ticks: math.nan, allowed_drop=1.0)
+    assert search.next_rate(LevelOutcome(to_ticks(0.5), False, -3.0, 3, start_budget=-2.0)) is None
+    assert "0.4 is within budget and the next reachable rate 0.5 is not" in search.stop_reason

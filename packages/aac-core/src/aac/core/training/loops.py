@@ -431,7 +431,11 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
 
     def _prepare(self, session: RunSession) -> None:
         self._weights_id = f"e{session.state.epochs}"  # the weights are those of the last finished epoch
-        self.strategy.levels = LevelSpace(lambda ticks: self._reachable(session, ticks), lambda ticks: self._probe(session, ticks))
+        self.strategy.levels = LevelSpace(
+            lambda ticks: self._reachable(session, ticks),
+            lambda ticks: self._probe(session, ticks),
+            allowed_drop=self.params.allowed_drop(self.uncompressed_model_accuracy),
+        )
         if session.state.loop.get("strategy"):
             self.strategy.load_state(session.state.loop["strategy"])
 
@@ -477,15 +481,18 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         initial = to_ticks(last.compression_rate)
         start = min(max(initial, self.bounds.minimum), self.bounds.maximum)
         self.strategy.start(start, self.bounds)
-        outcome = LevelOutcome(
-            initial, bool(last.budget is not None and last.budget >= 0), float(last.budget or 0.0), last.level_epoch, ended="initial phase"
-        )
+        outcomes = self._initial_outcomes(session)
+        outcome = outcomes.pop(initial)
+        for observed in outcomes.values():  # rates the schedule left behind: the strategy knows what they showed
+            if observed.feasible and self.bounds.minimum <= observed.ticks <= self.bounds.maximum:
+                self.strategy.observe(observed)
         within = start == initial
+        trained = {str(o.ticks): asdict(o) for o in outcomes.values() if o.feasible}
         session.state.loop.update(
             level=None,
             outcome=asdict(outcome),
             strategy=self.strategy.get_state(),
-            trained={str(initial): asdict(outcome)} if within else {},
+            trained={**trained, str(initial): asdict(outcome)} if within else trained,
             probes={},
             previous=initial,
         )
@@ -494,6 +501,29 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             self._stop(session, MAX_EPOCHS_REASON)
         elif not within:
             self._begin_level(session, self._reachable(session, start))
+
+    @staticmethod
+    def _initial_outcomes(session: RunSession) -> dict[int, LevelOutcome]:
+        """What the initial phase showed at each rate it trained: met the budget or not, after how many epochs.
+
+        The validation before training (epoch 0) is a probe of the first rate, so that rate's outcome
+        also says how large a deficit training recovered and in how many epochs.
+        """
+        records = [r for r in session.history if r.phase == "initial" and r.metric is not None and r.budget is not None]
+        outcomes: dict[int, LevelOutcome] = {}
+        for ticks in dict.fromkeys(to_ticks(r.compression_rate) for r in records):
+            at = [r for r in records if to_ticks(r.compression_rate) == ticks]
+            met = next((r for r in at if r.budget is not None and r.budget >= 0), None)
+            untrained = at[0] if at[0].epoch == 0 else None
+            outcomes[ticks] = LevelOutcome(
+                ticks,
+                met is not None,
+                max(float(r.budget or 0.0) for r in at),
+                (met if met is not None else at[-1]).epoch - at[0].epoch + (untrained is None),
+                ended="initial phase",
+                start_budget=untrained.budget if untrained is not None else None,
+            )
+        return outcomes
 
     # -- levels and probes ------------------------------------------------------------------
     def _reachable(self, session: RunSession, ticks: int) -> int:
@@ -616,21 +646,36 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         level: dict[str, Any] = loop["level"]
         return level
 
-    def _hopeless(self, level: Mapping[str, Any]) -> bool:
-        """True if the level cannot reach the budget in its remaining epochs, judged by its own recovery.
+    def _hopeless(self, level: Mapping[str, Any], recoveries: list[list[list[float]]]) -> bool:
+        """True if the level cannot reach the budget in its remaining epochs, judged by measurements of this run.
 
-        The fastest per-epoch gain of the budget this level has shown (from its start probe through
-        its validated epochs), times :data:`RECOVERY_MARGIN`, extrapolated over the epochs left. A level
-        that misses by less than the allowed drop itself is never rejected: on a small validation set that
-        is metric noise (one image), not a trend; nor is the minimal rate, the search's last resort.
+        Two measurements, either of which rejects:
+
+        * **the levels that recovered** (``recoveries``: the validated budgets, per epoch, of every level
+          of this search that met the budget after more than one epoch): if each of them had met it by
+          now - after as many epochs as this level has trained - this level is slower than every level
+          that made it;
+        * **its own recovery**: the fastest per-epoch gain of the budget this level has shown (from its
+          start probe through its validated epochs), times :data:`RECOVERY_MARGIN`, extrapolated over the
+          epochs left. A first epoch that loses ground against the start probe is not such a measurement:
+          the fresh optimizer often costs accuracy before it recovers any.
+
+        A level that misses by less than the allowed drop itself is never rejected: on a small validation set
+        that is metric noise (one image), not a trend; nor is the minimal rate, the search's last resort.
         """
         if level["ticks"] <= self.bounds.minimum or -level["best_budget"] < self.params.allowed_drop(self.uncompressed_model_accuracy):
             return False  # the last resort, and near misses within the allowed drop's width, get their patience
-        points = ([(0, level["start_budget"])] if level["start_budget"] is not None else []) + [tuple(p) for p in level["budgets"]]
+        epochs = level["epochs"]
+        if recoveries and all(any(epoch <= epochs and budget >= 0 for epoch, budget in path) for path in recoveries):
+            return True
+        points = [tuple(p) for p in level["budgets"]]
+        start = level["start_budget"]
+        if start is not None and (not points or points[0][1] >= start):
+            points.insert(0, (0, start))
         gains = [(b - a) / (j - i) for (i, a), (j, b) in itertools.pairwise(points) if j > i]
         if not gains:
             return False
-        remaining = self.params.patience_epochs - level["epochs"]
+        remaining = self.params.patience_epochs - epochs
         return bool(level["best_budget"] + remaining * self.RECOVERY_MARGIN * max(max(gains), 0.0) < 0)
 
     def _search_epoch(self, session: RunSession) -> None:
@@ -652,9 +697,11 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             level["best_budget"] = budget if level["best_budget"] is None else max(level["best_budget"], budget)
             if budget >= 0:
                 level["feasible"], level["ended"] = True, LEVEL_FEASIBLE
+                if level["epochs"] > 1:
+                    loop.setdefault("recoveries", []).append(level["budgets"])
             elif runner.should_stop_early(metric):
                 level["ended"] = LEVEL_EARLY_STOPPING
-            elif not last and self.params.early_rejection and self._hopeless(level):
+            elif not last and self.params.early_rejection and self._hopeless(level, loop.get("recoveries", [])):
                 level["ended"] = LEVEL_REJECTED
         if last and not level["ended"]:
             level["ended"] = LEVEL_PATIENCE if level["epochs"] >= self.params.patience_epochs else LEVEL_EPOCH_CAP

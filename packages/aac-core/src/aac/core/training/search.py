@@ -81,11 +81,14 @@ class LevelSpace:
 
     :param reachable: requested ticks -> the ticks the controller really reaches.
     :param probe: real ticks -> the budget of the current weights at that rate, untrained (memoised by the loop).
+    :param allowed_drop: how far the metric may fall from the uncompressed one, in the metric's units - the
+        scale of the budgets that probes return (NaN when unknown).
     """
 
-    def __init__(self, reachable: Callable[[int], int], probe: Callable[[int], float]) -> None:
+    def __init__(self, reachable: Callable[[int], int], probe: Callable[[int], float], allowed_drop: float = math.nan) -> None:
         self._reachable = reachable
         self._probe = probe
+        self.allowed_drop = allowed_drop
 
     def reachable(self, ticks: int) -> int:
         return self._reachable(ticks)
@@ -124,6 +127,13 @@ class SearchStrategy(ABC):
     @abstractmethod
     def next_rate(self, outcome: LevelOutcome) -> int | None:
         """The next rate in ticks, or None to stop (then :attr:`stop_reason` says why)."""
+
+    def observe(self, outcome: LevelOutcome) -> None:
+        """Learn from a level the loop knows without having asked for it; the default ignores it.
+
+        After :meth:`start`, the loop reports each rate at which the initial phase met the budget
+        before it moved on (the phase may end above it), so a strategy need not train it again.
+        """
 
     @property
     def step(self) -> float | None:
@@ -234,25 +244,28 @@ class StepSearch(SearchStrategy):
 class _FrontierState:
     minimum: int = 0
     maximum: int = 0
-    #: real ticks -> [feasible, start deficit or None] of every level trained (the initial phase's end included)
+    #: real ticks -> [feasible, start deficit or None, epochs trained] of every level known (the initial phase's included)
     trained: dict[str, list[Any]] = field(default_factory=dict)
+    #: the deficit the next level may start from while no level has failed (None: not yet set)
+    target: float | None = None
     stop_reason: str = ""
 
 
 class FrontierSearch(SearchStrategy):
     """The default search: probe-guided climbing on the controller's real levels.
 
-    The frontier lies between the highest level that met the budget (*F*) and the lowest level above
-    it that did not (*I*). Each decision looks only at the real levels strictly between them:
+    The frontier lies between the highest level known to meet the budget (*F*) and the lowest level
+    above it known not to (*I*). Each decision looks only at the real levels strictly between them:
 
     1. **Probe** them (cheap, untrained) by bisection - probe budgets fall with the rate - to find the
-       highest level whose *deficit* (how far its probe is below the tolerable metric) training is
-       expected to recover.
-    2. **How much training recovers** is learnt from this run: every trained level started with a
-       probe, so its start deficit and whether it met the budget bracket the recoverable deficit
-       (largest recovered, smallest not recovered). The target is the middle of that bracket; with no
-       failure yet it is :data:`GROWTH` times the largest recovered deficit; with nothing known it is
-       half the deficit of the highest level (the middle of the probes' range).
+       highest level whose *deficit* (how far its probe is below the tolerable metric) is within the
+       *target*: the deficit training is expected to recover.
+    2. **The target is learnt from this run** like a trust region. It starts at :data:`FIRST_TARGET`
+       allowed drops (where a first jump to half the probes' range cost a full patience on half of
+       the benchmark's cases), grows :data:`GROWTH`-fold after each level that met the budget within
+       one epoch, and holds after one that needed more. Once a level failed, every trained level's
+       start deficit and outcome bracket the recoverable deficit, and the target is the middle of
+       (largest recovered, smallest not recovered).
     3. **Train** that level. Climbing from the current weights in recoverable jumps costs about one
        epoch per level, because a level ends at its first validation within budget.
 
@@ -265,8 +278,10 @@ class FrontierSearch(SearchStrategy):
 
     #: a deficit this many times one that training failed to recover is not worth an epoch
     HOPELESS_FACTOR = 1.5
-    #: with no failure yet, the next target is this many times the largest deficit recovered so far
-    GROWTH = 1.5
+    #: with no failure yet, the next target is this many times the largest deficit recovered within one epoch
+    GROWTH = 2.0
+    #: the target before anything is learnt, in allowed drops (the budget's width in the metric's units)
+    FIRST_TARGET = 4.0
 
     def __init__(self, params: AccuracyAwareParams) -> None:
         super().__init__(params)
@@ -284,39 +299,48 @@ class FrontierSearch(SearchStrategy):
         self._s.stop_reason = reason
 
     # -- what is known ---------------------------------------------------------------------
-    def _outcomes(self) -> list[tuple[int, bool, float | None]]:
-        return [(int(t), bool(v[0]), v[1]) for t, v in self._s.trained.items()]
+    def observe(self, outcome: LevelOutcome) -> None:
+        known = self._s.trained.get(str(outcome.ticks))
+        if known is None or (outcome.feasible and not known[0]):
+            self._learn(outcome)
+
+    def _learn(self, outcome: LevelOutcome) -> None:
+        """Record a level's outcome and move the target: grow it after a quick success, hold it after a slow one."""
+        start = outcome.start_budget
+        start_deficit = None if start is None or math.isnan(start) else max(0.0, -start)
+        self._s.trained[str(outcome.ticks)] = [outcome.feasible, start_deficit, outcome.epochs]
+        if not outcome.feasible or start_deficit is None:
+            return
+        drop = self.levels.allowed_drop
+        base = max(self._s.target or 0.0, start_deficit, self.FIRST_TARGET * drop if math.isfinite(drop) and drop > 0 else 0.0)
+        self._s.target = self.GROWTH * base if outcome.epochs <= 1 else base
+
+    def _outcomes(self) -> list[tuple[int, bool, float | None, int | None]]:
+        return [(int(t), bool(v[0]), v[1], v[2] if len(v) > 2 else None) for t, v in self._s.trained.items()]
 
     def _bracket(self) -> tuple[int | None, int | None]:
         """(highest feasible level, lowest infeasible level above it)."""
         known = self._outcomes()
-        feasible = [t for t, ok, _ in known if ok]
+        feasible = [t for t, ok, _, _ in known if ok]
         high = max(feasible) if feasible else None
-        above = [t for t, ok, _ in known if not ok and (high is None or t > high)]
+        above = [t for t, ok, _, _ in known if not ok and (high is None or t > high)]
         return high, (min(above) if above else None)
 
-    def _recoverable(self) -> tuple[float | None, float | None]:
-        """(largest start deficit that training recovered, smallest it did not)."""
-        known = [(ok, d) for _, ok, d in self._outcomes() if d is not None]
-        recovered = [d for ok, d in known if ok and d > 0]  # a level that started within budget recovered nothing
-        failed = [d for ok, d in known if not ok]
-        return (max(recovered) if recovered else None), (min(failed) if failed else None)
-
     def _target(self) -> float | None:
-        """The probe deficit the next level may start from; None while nothing was learnt."""
-        recovered, failed = self._recoverable()
-        if recovered is not None and failed is not None:
-            return (recovered + failed) / 2.0 if recovered < failed else failed / 2.0
-        if recovered is not None:
-            return self.GROWTH * recovered
+        """The probe deficit the next level may start from; None while nothing was learnt and the scale is unknown."""
+        known = [(ok, d) for _, ok, d, _ in self._outcomes() if d is not None]
+        failed = min((d for ok, d in known if not ok), default=None)
         if failed is not None:
-            return failed / 2.0
-        return None
+            largest = max((d for ok, d in known if ok and d > 0), default=None)  # a level that started within budget recovered nothing
+            return (largest + failed) / 2.0 if largest is not None and largest < failed else failed / 2.0
+        if self._s.target is not None:
+            return self._s.target
+        drop = self.levels.allowed_drop
+        return self.FIRST_TARGET * drop if math.isfinite(drop) and drop > 0 else None
 
     # -- deciding --------------------------------------------------------------------------
     def next_rate(self, outcome: LevelOutcome) -> int | None:
-        start_deficit = None if outcome.start_budget is None or math.isnan(outcome.start_budget) else max(0.0, -outcome.start_budget)
-        self._s.trained[str(outcome.ticks)] = [outcome.feasible, start_deficit]
+        self._learn(outcome)
         feasible, infeasible = self._bracket()
         if feasible is None:
             return self._downwards(infeasible)
@@ -349,7 +373,7 @@ class FrontierSearch(SearchStrategy):
     def _choose(self, candidates: list[int], *, may_stop: bool = True) -> int | None:
         """The highest candidate whose probe deficit is within the target, found by bisection over probes."""
         target = self._target()
-        if target is None:  # nothing learnt yet: aim at the middle of the probes' range
+        if target is None:  # nothing learnt and no scale: aim at the middle of the probes' range
             top = self._deficit(candidates[-1])
             if top == 0.0:
                 return candidates[-1]
@@ -364,7 +388,7 @@ class FrontierSearch(SearchStrategy):
         if low >= 0:
             return candidates[low]
         lowest = self._deficit(candidates[0])
-        _, failed = self._recoverable()
+        failed = min((d for _, ok, d, _ in self._outcomes() if not ok and d is not None), default=None)
         if may_stop and failed is not None and lowest >= self.HOPELESS_FACTOR * failed:
             self._stop(
                 f"the next reachable rate {to_rate(candidates[0]):g} is predicted hopeless: its probe is "
@@ -374,7 +398,7 @@ class FrontierSearch(SearchStrategy):
         return candidates[0]
 
     def _downwards(self, infeasible: int | None) -> int | None:
-        """Nothing met the budget yet: bisect below the lowest infeasible level towards the minimum."""
+        """Nothing met the budget yet: the highest level below the lowest infeasible one that the target allows."""
         ceiling = infeasible if infeasible is not None else self._s.maximum + 1
         if ceiling <= self._s.minimum:
             self._stop(f"even the minimal compression rate {to_rate(self._s.minimum):g} exceeds the budget")
