@@ -1,6 +1,11 @@
 """Pruning groups from the neutral graph: residual ties, depthwise and norm followers, concatenation,
 grouped convolutions, flatten into linear layers, and the rules that keep groups whole."""
 
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
 from aac.core.graph import (
     ActivationAttributes,
     ConcatAttributes,
@@ -175,3 +180,58 @@ def test_a_shared_layer_needs_identically_pruned_inputs():
     analysis = analyze(_shared_layer_graph("d"), PruningRules(prune_first=True))
     assert _groups(analysis) == {("a",): 8}
     assert "layer 'd' is called several times with differently pruned inputs" in _kept(analysis)["c"]
+
+
+class TwoShuffles(nn.Module):
+    """ShuffleNetV2's pattern at its smallest: two branches joined and shuffled, then (per unit) a split, one half
+    passing through to the next shuffle, the other through a convolution."""
+
+    def __init__(self, style="view", units=1):
+        super().__init__()
+        self.style = style
+        self.a, self.b = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1)
+        self.c = nn.ModuleList(nn.Conv2d(4, 4, 1) for _ in range(units))
+        self.out = nn.Conv2d(8, 5, 1)
+
+    def shuffle(self, x):
+        b, c, h, w = x.size()
+        if self.style == "literal":
+            return x.view(b, 2, 4, h, w).transpose(1, 2).reshape(b, 8, h, w)
+        if self.style == "unflatten":
+            return x.unflatten(1, (2, -1)).permute(0, 2, 1, 3, 4).flatten(1, 2)
+        return x.view(b, 2, c // 2, h, w).transpose(1, 2).contiguous().view(b, c, h, w)
+
+    def forward(self, x):
+        x = self.shuffle(torch.cat([self.a(x), self.b(x)], dim=1))
+        for conv in self.c:
+            passing, branch = x.chunk(2, dim=1)
+            x = self.shuffle(torch.cat([passing, conv(branch)], dim=1))
+        return self.out(x)
+
+
+@pytest.mark.parametrize("style", ["view", "unflatten"])
+def test_a_channel_shuffle_is_a_permutation_the_stripped_model_recomputes(style):
+    analysis = _analyze(TwoShuffles(style), prune_first=True)
+    shuffled = analysis.group_of("a")
+    # the shuffles mix a, b and c, which keep the same filters - at the same positions in both halves, so that each
+    # half of the split holds the kept channels of the same half of the full tensor
+    assert (shuffled.producers, shuffled.channels, shuffled.parts) == (("a", "b", "c.0"), 4, 2)
+    keep = [np.array([False, True, False, True])]  # a1, a3, b1, b3, c1, c3 stay
+    # the full model's "out" reads a0 c0 b0 c1 a1 c2 b1 c3; the stripped one shuffles its six channels
+    # to a1 b1 a3 b3, splits them, and shuffles a1 b1 | c1 c3 to a1 c1 b1 c3: positions 4, 3, 6, 7 of the full input
+    consumer = analysis.layers["out"].inputs
+    assert consumer.keep_vector(keep).tolist() == [False, False, False, True, True, False, True, True]
+    assert consumer.kept_indices(keep).tolist() == [4, 3, 6, 7]
+    assert analysis.layers["c.0"].inputs.kept_indices(keep).tolist() == [2, 3]  # the second half: a2 b2 a3 b3
+
+
+def test_a_channel_shuffle_that_writes_its_channel_count_keeps_its_producers():
+    kept = _kept(_analyze(TwoShuffles("literal"), prune_first=True))
+    assert "its channel count 8 is written in the code of 'view' in the model" in kept["a"]
+
+
+def test_shuffles_no_even_removal_keeps_exact_keep_their_producers():
+    # two splits after the shuffles would need the 4 filters in 4 equal parts: nothing left to remove
+    kept = _kept(_analyze(TwoShuffles(units=2), prune_first=True))
+    reason = "its channels go through 'chunk' in the model, which no even removal of its filters keeps consistent"
+    assert reason in kept["a"] and kept["a"] == kept["c.1"]

@@ -180,12 +180,9 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
             values = self._importance(self._layer_filters(plan.layer))
             if self.params.all_weights:
                 values = self.interlayer_ranking(plan.layer, values)
-            offset = 0
-            for run in plan.outputs.runs:
-                if run.group is not None:
-                    scores[run.group] += values[offset : offset + run.channels]
-                    members[run.group] += 1
-                offset += run.channels
+            for group, channels, group_values in plan.outputs.group_values(values):
+                scores[group][channels] += group_values
+                members[group] += 1
         if self.params.all_weights:
             scores = [s / max(m, 1.0) for s, m in zip(scores, members, strict=True)]
         return scores

@@ -148,11 +148,11 @@ def _row(layout: ChannelLayout | None, declared: int, groups: int) -> np.ndarray
     if layout is None:
         row[-1] = declared
         return row
-    for run in layout.runs:
+    for run, held in zip(layout.runs, layout.referenced(), strict=True):
         if run.group is None:
-            row[-1] += run.channels * layout.repeat
-        else:
-            row[run.group] += layout.repeat
+            row[-1] += held * layout.repeat
+        elif run.channels:  # a piece of a shuffled group holds that share of its kept filters (its parts keep equally)
+            row[run.group] += held / run.channels * layout.repeat
     return row
 
 

@@ -23,13 +23,24 @@ channels is only equivalent to masking them if every layer that reads them reads
 an added constant or an unmasked batch norm breaks that, and the group is then kept, with the
 reason. Code that reads a channel count (``x.size(1)``) or writes one (``x.reshape(n, 768, -1)``)
 would not follow pruning either: the layers whose count it reads or writes are kept.
+
+A channel shuffle - a reshape that splits the channel axis into axes, a permutation of them, and the
+reshape that merges them back - moves channels, and so do ``chunk`` s that cut through them. The
+tensor then carries a :class:`ChannelOrder`, the expression the model computes from its segments'
+channels. The model recomputes its sizes from the tensor, so the stripped model moves its fewer
+channels its own way: the layers that read them are cut in that order
+(:meth:`ChannelLayout.kept_indices`), and the layers feeding the moves become one group whose filters
+go at the same positions in each of a few equal parts, the fewest that keep every piece of every
+``chunk`` holding the kept channels of the same piece of the full model (:meth:`_Analyzer._check_orders`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -105,32 +116,242 @@ class ChannelRun:
     channels: int
 
 
+class ChannelOrder(ABC):
+    """How a channel axis is made of the channels of its runs when it is not simply their concatenation.
+
+    A channel shuffle (``view(b, g, c // g, h, w) -> transpose(1, 2) -> view(b, c, h, w)``) and the
+    ``chunk`` s and concatenations around it move channels; the runs' channels, concatenated, are the
+    *base*, and an order is the expression the model computes from it. :meth:`select` evaluates it
+    for the channels that survive: the model recomputes its sizes from the tensor (``c // g``,
+    ``chunk(2)``), so the stripped model holds its channels in an order of its own, and the layers
+    that read them must be cut in that order (:meth:`ChannelLayout.kept_indices`).
+    """
+
+    @property
+    @abstractmethod
+    def extent(self) -> int:
+        """Base channels the expression refers to (the highest index plus one)."""
+
+    @abstractmethod
+    def select(self, keep: np.ndarray) -> np.ndarray:
+        """The base channels the axis holds, in its order, when only ``keep`` (one boolean per base channel) survive."""
+
+    @abstractmethod
+    def shifted(self, offset: int) -> ChannelOrder:
+        """The same expression over a base that starts ``offset`` channels later."""
+
+    @abstractmethod
+    def problem(self, keep: np.ndarray) -> ChannelOrder | None:
+        """The step that ``keep`` breaks (a piece that would hold other channels, a shape that would not divide), or None."""
+
+    @cached_property
+    def full(self) -> np.ndarray:
+        """The base channels of the axis in the model as it is (nothing removed)."""
+        return self.select(np.ones(self.extent, dtype=bool))
+
+    @property
+    def size(self) -> int:
+        return len(self.full)
+
+    #: the operation, for messages (steps that can break name one)
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class ChannelSpan(ChannelOrder):
+    """Base channels ``start`` to ``stop``, in order."""
+
+    start: int
+    stop: int
+
+    @property
+    def extent(self) -> int:
+        return self.stop
+
+    def select(self, keep: np.ndarray) -> np.ndarray:
+        return self.start + np.flatnonzero(keep[self.start : self.stop])
+
+    def shifted(self, offset: int) -> ChannelOrder:
+        return ChannelSpan(self.start + offset, self.stop + offset)
+
+    def problem(self, keep: np.ndarray) -> ChannelOrder | None:
+        return None
+
+
+@dataclass(frozen=True)
+class ChannelJoin(ChannelOrder):
+    """A concatenation along the channel axis."""
+
+    parts: tuple[ChannelOrder, ...]
+
+    @property
+    def extent(self) -> int:
+        return max(p.extent for p in self.parts)
+
+    def select(self, keep: np.ndarray) -> np.ndarray:
+        return np.concatenate([p.select(keep) for p in self.parts])
+
+    def shifted(self, offset: int) -> ChannelOrder:
+        return ChannelJoin(tuple(p.shifted(offset) for p in self.parts))
+
+    def problem(self, keep: np.ndarray) -> ChannelOrder | None:
+        return next((found for p in self.parts if (found := p.problem(keep)) is not None), None)
+
+
+@dataclass(frozen=True)
+class ChannelChunk(ChannelOrder):
+    """Piece ``index`` of ``pieces`` equal ones (``torch.chunk``: the first ones hold ``ceil(n / pieces)`` channels).
+
+    Removing filters keeps the model exact only if each piece of the stripped tensor holds the kept
+    channels of the same piece of the full one.
+    """
+
+    source: ChannelOrder
+    index: int
+    pieces: int
+    where: str = ""
+
+    @property
+    def extent(self) -> int:
+        return self.source.extent
+
+    def select(self, keep: np.ndarray) -> np.ndarray:
+        channels = self.source.select(keep)
+        step = -(-len(channels) // self.pieces)
+        return channels[self.index * step : (self.index + 1) * step]
+
+    def shifted(self, offset: int) -> ChannelOrder:
+        return replace(self, source=self.source.shifted(offset))
+
+    def problem(self, keep: np.ndarray) -> ChannelOrder | None:
+        found = self.source.problem(keep)
+        if found is not None:
+            return found
+        full = self.full
+        return None if set(self.select(keep).tolist()) == set(full[keep[full]].tolist()) else self
+
+
+@dataclass(frozen=True)
+class ChannelShuffle(ChannelOrder):
+    """A reshape of the channel axis into ``factors``, a permutation of those axes, and the reshape that merges them.
+
+    ``dims``: merged axis ``i`` is factor ``dims[i]``; factor ``computed`` is the one the code computes
+    from the tensor's size (``c // g``), so it follows pruning while the others stay.
+    """
+
+    source: ChannelOrder
+    factors: tuple[int, ...]
+    computed: int
+    dims: tuple[int, ...]
+    where: str = ""
+
+    @property
+    def extent(self) -> int:
+        return self.source.extent
+
+    def _sizes(self, channels: int) -> list[int] | None:
+        fixed = math.prod(f for i, f in enumerate(self.factors) if i != self.computed)
+        if channels % fixed:
+            return None
+        sizes = list(self.factors)
+        sizes[self.computed] = channels // fixed
+        return sizes
+
+    def select(self, keep: np.ndarray) -> np.ndarray:
+        channels = self.source.select(keep)
+        sizes = self._sizes(len(channels))
+        if sizes is None:
+            raise ValueError(f"{len(channels)} channels cannot be reshaped into {self.factors} by {self.where}")
+        moved: np.ndarray = channels.reshape(sizes).transpose(self.dims).ravel()
+        return moved
+
+    def shifted(self, offset: int) -> ChannelOrder:
+        return replace(self, source=self.source.shifted(offset))
+
+    def problem(self, keep: np.ndarray) -> ChannelOrder | None:
+        found = self.source.problem(keep)
+        if found is not None:
+            return found
+        return self if self._sizes(len(self.source.select(keep))) is None else None
+
+
 @dataclass(frozen=True)
 class ChannelLayout:
     """A layer's channel axis in terms of groups.
 
     ``repeat`` > 1 when a flatten turned each channel into ``repeat`` features; ``channel_major``
-    says how (True: feature ``c * repeat + s``; False: feature ``s * channels + c``).
+    says how (True: feature ``c * repeat + s``; False: feature ``s * channels + c``). ``order``: how
+    the axis is made of the runs' channels when a channel shuffle moved them (None: in order).
     """
 
     runs: tuple[ChannelRun, ...]
     repeat: int = 1
     channel_major: bool = True
+    order: ChannelOrder | None = None
 
     @property
     def channels(self) -> int:
-        return sum(r.channels for r in self.runs)
+        return self.order.size if self.order is not None else sum(r.channels for r in self.runs)
 
     @property
     def groups(self) -> set[int]:
         return {r.group for r in self.runs if r.group is not None}
 
-    def keep_vector(self, keep: Sequence[np.ndarray]) -> np.ndarray:
-        """Which entries of this axis survive, given each group's boolean keep mask (flatten repeats applied)."""
-        channels = np.concatenate([keep[r.group] if r.group is not None else np.ones(r.channels, dtype=bool) for r in self.runs])
+    def _base(self, keep: Sequence[np.ndarray]) -> np.ndarray:
+        return np.concatenate([keep[r.group] if r.group is not None else np.ones(r.channels, dtype=bool) for r in self.runs])
+
+    def _repeated(self, channels: np.ndarray) -> np.ndarray:
         if self.repeat == 1:
             return channels
         return np.repeat(channels, self.repeat) if self.channel_major else np.tile(channels, self.repeat)
+
+    def keep_vector(self, keep: Sequence[np.ndarray]) -> np.ndarray:
+        """Which entries of this axis survive, given each group's boolean keep mask (flatten repeats applied)."""
+        channels = self._base(keep)
+        return self._repeated(channels if self.order is None else channels[self.order.full])
+
+    def kept_indices(self, keep: Sequence[np.ndarray]) -> np.ndarray:
+        """The entries of this axis that physical removal keeps, in the order the stripped model holds them.
+
+        In order, unless a channel shuffle moved the channels: the stripped model then shuffles its
+        fewer channels its own way, and these are the full axis' entries in that order.
+        """
+        if self.order is None:
+            return np.flatnonzero(self.keep_vector(keep))
+        base = self._base(keep)
+        broken = self.order.problem(base)
+        if broken is not None:
+            raise ValueError(f"the kept channels do not stay consistent through {broken.where}")
+        position = np.full(len(base), -1)
+        position[self.order.full] = np.arange(self.order.size)
+        indices: np.ndarray = position[self.order.select(base)]
+        if self.repeat > 1:  # each channel's features, as the flatten laid them out
+            features = (
+                indices[:, None] * self.repeat + np.arange(self.repeat)
+                if self.channel_major
+                else np.arange(self.repeat)[:, None] * self.channels + indices
+            )
+            indices = features.ravel()
+        return indices
+
+    def referenced(self) -> list[int]:
+        """How many channels of each run this axis holds (all of them, unless it holds a piece of a shuffle)."""
+        if self.order is None:
+            return [r.channels for r in self.runs]
+        counts = np.bincount(self.order.full, minlength=sum(r.channels for r in self.runs))
+        bounds = np.cumsum([0, *(r.channels for r in self.runs)])
+        return [int(counts[a:b].sum()) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def group_values(self, values: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """``(group, channels of the group, values at them)`` for each run of a group, from one value per channel of this axis."""
+        values = np.asarray(values)
+        positions = np.arange(len(values)) if self.order is None else self.order.full
+        offset = 0
+        for run in self.runs:
+            inside = (positions >= offset) & (positions < offset + run.channels)
+            if run.group is not None and inside.any():
+                yield run.group, positions[inside] - offset, values[inside]
+            offset += run.channels
 
 
 @dataclass(frozen=True)
@@ -211,6 +432,15 @@ class _Tensor:
     channel_major: bool = True
     #: the axis holding the channels, counted from the end; None when the backend does not say
     axis: int | None = None
+    #: how the channels are made of the segments' channels when a shuffle moved them (None: in order)
+    order: ChannelOrder | None = None
+
+    @property
+    def width(self) -> int | None:
+        """Channels on the axis (flatten repeats aside), None when a segment's count is not known yet."""
+        if self.order is not None:
+            return self.order.size
+        return None if any(s.channels is None for s in self.segments) else sum(s.channels or 0 for s in self.segments)
 
     def dirtied(self, where: str) -> _Tensor:
         return replace(self, segments=tuple(replace(s, dirty=s.dirty or where) for s in self.segments))
@@ -218,8 +448,8 @@ class _Tensor:
     def cleaned(self) -> _Tensor:
         return replace(self, segments=tuple(replace(s, dirty=None) for s in self.segments))
 
-    def structure(self) -> tuple[tuple[int | None, ...], int | None, bool]:
-        return tuple(s.channels for s in self.segments), self.repeat, self.channel_major
+    def structure(self) -> tuple[tuple[int | None, ...], int | None, bool, ChannelOrder | None]:
+        return tuple(s.channels for s in self.segments), self.repeat, self.channel_major, self.order
 
 
 @dataclass(frozen=True)
@@ -229,6 +459,27 @@ class _Stored:
     node: str
     path: str
     shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A tensor whose channel axis a reshape split into several axes (``view(b, g, c // g, h, w)``), as permutes move them.
+
+    Only a reshape that merges those axes back into the channel axis makes channels of it again (a
+    channel shuffle when the permutes swapped them); anything else cannot follow its channels.
+    """
+
+    tensor: _Tensor
+    #: the splitting reshape, for messages
+    where: str
+    #: the shape before the split; the channel axis is at ``position``, and so is the first factor after it
+    shape: tuple[int, ...]
+    position: int
+    factors: tuple[int, ...]
+    #: the factor the code computes from the channel count (``c // g``); the others are written numbers
+    computed: int
+    #: axis ``i`` now is axis ``perm[i]`` of the split shape
+    perm: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -245,7 +496,7 @@ class _Sizes:
     exact: bool = False
 
 
-_Value = _Tensor | _Stored | _Tuple | _Sizes | None
+_Value = _Tensor | _Stored | _Split | _Tuple | _Sizes | None
 
 
 @dataclass
@@ -316,6 +567,8 @@ class _Analyzer:
         self.size_checks: list[tuple[Node, _Tensor | None, _Tensor]] = []
         #: stored tensors also used where channels are not followed: they must keep their size
         self.pinned: set[str] = set()
+        #: every shuffle or chunk that moves channels, with the segments of its base: checked once ties are known
+        self.orders: list[tuple[ChannelOrder, tuple[Segment, ...]]] = []
 
     # -- sources and blocking ------------------------------------------------------------
     def _source(
@@ -370,6 +623,8 @@ class _Analyzer:
         for value in values:
             if isinstance(value, _Tensor):
                 found.append(value)
+            elif isinstance(value, _Split):
+                found.append(value.tensor)
             elif isinstance(value, _Tuple):
                 found.extend(self._tensors(value.items))
         return found
@@ -392,6 +647,7 @@ class _Analyzer:
                 self._read_sizes(node, values)
             self.values[node.name] = self._visit(node, values)
         self._check_sizes()
+        self._check_orders()
         self._check_uses()
         return self._result()
 
@@ -412,6 +668,8 @@ class _Analyzer:
             return None
         if m is Metatype.ITEM:
             return self._item(node, values)
+        if any(isinstance(v, _Split) for v in values) and not self._keeps_split(node):
+            return self._unknown(node, values, "and aac cannot follow channels split across several axes through it")
         data = [v for v in values if v is not None and not isinstance(v, _Sizes)]
         if not data:  # an operation that creates a tensor (torch.zeros …) is a fixed source
             return self._fixed(node, f"a tensor created by {node.describe()}")
@@ -419,6 +677,13 @@ class _Analyzer:
         if handler is None:
             return self._unknown(node, values)
         return handler(self, node, values)
+
+    @staticmethod
+    def _keeps_split(node: Node) -> bool:
+        """Operations a split channel axis goes through: permutes, reshapes, and element-wise ones that keep zeros."""
+        attrs = node.attributes
+        zeros = node.metatype is Metatype.ACTIVATION and isinstance(attrs, ActivationAttributes) and attrs.preserves_zero
+        return zeros or node.metatype in (Metatype.PERMUTE, Metatype.RESHAPE)
 
     def _data(self, node: Node, values: Sequence[_Value]) -> _Tensor:
         """The operand an operation of one input acts on, as channels."""
@@ -470,7 +735,7 @@ class _Analyzer:
             return ": its filters cannot be removed one by one"
         if attrs.transposed:
             return ": a transposed grouped convolution"
-        if len(x.segments) != 1 or x.repeat != 1:
+        if len(x.segments) != 1 or x.repeat != 1 or x.order is not None:
             return ": it reads channels of several layers"
         return None
 
@@ -503,7 +768,7 @@ class _Analyzer:
             self._use(node, x, "consumer", attrs.embed_dim)
         self._source(node.layer, attrs.embed_dim, producer=True, from_input=False, reasons=reasons, block=attrs.head_dim)
         for x in tensors:
-            if len(x.segments) == 1 and x.repeat == 1:
+            if len(x.segments) == 1 and x.repeat == 1 and x.order is None:
                 self.links.union(node.layer, x.segments[0].source)
             else:
                 self._block([x], Reason(f"attention layer '{node.layer}' reads channels of several layers", "attention"))
@@ -568,6 +833,8 @@ class _Analyzer:
         value = next(v for v in values if v is not None and not isinstance(v, _Sizes))
         if isinstance(value, _Stored) and keeps:
             return replace(value, shape=node.output_shape or value.shape)
+        if isinstance(value, _Split):  # only zero-keeping ones get here (``contiguous`` in a channel shuffle)
+            return value
         x = self._data(node, values)
         return x if keeps else x.dirtied(node.describe())
 
@@ -680,7 +947,19 @@ class _Analyzer:
                 Reason(f"it is concatenated in {node.describe()} with differently shaped tensors", "mismatch"),
             )
             return self._fixed(node, f"the output of {node.describe()}", [t for t in inputs if t is not None])
-        return replace(inputs[0], segments=tuple(s for t in inputs if t is not None for s in t.segments))  # type: ignore[union-attr]
+        tensors = [t for t in inputs if t is not None]
+        order = None
+        if any(t.order is not None for t in tensors):  # a shuffled tensor joined with others: the order covers them all
+            if any(t.width is None for t in tensors):
+                self._block(tensors, Reason(f"aac cannot tell how many channels each input of {node.describe()} has", "mismatch"))
+                return self._fixed(node, f"the output of {node.describe()}", tensors)
+            parts, offset = [], 0
+            for t in tensors:
+                total = sum(s.channels or 0 for s in t.segments)
+                parts.append((t.order or ChannelSpan(0, total)).shifted(offset))
+                offset += total
+            order = ChannelJoin(tuple(parts))
+        return replace(tensors[0], segments=tuple(s for t in tensors for s in t.segments), order=order)
 
     # -- shape operations ----------------------------------------------------------------
     def _permute(self, node: Node, values: list[_Value]) -> _Value:
@@ -689,6 +968,10 @@ class _Analyzer:
         value = next(v for v in values if v is not None and not isinstance(v, _Sizes))
         if isinstance(value, _Stored):
             return replace(value, shape=tuple(value.shape[d] for d in attrs.dims))
+        if isinstance(value, _Split):
+            if len(attrs.dims) != len(value.perm):
+                return self._unknown(node, values, "and aac cannot tell which axes hold the channels")
+            return replace(value, perm=tuple(value.perm[d] for d in attrs.dims))
         x = self._data(node, values)
         rank = len(attrs.dims)
         if x.axis is None or not -rank <= x.axis < 0:
@@ -702,6 +985,8 @@ class _Analyzer:
         value = next(v for v in values if v is not None and not isinstance(v, _Sizes))
         if isinstance(value, _Stored) and node.output_shape is not None:
             return replace(value, shape=node.output_shape)
+        if isinstance(value, _Split):
+            return self._merge(node, values, value)
         x = self._data(node, values)
         before, after = self._shape_of(node.inputs[0]), node.output_shape
         if x.axis is None or before is None or after is None or not -len(before) <= x.axis < 0:
@@ -709,6 +994,8 @@ class _Analyzer:
         position = x.axis + len(before)
         prefix, channels = math.prod(before[:position]), before[position]
         target = next((q for q in range(len(after)) if math.prod(after[:q]) == prefix and after[q] % channels == 0), None)
+        if target is None and self._channel_split(node, x) is not None:
+            return self._split_axis(node, values, x)
         if target is None:
             return self._unknown(node, values, "which splits its channels across several axes")
         merged = after[target] // channels
@@ -722,6 +1009,99 @@ class _Analyzer:
         if merged == following and target == len(after) - 1 and x.repeat is not None and (x.repeat == 1 or x.channel_major):
             return replace(x, axis=-1, layout=layout, repeat=x.repeat * merged, channel_major=True)
         return self._unknown(node, values, "which merges its channels with other axes")
+
+    # -- channel shuffles: a split channel axis, permuted and merged back ----------------------
+    def _channel_split(self, node: Node, x: _Tensor) -> tuple[int, int] | None:
+        """``(position, factors)`` when ``node`` reshapes the channel axis of ``x`` into consecutive axes and no other axis."""
+        before, after = self._shape_of(node.inputs[0]), node.output_shape
+        if x.axis is None or before is None or after is None or not -len(before) <= x.axis < 0:
+            return None
+        position, factors = x.axis + len(before), len(after) - len(before) + 1
+        if factors < 2 or after[:position] != before[:position] or after[position + factors :] != before[position + 1 :]:
+            return None
+        return (position, factors) if math.prod(after[position : position + factors]) == before[position] else None
+
+    def _split_axis(self, node: Node, values: list[_Value], x: _Tensor) -> _Value:
+        """The first step of a channel shuffle: the factor the code computes from the channel count follows pruning."""
+        attrs = node.attributes
+        assert isinstance(attrs, ReshapeAttributes)
+        split = self._channel_split(node, x)
+        before, after = self._shape_of(node.inputs[0]), node.output_shape
+        assert split is not None and before is not None and after is not None
+        position, count = split
+        if attrs.sizes is None or x.repeat != 1 or x.width is None:
+            return self._unknown(node, values, "which splits its channels across several axes")
+        written = attrs.sizes[position : position + count]
+        computed = [i for i, w in enumerate(written) if w is None or w == -1]
+        if len(computed) > 1:
+            return self._unknown(node, values, "which splits its channels into several axes of sizes computed at run time")
+        if not computed:
+            self._block([x], Reason(f"its channel count {before[position]} is written in the code of {node.describe()}", "code"))
+        factors = tuple(after[position : position + count])
+        return _Split(x, node.describe(), before, position, factors, computed[0] if computed else 0, tuple(range(len(after))))
+
+    def _merge(self, node: Node, values: list[_Value], split: _Split) -> _Value:
+        """The last step of a channel shuffle: the split axes, side by side again, become the channel axis where it was."""
+        attrs = node.attributes
+        assert isinstance(attrs, ReshapeAttributes)
+        count, position = len(split.factors), split.position
+        slots = [split.perm.index(position + i) for i in range(count)]
+        others = [a for a in split.perm if not position <= a < position + count]
+        if sorted(slots) != list(range(position, position + count)) or others != sorted(others) or node.output_shape != split.shape:
+            return self._unknown(node, values, f"which merges the channels {split.where} split with other axes")
+        written = attrs.sizes[position] if attrs.sizes is not None and position < len(attrs.sizes) else None
+        if written is not None and written != -1:
+            self._block([split.tensor], Reason(f"its channel count {written} is written in the code of {node.describe()}", "code"))
+        dims = tuple(split.perm[position + i] - position for i in range(count))
+        x = split.tensor
+        if dims == tuple(range(count)):  # split and merged back as it was
+            return x
+        width = sum(s.channels or 0 for s in x.segments)
+        order = ChannelShuffle(x.order or ChannelSpan(0, width), split.factors, split.computed, dims, f"the channel shuffle {split.where}")
+        return self._moved(x, order)
+
+    def _moved(self, x: _Tensor, order: ChannelOrder) -> _Tensor:
+        """``x`` with its channels moved by ``order``. Which ones a removal keeps must stay consistent through the moves,
+        so every layer feeding them becomes one group (its filters evenly spread, see :meth:`_check_orders`)."""
+        for segment in x.segments[1:]:
+            self.links.union(x.segments[0].source, segment.source)
+        self.orders.append((order, x.segments))
+        return replace(x, order=order)
+
+    def _check_orders(self) -> None:
+        """Give each group whose channels a shuffle or chunk moves the fewest equal parts that keep every move exact.
+
+        Its filters are then removed at the same positions in each part (:attr:`PruningGroup.parts`), so the
+        kept channels of every piece and every reshape stay the ones the full model has there. That is
+        checked by evaluating the moves for several such removals; a group no split into parts keeps exact
+        is kept whole, naming the move.
+        """
+        by_root: dict[str, list[tuple[ChannelOrder, tuple[Segment, ...]]]] = {}
+        for order, segments in self.orders:
+            by_root.setdefault(self.links.find(segments[0].source), []).append((order, segments))
+        members: dict[str, list[_Source]] = {}
+        for source in self.sources.values():
+            members.setdefault(self.links.find(source.key), []).append(source)
+        for root, orders in by_root.items():
+            sources = members[root]
+            counts = {s.channels for s in sources}
+            if len(counts) != 1 or not all(s.producer for s in sources):
+                continue  # kept whole anyway (channels that differ, or tied to channels that cannot be pruned)
+            channels = counts.pop() or 0
+            base = math.lcm(*(s.parts for s in sources))
+            candidates = [p for p in range(base, channels // 2 + 1, base) if channels % p == 0]
+            broken: ChannelOrder | None = None
+            for parts in candidates:
+                broken = next((b for o, segments in orders if (b := _broken(o, segments, channels // parts)) is not None), None)
+                if broken is None:
+                    for source in sources:
+                        source.parts = parts
+                    break
+            else:
+                where = broken.where if broken is not None else orders[0][0].where
+                reason = Reason(f"its channels go through {where}, which no even removal of its filters keeps consistent", "mismatch")
+                for source in sources:
+                    self._block_source(source.key, reason)
 
     def _broadcast(self, node: Node, values: list[_Value]) -> _Value:
         attrs = node.attributes
@@ -768,10 +1148,26 @@ class _Analyzer:
             taken: list[Segment] = []
             while segments and sum(s.channels or 0 for s in taken) < size:
                 taken.append(segments.pop(0))
-            if x.repeat != 1 or any(s.channels is None for s in taken) or sum(s.channels or 0 for s in taken) != size:
-                return self._unknown(node, values, "which splits the channels of one layer")
+            if (
+                x.order is not None
+                or x.repeat != 1
+                or any(s.channels is None for s in taken)
+                or sum(s.channels or 0 for s in taken) != size
+            ):
+                return self._chunk(node, values, x)
             pieces.append(replace(x, segments=tuple(taken)))
         return _Tuple(tuple(pieces))
+
+    def _chunk(self, node: Node, values: list[_Value], x: _Tensor) -> _Value:
+        """Equal pieces (``chunk``) across layers' channels or of shuffled ones: each piece holds part of the base channels.
+        Sizes written in the code (``split(x, [16, 16])``) would not follow pruning."""
+        attrs = node.attributes
+        assert isinstance(attrs, SplitAttributes)
+        if node.op != "chunk" or x.repeat != 1 or x.width is None or not attrs.keeps_axis:
+            return self._unknown(node, values, "which splits the channels of one layer")
+        width = sum(s.channels or 0 for s in x.segments)
+        base = x.order or ChannelSpan(0, width)
+        return _Tuple(tuple(self._moved(x, ChannelChunk(base, i, len(attrs.sizes), node.describe())) for i in range(len(attrs.sizes))))
 
     def _item(self, node: Node, values: list[_Value]) -> _Value:
         attrs = node.attributes
@@ -791,6 +1187,8 @@ class _Analyzer:
             if isinstance(value, _Tensor) and axes != ():
                 reads.append((value, axes))
                 exact = axes is not None and len(axes) == 1
+            elif isinstance(value, _Split) and axes != ():  # sizes of the split axes: taken as reading the channel count
+                reads.append((value.tensor, None))
             elif isinstance(value, _Sizes):
                 if axes and all(a is None for _, a in value.reads):  # shape[k] of a whole shape read
                     reads.extend((tensor, axes) for tensor, _ in value.reads)
@@ -801,15 +1199,17 @@ class _Analyzer:
 
     def _read_sizes(self, node: Node, values: list[_Value]) -> None:
         """Note every channel count ``node`` uses; a reshape to the count it reads of its own input is fine (checked at the end)."""
-        reshaped = next((v for v in values if isinstance(v, _Tensor)), None)
+        reshaped = next((v.tensor if isinstance(v, _Split) else v for v in values if isinstance(v, (_Tensor, _Split))), None)
         allowed = node.metatype in (Metatype.RESHAPE, Metatype.BROADCAST, Metatype.FLATTEN)
+        # a channel shuffle's first reshape computes a factor from the channel count (``c // g``): fine, it follows pruning
+        splits = node.metatype is Metatype.RESHAPE and reshaped is not None and self._channel_split(node, reshaped) is not None
         for value in values:
             if not isinstance(value, _Sizes):
                 continue
             for tensor, axes in value.reads:
                 if tensor.axis is None or (axes is not None and tensor.axis not in axes):
                     continue  # x.size(0), the batch; or a tensor without known channels (a model input)
-                self.size_checks.append((node, reshaped if allowed and value.exact else None, tensor))
+                self.size_checks.append((node, reshaped if allowed and (value.exact or splits) else None, tensor))
 
     def _roots(self, tensor: _Tensor) -> list[tuple[str, int | None]]:
         return [(self.links.find(s.source), s.channels) for s in tensor.segments]
@@ -829,7 +1229,7 @@ class _Analyzer:
 
     # -- checks that need the whole graph ---------------------------------------------------
     def _check_uses(self) -> None:
-        layouts: dict[str, set[tuple[tuple[tuple[str, int | None], ...], int | None]]] = {}
+        layouts: dict[str, set[tuple[tuple[tuple[str, int | None], ...], int | None, ChannelOrder | None]]] = {}
         for use in self.uses:
             if use.role == "stored" and use.layer in self.pinned:
                 self._block(
@@ -845,7 +1245,7 @@ class _Analyzer:
                             segment.source,
                             Reason(f"its pruned channels reach '{use.layer}' as non-zero values (through {segment.dirty})", "nonzero"),
                         )
-            signature = (tuple((self.links.find(s.source), s.channels) for s in tensor.segments), tensor.repeat)
+            signature = (tuple((self.links.find(s.source), s.channels) for s in tensor.segments), tensor.repeat, tensor.order)
             layouts.setdefault(use.layer, set()).add(signature)
         for use in self.uses:
             if len(layouts.get(use.layer, ())) > 1:
@@ -854,6 +1254,13 @@ class _Analyzer:
     def _resolve(self, use: _Use) -> _Tensor | None:
         """Fill in unknown channel counts and flatten factors from the layer's own size, or block."""
         tensor = use.tensor
+        if tensor.order is not None:  # every count is known where channels were moved
+            features = tensor.repeat if tensor.repeat is not None else use.declared // tensor.order.size
+            if features * tensor.order.size != use.declared:
+                self._block([tensor], Reason(f"aac cannot tell how the channels feeding '{use.layer}' map onto its inputs", "mismatch"))
+                return None
+            self.resolved[id(use)] = replace(tensor, repeat=features)
+            return self.resolved[id(use)]
         known = sum(s.channels for s in tensor.segments if s.channels is not None)
         unknown = [i for i, s in enumerate(tensor.segments) if s.channels is None]
         repeat = tensor.repeat
@@ -907,7 +1314,7 @@ class _Analyzer:
     def _plans(self, groups: list[PruningGroup], kept: list[KeptGroup], group_of: dict[str, int]) -> PruningAnalysis:
         def layout(tensor: _Tensor) -> ChannelLayout:
             runs = tuple(ChannelRun(group_of.get(self.links.find(s.source)), s.channels or 0) for s in tensor.segments)
-            return ChannelLayout(runs, tensor.repeat or 1, tensor.channel_major)
+            return ChannelLayout(runs, tensor.repeat or 1, tensor.channel_major, tensor.order)
 
         plans: dict[str, LayerPlan] = {}
         followers: dict[int, list[str]] = {}
@@ -935,6 +1342,22 @@ class _Analyzer:
         weighted = (Metatype.CONV, Metatype.LINEAR, Metatype.ATTENTION)
         types = {layer: nodes[0].metatype for layer, nodes in calls.items() if nodes[0].metatype in weighted}
         return PruningAnalysis(tuple(groups), plans, tuple(kept), types)
+
+
+def _broken(order: ChannelOrder, segments: Sequence[Segment], period: int) -> ChannelOrder | None:
+    """The step of ``order`` that breaks when every segment keeps the same positions in each ``period`` channels, or None.
+
+    Tried for several such removals (the first or last position gone, every other one, a single one kept).
+    """
+    patterns = [np.arange(period) < period - 1, np.arange(period) > 0, np.arange(period) % 2 == 0, np.arange(period) == 0]
+    if period > 2:
+        patterns.append(np.arange(period) == period - 1)
+    for pattern in patterns:
+        keep = np.concatenate([np.tile(pattern, (s.channels or 0) // period) for s in segments])
+        broken = order.problem(keep)
+        if broken is not None:
+            return broken
+    return None
 
 
 _HANDLERS: dict[Metatype, Callable[[_Analyzer, Node, list[_Value]], _Value]] = {

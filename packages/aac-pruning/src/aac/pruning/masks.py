@@ -73,7 +73,7 @@ class ChannelMasks(ABC, Generic[MaskT]):
 
 
 def channel_indices(layout: ChannelLayout | None, keep: Sequence[np.ndarray]) -> np.ndarray | None:
-    """Entries of a layer's channel axis that physical removal keeps (None: the axis does not change)."""
+    """Entries of a layer's channel axis that physical removal keeps, in the stripped model's order (None: the axis does not change)."""
     if layout is None:
         return None
-    return np.flatnonzero(layout.keep_vector(keep))
+    return layout.kept_indices(keep)

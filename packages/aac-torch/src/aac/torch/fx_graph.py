@@ -436,7 +436,7 @@ class _Context:
         if isinstance(module, nn.Flatten):
             return self._flatten(fx_node, module.start_dim, module.end_dim)
         if isinstance(module, nn.Unflatten):
-            return self._reshaped(fx_node, None)
+            return self._unflattened(fx_node, module.dim, module.unflattened_size)
         return _UNKNOWN
 
     def _attention(self, fx_node: fx.Node, module: nn.Module, spec: Any) -> _Op:
@@ -526,6 +526,15 @@ class _Context:
             return _Op(Metatype.FLATTEN, FlattenAttributes(channel_major=True))
         return self._reshaped(fx_node, None)
 
+    def _unflattened(self, fx_node: fx.Node, dim: Any, sizes: Any) -> _Op:
+        """``unflatten(dim, sizes)``: a reshape whose written sizes are ``sizes`` at ``dim`` (a channel shuffle may start so)."""
+        rank = self.rank(fx_node.args[0] if fx_node.args else None)
+        if rank is None or not isinstance(dim, int) or not isinstance(sizes, (list, tuple)):
+            return self._reshaped(fx_node, None)
+        at = dim % rank
+        written = tuple(s if isinstance(s, int) else None for s in sizes)
+        return self._reshaped(fx_node, (None,) * at + written + (None,) * (rank - at - 1))
+
     def _reshaped(self, fx_node: fx.Node, sizes: tuple[int | None, ...] | None) -> _Op:
         """A reshape the analysis follows through the input and output shapes (it needs both)."""
         source = fx_node.args[0] if fx_node.args else None
@@ -588,6 +597,10 @@ def _reshape(ctx: _Context, fx_node: fx.Node) -> _Op:
     if in_shape and out and len(out) == 2 and out[0] == in_shape[0] and len(in_shape) > 2:
         return _Op(Metatype.FLATTEN, FlattenAttributes(channel_major=True))
     return ctx._reshaped(fx_node, _written_sizes(ctx, dims))
+
+
+def _unflatten(ctx: _Context, fx_node: fx.Node) -> _Op:
+    return ctx._unflattened(fx_node, _arg(fx_node, 1, "dim", None), _arg(fx_node, 2, "sizes", None))
 
 
 def _squeeze(ctx: _Context, fx_node: fx.Node) -> _Op:
@@ -791,6 +804,7 @@ _CALL_HANDLERS: dict[Any, Handler] = {
     **dict.fromkeys(_FLATTEN_CALLS, _flatten_call),
     **dict.fromkeys(_RESHAPE_CALLS, _reshape),
     **dict.fromkeys(_SQUEEZE_CALLS, _squeeze),
+    **dict.fromkeys((torch.unflatten, "unflatten"), _unflatten),
     **dict.fromkeys(_PERMUTE_CALLS, _permute),
     **dict.fromkeys(_TRANSPOSE_CALLS, _transpose),
     **dict.fromkeys(_EXPAND_CALLS, _expand),
