@@ -22,6 +22,7 @@ from aac.core import (
     hookimpl,
 )
 from aac.core.testing import ToyModel, ToyPlugin, accuracy, train_epoch
+from aac.core.training.progress import LoopState
 
 CONFIG = {
     "accuracy_aware_training": {
@@ -73,8 +74,15 @@ def edit_state(folder: Path, change: Any) -> None:
         (lambda f: edit_state(f, lambda s: {**s, "result": None}), "marked done but names no kept checkpoint"),
         (lambda f: edit_state(f, lambda s: {**s, "epochs": "5"}), "'epochs' is str, not int"),
         (lambda f: edit_state(f, lambda s: {**s, "version": 99}), "is not an aac run state of version"),
+        (lambda f: edit_state(f, lambda s: {**s, "loop": {**s["loop"], "level": 5}}), "its loop state: 'level' is int, not an object"),
+        (
+            lambda f: edit_state(f, lambda s: {**s, "loop": {**s["loop"], "trained": {"100": {"ticks": 100}}}}),
+            "its loop state: 'trained.100' has no 'feasible', no 'best_budget', no 'epochs'",
+        ),
+        (lambda f: edit_state(f, lambda s: {**s, "loop": {**s["loop"], "probes": {"1@e2": "x"}}}), "'probes.1@e2' is str, not a number"),
+        (lambda f: edit_state(f, lambda s: {**s, "loop": {**s["loop"], "lvl": None}}), "its loop state: unknown key 'lvl'"),
     ],
-    ids=["garbage", "list", "null", "missing", "extra", "phase", "result", "type", "version"],
+    ids=["garbage", "list", "null", "missing", "extra", "phase", "result", "type", "version", "level", "outcome", "probe", "loop-key"],
 )
 def test_a_damaged_state_file_is_a_clear_checkpoint_error(registry: Registry, finished: Path, damage: Any, message: str) -> None:
     damage(finished)
@@ -198,3 +206,22 @@ def test_a_plugin_whose_observer_hook_raises_is_skipped_for_the_run(tmp_path: Pa
     with pytest.warns(UserWarning, match=r"gives no loop observers for this run: aac_loop_observers\(\) raised ConnectionError"):
         statistics = run(registry, tmp_path)
     assert statistics.total_epochs >= 3 and (tmp_path / "history.json").exists()  # core's reporters still ran
+
+
+def test_a_loop_state_of_the_first_format_reads_back() -> None:
+    """Version 1 kept the initial phase's epoch count in ``level``; a run interrupted then resumes."""
+    state = LoopState.from_dict({"level": {"epochs": 2}, "stop_reason": ""})
+    assert state.initial_epochs == 2 and state.level is None
+    level = {
+        "ticks": 5,
+        "epochs": 1,
+        "best_budget": -0.5,
+        "feasible": False,
+        "done": False,
+        "budgets": [[1, -0.5]],
+        "start_budget": -2.0,
+        "ended": "",
+    }
+    state = LoopState.from_dict({"level": level, "trained": {"5": {"ticks": 5, "feasible": True, "best_budget": 0.1, "epochs": 2}}})
+    assert state.level is not None and state.level.outcome().start_budget == -2.0
+    assert LoopState.from_dict(state.to_dict()) == state

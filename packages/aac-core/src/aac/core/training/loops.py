@@ -16,7 +16,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +26,7 @@ from aac.core.model_creation import NO_COMPRESSION
 from aac.core.plugins import Registry, default_registry
 from aac.core.training.metric_scale import check_budget_scale, check_first_metric_scale
 from aac.core.training.observers import RunContext
+from aac.core.training.progress import LevelProgress
 from aac.core.training.records import PROBE, EpochRecord, TrainingLoopStatistics
 from aac.core.training.runner import Callbacks, TrainingRunner, as_metric
 from aac.core.training.search import (
@@ -250,7 +250,7 @@ class BaseAccuracyAwareTrainingLoop:
         return last or level_epoch % self.params.validate_every_n_epochs == 0
 
     def _stop(self, session: RunSession, reason: str) -> None:
-        session.state.loop["stop_reason"] = reason
+        session.state.loop.stop_reason = reason
         session.state.phase = Phase.FINISHING
 
     def _finish(self, session: RunSession) -> TrainingLoopStatistics:
@@ -289,7 +289,7 @@ class BaseAccuracyAwareTrainingLoop:
             allowed_degradation=self.params.allowed_drop_text(),
             feasible=budget >= 0,
             total_epochs=session.state.epochs,
-            stop_reason=session.state.loop.get("stop_reason", ""),
+            stop_reason=session.state.loop.stop_reason,
             mode=self.mode,
             higher_is_better=self.params.higher_is_better,
             log_dir=str(session.log_dir),
@@ -347,7 +347,7 @@ class EarlyExitCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         logger.warning(
             "[aac] the compression schedule never completed within maximal_total_epochs; returning the best partially compressed model"
         )
-        session.state.loop["stop_reason"] = (session.state.loop.get("stop_reason", "") + "; the schedule never completed").lstrip("; ")
+        session.state.loop.add_stop_reason("the schedule never completed")
         return "partial"
 
 
@@ -436,8 +436,8 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             lambda ticks: self._probe(session, ticks),
             allowed_drop=self.params.allowed_drop(self.uncompressed_model_accuracy),
         )
-        if session.state.loop.get("strategy"):
-            self.strategy.load_state(session.state.loop["strategy"])
+        if session.state.loop.strategy:
+            self.strategy.load_state(session.state.loop.strategy)
 
     def _execute(self, session: RunSession) -> None:
         state = session.state
@@ -445,7 +445,7 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             record = self._validate_record(session, "initial", 0, time.perf_counter(), due=True)
             self._check_first_validation(record)
             session.keep_if_better(_rate_key(record.compression_rate), record)
-            state.phase, state.loop["level"] = Phase.INITIAL, {"epochs": 0}
+            state.phase = Phase.INITIAL
             session.end_epoch()
         if state.phase == Phase.INITIAL:
             self._initial_phase(session)
@@ -455,23 +455,24 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             self._search_epoch(session)
 
     def _initial_phase(self, session: RunSession) -> None:
-        runner, state, level = session.runner, session.state, session.state.loop["level"]
+        runner, state, loop = session.runner, session.state, session.state.loop
         while state.phase == Phase.INITIAL:
-            if level["epochs"] >= self.params.initial_training_phase_epochs or session.cap_reached():
+            if loop.initial_epochs >= self.params.initial_training_phase_epochs or session.cap_reached():
                 state.phase = Phase.SEARCH_START
                 break
             started = time.perf_counter()
             loss = runner.train_epoch()
             self._weights_id = f"e{runner.cumulative_epochs}"
-            level["epochs"] += 1
-            last = level["epochs"] >= self.params.initial_training_phase_epochs or session.cap_reached()
-            record = self._validate_record(session, "initial", level["epochs"], started, self._validation_due(level["epochs"], last), loss)
+            loop.initial_epochs += 1
+            epochs = loop.initial_epochs
+            last = epochs >= self.params.initial_training_phase_epochs or session.cap_reached()
+            record = self._validate_record(session, "initial", epochs, started, self._validation_due(epochs, last), loss)
             if record.metric is not None:
                 session.keep_if_better(_rate_key(record.compression_rate), record)
                 schedule_done = self.adaptive_controller.compression_stage() == CompressionStage.FULLY_COMPRESSED
                 if last or (record.budget is not None and record.budget >= 0 and schedule_done):
                     state.phase = Phase.SEARCH_START
-            runner.update_learning_rate(level["epochs"], record.metric, loss)
+            runner.update_learning_rate(epochs, record.metric, loss)
             session.end_epoch()
 
     def _start_search(self, session: RunSession) -> None:
@@ -487,15 +488,11 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             if observed.feasible and self.bounds.minimum <= observed.ticks <= self.bounds.maximum:
                 self.strategy.observe(observed)
         within = start == initial
-        trained = {str(o.ticks): asdict(o) for o in outcomes.values() if o.feasible}
-        session.state.loop.update(
-            level=None,
-            outcome=asdict(outcome),
-            strategy=self.strategy.get_state(),
-            trained={**trained, str(initial): asdict(outcome)} if within else trained,
-            probes={},
-            previous=initial,
-        )
+        loop = session.state.loop
+        loop.level, loop.outcome, loop.strategy, loop.previous = None, outcome, self.strategy.get_state(), initial
+        loop.trained = {str(o.ticks): o for o in outcomes.values() if o.feasible}
+        if within:
+            loop.trained[str(initial)] = outcome
         session.state.phase = Phase.SEARCH
         if not within and session.cap_reached():
             self._stop(session, MAX_EPOCHS_REASON)
@@ -550,7 +547,7 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         model like any other: it is kept as that rate's checkpoint (if it beats the one kept), so the
         search may return it, and a level whose starting point already meets the budget needs no epoch.
         """
-        runner, probes = session.runner, session.state.loop.setdefault("probes", {})
+        runner, probes = session.runner, session.state.loop.probes
         key = f"{ticks}@{self._weights_id}"
         if key in probes:
             return float(probes[key])
@@ -575,13 +572,9 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         session.save_state()
         return record.budget
 
-    def _outcome(self, level: Mapping[str, Any]) -> LevelOutcome:
-        best = level["best_budget"] if level["best_budget"] is not None else -math.inf
-        return LevelOutcome(level["ticks"], level["feasible"], best, level["epochs"], level.get("ended", ""), level.get("start_budget"))
-
     def _decide(self, session: RunSession, outcome: LevelOutcome) -> int | None:
         """Ask the strategy for the next real level; known levels are answered from the record, not trained."""
-        trained = session.state.loop["trained"]
+        trained = session.state.loop.trained
         for _ in range(self.MAX_REPLAYS):
             ticks = self.strategy.next_rate(outcome)
             if ticks is None:
@@ -591,7 +584,7 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             known = trained.get(str(real))
             if known is None:
                 return real
-            outcome = LevelOutcome(**known)
+            outcome = known
         self._stop(
             session, f"the '{self.params.search_strategy}' strategy asked for already trained levels {self.MAX_REPLAYS} times in a row"
         )
@@ -600,7 +593,8 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
     def _warm_start(self, session: RunSession, ticks: int) -> None:
         """Put the weights where the next level starts (``warm_start``)."""
         policy = self.params.warm_start
-        going_up = ticks > session.state.loop.get("previous", ticks)
+        previous = session.state.loop.previous
+        going_up = previous is not None and ticks > previous
         if policy == "current" or (policy == "directional" and not going_up):
             return
         best = self._best_feasible(session)
@@ -609,11 +603,11 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             self.adaptive_controller.disable_scheduler()
             self._weights_id = f"e{session.state.epochs}/{best}"
 
-    def _next_level(self, session: RunSession) -> dict[str, Any] | None:
+    def _next_level(self, session: RunSession) -> LevelProgress | None:
         loop = session.state.loop
-        level = loop["level"]
-        outcome = LevelOutcome(**loop["outcome"]) if level is None else self._outcome(level)
-        loop["trained"][str(outcome.ticks)] = asdict(outcome)
+        outcome = loop.level.outcome() if loop.level is not None else loop.outcome
+        assert outcome is not None, "the search phase starts with the initial phase's outcome"
+        loop.trained[str(outcome.ticks)] = outcome
         ticks = self._decide(session, outcome)
         if ticks is None:
             return None
@@ -622,7 +616,7 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             return None
         return self._begin_level(session, ticks)
 
-    def _begin_level(self, session: RunSession, ticks: int) -> dict[str, Any]:
+    def _begin_level(self, session: RunSession, ticks: int) -> LevelProgress:
         """Start training the real level ``ticks``: warm start, rate, start probe, fresh optimizer."""
         loop = session.state.loop
         self._warm_start(session, ticks)
@@ -630,23 +624,19 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         start_budget = self._probe(session, ticks) if self.params.early_rejection else None
         session.runner.configure_optimizers(self.strategy.learning_rate_scale)
         # the decision and the new level become part of the saved state together, at the end of its first epoch
-        loop["strategy"] = self.strategy.get_state()
-        loop["previous"] = ticks
+        loop.strategy, loop.previous = self.strategy.get_state(), ticks
         probed_within = start_budget is not None and start_budget >= 0  # its probe's model is kept: no epoch needed
-        loop["level"] = {
-            "ticks": ticks,
-            "epochs": 0,
-            "best_budget": start_budget if probed_within else None,
-            "feasible": probed_within,
-            "done": probed_within,
-            "budgets": [],
-            "start_budget": start_budget,
-            "ended": LEVEL_PROBED if probed_within else "",
-        }
-        level: dict[str, Any] = loop["level"]
-        return level
+        loop.level = LevelProgress(
+            ticks,
+            best_budget=start_budget if probed_within else None,
+            feasible=probed_within,
+            done=probed_within,
+            start_budget=start_budget,
+            ended=LEVEL_PROBED if probed_within else "",
+        )
+        return loop.level
 
-    def _hopeless(self, level: Mapping[str, Any], recoveries: list[list[list[float]]]) -> bool:
+    def _hopeless(self, level: LevelProgress, recoveries: list[list[list[float]]]) -> bool:
         """True if the level cannot reach the budget in its remaining epochs, judged by measurements of this run.
 
         Two measurements, either of which rejects:
@@ -663,63 +653,63 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
         A level that misses by less than the allowed drop itself is never rejected: on a small validation set
         that is metric noise (one image), not a trend; nor is the minimal rate, the search's last resort.
         """
-        if level["ticks"] <= self.bounds.minimum or -level["best_budget"] < self.params.allowed_drop(self.uncompressed_model_accuracy):
+        best = level.best_budget if level.best_budget is not None else -math.inf
+        if level.ticks <= self.bounds.minimum or -best < self.params.allowed_drop(self.uncompressed_model_accuracy):
             return False  # the last resort, and near misses within the allowed drop's width, get their patience
-        epochs = level["epochs"]
+        epochs = level.epochs
         if recoveries and all(any(epoch <= epochs and budget >= 0 for epoch, budget in path) for path in recoveries):
             return True
-        points = [tuple(p) for p in level["budgets"]]
-        start = level["start_budget"]
+        points = [(p[0], p[1]) for p in level.budgets]
+        start = level.start_budget
         if start is not None and (not points or points[0][1] >= start):
             points.insert(0, (0, start))
         gains = [(b - a) / (j - i) for (i, a), (j, b) in itertools.pairwise(points) if j > i]
         if not gains:
             return False
         remaining = self.params.patience_epochs - epochs
-        return bool(level["best_budget"] + remaining * self.RECOVERY_MARGIN * max(max(gains), 0.0) < 0)
+        return bool(best + remaining * self.RECOVERY_MARGIN * max(max(gains), 0.0) < 0)
 
     def _search_epoch(self, session: RunSession) -> None:
         runner, loop = session.runner, session.state.loop
-        level = loop["level"]
-        while level is None or level["done"]:
+        level = loop.level
+        while level is None or level.done:
             level = self._next_level(session)
             if level is None:
                 return
         started = time.perf_counter()
         loss = runner.train_epoch()
         self._weights_id = f"e{runner.cumulative_epochs}"
-        level["epochs"] += 1
-        last = level["epochs"] >= self.params.patience_epochs or session.cap_reached()
-        metric = runner.validate() if self._validation_due(level["epochs"], last) else None
+        level.epochs += 1
+        last = level.epochs >= self.params.patience_epochs or session.cap_reached()
+        metric = runner.validate() if self._validation_due(level.epochs, last) else None
         if metric is not None:
             budget = self.params.budget(metric, self.uncompressed_model_accuracy)
-            level["budgets"].append([level["epochs"], budget])
-            level["best_budget"] = budget if level["best_budget"] is None else max(level["best_budget"], budget)
+            level.validated(budget)
             if budget >= 0:
-                level["feasible"], level["ended"] = True, LEVEL_FEASIBLE
-                if level["epochs"] > 1:
-                    loop.setdefault("recoveries", []).append(level["budgets"])
+                level.feasible, level.ended = True, LEVEL_FEASIBLE
+                if level.epochs > 1:
+                    loop.recoveries.append(level.budgets)
             elif runner.should_stop_early(metric):
-                level["ended"] = LEVEL_EARLY_STOPPING
-            elif not last and self.params.early_rejection and self._hopeless(level, loop.get("recoveries", [])):
-                level["ended"] = LEVEL_REJECTED
-        if last and not level["ended"]:
-            level["ended"] = LEVEL_PATIENCE if level["epochs"] >= self.params.patience_epochs else LEVEL_EPOCH_CAP
-        level["done"] = bool(level["ended"])
+                level.ended = LEVEL_EARLY_STOPPING
+            elif not last and self.params.early_rejection and self._hopeless(level, loop.recoveries):
+                level.ended = LEVEL_REJECTED
+        if last and not level.ended:
+            level.ended = LEVEL_PATIENCE if level.epochs >= self.params.patience_epochs else LEVEL_EPOCH_CAP
+        level.done = bool(level.ended)
         record = session.record(
             "search",
-            level["epochs"],
+            level.epochs,
             metric,
             started,
             step=self.strategy.step,
             train_loss=loss,
             lr_scale=self.strategy.learning_rate_scale,
-            level_end=level["ended"] or None,
+            level_end=level.ended or None,
         )
         if metric is not None:
-            session.keep_if_better(_rate_key(to_rate(level["ticks"])), record)
-        runner.update_learning_rate(level["epochs"], metric, loss)
-        if level["done"] and session.cap_reached():
+            session.keep_if_better(_rate_key(to_rate(level.ticks)), record)
+        runner.update_learning_rate(level.epochs, metric, loss)
+        if level.done and session.cap_reached():
             self._stop(session, MAX_EPOCHS_REASON)
         session.end_epoch()
 
@@ -742,7 +732,7 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             return best
         kept = self._within_bounds(session)
         closest = max(kept, key=lambda k: (kept[k].budget, kept[k].rate))
-        session.state.loop["stop_reason"] = (session.state.loop.get("stop_reason", "") + "; no rate met the budget").lstrip("; ")
+        session.state.loop.add_stop_reason("no rate met the budget")
         return closest
 
 

@@ -23,6 +23,7 @@ from aac.core.atomic import atomic_write_json, is_leftover
 from aac.core.config.accuracy_aware import AccuracyAwareParams
 from aac.core.errors import CheckpointError
 from aac.core.training.observers import LoopObserver, RunContext
+from aac.core.training.progress import LoopState, LoopStateError
 from aac.core.training.records import PROBE, EpochRecord
 from aac.core.training.runner import TrainingRunner
 
@@ -75,7 +76,7 @@ class RunState:
     last_checkpoint: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     kept: dict[str, dict[str, Any]] = field(default_factory=dict)
-    loop: dict[str, Any] = field(default_factory=dict)
+    loop: LoopState = field(default_factory=LoopState)
     result: dict[str, Any] | None = None
 
     def kept_checkpoints(self) -> dict[str, SavedCheckpoint]:
@@ -184,7 +185,11 @@ class RunSession:
         phases = {phase.value: phase for phase in Phase}
         if "phase" in given and given["phase"] not in phases:
             raise damaged(f"unknown phase '{given['phase']}' (one of {', '.join(phases)})")
-        state = RunState(**{**given, "phase": phases[given.get("phase", Phase.START.value)]})
+        try:
+            loop = LoopState.from_dict(given.get("loop", {}))
+        except LoopStateError as error:
+            raise damaged(f"its loop state: {error}") from None
+        state = RunState(**{**given, "phase": phases[given.get("phase", Phase.START.value)], "loop": loop})
         for key, entry in state.kept.items():
             if not isinstance(entry, dict) or set(entry) != {f.name for f in fields(SavedCheckpoint)}:
                 raise damaged(f"kept checkpoint '{key}' is not a {{file, metric, budget, epoch, rate}} record")
