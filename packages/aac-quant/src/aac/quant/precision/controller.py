@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +22,11 @@ from aac.quant.precision.autoq import search_bits
 from aac.quant.precision.hawq import PrecisionError, choose_bits
 from aac.quant.precision.ids import INPUT, OUTPUT, WEIGHT, QuantizerName, operation_node
 from aac.quant.precision.inventory import ActivationEntry, Inventory, WeightEntry, layer_macs
+from aac.quant.settings import ACTIVATIONS, WEIGHTS
 
 if TYPE_CHECKING:
     from aac.core.config import AlgorithmSection
+    from aac.quant.algorithm import QuantizationOps
     from aac.quant.settings import PrecisionSettings, QuantizationSettings
 
 logger = logging.getLogger("aac.quant")
@@ -36,10 +38,11 @@ DEFAULT_DUMP_DIR = "precision_init"
 class MixedPrecision:
     """Mixin of the quantization controllers: ``initializer.precision``.
 
-    The controller provides ``settings``, ``section``, ``prepared`` (with ``graph``), ``weight_quantizers``
-    (key -> quantizer with ``bits``, ``set_bits`` and ``label``), ``activation_sites`` (with ``quantizer``,
-    ``consumers``, ``tensors`` and ``feeds``: the weight keys of the layers the site feeds) and the
-    measuring hooks below.
+    The controller (:class:`aac.quant.algorithm.QuantizationAlgorithmBase`) provides ``settings``, ``section``,
+    ``prepared`` (with ``graph``), ``weight_quantizers`` (key -> quantizer with ``bits``, ``set_bits`` and
+    ``label``), ``activation_sites`` (with ``quantizer``, ``consumers``, ``tensors`` and ``feeds``: the weight
+    keys of the layers the site feeds), :meth:`quantizers` and ``ops`` (:class:`aac.quant.algorithm.QuantizationOps`),
+    which measures.
     """
 
     settings: QuantizationSettings
@@ -50,37 +53,26 @@ class MixedPrecision:
     #: True once bit widths were chosen (or restored): initialize() does not choose them again
     precision_chosen: bool = False
 
-    if TYPE_CHECKING:
+    ops: QuantizationOps
 
-        def _weight_layer(self, key: str) -> str: ...
-
-        def _weight_numel(self, key: str) -> int: ...
-
-        def _parameter_count(self) -> int: ...
-
-        def _module_paths(self, scope: str) -> list[str]: ...
-
-        def _hessian_traces(
-            self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, **how: Any
-        ) -> dict[str, float]: ...
-
-        def _weight_noise(self, key: str, bits: int) -> float: ...
-
-        def _measure(self, eval_fn: Callable[..., Any], eval_loader: Any, subset_ratio: float) -> float: ...
-
-        def quantizers(self) -> Iterator[tuple[str, str, Any]]: ...
+    def quantizers(self) -> Iterator[tuple[str, str, Any]]:
+        """``(group, label, quantizer)`` for every quantizer."""
+        for quantizer in self.weight_quantizers.values():
+            yield WEIGHTS, quantizer.label, quantizer
+        for site in self.activation_sites:
+            yield ACTIVATIONS, site.quantizer.label, site.quantizer
 
     # -- what precision sees ------------------------------------------------------------------
     def inventory(self) -> Inventory:
         """The quantizers with their sizes and work (for the ratios, the choice and the statistics)."""
         graph = self.prepared.graph
         weights = tuple(
-            WeightEntry(key, q.label, self._weight_numel(key), layer_macs(graph, self._weight_layer(key)))
+            WeightEntry(key, q.label, self.ops.weight_numel(key), layer_macs(graph, self.ops.weight_layer(key)))
             for key, q in self.weight_quantizers.items()
         )
         activations = tuple(ActivationEntry(site.quantizer.label, tuple(site.feeds), site.quantizer.bits) for site in self.activation_sites)
         quantized = sum(w.numel for w in weights)
-        return Inventory(weights, activations, max(self._parameter_count() - quantized, 0))
+        return Inventory(weights, activations, max(self.ops.parameter_count() - quantized, 0))
 
     def bit_widths(self) -> dict[str, int]:
         """Label -> bit width of every quantizer."""
@@ -147,15 +139,15 @@ class MixedPrecision:
         names a tensor aac does not quantize."""
         if name.kind == OUTPUT:
             graph = self.prepared.graph
-            node = operation_node(graph, name, self._module_paths)
+            node = operation_node(graph, name, self.ops.module_paths)
             if node is None:
                 return None
             return [self.activation_sites[i].quantizer for i in sites_fed_by(graph, node.name, [s.tensors for s in self.activation_sites])]
-        paths = set(self._module_paths(name.scope))
+        paths = set(self.ops.module_paths(name.scope))
         if not paths:
             return None
         if name.kind == WEIGHT:
-            return [q for key, q in self.weight_quantizers.items() if self._weight_layer(key) in paths]
+            return [q for key, q in self.weight_quantizers.items() if self.ops.weight_layer(key) in paths]
         assert name.kind == INPUT
         return [site.quantizer for site in self.activation_sites if paths & set(site.consumers)]
 
@@ -199,8 +191,8 @@ class MixedPrecision:
                     "hawq precision needs data and a loss: call initialize(data_loader, criterion=loss_fn) "
                     "(criterion(outputs, targets); criterion_fn=(outputs, targets, criterion) -> loss for other layouts)"
                 )
-            traces = self._hessian_traces(keys, data_loader, criterion, criterion_fn, precision, **how)
-        noise = {key: {b: self._weight_noise(key, b) for b in precision.bits} for key in keys}
+            traces = self.ops.hessian_traces(keys, data_loader, criterion, criterion_fn, precision, **how)
+        noise = {key: {b: self.ops.weight_noise(key, b) for b in precision.bits} for key in keys}
         choice = choose_bits(inventory, traces, noise, precision.bits, precision.compression_ratio, precision.bitwidth_assignment_mode)
         self._apply_weight_bits(choice.chosen.bits, precision.bitwidth_assignment_mode)
         logger.info(
@@ -229,7 +221,7 @@ class MixedPrecision:
 
         def evaluate(weight_bits: Mapping[str, int]) -> float:
             self._apply_weight_bits(weight_bits)
-            return self._measure(eval_fn, eval_loader, precision.eval_subset_ratio)
+            return self.ops.measure(eval_fn, eval_loader, precision.eval_subset_ratio)
 
         try:  # measured quantized, also where a staged schedule has not switched the quantizers on yet
             for _, _, quantizer in self.quantizers():
@@ -269,7 +261,7 @@ class MixedPrecision:
 
     def bitwidth_per_scope(self) -> list[list[Any]]:
         """The current bit widths as a ``bitwidth_per_scope`` list that reproduces them (``manual`` precision)."""
-        entries: list[list[Any]] = [[q.bits, f"{self._weight_layer(key)}|WEIGHT"] for key, q in self.weight_quantizers.items()]
+        entries: list[list[Any]] = [[q.bits, f"{self.ops.weight_layer(key)}|WEIGHT"] for key, q in self.weight_quantizers.items()]
         entries += [[site.quantizer.bits, f"{site.consumers[0]}|INPUT"] for site in self.activation_sites if site.consumers]
         return entries
 
