@@ -16,7 +16,7 @@ This module imports no framework: the backends depend on it, never the other way
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -83,7 +83,7 @@ class Framework(Protocol):
         the backend does not read with (PyTorch: ``input_fn``, TensorFlow: ``batch_size``)."""
         ...
 
-    def adapt_batchnorm(self, model: Any, data_loader: Any, samples: int, *, quiet: bool, **reading: Any) -> bool:
+    def adapt_batchnorm(self, model: Any, data_loader: Any, samples: int, reading: Mapping[str, Any], *, quiet: bool) -> bool:
         """Re-estimate the batch-norm statistics of ``model`` over ``samples`` samples; True if any changed.
 
         ``reading`` is what :meth:`batch_reading` returned; ``quiet`` leaves out the log line (probes run often).
@@ -132,10 +132,10 @@ class FrameworkAlgorithm(CompressionAlgorithm):
         samples = self.section.batchnorm_adaptation_samples
         self.remember_adaptation_data(data_loader, samples, **reading)
         if samples > 0 and data_loader is not None:
-            self.framework.adapt_batchnorm(self.model, data_loader, samples, quiet=False, **reading)
+            self.framework.adapt_batchnorm(self.model, data_loader, samples, reading, quiet=False)
 
     def _adapt_batchnorm(self, data_loader: Any, samples: int, **reading: Any) -> bool:
-        return self.framework.adapt_batchnorm(self.model, data_loader, samples, quiet=True, **reading)
+        return self.framework.adapt_batchnorm(self.model, data_loader, samples, reading, quiet=True)
 
     # -- stripping and export --------------------------------------------------------------
     def strip_model(self, model: Any) -> Any:

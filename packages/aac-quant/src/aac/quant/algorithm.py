@@ -114,7 +114,7 @@ class QuantizationOps(Protocol):
         ...
 
     def hessian_traces(
-        self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, **reading: Any
+        self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, reading: Mapping[str, Any]
     ) -> dict[str, float]:
         """Average Hessian traces of the loss with respect to the weights of ``keys`` (quantizers off)."""
         ...
@@ -324,7 +324,7 @@ class QuantizationAlgorithmBase(MixedPrecision, FrameworkAlgorithm):
         )
         samples = self.settings.num_bn_adaptation_samples
         if samples > 0:
-            self.framework.adapt_batchnorm(self.model, data_loader, samples, quiet=False, **reading)
+            self.framework.adapt_batchnorm(self.model, data_loader, samples, reading, quiet=False)
 
     # -- strip and export ---------------------------------------------------------------------------
     def _strip(self, model: Any) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,8 @@ class TFFramework:
             raise TypeError("initialize(): input_fn= is for torch models; a Keras model's batches are its inputs (or (x, y) tuples)")
         return {"batch_size": DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)}
 
-    def adapt_batchnorm(self, model: Any, data_loader: Any, samples: int, *, quiet: bool, batch_size: int = DEFAULT_BATCH_SIZE) -> bool:
-        return adapt_batchnorm(model, list(input_batches(data_loader, batch_size, samples)), samples)
+    def adapt_batchnorm(self, model: Any, data_loader: Any, samples: int, reading: Mapping[str, Any], *, quiet: bool) -> bool:
+        return adapt_batchnorm(model, list(input_batches(data_loader, reading["batch_size"], samples)), samples)
 
 
 class TFCompressionAlgorithm(FrameworkAlgorithm):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,8 @@ class TorchFramework:
             raise TypeError("initialize(): batch_size= is for Keras models; a torch model reads batches with input_fn= (or a DataLoader)")
         return {"input_fn": input_fn or default_inputs}
 
-    def adapt_batchnorm(self, model: nn.Module, data_loader: Any, samples: int, *, quiet: bool, input_fn: InputFn = default_inputs) -> bool:
-        return adapt_batchnorm(model, data_loader, samples, input_fn, quiet=quiet) > 0
+    def adapt_batchnorm(self, model: nn.Module, data_loader: Any, samples: int, reading: Mapping[str, Any], *, quiet: bool) -> bool:
+        return adapt_batchnorm(model, data_loader, samples, reading["input_fn"], quiet=quiet) > 0
 
 
 class TorchCompressionAlgorithm(FrameworkAlgorithm):

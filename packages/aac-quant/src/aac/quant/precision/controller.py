@@ -191,7 +191,7 @@ class MixedPrecision:
                     "hawq precision needs data and a loss: call initialize(data_loader, criterion=loss_fn) "
                     "(criterion(outputs, targets); criterion_fn=(outputs, targets, criterion) -> loss for other layouts)"
                 )
-            traces = self.ops.hessian_traces(keys, data_loader, criterion, criterion_fn, precision, **how)
+            traces = self.ops.hessian_traces(keys, data_loader, criterion, criterion_fn, precision, how)
         noise = {key: {b: self.ops.weight_noise(key, b) for b in precision.bits} for key in keys}
         choice = choose_bits(inventory, traces, noise, precision.bits, precision.compression_ratio, precision.bitwidth_assignment_mode)
         self._apply_weight_bits(choice.chosen.bits, precision.bitwidth_assignment_mode)

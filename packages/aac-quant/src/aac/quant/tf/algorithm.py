@@ -254,7 +254,7 @@ class TFQuantizationOps:
             quantizer.set_bits(before)
 
     def hessian_traces(
-        self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, *, batch_size: int = 32
+        self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, reading: Mapping[str, Any]
     ) -> dict[str, float]:
         quantizers = [q for _, _, q in self.algorithm.quantizers()]
         enabled = {id(q): q.enabled for q in quantizers}
@@ -264,7 +264,7 @@ class TFQuantizationOps:
             return hutchinson_traces(
                 self.model,
                 {key: self._layers[key].kernel for key in keys},
-                labelled_batches(data_loader, batch_size, precision.num_data_points),
+                labelled_batches(data_loader, reading["batch_size"], precision.num_data_points),
                 criterion,
                 criterion_fn,
                 int(precision.iter_number or 0),

@@ -50,7 +50,7 @@ from aac.quant.torch.hessian import hutchinson_traces
 from aac.quant.torch.onnx_graph import tidy_qdq
 from aac.quant.torch.quantizers import QUANTIZABLE, FakeQuantizer, QuantizeDequantize, make_quantizer, quantize_weight_of
 from aac.torch.algorithm import TorchFramework
-from aac.torch.batchnorm import InputFn, default_inputs, restore_modes
+from aac.torch.batchnorm import InputFn, restore_modes
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import Mask, TransformError, WeightTransform, add_transform, detach_parametrized_class
 
@@ -163,7 +163,7 @@ class TorchQuantizationOps:
         self, names: list[str], label: str, device: torch.device, channels: int | None = None, axis: int = -1
     ) -> FakeQuantizer:
         """An activation quantizer whose overrides ``names`` (layer paths) pick; the caller registers it on a module
-        and with the controller (its range entry is ``quantizer.lazy_range``)."""
+        and with the controller (:meth:`~aac.quant.algorithm.QuantizationAlgorithmBase.add_activation_site`)."""
         algorithm = self.algorithm
         settings, entry = algorithm.quantizer_settings(ACTIVATIONS, names)
         if channels is None:  # an operand whose channels nobody knows: one range per tensor
@@ -196,7 +196,7 @@ class TorchQuantizationOps:
             first = modules[consumers[0]]
             channels, axis = _channels_and_axis(first, weights=False)
             producers = [graph.node(t).layer for t in site.tensors if graph.node(t).layer]
-            settings, _ = algorithm.quantizer_settings(ACTIVATIONS, [*consumers, *producers])
+            settings, entry = algorithm.quantizer_settings(ACTIVATIONS, [*consumers, *producers])
             if settings.per_channel and any(_channels_and_axis(modules[c], weights=False) != (channels, axis) for c in consumers[1:]):
                 raise QuantizationError(
                     f"activations.per_channel: layers {consumers} read the same tensor but expect different channel layouts; "
@@ -212,9 +212,7 @@ class TorchQuantizationOps:
                 if weight_quantizer is not None:
                     weight_quantizer.link_input_partner(quantizer, _input_axis(modules[consumer]))
             feeds = [c for c in consumers if c in algorithm.weight_quantizers]
-            algorithm.add_activation_site(
-                ActivationSite(consumers[0], quantizer, consumers, list(site.tensors), feeds), quantizer.lazy_range
-            )
+            algorithm.add_activation_site(ActivationSite(consumers[0], quantizer, consumers, list(site.tensors), feeds), entry)
 
     # -- what mixed precision reads ------------------------------------------------------------------
     def weight_layer(self, key: str) -> str:
@@ -260,14 +258,7 @@ class TorchQuantizationOps:
             quantizer.set_enabled(enabled)
 
     def hessian_traces(
-        self,
-        keys: list[str],
-        data_loader: Any,
-        criterion: Any,
-        criterion_fn: Any,
-        precision: PrecisionSettings,
-        *,
-        input_fn: InputFn | None = None,
+        self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, reading: Mapping[str, Any]
     ) -> dict[str, float]:
         parameters = {key: self._weight_tensor(key) for key in keys}
         quantizers = [q for _, _, q in self.algorithm.quantizers()]
@@ -283,7 +274,7 @@ class TorchQuantizationOps:
                 data_loader,
                 criterion,
                 criterion_fn,
-                input_fn or default_inputs,
+                reading["input_fn"],
                 precision.num_data_points,
                 int(precision.iter_number or 0),
                 precision.tolerance,

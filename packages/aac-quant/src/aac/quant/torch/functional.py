@@ -704,4 +704,6 @@ class _Placer:
         if operand is not None and operand.value is not None:
             self.shared[(owner, operand.value)] = key
         tensors = [operand.node] if operand is not None and operand.node else []
-        algorithm.add_activation_site(ActivationSite(name, quantizer, [], tensors, list(feeds or [])), quantizer.lazy_range)
+        algorithm.add_activation_site(
+            ActivationSite(name, quantizer, [], tensors, list(feeds or [])), algorithm.range_settings(ACTIVATIONS, [owner])
+        )
