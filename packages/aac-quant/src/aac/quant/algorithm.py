@@ -116,11 +116,12 @@ class QuantizationOps(Protocol):
     def hessian_traces(
         self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, reading: Mapping[str, Any]
     ) -> dict[str, float]:
-        """Average Hessian traces of the loss with respect to the weights of ``keys`` (quantizers off)."""
+        """Average Hessian traces of the loss with respect to the weights of ``keys`` (the controller has switched
+        the quantizers off: the float model's curvature)."""
         ...
 
-    def measure(self, eval_fn: Callable[..., Any], eval_loader: Any, subset_ratio: float) -> float:
-        """``eval_fn(model, a subset of eval_loader)`` as a number."""
+    def evaluate(self, eval_fn: Callable[..., Any], data: Any) -> Any:
+        """``eval_fn(model, data)``, the model left in the modes it was in."""
         ...
 
     # -- strip, export, statistics ------------------------------------------------------------------

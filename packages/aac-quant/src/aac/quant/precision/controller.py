@@ -9,9 +9,12 @@ the dump - is here.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -191,7 +194,8 @@ class MixedPrecision:
                     "hawq precision needs data and a loss: call initialize(data_loader, criterion=loss_fn) "
                     "(criterion(outputs, targets); criterion_fn=(outputs, targets, criterion) -> loss for other layouts)"
                 )
-            traces = self.ops.hessian_traces(keys, data_loader, criterion, criterion_fn, precision, how)
+            with self._quantizers_off():  # the float model's curvature
+                traces = self.ops.hessian_traces(keys, data_loader, criterion, criterion_fn, precision, how)
         noise = {key: {b: self.ops.weight_noise(key, b) for b in precision.bits} for key in keys}
         choice = choose_bits(inventory, traces, noise, precision.bits, precision.compression_ratio, precision.bitwidth_assignment_mode)
         self._apply_weight_bits(choice.chosen.bits, precision.bitwidth_assignment_mode)
@@ -221,7 +225,7 @@ class MixedPrecision:
 
         def evaluate(weight_bits: Mapping[str, int]) -> float:
             self._apply_weight_bits(weight_bits)
-            return self.ops.measure(eval_fn, eval_loader, precision.eval_subset_ratio)
+            return self._measure(eval_fn, eval_loader, precision.eval_subset_ratio)
 
         try:  # measured quantized, also where a staged schedule has not switched the quantizers on yet
             for _, _, quantizer in self.quantizers():
@@ -258,6 +262,34 @@ class MixedPrecision:
             "measured": {k: {str(b): v for b, v in m.items()} for k, m in result.measured.items()},
             "unmeasured_lowered": result.unmeasured_lowered,
         }
+
+    @contextlib.contextmanager
+    def _quantizers_off(self) -> Iterator[None]:
+        """Every quantizer switched off (the float model) for the duration, then back as it was."""
+        quantizers = [q for _, _, q in self.quantizers()]
+        enabled = [q.enabled for q in quantizers]
+        try:
+            for quantizer in quantizers:
+                quantizer.set_enabled(False)
+            yield
+        finally:
+            for quantizer, on in zip(quantizers, enabled, strict=True):
+                quantizer.set_enabled(on)
+
+    def _measure(self, eval_fn: Callable[..., Any], eval_loader: Any, subset_ratio: float) -> float:
+        """``eval_fn`` on the first ``subset_ratio`` of ``eval_loader``, as a number."""
+        subset = eval_loader
+        if subset_ratio < 1.0 and eval_loader is not None:
+            if not hasattr(eval_loader, "__len__"):
+                raise PrecisionError(
+                    "autoq's eval_subset_ratio needs an eval_loader with a length (a list, a DataLoader or a finite dataset)"
+                )
+            subset = list(itertools.islice(eval_loader, max(1, math.ceil(len(eval_loader) * subset_ratio))))
+        value = self.ops.evaluate(eval_fn, subset)
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise PrecisionError(f"autoq's eval_fn must return a number (higher is better), got {type(value).__name__}") from exc
 
     def bitwidth_per_scope(self) -> list[list[Any]]:
         """The current bit widths as a ``bitwidth_per_scope`` list that reproduces them (``manual`` precision)."""

@@ -22,9 +22,7 @@ layers of a subclassed model or inside a custom layer or nested model (a SavedMo
 
 from __future__ import annotations
 
-import itertools
 import logging
-import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -256,35 +254,18 @@ class TFQuantizationOps:
     def hessian_traces(
         self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, reading: Mapping[str, Any]
     ) -> dict[str, float]:
-        quantizers = [q for _, _, q in self.algorithm.quantizers()]
-        enabled = {id(q): q.enabled for q in quantizers}
-        try:  # the float model's curvature: quantizers off
-            for q in quantizers:
-                q.set_enabled(False)
-            return hutchinson_traces(
-                self.model,
-                {key: self._layers[key].kernel for key in keys},
-                labelled_batches(data_loader, reading["batch_size"], precision.num_data_points),
-                criterion,
-                criterion_fn,
-                int(precision.iter_number or 0),
-                precision.tolerance,
-            )
-        finally:
-            for q in quantizers:
-                q.set_enabled(enabled[id(q)])
+        return hutchinson_traces(
+            self.model,
+            {key: self._layers[key].kernel for key in keys},
+            labelled_batches(data_loader, reading["batch_size"], precision.num_data_points),
+            criterion,
+            criterion_fn,
+            int(precision.iter_number or 0),
+            precision.tolerance,
+        )
 
-    def measure(self, eval_fn: Callable[..., Any], eval_loader: Any, subset_ratio: float) -> float:
-        subset = eval_loader
-        if subset_ratio < 1.0 and eval_loader is not None:
-            if not hasattr(eval_loader, "__len__"):
-                raise QuantizationError("autoq's eval_subset_ratio needs an eval_loader with a length (a list or a finite dataset)")
-            subset = list(itertools.islice(eval_loader, max(1, math.ceil(len(eval_loader) * subset_ratio))))
-        value = eval_fn(self.model, subset)
-        try:
-            return float(value)
-        except (TypeError, ValueError) as exc:
-            raise QuantizationError(f"autoq's eval_fn must return a number (higher is better), got {type(value).__name__}") from exc
+    def evaluate(self, eval_fn: Callable[..., Any], data: Any) -> Any:
+        return eval_fn(self.model, data)
 
     # -- strip and export ---------------------------------------------------------------------------
     def strip(self, model: Any) -> Any:

@@ -25,9 +25,7 @@ QuantizeLinear/DequantizeLinear; ``export_model("m.onnx")`` writes that.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
-import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -261,12 +259,8 @@ class TorchQuantizationOps:
         self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, reading: Mapping[str, Any]
     ) -> dict[str, float]:
         parameters = {key: self._weight_tensor(key) for key in keys}
-        quantizers = [q for _, _, q in self.algorithm.quantizers()]
-        enabled = {id(q): q.enabled for q in quantizers}
         training = {name: m.training for name, m in self.model.named_modules()}
-        try:  # the float model's curvature: quantizers off
-            for q in quantizers:
-                q.set_enabled(False)
+        try:
             self.model.eval()
             return hutchinson_traces(
                 self.model,
@@ -280,25 +274,14 @@ class TorchQuantizationOps:
                 precision.tolerance,
             )
         finally:
-            for q in quantizers:
-                q.set_enabled(enabled[id(q)])
             restore_modes(self.model, training)
 
-    def measure(self, eval_fn: Callable[..., Any], eval_loader: Any, subset_ratio: float) -> float:
-        subset = eval_loader
-        if subset_ratio < 1.0 and eval_loader is not None:
-            if not hasattr(eval_loader, "__len__"):
-                raise QuantizationError("autoq's eval_subset_ratio needs an eval_loader with a length (a list or DataLoader)")
-            subset = list(itertools.islice(eval_loader, max(1, math.ceil(len(eval_loader) * subset_ratio))))
+    def evaluate(self, eval_fn: Callable[..., Any], data: Any) -> Any:
         training = {name: m.training for name, m in self.model.named_modules()}
         try:
-            value = eval_fn(self.model, subset)
+            return eval_fn(self.model, data)
         finally:
             restore_modes(self.model, training)
-        try:
-            return float(value)
-        except (TypeError, ValueError) as exc:
-            raise QuantizationError(f"autoq's eval_fn must return a number (higher is better), got {type(value).__name__}") from exc
 
     # -- ranges ---------------------------------------------------------------------------------
     @torch.no_grad()
