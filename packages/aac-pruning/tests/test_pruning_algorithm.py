@@ -1,6 +1,5 @@
-"""The torch filter-pruning controller: rate setter and getter, FLOPs mode, schedule, stage, state, statistics."""
-
-import json
+"""The torch filter-pruning controller: reachable rates, FLOPs mode, schedule, stage, statistics (the setter/getter,
+rate down and up and state round trip are aac-core's conformance suite: test_pruning_conformance.py)."""
 
 import numpy as np
 import pytest
@@ -14,32 +13,6 @@ from aac.torch.transforms import original
 
 def _masked_filters(conv):
     return (conv.weight.detach().flatten(1).abs().sum(1) == 0).numpy()
-
-
-def test_rate_setter_down_brings_filters_back(compress):
-    controller = compress(ResNet(), prune_downsample_convs=True)
-    conv = controller.model.layers[2][0].conv1
-    weights = original(conv, "weight").detach().clone()
-    controller.compression_rate = 0.5
-    assert controller.compression_rate == pytest.approx(0.5, abs=0.03)
-    assert _masked_filters(conv).sum() == 32
-    controller.compression_rate = 0.25
-    assert _masked_filters(conv).sum() == 16
-    controller.compression_rate = 0.0
-    assert not _masked_filters(conv).any()
-    assert torch.equal(conv.weight, weights)  # weights were never destroyed
-    controller.compression_rate = 0.75
-    assert _masked_filters(conv).sum() == 48
-
-
-@pytest.mark.parametrize("target", [0.1, 0.33, 0.5, 0.62, 0.8])
-def test_getter_reads_back_what_the_setter_set(compress, target):
-    controller = compress(ResNet(layers=(2, 2, 2)), prune_downsample_convs=True)
-    controller.compression_rate = target
-    measured = controller.compression_rate
-    assert measured == pytest.approx(target, abs=8 / 112 / 2 + 1e-9)  # within half a rounding block of the largest group
-    controller.compression_rate = measured
-    assert controller.compression_rate == pytest.approx(measured)
 
 
 def test_rates_outside_the_reachable_range_are_refused(compress):
@@ -156,31 +129,6 @@ def test_legacy_weight_importance_and_scopes(compress):
     assert not any(p.startswith("layers.2") for g in controller.analysis.groups for p in g.producers)
     kept = {p: k.reasons for k in controller.analysis.kept for p in k.producers}
     assert kept["layers.2.0.conv1"][0] == "'layers.2.0.conv1' is in ignored_scopes"
-
-
-def test_state_round_trips_through_json(compress):
-    torch.manual_seed(3)
-    model = ResNet()
-    weights = {k: v.clone() for k, v in model.state_dict().items()}
-    controller = compress(model, prune_downsample_convs=True)
-    controller.compression_rate = 0.6
-    controller.disable_scheduler()
-    state = json.loads(json.dumps(controller.get_state()))
-    fresh = ResNet()
-    fresh.load_state_dict(weights)
-    restored, _ = create_compressed_model(
-        fresh,
-        {
-            "input_info": {"sample_size": [1, 3, 8, 8]},
-            "compression": {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True}},
-        },
-        compression_state=state,
-    )
-    assert restored.compression_rate == pytest.approx(controller.compression_rate)
-    assert restored.scheduler_disabled
-    assert all(np.array_equal(a, b) for a, b in zip(restored._read_masks(), controller._read_masks(), strict=True))
-    x = torch.randn(2, 3, 8, 8)
-    torch.testing.assert_close(restored.model.eval()(x), controller.model.eval()(x))
 
 
 def test_statistics_tables(compress):

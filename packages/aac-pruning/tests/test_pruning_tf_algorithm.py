@@ -1,12 +1,11 @@
-"""The Keras filter-pruning controller: rate setter and getter, schedule, state, statistics, the three model styles."""
-
-import json
+"""The Keras filter-pruning controller: schedule, statistics, the three model styles (the setter/getter, rate down
+and up and state round trip are aac-core's conformance suite: test_pruning_tf_conformance.py)."""
 
 import keras
 import numpy as np
 import pytest
 
-from aac.core import CompressionStage, create_compressed_model
+from aac.core import CompressionStage
 from aac.core.errors import CompressionRateError, ConfigError
 from aac.pruning.tf.algorithm import TFFilterPruning
 from aac.pruning.tf.strip import parameter_count
@@ -22,34 +21,6 @@ def _masked_filters(layer):
 def test_the_tf_factory_is_registered(compress_tf):
     controller = compress_tf(resnet_like())
     assert isinstance(controller, TFFilterPruning) and controller.name == "filter_pruning"
-
-
-def test_rate_setter_down_brings_filters_back(compress_tf):
-    controller = compress_tf(resnet_like(), prune_downsample_convs=True)
-    conv = controller.model.get_layer("s1b0_a_conv")
-    weights = original(conv, "kernel").numpy().copy()
-    controller.compression_rate = 0.5
-    assert controller.compression_rate == pytest.approx(0.5, abs=0.03)
-    assert _masked_filters(conv).sum() == 16
-    controller.compression_rate = 0.25
-    assert _masked_filters(conv).sum() == 8
-    controller.compression_rate = 0.0
-    assert not _masked_filters(conv).any()
-    assert np.array_equal(effective_value(conv, "kernel"), weights)  # weights were never destroyed
-    controller.compression_rate = controller.maximal_compression_rate  # every group down to one block of 8
-    assert _masked_filters(conv).sum() == 24
-
-
-@pytest.mark.parametrize("target", [0.1, 0.33, 0.5, 0.62])
-def test_getter_reads_back_what_the_setter_set(compress_tf, target):
-    controller = compress_tf(resnet_like(), prune_downsample_convs=True, filters_multiple_of=1)
-    controller.compression_rate = target
-    measured = controller.compression_rate
-    assert measured == pytest.approx(target, abs=3 / 80 / 2 + 1e-9)  # a level step removes at most 3 of the 80 filters
-    controller.compression_rate = measured
-    assert controller.compression_rate == pytest.approx(measured)
-    with pytest.raises(CompressionRateError, match="at most"):
-        controller.compression_rate = controller.maximal_compression_rate + 0.01
 
 
 def test_flops_mode_and_its_input_info(compress_tf):
@@ -76,28 +47,6 @@ def test_schedule_moves_the_level_then_freezes(compress_tf):
     kernel.assign(kernel.numpy() * np.linspace(10, 0.1, 16, dtype="float32"))  # reorder importance
     controller.scheduler.epoch_step()
     assert np.array_equal(_masked_filters(conv), before)  # frozen masks do not follow the weights
-
-
-def test_state_round_trips_through_json(compress_tf):
-    model = resnet_like()
-    weights = model.get_weights()
-    controller = compress_tf(model, prune_downsample_convs=True, filter_importance="geometric_median")
-    controller.compression_rate = 0.6
-    controller.disable_scheduler()
-    state = json.loads(json.dumps(controller.get_state()))
-    fresh = resnet_like()
-    fresh.set_weights(weights)
-    restored, _ = create_compressed_model(
-        fresh,
-        {
-            "input_info": {"sample_size": [1, 8, 8, 3]},
-            "compression": {"algorithm": "filter_pruning", "params": {"prune_downsample_convs": True}},
-        },
-        compression_state=state,
-    )
-    assert restored.compression_rate == pytest.approx(controller.compression_rate) and restored.scheduler_disabled
-    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
-    np.testing.assert_allclose(fresh(x), model(x), atol=1e-6)
 
 
 def test_statistics_tables(compress_tf):

@@ -99,18 +99,6 @@ def test_keras_ops_graphs_and_plain_subclassed_models_strip(make: Any, tmp_path:
         np.testing.assert_allclose(loaded(x), model(x, training=False), atol=1e-5)
 
 
-@pytest.mark.parametrize("level", [0.0, 0.1, 0.37, 0.9])
-def test_getter_and_setter_measure_the_same_quantity(level: float) -> None:
-    controller, _ = compress()
-    controller.compression_rate = level
-    total = sum(layer.numel for layer in controller.layers)
-    assert controller.compression_rate == level
-    assert abs(controller.measured_level() - level) <= 0.5 / total + 1e-12
-    scalars = controller.statistics()["magnitude_sparsity"].scalars
-    assert scalars["sparsified_weights_sparsity"] == pytest.approx(controller.measured_level())
-    assert set(scalars) == MAGNITUDE_KEYS
-
-
 def test_masks_follow_the_neutral_selection_rule() -> None:
     controller, _ = compress(section={"params": {"weight_importance": "abs"}})
     controller.compression_rate = 0.3
@@ -118,19 +106,7 @@ def test_masks_follow_the_neutral_selection_rule() -> None:
     expected, _ = keep_mask(scores, 0.3)
     actual = np.concatenate([layer.transform.numpy().ravel() for layer in controller.layers]) > 0
     np.testing.assert_array_equal(actual, expected)
-
-
-def test_setter_down_and_up_restores_the_weights() -> None:
-    controller, model = compress()
-    x, _ = make_data(16)
-    dense = model(x, training=False)
-    controller.compression_rate = 0.8
-    assert not np.allclose(model(x, training=False), dense)
-    controller.compression_rate = 0.2
-    controller.compression_rate = 0.0
-    np.testing.assert_allclose(model(x, training=False), dense, atol=1e-6)  # stored weights never overwritten
-    with pytest.raises(CompressionRateError):
-        controller.compression_rate = 1.5
+    assert set(controller.statistics()["magnitude_sparsity"].scalars) == MAGNITUDE_KEYS
 
 
 def test_schedule_drives_the_masks_inside_model_fit() -> None:

@@ -1,23 +1,25 @@
 """The filter-pruning controller, minus the framework: levels, schedule, rate, state and statistics.
 
-A backend subclass (``aac.pruning.torch.TorchFilterPruning``, ``aac.pruning.tf.TFFilterPruning``)
-inherits from this class and from its framework's algorithm base, calls :meth:`_init_from_section`
-once the model is prepared, and implements four small hooks: attach masks, read a layer's weights,
-write and read the group masks. Everything that decides *what* to prune lives here and is shared.
+:class:`FilterPruningAlgorithm` owns everything that decides *what* to prune. It receives a
+:class:`PruningOps` - implemented once for PyTorch (``aac.pruning.torch.algorithm.TorchPruningOps``) and
+once for Keras (``aac.pruning.tf.algorithm.TFPruningOps``) - for the few things that touch tensors:
+the graph as pruning sees it, attaching masks, reading a layer's weights, writing and reading the
+group masks, and cutting the pruned channels out of a stripped copy. ``TorchFilterPruning`` and
+``TFFilterPruning`` only bind the ops to a prepared model.
 """
 
 from __future__ import annotations
 
 import warnings
-from abc import abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from aac.core.api import CompressionAlgorithm, CompressionStage, checked_rate
+from aac.core.api import CompressionStage, checked_rate
 from aac.core.config import AlgorithmSection
 from aac.core.errors import CheckpointError, CompressionRateError, ConfigError, ConfigProblem
+from aac.core.framework import Framework, FrameworkAlgorithm
 from aac.core.graph import Graph, Metatype
 from aac.core.statistics import AlgorithmStatistics
 from aac.pruning.cost import CostModel
@@ -39,7 +41,67 @@ STAGE_TOLERANCE = 1e-5
 _WEIGHTED = (Metatype.CONV, Metatype.LINEAR, Metatype.ATTENTION)
 
 
-class FilterPruningAlgorithm(CompressionAlgorithm):
+class PruningOps(Protocol):
+    """What filter pruning needs of a framework, for one prepared model.
+
+    Layers are named as in :attr:`graph` (the analysis' names); :meth:`scope_path` maps one to the path
+    ``ignored_scopes`` / ``target_scopes`` select.
+    """
+
+    @property
+    def framework(self) -> Framework:
+        """What every algorithm needs of the backend (copy, fold, export, batch-norm adaptation)."""
+        ...
+
+    @property
+    def graph(self) -> Graph:
+        """The model's graph as filter pruning must see it (layers it cannot mask made opaque)."""
+        ...
+
+    @property
+    def grouped_convolutions(self) -> bool:
+        """True if the backend prunes grouped convolutions exactly (see :class:`~aac.pruning.groups.PruningRules`)."""
+        ...
+
+    @property
+    def norm_statistics(self) -> bool:
+        """True if the backend restricts layer-norm statistics to the kept channels (see :class:`~aac.pruning.groups.PruningRules`)."""
+        ...
+
+    def scope_path(self, layer: str) -> str:
+        """The path of the model's layer behind ``layer`` of the graph (for the section's scopes)."""
+        ...
+
+    def parameter_count(self) -> int:
+        """Parameters of the model itself, before any mask is attached."""
+        ...
+
+    def unremovable(self, analysis: PruningAnalysis) -> dict[int, str]:
+        """Group id -> why strip cannot physically remove that group's filters (they are zeroed instead)."""
+        ...
+
+    def attach_masks(self, analysis: PruningAnalysis, owner: str) -> None:
+        """Put an all-ones mask, owned by ``owner``, on every layer the analysis plans to change."""
+        ...
+
+    def layer_filters(self, layer: str) -> np.ndarray:
+        """The layer's stored (unmasked) weights, one row per output channel."""
+        ...
+
+    def write_masks(self, keep: Sequence[np.ndarray]) -> None:
+        """Make every planned layer mask what ``keep[group]`` (a boolean array per group) drops."""
+        ...
+
+    def read_masks(self) -> list[np.ndarray]:
+        """The boolean keep mask of each group, as the model holds it now."""
+        ...
+
+    def remove_channels(self, model: Any, analysis: PruningAnalysis, keep: Sequence[np.ndarray], owner: str) -> Any:
+        """Strip ``model`` (a copy of the live model): drop ``owner``'s masks and the channels ``keep`` drops."""
+        ...
+
+
+class FilterPruningAlgorithm(FrameworkAlgorithm):
     """Adaptive-level filter pruning.
 
     ``compression_rate`` is the *measured* fraction removed: of the prunable filters (each group's
@@ -52,55 +114,39 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
     name: ClassVar[str] = "filter_pruning"
     adaptive: ClassVar[bool] = True
 
-    params: FilterPruningParams
-    analysis: PruningAnalysis
-    cost: CostModel
-
     #: group id -> why ``strip()`` cannot physically remove that group's filters (it zeroes them instead);
-    #: filled by a backend that cannot rebuild some layers smaller (TensorFlow: subclassed models)
+    #: filled for layers the backend cannot rebuild smaller (TensorFlow: subclassed models)
     unremovable: dict[int, str]
-    #: what the backend can remove exactly (see :class:`~aac.pruning.groups.PruningRules`)
-    grouped_convolutions: ClassVar[bool] = False
-    norm_statistics: ClassVar[bool] = False
     #: how the layers' scores compare under ``all_weights`` (``interlayer_ranking_type``); LeGR's search sets it
     interlayer_ranking: InterlayerRanking
-    #: the backend's prepared model (set by the framework base class); its scopes name a ranking file's layers
-    prepared: Any
 
-    def _init_from_section(
-        self,
-        graph: Graph,
-        section: AlgorithmSection,
-        *,
-        is_ignored: Callable[[str], bool],
-        is_target: Callable[[str], bool],
-        model_params: int,
-    ) -> None:
-        """Read the section and set everything up; ``is_ignored`` / ``is_target`` answer for layer paths."""
+    def __init__(self, ops: PruningOps, section: AlgorithmSection) -> None:
+        super().__init__(ops.framework, section)
+        self.ops = ops
         params = FilterPruningParams.from_section(section.raw, section.params, section.path)
+        scopes = self.section_scopes
         rules = PruningRules(
             prune_first=params.prune_first_conv,
             prune_downsample=params.prune_downsample_convs,
             prune_batch_norms=params.prune_batch_norms,
-            is_ignored=is_ignored,
-            is_target=is_target,
-            grouped_convolutions=self.grouped_convolutions,
-            norm_statistics=self.norm_statistics,
+            is_ignored=lambda layer: ops.scope_path(layer) in scopes.ignored,
+            is_target=lambda layer: not scopes.targets or ops.scope_path(layer) in scopes.targets,
+            grouped_convolutions=ops.grouped_convolutions,
+            norm_statistics=ops.norm_statistics,
         )
         self.interlayer_ranking = interlayer_ranking(section, self.prepared.scopes)
-        self._init_pruning(graph, params, rules, path=section.path, model_params=model_params)
-
-    def _init_pruning(self, graph: Graph, params: FilterPruningParams, rules: PruningRules, *, path: str, model_params: int) -> None:
+        model_params = ops.parameter_count()
+        graph = ops.graph
         self.params = params
-        self.unremovable = {}
-        self.analysis = analyze(graph, rules)
+        self.analysis: PruningAnalysis = analyze(graph, rules)
+        self.unremovable = ops.unremovable(self.analysis)
         self._warn_if_little_is_prunable()
         self.cost = CostModel(graph, self.analysis)
         if params.flops_mode and not self.cost.has_flops:
             raise ConfigError(
                 [
                     ConfigProblem(
-                        f"{path}.params.pruning_flops_target",
+                        f"{section.path}.params.pruning_flops_target",
                         'a FLOPs target needs layer output sizes: add "input_info": {"sample_size": [...]} to the config',
                     )
                 ]
@@ -119,7 +165,7 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
             self._set_level,
             freeze_immediately=params.schedule == "baseline",
         )
-        self._attach_masks(self.analysis)
+        ops.attach_masks(self.analysis, self.name)
         # NNCF builds the model at pruning_init; the schedule caps every later level at the target
         self._set_level(params.pruning_init if params.pruning_init > params.target else self._scheduler.level_at(0))
 
@@ -134,25 +180,28 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
                 f"filter_pruning: only {coverage_line(self.analysis)}: {kept_summary(self.analysis)}. docs/pruning.md explains "
                 "which settings keep layers whole",
                 PruningCoverageWarning,
-                stacklevel=5,
+                stacklevel=4,
             )
 
-    # -- framework hooks -------------------------------------------------------------------
-    @abstractmethod
-    def _attach_masks(self, analysis: PruningAnalysis) -> None:
-        """Put an all-ones mask on every layer the analysis plans to change."""
-
-    @abstractmethod
-    def _layer_filters(self, layer: str) -> np.ndarray:
-        """The layer's stored (unmasked) weights, one row per output channel."""
-
-    @abstractmethod
-    def _write_masks(self, keep: Sequence[np.ndarray]) -> None:
-        """Make every planned layer mask what ``keep[group]`` (a boolean array per group) drops."""
-
-    @abstractmethod
+    # -- masks and stripping ----------------------------------------------------------------
     def _read_masks(self) -> list[np.ndarray]:
-        """The boolean keep mask of each group, as the model holds it now."""
+        """Each group's boolean keep mask, as the model holds it now."""
+        return self.ops.read_masks()
+
+    def _strip(self, model: Any) -> Any:
+        """Cut the pruned channels out of ``model`` (a copy); groups in :attr:`unremovable` are zeroed, with a warning."""
+        masks = self._read_masks()
+        zeroed = [g for g in self.unremovable if not masks[g].all()]
+        if zeroed:
+            layers = sorted({p for g in zeroed for p in self.analysis.groups[g].producers})
+            warnings.warn(
+                f"filter_pruning: strip() zeroes the pruned filters of {', '.join(layers[:4])}{' …' if len(layers) > 4 else ''} "
+                f"but cannot remove them: {self.unremovable[zeroed[0]]}. The stripped model computes the same, "
+                "at the original size",
+                UserWarning,
+                stacklevel=4,
+            )
+        return self.ops.remove_channels(model, self.analysis, self._removal_masks(), self.name)
 
     # -- levels ----------------------------------------------------------------------------
     def _measure(self, kept: np.ndarray) -> float:
@@ -177,7 +226,7 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
         for plan in self.analysis.layers.values():
             if plan.outputs is None or plan.metatype not in _WEIGHTED:
                 continue
-            values = self._importance(self._layer_filters(plan.layer))
+            values = self._importance(self.ops.layer_filters(plan.layer))
             if self.params.all_weights:
                 values = self.interlayer_ranking(plan.layer, values)
             for group, channels, group_values in plan.outputs.group_values(values):
@@ -192,7 +241,7 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
         scores = self._group_scores()
         kept = self._solver(scores).solve(level)
         groups = self.analysis.groups
-        self._write_masks([top_filters(s, int(k), g.parts, g.block) for s, k, g in zip(scores, kept, groups, strict=True)])
+        self.ops.write_masks([top_filters(s, int(k), g.parts, g.block) for s, k, g in zip(scores, kept, groups, strict=True)])
         self._level = float(level)
 
     def _removal_masks(self) -> list[np.ndarray]:
@@ -258,7 +307,7 @@ class FilterPruningAlgorithm(CompressionAlgorithm):
             np.unpackbits(np.frombuffer(bytes.fromhex(saved[k]), dtype=np.uint8))[:c].astype(bool)
             for k, c in zip(keys, self._full, strict=True)
         ]
-        self._write_masks(masks)
+        self.ops.write_masks(masks)
         self._level = float(state.get("level", 0.0))
 
     # -- statistics ------------------------------------------------------------------------

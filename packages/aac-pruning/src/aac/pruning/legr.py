@@ -134,7 +134,7 @@ def learn_ranking(controller: Any, train_steps_fn: Callable[[Any, int], object],
 def _importance_spreads(pruning: FilterPruningAlgorithm) -> dict[str, float]:
     """Each ranked layer's spread of filter importance, in the order the algorithm scores layers."""
     return {
-        plan.layer: float(np.std(pruning._importance(pruning._layer_filters(plan.layer))))
+        plan.layer: float(np.std(pruning._importance(pruning.ops.layer_filters(plan.layer))))
         for plan in pruning.analysis.layers.values()
         if plan.outputs is not None and plan.metatype in _RANKED
     }

@@ -1,25 +1,42 @@
-"""What the PyTorch and TensorFlow quantization controllers share: scopes per group, range entry and
-override, the quantizer listing, the staged schedule, mixed precision and the saved state.
-Framework-neutral: the framework part supplies ``self.section``, ``self.prepared.scopes``,
-``self.is_selected``, ``self.weight_quantizers``, ``self.activation_sites`` and the hooks named below.
+"""The quantization controller, minus the framework: scopes per group, range entry and override, the
+quantizer listing, the staged schedule, mixed precision, initialization, statistics and the saved state.
+
+:class:`QuantizationAlgorithmBase` owns ``__init__`` and receives a :class:`QuantizationOps`, implemented
+once for PyTorch (``aac.quant.torch.algorithm.TorchQuantizationOps``) and once for Keras
+(``aac.quant.tf.algorithm.TFQuantizationOps``): where quantizers go, ranges from weights and from data,
+what mixed precision measures, strip and export. ``QuantizationAlgorithm`` (torch) and ``TFQuantization``
+only bind the ops to a prepared model.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from aac.core.api import CompressionScheduler, CompressionStage
+from aac.core.config import AlgorithmSection
 from aac.core.errors import AacError
+from aac.core.framework import Framework, FrameworkAlgorithm
+from aac.core.statistics import AlgorithmStatistics
 from aac.quant.precision.controller import MixedPrecision
 from aac.quant.precision.ids import plain_scope
-from aac.quant.settings import ACTIVATIONS, WEIGHTS, QuantizationSettings, QuantizerSettings, RangeSettings, ScopeOverride, first_range
+from aac.quant.report import QuantizerRow, quantization_statistics
+from aac.quant.settings import (
+    ACTIVATIONS,
+    WEIGHTS,
+    PrecisionSettings,
+    QuantizationSettings,
+    QuantizerSettings,
+    RangeSettings,
+    ScopeOverride,
+    first_range,
+)
 from aac.quant.staged import StagedQuantizationScheduler
 
 if TYPE_CHECKING:
-    from aac.core.config import AlgorithmSection
     from aac.core.scopes import ScopeSelection
 
 logger = logging.getLogger("aac.quant")
@@ -41,22 +58,138 @@ class QuantizationError(AacError):
     """Quantization was asked for something it cannot do; the message says what and where."""
 
 
-class QuantizationAlgorithmBase(MixedPrecision):
-    """Mixin of the framework quantization controllers (not adaptive: bit width has no level to search)."""
+class QuantizationOps(Protocol):
+    """What quantization needs of a framework, for one prepared model.
+
+    :meth:`place` binds the ops to their controller: the other methods read its settings and its quantizers.
+    Weight quantizers are keyed by a weight key (a layer path, or a parameter read by a functional call).
+    """
+
+    @property
+    def framework(self) -> Framework:
+        """What every algorithm needs of the backend (copy, fold, export, batch-norm adaptation)."""
+        ...
+
+    def place(self, algorithm: QuantizationAlgorithmBase) -> None:
+        """Attach a quantizer wherever ``algorithm``'s scopes select, registering each with
+        :meth:`QuantizationAlgorithmBase.add_weight_quantizer` / :meth:`QuantizationAlgorithmBase.add_activation_site`."""
+        ...
+
+    def quantizable_kinds(self) -> str:
+        """What is quantized, for the error when nothing is selected."""
+        ...
+
+    # -- ranges --------------------------------------------------------------------------------
+    def initialize_weights(self) -> None:
+        """Set every weight quantizer's range from the weight it quantizes (through the transforms before it)."""
+        ...
+
+    def rereadable(self, data_loader: Any) -> bool:
+        """True if ``data_loader`` can be read again when a staged group switches on."""
+        ...
+
+    def initialize_activations(self, data_loader: Any, reading: Mapping[str, Any]) -> None:
+        """Activation ranges from statistics over the data (``reading``: how the backend reads a batch)."""
+        ...
+
+    # -- what mixed precision measures ------------------------------------------------------------
+    def weight_layer(self, key: str) -> str:
+        """The layer path of a weight key."""
+        ...
+
+    def weight_numel(self, key: str) -> int:
+        """The size of the weight a key names."""
+        ...
+
+    def parameter_count(self) -> int:
+        """Weights of the model itself (the quantizers' ranges are not model weights)."""
+        ...
+
+    def module_paths(self, scope: str) -> list[str]:
+        """The layer paths an NNCF scope (of a ``bitwidth_per_scope`` entry) names."""
+        ...
+
+    def weight_noise(self, key: str, bits: int) -> float:
+        """The squared error of quantizing the weight of ``key`` to ``bits`` bits."""
+        ...
+
+    def hessian_traces(
+        self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, reading: Mapping[str, Any]
+    ) -> dict[str, float]:
+        """Average Hessian traces of the loss with respect to the weights of ``keys`` (the controller has switched
+        the quantizers off: the float model's curvature)."""
+        ...
+
+    def evaluate(self, eval_fn: Callable[..., Any], data: Any) -> Any:
+        """``eval_fn(model, data)``, the model left in the modes it was in."""
+        ...
+
+    # -- strip, export, statistics ------------------------------------------------------------------
+    def strip(self, model: Any) -> Any:
+        """Turn every quantizer of ``model`` (a copy) into its fixed QuantizeLinear/DequantizeLinear form."""
+        ...
+
+    def prepare_for_export(self, stripped_model: Any) -> None:
+        """Last changes to the stripped model before it is written."""
+        ...
+
+    def export(self, stripped_model: Any, path: Path, **kwargs: Any) -> None:
+        """Write the stripped model (a format that cannot hold it is an error)."""
+        ...
+
+    def finish_export(self, path: Path) -> None:
+        """Post-process the written file."""
+        ...
+
+    def layer_counts(self) -> tuple[int, int]:
+        """``(quantized layers, quantizable layers)`` of the model."""
+        ...
+
+    def coverage(self) -> Any:
+        """The matrix-product coverage (:class:`~aac.quant.report.MatmulCoverage`), or None where not traced."""
+        ...
+
+
+class QuantizationAlgorithmBase(MixedPrecision, FrameworkAlgorithm):
+    """Quantization-aware training (not adaptive: bit width has no level to search)."""
 
     name: ClassVar[str] = "quantization"
     adaptive: ClassVar[bool] = False
 
-    section: AlgorithmSection
-    prepared: Any
-    weight_quantizers: dict[str, Any]
-    activation_sites: list[Any]
-    _scheduler: CompressionScheduler
-    if TYPE_CHECKING:  # provided by the framework's algorithm base class (later in the MRO: no stub here)
+    def __init__(self, ops: QuantizationOps, section: AlgorithmSection) -> None:
+        super().__init__(ops.framework, section)
+        self.ops = ops
+        self._init_scopes()
+        self.weight_quantizers: dict[str, Any] = {}
+        self.activation_sites: list[ActivationSite] = []
+        #: id of a quantizer -> the range entry (``initializer.range``) it initializes with
+        self._range_of: dict[int, RangeSettings] = {}
+        #: what initialize() was given, for ranges initialized again when a staged group switches on
+        self._range_data: tuple[Any, Mapping[str, Any]] | None = None
+        ops.place(self)
+        if not self.weight_quantizers and not self.activation_sites:
+            raise QuantizationError(
+                f"quantization ({section.path}) found nothing to quantize: it quantizes {ops.quantizable_kinds()}; "
+                "check ignored_scopes / target_scopes"
+            )
+        self._apply_manual_precision()
+        ops.initialize_weights()
+        self._scheduler = self._make_scheduler()
 
-        def is_selected(self, path: str) -> bool: ...
+    # -- placement (called by the ops) ------------------------------------------------------------
+    def add_weight_quantizer(self, key: str, quantizer: Any, entry: RangeSettings) -> None:
+        """Register the quantizer of weight ``key`` and the range entry it initializes with."""
+        self.weight_quantizers[key] = quantizer
+        self._range_of[id(quantizer)] = entry
 
-        def _reinitialize_ranges(self, groups: tuple[str, ...]) -> None: ...
+    def add_activation_site(self, site: ActivationSite, entry: RangeSettings) -> None:
+        """Register an activation quantizer and the range entry it initializes with."""
+        self.activation_sites.append(site)
+        self._range_of[id(site.quantizer)] = entry
+
+    def range_of(self, quantizer: Any) -> RangeSettings:
+        """The range entry ``quantizer`` initializes with."""
+        return self._range_of[id(quantizer)]
 
     def _init_scopes(self) -> None:
         """Read the settings and resolve the scopes of the groups, the range entries and the scope overrides."""
@@ -115,13 +248,6 @@ class QuantizationAlgorithmBase(MixedPrecision):
         """The range entry that applies to a quantizer of ``group`` at ``layers`` (see :meth:`quantizer_settings`)."""
         return self.quantizer_settings(group, layers)[1]
 
-    def quantizers(self) -> Iterator[tuple[str, str, Any]]:
-        """``(group, label, quantizer)`` for every quantizer."""
-        for quantizer in self.weight_quantizers.values():
-            yield WEIGHTS, quantizer.label, quantizer
-        for site in self.activation_sites:
-            yield ACTIVATIONS, site.quantizer.label, site.quantizer
-
     # -- staged schedule ----------------------------------------------------------------------
     def _make_scheduler(self) -> CompressionScheduler:
         """NNCF's staged scheduler when the section has (non-empty) ``params``, else one that only counts."""
@@ -141,11 +267,102 @@ class QuantizationAlgorithmBase(MixedPrecision):
             " and ".join(groups),
             self._scheduler.current_epoch,
         )
-        self._reinitialize_ranges(groups)
+        if WEIGHTS in groups:
+            self.ops.initialize_weights()
+        if ACTIVATIONS in groups:
+            if self._range_data is None:
+                logger.warning(
+                    "[aac] quantization: activation quantizers switched on, but initialize() was given no data that can be "
+                    "read again (a list, a DataLoader or a tf.data.Dataset); their ranges stay as they were"
+                )
+                return
+            self.ops.initialize_activations(*self._range_data)
+
+    # -- initialization ---------------------------------------------------------------------------
+    def initialize(
+        self,
+        data_loader: Any,
+        *,
+        input_fn: Any = None,
+        batch_size: int | None = None,
+        criterion: Any = None,
+        criterion_fn: Any = None,
+        eval_fn: Callable[..., Any] | None = None,
+        eval_loader: Any = None,
+        dump_dir: Any = None,
+    ) -> None:
+        """Range initialization from ``data_loader``, mixed precision (``hawq``/``autoq``), then batch-norm adaptation.
+
+        :param data_loader: PyTorch: an iterable of batches; a batch is a tensor, a tuple/list whose first
+            element is the input (itself a tensor, a tuple of positional inputs or a dict of keyword
+            inputs), or a dict of keyword inputs. Keras: a ``tf.data.Dataset`` or any iterable of batches
+            (a batch is the input or a tuple whose first element is the input), or an array / ``(x, y)``
+            arrays, cut into ``batch_size`` batches.
+        :param input_fn: PyTorch: maps a batch to ``(args, kwargs)`` for the model, for other batch layouts.
+        :param batch_size: Keras: the batch size arrays are cut into (default 32).
+        :param criterion: ``hawq``: the loss - PyTorch ``criterion(outputs, targets)``, Keras ``criterion(targets,
+            outputs)`` - with the targets the second element of a batch.
+        :param criterion_fn: ``hawq``: ``criterion_fn(outputs, targets, criterion) -> loss`` for other layouts (NNCF's signature).
+        :param eval_fn: ``autoq``: ``eval_fn(model, eval_loader) -> metric``, higher is better (NNCF's ``autoq_eval_fn``).
+        :param eval_loader: ``autoq``: the data ``eval_fn`` gets (default ``data_loader``).
+        :param dump_dir: where ``dump_init_precision_data`` writes (default ``./precision_init``).
+        """
+        reading = self.framework.batch_reading(input_fn=input_fn, batch_size=batch_size)
+        self.ops.initialize_weights()
+        self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, **reading)
+        if data_loader is None:
+            return
+        self._range_data = (data_loader, reading) if self.ops.rereadable(data_loader) else None
+        self.ops.initialize_activations(data_loader, reading)
+        self._choose_precision(
+            data_loader,
+            criterion=criterion,
+            criterion_fn=criterion_fn,
+            eval_fn=eval_fn,
+            eval_loader=eval_loader,
+            dump_dir=dump_dir,
+            **reading,
+        )
+        samples = self.settings.num_bn_adaptation_samples
+        if samples > 0:
+            self.framework.adapt_batchnorm(self.model, data_loader, samples, reading, quiet=False)
+
+    # -- strip and export ---------------------------------------------------------------------------
+    def _strip(self, model: Any) -> Any:
+        return self.ops.strip(model)
+
+    def prepare_for_export(self, stripped_model: Any) -> None:
+        self.ops.prepare_for_export(stripped_model)
+
+    def _export(self, stripped_model: Any, path: Path, **kwargs: Any) -> None:
+        self.ops.export(stripped_model, path, **kwargs)
+
+    def finish_export(self, path: Path) -> None:
+        self.ops.finish_export(path)
 
     def compression_stage(self) -> CompressionStage:
         scheduler = self._scheduler
         return scheduler.stage() if isinstance(scheduler, StagedQuantizationScheduler) else CompressionStage.FULLY_COMPRESSED
+
+    # -- reporting --------------------------------------------------------------------------------
+    def _collect_statistics(self) -> AlgorithmStatistics:
+        rows = []
+        for group, label, q in self.quantizers():
+            low, high = q.current_range()
+            rows.append(
+                QuantizerRow(label, group, q.mode, q.bits, q.signed, q.channels is not None, low, high, q.is_initialized, q.enabled)
+            )
+        quantized_layers, quantizable_layers = self.ops.layer_counts()
+        return quantization_statistics(
+            self.name,
+            rows,
+            len(self.weight_quantizers),
+            len(self.activation_sites),
+            quantized_layers,
+            quantizable_layers,
+            self.inventory(),
+            self.ops.coverage(),
+        )
 
     # -- state --------------------------------------------------------------------------------
     def _get_algorithm_state(self) -> dict[str, Any]:

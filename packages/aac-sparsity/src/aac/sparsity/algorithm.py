@@ -1,11 +1,12 @@
 """The sparsity controllers, minus the framework: layers, levels, schedule, rate, state and statistics.
 
-A backend class (``aac.sparsity.torch.*``, ``aac.sparsity.tf.*``) inherits from one of these classes
-*and* from a small framework part that derives from its backend's algorithm base (scopes, transforms,
-strip, export). The framework part implements a handful of hooks - list the sparsifiable layers,
-attach a transform to one, count the zeros of the masks, count the model's parameters, and for
-magnitude sparsity read a weight / write a keep mask as NumPy arrays. Everything that decides *which*
-weights are zero, the level's semantics, the schedule and the statistics lives here and is shared.
+Each controller receives a :class:`SparsityOps` (for magnitude sparsity a :class:`MagnitudeOps`, for
+RB sparsity an :class:`RBOps`), implemented once for PyTorch (:mod:`aac.sparsity.torch`) and once for
+Keras (:mod:`aac.sparsity.tf`): list the sparsifiable layers, attach a transform to one, read a
+layer's keep mask, count the model's parameters, and for magnitude sparsity read a weight / write a
+keep mask as NumPy arrays. Everything that decides *which* weights are zero, the level's semantics,
+the schedule and the statistics lives here and is shared; the framework classes
+(``aac.sparsity.torch.magnitude.MagnitudeSparsity`` ...) only bind the ops to a prepared model.
 
 **The level.** ``compression_rate`` - getter and setter - is the *sparsity level of the sparsified
 weights*: the fraction of the weights of the sparsified layers that the algorithm zeroes (NNCF's
@@ -16,15 +17,16 @@ one quantity). Whole-model sparsity is in the statistics.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from aac.core.api import CompressionAlgorithm, CompressionScheduler, CompressionStage, StubCompressionScheduler, checked_rate
+from aac.core.api import CompressionLoss, CompressionScheduler, CompressionStage, StubCompressionScheduler, checked_rate
 from aac.core.config import AlgorithmSection
 from aac.core.errors import AacError
+from aac.core.framework import Framework, FrameworkAlgorithm
 from aac.core.statistics import AlgorithmStatistics, Table
 from aac.sparsity.levels import global_masks, importance, local_masks, weighted_level
 from aac.sparsity.scheduler import SparsityScheduler
@@ -58,49 +60,91 @@ class SparsifiedLayer:
         return math.prod(self.shape)
 
 
-class SparsityAlgorithm(CompressionAlgorithm):
-    """Layer selection and statistics; subclasses decide what the masks are.
+class SparsityOps(Protocol):
+    """What every sparsity algorithm needs of a framework, for one prepared model."""
 
-    Framework hooks: ``_sparsifiable``, ``_sparsifiable_kinds``, ``_sparsify``, ``_zeros``,
-    ``_model_parameter_count`` (and ``is_selected`` from the backend's algorithm base). The framework
-    part comes second in the bases, so this class must not define them.
-    """
+    @property
+    def framework(self) -> Framework:
+        """What every algorithm needs of the backend (copy, fold, export, batch-norm adaptation)."""
+        ...
+
+    def sparsifiable(self) -> Sequence[tuple[str, Any]]:
+        """``(path, layer)`` of every layer of the model whose weight could be sparsified (before scopes)."""
+        ...
+
+    def sparsifiable_kinds(self) -> str:
+        """The sparsifiable layer types, for the error when nothing is selected."""
+        ...
+
+    def sparsify(self, path: str, layer: Any, owner: str) -> SparsifiedLayer:
+        """Attach a transform owned by ``owner`` to ``layer``'s weight."""
+        ...
+
+    def keep_mask(self, layer: SparsifiedLayer) -> np.ndarray:
+        """The layer's keep pattern (as in evaluation) as a 0/1 array of the weight's shape."""
+        ...
+
+    def parameter_count(self) -> int:
+        """Parameters of the model itself (not the masks or logits the transforms add)."""
+        ...
+
+    def strip(self, model: Any, owner: str) -> Any:
+        """Fold ``owner``'s masks of ``model`` (a copy) into its weights, deterministically: zeros become real zeros."""
+        ...
+
+
+class MagnitudeOps(SparsityOps, Protocol):
+    """What magnitude sparsity needs on top: weights in, keep masks out, as NumPy arrays."""
+
+    def weight_array(self, layer: SparsifiedLayer) -> np.ndarray:
+        """The layer's stored (unmasked) weight."""
+        ...
+
+    def write_keep_mask(self, layer: SparsifiedLayer, keep: np.ndarray) -> None:
+        """Make the layer's mask ``keep`` (a boolean array of the weight's shape)."""
+        ...
+
+
+class RBOps(SparsityOps, Protocol):
+    """What RB sparsity needs on top: the trainable masks' loss, freezing them, and the levels the loss pursues."""
+
+    def make_loss(self, algorithm: RBSparsityAlgorithm) -> CompressionLoss:
+        """The loss that pulls the kept fraction of ``algorithm``'s layers towards its levels."""
+        ...
+
+    def set_frozen(self, layers: Sequence[SparsifiedLayer], frozen: bool) -> None:
+        """Stop (or resume) training the masks of ``layers``."""
+        ...
+
+    def set_levels(self, layers: Sequence[SparsifiedLayer], levels: Mapping[str, float]) -> None:
+        """Tell the masks the level each layer pursues (a backend whose loss reads Python values does nothing)."""
+        ...
+
+
+class SparsityAlgorithm(FrameworkAlgorithm):
+    """Layer selection and statistics; subclasses decide what the masks are."""
 
     name: ClassVar[str] = "sparsity"
     layers: list[SparsifiedLayer]
 
-    def __init__(self, prepared: Any, section: AlgorithmSection) -> None:
-        super().__init__(prepared, section)  # type: ignore[call-arg]  # the backend's algorithm base
-        candidates = list(self._sparsifiable())
-        self.layers = [self._sparsify(path, layer) for path, layer in candidates if self.is_selected(path)]
+    def __init__(self, ops: SparsityOps, section: AlgorithmSection) -> None:
+        super().__init__(ops.framework, section)
+        self.ops = ops
+        candidates = list(ops.sparsifiable())
+        self.layers = [ops.sparsify(path, layer, self.name) for path, layer in candidates if self.is_selected(path)]
         if not self.layers:
             found = f"{len(candidates)} such layer(s) exist but the scopes exclude them all" if candidates else "the model has none"
             raise SparsityError(
-                f"{self.name} ({section.path}) found no layer to sparsify: it sparsifies {self._sparsifiable_kinds()} weights "
+                f"{self.name} ({section.path}) found no layer to sparsify: it sparsifies {ops.sparsifiable_kinds()} weights "
                 f"and {found}; check ignored_scopes / target_scopes"
             )
 
-    # -- framework hooks (declared for type checkers only: at run time the framework part, which comes
-    #    after this class in the MRO, provides them) ----------------------------------------
-    if TYPE_CHECKING:
+    def _zeros(self) -> list[int]:
+        """Zeroed weights per layer (what the masks remove, regardless of weights that happen to be 0)."""
+        return [layer.numel - int(np.count_nonzero(self.ops.keep_mask(layer))) for layer in self.layers]
 
-        def is_selected(self, path: str) -> bool:
-            """True if the section's scopes select ``path`` (the backend's algorithm base)."""
-
-        def _sparsifiable(self) -> Sequence[tuple[str, Any]]:
-            """``(path, layer)`` of every layer of the model whose weight could be sparsified (before scopes)."""
-
-        def _sparsifiable_kinds(self) -> str:
-            """The sparsifiable layer types, for the error when nothing is selected."""
-
-        def _sparsify(self, path: str, layer: Any) -> SparsifiedLayer:
-            """Attach this algorithm's transform to ``layer``'s weight."""
-
-        def _zeros(self) -> list[int]:
-            """Zeroed weights per layer (what the masks remove, regardless of weights that happen to be 0)."""
-
-        def _model_parameter_count(self) -> int:
-            """Parameters of the model itself (not the masks or logits the transforms add)."""
+    def _strip(self, model: Any) -> Any:
+        return self.ops.strip(model, self.name)
 
     # -- measuring -------------------------------------------------------------------------
     def measured_level(self) -> float:
@@ -122,7 +166,7 @@ class SparsityAlgorithm(CompressionAlgorithm):
     def _collect_statistics(self) -> AlgorithmStatistics:
         zeros = self._zeros()
         sparsified = sum(layer.numel for layer in self.layers)
-        model_params = self._model_parameter_count()
+        model_params = self.ops.parameter_count()
         scalars = {
             "sparsified_weights_sparsity": sum(zeros) / sparsified if sparsified else 0.0,
             "model_sparsity": sum(zeros) / model_params if model_params else 0.0,
@@ -132,10 +176,6 @@ class SparsityAlgorithm(CompressionAlgorithm):
         table = Table(f"Sparsity of the layers of {self.name}", self._layer_columns(), tuple(self._layer_rows(zeros)))
         return AlgorithmStatistics(self.name, scalars, [table])
 
-    def iter_transforms(self) -> Iterator[tuple[SparsifiedLayer, Any]]:
-        for layer in self.layers:
-            yield layer, layer.transform
-
 
 class LevelSparsityAlgorithm(SparsityAlgorithm):
     """A sparsity algorithm with a level: schedule, ``compression_rate``, freezing, local/global mode."""
@@ -143,11 +183,11 @@ class LevelSparsityAlgorithm(SparsityAlgorithm):
     adaptive: ClassVar[bool] = True
     default_schedule: ClassVar[str] = "polynomial"
 
-    def __init__(self, prepared: Any, section: AlgorithmSection) -> None:
+    def __init__(self, ops: SparsityOps, section: AlgorithmSection) -> None:
         self.settings = SparsitySettings.from_section(
             section.raw, section.path, default_schedule=self.default_schedule, algorithm=self.name
         )
-        super().__init__(prepared, section)
+        super().__init__(ops, section)
         self._frozen = False
         self._level = self.settings.initial_level
         self._layer_levels = {layer.name: self.settings.initial_level for layer in self.layers}
@@ -291,34 +331,27 @@ class MagnitudeSparsityAlgorithm(LevelSparsityAlgorithm):
     (every optimizer step with ``update_per_optimizer_step``) until ``sparsity_freeze_epoch``, and at
     every ``compression_rate`` write. Importance and selection are the rules of
     :mod:`aac.sparsity.levels`, so ``compression_rate`` reads back what was set (to ``0.5 / n``).
-    Framework hooks: ``_weight_array`` and ``_write_keep_mask``.
     """
 
     name: ClassVar[str] = "magnitude_sparsity"
     default_schedule: ClassVar[str] = "polynomial"
 
-    def __init__(self, prepared: Any, section: AlgorithmSection) -> None:
+    ops: MagnitudeOps
+
+    def __init__(self, ops: MagnitudeOps, section: AlgorithmSection) -> None:
         self._thresholds: list[float] = []
-        super().__init__(prepared, section)
-
-    if TYPE_CHECKING:  # provided by the framework part
-
-        def _weight_array(self, layer: SparsifiedLayer) -> np.ndarray:
-            """The layer's stored (unmasked) weight as a NumPy array."""
-
-        def _write_keep_mask(self, layer: SparsifiedLayer, keep: np.ndarray) -> None:
-            """Make the layer's mask ``keep`` (a boolean array of the weight's shape)."""
+        super().__init__(ops, section)
 
     def _apply_levels(self) -> None:
         kind = self.settings.weight_importance
-        scores = [importance(self._weight_array(layer), kind) for layer in self.layers]
+        scores = [importance(self.ops.weight_array(layer), kind) for layer in self.layers]
         if self.settings.local:
             masks, self._thresholds = local_masks(scores, [self._layer_levels[layer.name] for layer in self.layers])
         else:
             masks, threshold = global_masks(scores, self._level)
             self._thresholds = [threshold] * len(self.layers)
         for layer, keep in zip(self.layers, masks, strict=True):
-            self._write_keep_mask(layer, keep)
+            self.ops.write_keep_mask(layer, keep)
 
     def _after_load(self) -> None:
         self._thresholds = []  # thresholds are recomputed at the next level change
@@ -344,8 +377,8 @@ class ConstSparsityAlgorithm(SparsityAlgorithm):
     name: ClassVar[str] = "const_sparsity"
     adaptive: ClassVar[bool] = False
 
-    def __init__(self, prepared: Any, section: AlgorithmSection) -> None:
-        super().__init__(prepared, section)
+    def __init__(self, ops: SparsityOps, section: AlgorithmSection) -> None:
+        super().__init__(ops, section)
         self._scheduler = CompressionScheduler()  # counts epochs; nothing to schedule
 
     def _collect_statistics(self) -> AlgorithmStatistics:
@@ -355,16 +388,34 @@ class ConstSparsityAlgorithm(SparsityAlgorithm):
 
 
 class RBSparsityAlgorithm(LevelSparsityAlgorithm):
-    """``rb_sparsity``'s level rules: the rate is the level the loss pursues; writing it unfreezes the masks.
+    """``rb_sparsity``: trainable masks whose loss pulls the kept fraction towards the level.
 
-    The framework part provides the trainable masks, the loss and ``_on_freeze``.
+    The rate is the level the loss pursues; writing it unfreezes the masks. The ops provide the
+    trainable masks, their loss and freezing them.
     """
 
     name: ClassVar[str] = "rb_sparsity"
     default_schedule: ClassVar[str] = "exponential"
+    ops: RBOps
+
+    def __init__(self, ops: RBOps, section: AlgorithmSection) -> None:
+        super().__init__(ops, section)
+        self._loss = ops.make_loss(self)
 
     def _apply_levels(self) -> None:
-        """Nothing to recompute: the loss reads the level at every call."""
+        """Nothing to recompute: the loss reads the levels (from the masks, where the backend keeps them there)."""
+        self.ops.set_levels(self.layers, self._layer_levels)
+
+    def _after_load(self) -> None:
+        self.ops.set_levels(self.layers, self._layer_levels)
+
+    def _on_freeze(self, frozen: bool) -> None:
+        self.ops.set_frozen(self.layers, frozen)
+
+    def _collect_statistics(self) -> AlgorithmStatistics:
+        statistics = super()._collect_statistics()
+        statistics.scalars["mean_keep_probability"] = self._loss.statistics()["mean_keep_probability"]
+        return statistics
 
     def _before_rate_write(self) -> None:
         self.freeze(False)

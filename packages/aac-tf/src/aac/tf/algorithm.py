@@ -1,59 +1,78 @@
-"""``TFCompressionAlgorithm``: what every TensorFlow algorithm shares - scopes, transforms, stripping and export."""
+"""The TensorFlow side of aac-core's algorithm contract: :class:`TFFramework` and :class:`TFCompressionAlgorithm`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from aac.core.api import CompressionAlgorithm
 from aac.core.config import AlgorithmSection
-from aac.core.scopes import SectionScopes
+from aac.core.framework import FrameworkAlgorithm
+from aac.tf.batchnorm import adapt_batchnorm, input_batches
 from aac.tf.export import export_model
 from aac.tf.models import TFModel, copy_model, iter_layers
-from aac.tf.transforms import TransformError, WeightTransform, add_transform, fold_all, transformed_weights, transforms_of
+from aac.tf.transforms import TransformError, WeightTransform, add_transform, fold_all, iter_transforms
+
+__all__ = ["DEFAULT_BATCH_SIZE", "TFCompressionAlgorithm", "TFFramework"]
+
+#: the batch size arrays given to ``initialize`` are cut into when it is not given
+DEFAULT_BATCH_SIZE = 32
 
 
-class TFCompressionAlgorithm(CompressionAlgorithm):
-    """Base class of TensorFlow algorithms (pruning, sparsity, quantization).
+class TFFramework:
+    """:class:`aac.core.framework.Framework` for a ``keras.Model``.
 
-    A subclass receives the prepared model and its config section, attaches weight transforms to the
-    user's layers with :meth:`add_transform` (:mod:`aac.tf.transforms`) and may override
-    :meth:`_strip` to turn them into plain layers. It gets for free:
-
-    * :attr:`section_scopes` (``ignored`` and ``targets``) and :meth:`is_selected` - the section's scopes, resolved
-      against the model's layer paths (entries matching nothing are config errors);
-    * :attr:`prepared` with the layers (:meth:`~aac.tf.models.TFModel.layers`), the input specs and the
-      neutral graph (:attr:`~aac.tf.models.TFModel.graph`, traced on first use);
-    * :meth:`strip_model` that never touches the model being trained: asked to strip the live
-      model it strips a copy (:func:`~aac.tf.models.copy_model`; the composite controller chains
-      children through the same copy);
-    * export to ``.keras``, a SavedModel directory and ``.weights.h5`` (:func:`~aac.tf.export.export_model`).
+    Copies are :func:`~aac.tf.models.copy_model` (same layer names and weight transforms, new
+    variables); folding bakes an owner's weight transforms (:mod:`aac.tf.transforms`) into the weights;
+    export writes ``.keras``, a SavedModel directory or ``.weights.h5`` (:func:`~aac.tf.export.export_model`);
+    arrays are cut into ``batch_size`` batches.
     """
 
-    def __init__(self, prepared: TFModel, section: AlgorithmSection) -> None:
-        super().__init__(prepared.model, section.raw, input_size=[list(s.shape) for s in prepared.inputs] or None)
+    def __init__(self, prepared: TFModel) -> None:
         self.prepared = prepared
-        self.section = section
-        self.section_scopes = SectionScopes.resolve(prepared.scopes, section)
 
-    def initialize(self, data_loader: Any, *, batch_size: int = 32) -> None:
-        """Batch-norm adaptation over ``data_loader`` when the section's ``initializer.batchnorm_adaptation`` asks for it."""
-        from aac.tf.batchnorm import adapt_batchnorm, input_batches
+    @property
+    def model(self) -> Any:
+        return self.prepared.model
 
-        self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, batch_size=batch_size)
-        samples = self.section.batchnorm_adaptation_samples
-        if samples > 0 and data_loader is not None:
-            adapt_batchnorm(self.model, list(input_batches(data_loader, batch_size, samples)), samples)
+    def copy(self, model: Any) -> Any:
+        return copy_model(model, inputs=self.prepared.inputs)
 
-    def _adapt_batchnorm(self, data_loader: Any, samples: int, *, batch_size: int) -> bool:
-        from aac.tf.batchnorm import adapt_batchnorm, input_batches
+    def has_transforms(self, model: Any, owner: str) -> bool:
+        return any(t.owner == owner for _, _, chain in iter_transforms(model) for t in chain)
 
-        return adapt_batchnorm(self.model, list(input_batches(data_loader, batch_size, samples)), samples)
+    def fold(self, model: Any, owner: str) -> Any:
+        fold_all(model, owner)
+        return model
 
-    def is_selected(self, layer_path: str) -> bool:
-        """True if the config lets this algorithm compress ``layer_path`` (targeted and not ignored)."""
-        return self.section_scopes.selects(layer_path)
+    def export(self, model: Any, path: Path, **kwargs: Any) -> None:
+        export_model(model, path, inputs=self.prepared.inputs, **kwargs)
+
+    def batch_reading(self, *, input_fn: Any = None, batch_size: int | None = None) -> dict[str, Any]:
+        if input_fn is not None:
+            raise TypeError("initialize(): input_fn= is for torch models; a Keras model's batches are its inputs (or (x, y) tuples)")
+        return {"batch_size": DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)}
+
+    def adapt_batchnorm(self, model: Any, data_loader: Any, samples: int, reading: Mapping[str, Any], *, quiet: bool) -> bool:
+        return adapt_batchnorm(model, list(input_batches(data_loader, reading["batch_size"], samples)), samples)
+
+
+class TFCompressionAlgorithm(FrameworkAlgorithm):
+    """Base class of a TensorFlow algorithm that needs nothing beyond the shared flow.
+
+    A subclass receives the prepared model and its config section, attaches weight transforms to the
+    user's layers with :meth:`add_transform` (:mod:`aac.tf.transforms`) and may override ``_strip`` to do
+    more than fold them. It gets everything of :class:`aac.core.framework.FrameworkAlgorithm` over
+    :class:`TFFramework` - :attr:`section_scopes` and :meth:`is_selected`, ``initialize`` (batch-norm
+    adaptation), ``strip_model`` on a copy of the live model, export to ``.keras``, a SavedModel directory
+    and ``.weights.h5`` - plus :attr:`prepared` with the layers (:meth:`~aac.tf.models.TFModel.layers`), the
+    input specs and the neutral graph (:attr:`~aac.tf.models.TFModel.graph`, traced on first use).
+    """
+
+    prepared: TFModel
+
+    def __init__(self, prepared: TFModel, section: AlgorithmSection) -> None:
+        super().__init__(TFFramework(prepared), section)
 
     def selected_layers(self, *types: type) -> Iterator[tuple[str, Any]]:
         """``(path, layer)`` of the model's layers this algorithm may compress, optionally of the given classes."""
@@ -61,37 +80,8 @@ class TFCompressionAlgorithm(CompressionAlgorithm):
             if self.is_selected(path) and (not types or isinstance(layer, types)):
                 yield path, layer
 
-    # -- transforms -------------------------------------------------------------------------
     def add_transform(self, layer: Any, tensor_name: str, transform: WeightTransform) -> WeightTransform:
         """Attach ``transform`` (owned by this algorithm) to ``layer.<tensor_name>``."""
         if transform.owner != self.name:
             raise TransformError(f"algorithm '{self.name}' cannot add a transform owned by '{transform.owner}'")
         return add_transform(layer, tensor_name, transform)
-
-    def own_transforms(self, model: Any = None) -> Iterator[tuple[str, Any, str, WeightTransform]]:
-        """``(layer path, layer, weight name, transform)`` for every transform of this algorithm in ``model``."""
-        for path, layer in iter_layers(model if model is not None else self.model):
-            for tensor_name in transformed_weights(layer):
-                for transform in transforms_of(layer, tensor_name):
-                    if transform.owner == self.name:
-                        yield path, layer, tensor_name, transform
-
-    # -- stripping and export --------------------------------------------------------------
-    def strip_model(self, model: Any) -> Any:
-        """Fold this algorithm's transforms into plain weights; the live training model is copied first."""
-        if model is self.model:
-            model = copy_model(model, inputs=self.prepared.inputs)
-        return self._strip(model)
-
-    def _strip(self, model: Any) -> Any:
-        """Hook: turn this algorithm's transforms in ``model`` (a copy) into plain layers. Default: fold them.
-
-        An algorithm that makes the model physically smaller (filter pruning) folds, then builds the
-        smaller model with :func:`~aac.tf.models.copy_model` and its ``edit_config`` / ``edit_weights``.
-        """
-        fold_all(model, self.name)
-        return model
-
-    def _export(self, stripped_model: Any, path: Path, **kwargs: Any) -> None:
-        """Write ``stripped_model`` to ``path`` (``.keras``, ``.weights.h5`` or a SavedModel directory)."""
-        export_model(stripped_model, path, inputs=self.prepared.inputs, **kwargs)

@@ -432,3 +432,28 @@ class TFToyPlugin:
         return [
             AlgorithmSpec(name="tf_toy_pruning", adaptive=True, frameworks={"tf": build_toy_pruning}, schema=TOY_SCHEMA, package="aac-tf")
         ]
+
+
+class TFHarness:
+    """The ``framework`` fixture value of aac-core's conformance suite (:mod:`aac.core.testing`) for Keras:
+    :func:`resnet_like`, its data, ``.keras`` export read back by ``keras.saving.load_model``."""
+
+    export_suffix = ".keras"
+    export_options: Mapping[str, Any] = {}
+
+    def model(self) -> keras.Model:
+        keras.utils.set_random_seed(0)
+        return resnet_like()
+
+    def input_info(self) -> Mapping[str, Any]:
+        return {"sample_size": [1, 8, 8, 3]}
+
+    def batches(self) -> list[np.ndarray]:
+        generator = np.random.default_rng(1)
+        return [generator.standard_normal((4, 8, 8, 3)).astype("float32") for _ in range(2)]
+
+    def outputs(self, model: Any, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(keras.ops.convert_to_numpy(model(batch, training=False)))
+
+    def exported_outputs(self, path: Path, batch: np.ndarray) -> np.ndarray:
+        return self.outputs(keras.saving.load_model(path), batch)

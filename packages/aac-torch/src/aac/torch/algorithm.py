@@ -1,76 +1,75 @@
-"""``TorchCompressionAlgorithm``: what every torch algorithm shares - scopes, stripping and export."""
+"""The PyTorch side of aac-core's algorithm contract: :class:`TorchFramework` and :class:`TorchCompressionAlgorithm`."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aac.core.api import CompressionAlgorithm
 from aac.core.config import AlgorithmSection
-from aac.core.errors import AacError
-from aac.core.scopes import SectionScopes
+from aac.core.framework import FrameworkAlgorithm
 from aac.torch.batchnorm import InputFn, adapt_batchnorm, default_inputs
 from aac.torch.export import export_module
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import fold_all, has_transforms
 from torch import nn
 
+__all__ = ["TorchCompressionAlgorithm", "TorchFramework"]
 
-class TorchCompressionAlgorithm(CompressionAlgorithm):
-    """Base class of torch algorithms (pruning, sparsity, quantization).
 
-    A subclass receives the prepared model and its config section, registers weight transforms on
-    the user's modules (:mod:`aac.torch.transforms`) and implements :meth:`_strip` to turn them into
-    plain layers. It gets for free:
+class TorchFramework:
+    """:class:`aac.core.framework.Framework` for a ``torch.nn.Module``.
 
-    * :attr:`section_scopes` (``ignored`` and ``targets``) and :meth:`is_selected` - the section's scopes, resolved
-      (entries matching nothing are config errors);
-    * :meth:`strip_model` that never touches the model being trained: asked to strip the live
-      model it strips a deep copy (the composite controller chains children through the same copy);
-    * export to ``.onnx`` (``torch.onnx.export``) and ``.pt`` (``torch.save`` of the stripped module).
+    Copies are deep copies (weight transforms, hooks and buffers included); folding bakes an owner's
+    weight transforms (:mod:`aac.torch.transforms`) into the weights; export writes ``.onnx``
+    (``torch.onnx.export``, sample inputs from ``input_info`` unless ``example_inputs=`` is given) and
+    ``.pt``/``.pth`` (``torch.save`` of the module); batches are read with ``input_fn``.
     """
 
-    def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
-        super().__init__(prepared.module, section.raw, input_size=[list(s.shape) for s in prepared.inputs] or None)
+    def __init__(self, prepared: TorchModel) -> None:
         self.prepared = prepared
-        self.section = section
-        self.section_scopes = SectionScopes.resolve(prepared.scopes, section)
 
-    def is_selected(self, module_path: str) -> bool:
-        """True if the config lets this algorithm compress ``module_path`` (targeted and not ignored)."""
-        return self.section_scopes.selects(module_path)
+    @property
+    def model(self) -> nn.Module:
+        return self.prepared.module
 
-    def initialize(self, data_loader: Any, *, input_fn: InputFn | None = None) -> None:
-        """Batch-norm adaptation over ``data_loader`` when the section's ``initializer.batchnorm_adaptation`` asks for it."""
-        self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, input_fn=input_fn or default_inputs)
-        samples = self.section.batchnorm_adaptation_samples
-        if samples > 0 and data_loader is not None:
-            adapt_batchnorm(self.model, data_loader, samples, input_fn or default_inputs)
+    def copy(self, model: nn.Module) -> nn.Module:
+        return copy.deepcopy(model)
 
-    def _adapt_batchnorm(self, data_loader: Any, samples: int, *, input_fn: InputFn) -> bool:
-        return adapt_batchnorm(self.model, data_loader, samples, input_fn, quiet=True) > 0
+    def has_transforms(self, model: nn.Module, owner: str) -> bool:
+        return has_transforms(model, owner)
 
-    # -- stripping and export --------------------------------------------------------------
-    def strip_model(self, model: nn.Module) -> nn.Module:
-        """Fold this algorithm's transforms into plain layers; the live training model is copied first."""
-        if model is self.model:
-            model = copy.deepcopy(model)
-        elif has_transforms(self.model, self.name) and not has_transforms(model, self.name):
-            raise AacError(
-                f"{type(model).__name__} carries no '{self.name}' transforms: it was stripped already. "
-                "Strip the training model (controller.strip() or strip_model(controller.model)) once"
-            )
-        return self._strip(model)
-
-    def _strip(self, model: nn.Module) -> nn.Module:
-        """Hook: turn this algorithm's transforms in ``model`` (a copy) into plain layers. Default: fold them."""
-        fold_all(model, self.name)
+    def fold(self, model: nn.Module, owner: str) -> nn.Module:
+        fold_all(model, owner)
         return model
 
-    def _export(self, stripped_model: nn.Module, path: Path, **kwargs: Any) -> None:
-        """Write ``stripped_model`` to ``path``; ``.onnx`` needs ``input_info`` or ``example_inputs=``."""
+    def export(self, model: nn.Module, path: Path, **kwargs: Any) -> None:
         example_inputs = kwargs.pop("example_inputs", None)
         if example_inputs is None and path.suffix == ".onnx":
             example_inputs = self.prepared.example_inputs()
-        export_module(stripped_model, path, example_inputs, **kwargs)
+        export_module(model, path, example_inputs, **kwargs)
+
+    def batch_reading(self, *, input_fn: InputFn | None = None, batch_size: int | None = None) -> dict[str, Any]:
+        if batch_size is not None:
+            raise TypeError("initialize(): batch_size= is for Keras models; a torch model reads batches with input_fn= (or a DataLoader)")
+        return {"input_fn": input_fn or default_inputs}
+
+    def adapt_batchnorm(self, model: nn.Module, data_loader: Any, samples: int, reading: Mapping[str, Any], *, quiet: bool) -> bool:
+        return adapt_batchnorm(model, data_loader, samples, reading["input_fn"], quiet=quiet) > 0
+
+
+class TorchCompressionAlgorithm(FrameworkAlgorithm):
+    """Base class of a torch algorithm that needs nothing beyond the shared flow (the plugin guide's path).
+
+    A subclass receives the prepared model and its config section, registers weight transforms on
+    the user's modules (:mod:`aac.torch.transforms`) and may override ``_strip`` to do more than fold
+    them. It gets everything of :class:`aac.core.framework.FrameworkAlgorithm` over :class:`TorchFramework`:
+    :attr:`section_scopes` and :meth:`is_selected`, ``initialize`` (batch-norm adaptation), ``strip_model``
+    on a deep copy of the live model, and export to ``.onnx`` and ``.pt``.
+    """
+
+    prepared: TorchModel
+
+    def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
+        super().__init__(TorchFramework(prepared), section)

@@ -1,9 +1,8 @@
-"""``filter_pruning`` for Keras: the neutral controller plus channel masks as weight transforms and a rebuilt, smaller model on strip."""
+"""``filter_pruning`` for Keras: channel masks as weight transforms and a rebuilt, smaller model on strip (:class:`TFPruningOps`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +15,7 @@ from aac.pruning.algorithm import FilterPruningAlgorithm
 from aac.pruning.groups import PruningAnalysis
 from aac.pruning.tf.masks import TFChannelMasks, filter_rows, planned_part, weight_axes
 from aac.pruning.tf.strip import parameter_count, remove_pruned_channels, unremovable_groups
-from aac.tf.algorithm import TFCompressionAlgorithm
+from aac.tf.algorithm import TFFramework
 from aac.tf.keras_graph import POINTWISE
 from aac.tf.models import TFModel, rebuildable_layers
 from aac.tf.transforms import fold_all
@@ -26,68 +25,74 @@ _PASS_THROUGH = (Metatype.ACTIVATION, Metatype.POOL, Metatype.SPATIAL_REDUCE, Me
 _CHANNEL_LAYERS = (Metatype.CONV, Metatype.LINEAR, Metatype.BATCH_NORM, Metatype.GROUP_NORM)
 
 
-class TFFilterPruning(FilterPruningAlgorithm, TFCompressionAlgorithm):
-    """Filter pruning of a ``keras.Model``.
+class TFPruningOps:
+    """:class:`aac.pruning.algorithm.PruningOps` for a ``keras.Model``.
 
     Masks are :class:`aac.tf.transforms.Mask` transforms on the user's layers, so the model object,
-    ``fit``, ``tf.distribute`` and aac's checkpoints work as before. ``strip()`` returns a physically
-    smaller copy of the model - Sequential, functional or subclassed; groups whose layers cannot be
-    rebuilt (:func:`aac.tf.models.rebuildable_layers`) are zeroed instead, with a warning, and listed
-    in the statistics.
+    ``fit``, ``tf.distribute`` and aac's checkpoints work as before. Strip rebuilds the model without
+    the pruned channels - Sequential, functional or subclassed; groups whose layers cannot be rebuilt
+    (:func:`aac.tf.models.rebuildable_layers`) are :meth:`unremovable`, zeroed instead.
     """
 
-    def __init__(self, prepared: TFModel, section: AlgorithmSection) -> None:
-        super().__init__(prepared, section)
+    grouped_convolutions = False
+    norm_statistics = False
+
+    def __init__(self, prepared: TFModel) -> None:
+        self.framework = TFFramework(prepared)
+        self._prepared = prepared
         self._layers = prepared.layers()
         self._editable = rebuildable_layers(prepared.model)
-        graph = pruning_graph(prepared)
-        parts = {
-            name: planned_part(self._layers, name).path for name in graph.layers() if name.endswith(POINTWISE) and name not in self._layers
+        self.graph = pruning_graph(prepared)
+        #: a separable convolution's pointwise part (a layer of the analysis) -> the Keras layer that holds it
+        self._parts = {
+            name: planned_part(self._layers, name).path
+            for name in self.graph.layers()
+            if name.endswith(POINTWISE) and name not in self._layers
         }
+        self._masks: TFChannelMasks | None = None
 
-        def path(name: str) -> str:
-            """The Keras layer behind a layer of the analysis (a separable convolution's pointwise part is the layer)."""
-            return parts.get(name, name)
+    def scope_path(self, layer: str) -> str:
+        return self._parts.get(layer, layer)
 
-        self._init_from_section(
-            graph,
-            section,
-            is_ignored=lambda layer: path(layer) in self.section_scopes.ignored,
-            is_target=lambda layer: not self.section_scopes.targets or path(layer) in self.section_scopes.targets,
-            model_params=parameter_count(prepared.model),
-        )
-        self.unremovable = unremovable_groups(self.analysis, {name: self._editable.get(path(name)) for name in graph.layers()})
+    def parameter_count(self) -> int:
+        return parameter_count(self._prepared.model)
 
-    def _attach_masks(self, analysis: PruningAnalysis) -> None:
-        self._masks = TFChannelMasks(self, self.prepared, analysis)
+    def unremovable(self, analysis: PruningAnalysis) -> dict[int, str]:
+        return unremovable_groups(analysis, {name: self._editable.get(self.scope_path(name)) for name in self.graph.layers()})
 
-    def _layer_filters(self, layer: str) -> np.ndarray:
+    def attach_masks(self, analysis: PruningAnalysis, owner: str) -> None:
+        self._masks = TFChannelMasks(owner, self._prepared, analysis)
+
+    def layer_filters(self, layer: str) -> np.ndarray:
         return filter_rows(planned_part(self._layers, layer))
 
-    def _write_masks(self, keep: Sequence[np.ndarray]) -> None:
-        self._masks.write(keep)
+    def write_masks(self, keep: Sequence[np.ndarray]) -> None:
+        self._attached().write(keep)
 
-    def _read_masks(self) -> list[np.ndarray]:
-        return self._masks.read()
+    def read_masks(self) -> list[np.ndarray]:
+        return self._attached().read()
 
-    def _strip(self, model: Any) -> Any:
+    def _attached(self) -> TFChannelMasks:
+        if self._masks is None:
+            raise RuntimeError("filter_pruning: the masks are read or written before attach_masks()")
+        return self._masks
+
+    def remove_channels(self, model: Any, analysis: PruningAnalysis, keep: Sequence[np.ndarray], owner: str) -> Any:
         """Fold the masks (zeros stay where nothing can be cut), then rebuild the model without the pruned channels."""
-        fold_all(model, self.name)
-        masks = self._read_masks()
-        zeroed = [g for g in self.unremovable if not masks[g].all()]
-        if zeroed:
-            layers = sorted({p for g in zeroed for p in self.analysis.groups[g].producers})
-            warnings.warn(
-                f"filter_pruning: strip() zeroes the pruned filters of {', '.join(layers[:4])}{' …' if len(layers) > 4 else ''} "
-                f"but cannot remove them: {self.unremovable[zeroed[0]]}. The stripped model computes the same, "
-                "at the original size",
-                UserWarning,
-                stacklevel=4,
-            )
-        keep = self._removal_masks()
+        fold_all(model, owner)
         if all(m.all() for m in keep):
             return model
-        return remove_pruned_channels(model, self.analysis, keep, inputs=self.prepared.inputs)
+        return remove_pruned_channels(model, analysis, keep, inputs=self._prepared.inputs)
+
+
+class TFFilterPruning(FilterPruningAlgorithm):
+    """Filter pruning of a ``keras.Model`` (see :class:`TFPruningOps`); groups strip cannot remove are listed
+    in :attr:`unremovable` and in the statistics."""
+
+    prepared: TFModel
+
+    def __init__(self, prepared: TFModel, section: AlgorithmSection) -> None:
+        super().__init__(TFPruningOps(prepared), section)
 
 
 def pruning_graph(prepared: TFModel) -> Graph:

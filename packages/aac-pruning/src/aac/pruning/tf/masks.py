@@ -22,10 +22,9 @@ import numpy as np
 
 from aac.pruning.groups import LayerPlan, PruningAnalysis
 from aac.pruning.masks import ChannelMasks
-from aac.tf.algorithm import TFCompressionAlgorithm
 from aac.tf.keras_graph import POINTWISE
 from aac.tf.models import TFModel
-from aac.tf.transforms import Mask, original
+from aac.tf.transforms import Mask, add_transform, original
 
 L = keras.layers
 _TRANSPOSED = (L.Conv1DTranspose, L.Conv2DTranspose, L.Conv3DTranspose)
@@ -111,8 +110,8 @@ def filter_rows(part: PlannedPart) -> np.ndarray:
 class TFChannelMasks(ChannelMasks[Mask]):
     """:class:`~aac.tf.transforms.Mask` transforms on the output-channel weights of the planned layers."""
 
-    def __init__(self, algorithm: TFCompressionAlgorithm, prepared: TFModel, analysis: PruningAnalysis) -> None:
-        self._algorithm = algorithm
+    def __init__(self, owner: str, prepared: TFModel, analysis: PruningAnalysis) -> None:
+        self._owner = owner
         self._layers = prepared.layers()
         super().__init__(analysis)
 
@@ -126,7 +125,7 @@ class TFChannelMasks(ChannelMasks[Mask]):
             weight = original(part.layer, name)
             shape = [1] * len(weight.shape)
             shape[axes.output] = plan.outputs.channels
-            masks.append(self._algorithm.add_transform(part.layer, name, Mask(self._algorithm.name, shape=shape)))
+            masks.append(add_transform(part.layer, name, Mask(self._owner, shape=shape)))
         return masks
 
     def _assign(self, mask: Mask, values: np.ndarray) -> None:

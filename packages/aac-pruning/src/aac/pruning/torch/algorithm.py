@@ -1,4 +1,4 @@
-"""``filter_pruning`` for PyTorch: the neutral controller plus masks on modules and physical removal."""
+"""``filter_pruning`` for PyTorch: masks on modules and physical removal (:class:`TorchPruningOps`)."""
 
 from __future__ import annotations
 
@@ -16,35 +16,43 @@ from aac.pruning.groups import PruningAnalysis
 from aac.pruning.torch.masks import TorchChannelMasks, output_axis
 from aac.pruning.torch.norms import module_axes, remove_statistics_masks
 from aac.pruning.torch.strip import remove_pruned_channels
-from aac.torch.algorithm import TorchCompressionAlgorithm
+from aac.torch.algorithm import TorchFramework
 from aac.torch.attention import attention_spec
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import original, remove_transforms
 
 
-class TorchFilterPruning(FilterPruningAlgorithm, TorchCompressionAlgorithm):
-    """Filter pruning of a ``torch.nn.Module``; ``strip()`` returns a physically smaller copy."""
+class TorchPruningOps:
+    """:class:`aac.pruning.algorithm.PruningOps` for a ``torch.nn.Module``.
+
+    Masks are weight transforms (:mod:`aac.pruning.torch.masks`); grouped convolutions and layer-norm
+    statistics are pruned exactly; strip cuts the pruned channels out of every module.
+    """
 
     grouped_convolutions = True
     norm_statistics = True
 
-    def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
-        super().__init__(prepared, section)
-        graph, self._norm_axes = pruning_graph(prepared.graph)
-        self._init_from_section(
-            graph,
-            section,
-            is_ignored=lambda layer: layer in self.section_scopes.ignored,
-            is_target=lambda layer: not self.section_scopes.targets or layer in self.section_scopes.targets,
-            model_params=sum(p.numel() for p in prepared.module.parameters()),
-        )
+    def __init__(self, prepared: TorchModel) -> None:
+        self.framework = TorchFramework(prepared)
+        self._model = prepared.module
+        self.graph, self._norm_axes = pruning_graph(prepared.graph)
+        self._masks: TorchChannelMasks | None = None
 
-    def _attach_masks(self, analysis: PruningAnalysis) -> None:
-        self._masks = TorchChannelMasks(self.model, analysis, self.name, self._norm_axes)
+    def scope_path(self, layer: str) -> str:
+        return layer
 
-    def _layer_filters(self, layer: str) -> np.ndarray:
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self._model.parameters())
+
+    def unremovable(self, analysis: PruningAnalysis) -> dict[int, str]:
+        return {}  # every planned module can be rebuilt smaller
+
+    def attach_masks(self, analysis: PruningAnalysis, owner: str) -> None:
+        self._masks = TorchChannelMasks(self._model, analysis, owner, self._norm_axes)
+
+    def layer_filters(self, layer: str) -> np.ndarray:
         """One row per output channel: a layer's weight, or an attention layer's output projection."""
-        module = self.model.get_submodule(layer)
+        module = self._model.get_submodule(layer)
         spec = attention_spec(module)
         if spec is not None:
             module, name, _ = spec.out.tensors(module)
@@ -53,17 +61,31 @@ class TorchFilterPruning(FilterPruningAlgorithm, TorchCompressionAlgorithm):
             weight = original(module, "weight").detach().movedim(output_axis(module, "weight"), 0)
         return weight.reshape(weight.shape[0], -1).to("cpu", torch.float32).numpy()  # NumPy has no bfloat16
 
-    def _write_masks(self, keep: Sequence[np.ndarray]) -> None:
-        self._masks.write(keep)
+    def write_masks(self, keep: Sequence[np.ndarray]) -> None:
+        self._attached().write(keep)
 
-    def _read_masks(self) -> list[np.ndarray]:
-        return self._masks.read()
+    def read_masks(self) -> list[np.ndarray]:
+        return self._attached().read()
 
-    def _strip(self, model: nn.Module) -> nn.Module:
-        remove_pruned_channels(model, self.analysis, self._removal_masks())
-        remove_transforms(model, self.name)  # all ones on the channels that are left
+    def _attached(self) -> TorchChannelMasks:
+        if self._masks is None:
+            raise RuntimeError("filter_pruning: the masks are read or written before attach_masks()")
+        return self._masks
+
+    def remove_channels(self, model: nn.Module, analysis: PruningAnalysis, keep: Sequence[np.ndarray], owner: str) -> nn.Module:
+        remove_pruned_channels(model, analysis, keep)
+        remove_transforms(model, owner)  # all ones on the channels that are left
         remove_statistics_masks(model)
         return model
+
+
+class TorchFilterPruning(FilterPruningAlgorithm):
+    """Filter pruning of a ``torch.nn.Module``; ``strip()`` returns a physically smaller copy."""
+
+    prepared: TorchModel
+
+    def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
+        super().__init__(TorchPruningOps(prepared), section)
 
 
 def pruning_graph(graph: Graph) -> tuple[Graph, dict[str, tuple[int, int]]]:

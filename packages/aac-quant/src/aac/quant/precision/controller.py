@@ -9,8 +9,11 @@ the dump - is here.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,9 +25,11 @@ from aac.quant.precision.autoq import search_bits
 from aac.quant.precision.hawq import PrecisionError, choose_bits
 from aac.quant.precision.ids import INPUT, OUTPUT, WEIGHT, QuantizerName, operation_node
 from aac.quant.precision.inventory import ActivationEntry, Inventory, WeightEntry, layer_macs
+from aac.quant.settings import ACTIVATIONS, WEIGHTS
 
 if TYPE_CHECKING:
     from aac.core.config import AlgorithmSection
+    from aac.quant.algorithm import QuantizationOps
     from aac.quant.settings import PrecisionSettings, QuantizationSettings
 
 logger = logging.getLogger("aac.quant")
@@ -36,10 +41,11 @@ DEFAULT_DUMP_DIR = "precision_init"
 class MixedPrecision:
     """Mixin of the quantization controllers: ``initializer.precision``.
 
-    The controller provides ``settings``, ``section``, ``prepared`` (with ``graph``), ``weight_quantizers``
-    (key -> quantizer with ``bits``, ``set_bits`` and ``label``), ``activation_sites`` (with ``quantizer``,
-    ``consumers``, ``tensors`` and ``feeds``: the weight keys of the layers the site feeds) and the
-    measuring hooks below.
+    The controller (:class:`aac.quant.algorithm.QuantizationAlgorithmBase`) provides ``settings``, ``section``,
+    ``prepared`` (with ``graph``), ``weight_quantizers`` (key -> quantizer with ``bits``, ``set_bits`` and
+    ``label``), ``activation_sites`` (with ``quantizer``, ``consumers``, ``tensors`` and ``feeds``: the weight
+    keys of the layers the site feeds), :meth:`quantizers` and ``ops`` (:class:`aac.quant.algorithm.QuantizationOps`),
+    which measures.
     """
 
     settings: QuantizationSettings
@@ -50,37 +56,26 @@ class MixedPrecision:
     #: True once bit widths were chosen (or restored): initialize() does not choose them again
     precision_chosen: bool = False
 
-    if TYPE_CHECKING:
+    ops: QuantizationOps
 
-        def _weight_layer(self, key: str) -> str: ...
-
-        def _weight_numel(self, key: str) -> int: ...
-
-        def _parameter_count(self) -> int: ...
-
-        def _module_paths(self, scope: str) -> list[str]: ...
-
-        def _hessian_traces(
-            self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, **how: Any
-        ) -> dict[str, float]: ...
-
-        def _weight_noise(self, key: str, bits: int) -> float: ...
-
-        def _measure(self, eval_fn: Callable[..., Any], eval_loader: Any, subset_ratio: float) -> float: ...
-
-        def quantizers(self) -> Iterator[tuple[str, str, Any]]: ...
+    def quantizers(self) -> Iterator[tuple[str, str, Any]]:
+        """``(group, label, quantizer)`` for every quantizer."""
+        for quantizer in self.weight_quantizers.values():
+            yield WEIGHTS, quantizer.label, quantizer
+        for site in self.activation_sites:
+            yield ACTIVATIONS, site.quantizer.label, site.quantizer
 
     # -- what precision sees ------------------------------------------------------------------
     def inventory(self) -> Inventory:
         """The quantizers with their sizes and work (for the ratios, the choice and the statistics)."""
         graph = self.prepared.graph
         weights = tuple(
-            WeightEntry(key, q.label, self._weight_numel(key), layer_macs(graph, self._weight_layer(key)))
+            WeightEntry(key, q.label, self.ops.weight_numel(key), layer_macs(graph, self.ops.weight_layer(key)))
             for key, q in self.weight_quantizers.items()
         )
         activations = tuple(ActivationEntry(site.quantizer.label, tuple(site.feeds), site.quantizer.bits) for site in self.activation_sites)
         quantized = sum(w.numel for w in weights)
-        return Inventory(weights, activations, max(self._parameter_count() - quantized, 0))
+        return Inventory(weights, activations, max(self.ops.parameter_count() - quantized, 0))
 
     def bit_widths(self) -> dict[str, int]:
         """Label -> bit width of every quantizer."""
@@ -147,15 +142,15 @@ class MixedPrecision:
         names a tensor aac does not quantize."""
         if name.kind == OUTPUT:
             graph = self.prepared.graph
-            node = operation_node(graph, name, self._module_paths)
+            node = operation_node(graph, name, self.ops.module_paths)
             if node is None:
                 return None
             return [self.activation_sites[i].quantizer for i in sites_fed_by(graph, node.name, [s.tensors for s in self.activation_sites])]
-        paths = set(self._module_paths(name.scope))
+        paths = set(self.ops.module_paths(name.scope))
         if not paths:
             return None
         if name.kind == WEIGHT:
-            return [q for key, q in self.weight_quantizers.items() if self._weight_layer(key) in paths]
+            return [q for key, q in self.weight_quantizers.items() if self.ops.weight_layer(key) in paths]
         assert name.kind == INPUT
         return [site.quantizer for site in self.activation_sites if paths & set(site.consumers)]
 
@@ -199,8 +194,9 @@ class MixedPrecision:
                     "hawq precision needs data and a loss: call initialize(data_loader, criterion=loss_fn) "
                     "(criterion(outputs, targets); criterion_fn=(outputs, targets, criterion) -> loss for other layouts)"
                 )
-            traces = self._hessian_traces(keys, data_loader, criterion, criterion_fn, precision, **how)
-        noise = {key: {b: self._weight_noise(key, b) for b in precision.bits} for key in keys}
+            with self._quantizers_off():  # the float model's curvature
+                traces = self.ops.hessian_traces(keys, data_loader, criterion, criterion_fn, precision, how)
+        noise = {key: {b: self.ops.weight_noise(key, b) for b in precision.bits} for key in keys}
         choice = choose_bits(inventory, traces, noise, precision.bits, precision.compression_ratio, precision.bitwidth_assignment_mode)
         self._apply_weight_bits(choice.chosen.bits, precision.bitwidth_assignment_mode)
         logger.info(
@@ -267,9 +263,37 @@ class MixedPrecision:
             "unmeasured_lowered": result.unmeasured_lowered,
         }
 
+    @contextlib.contextmanager
+    def _quantizers_off(self) -> Iterator[None]:
+        """Every quantizer switched off (the float model) for the duration, then back as it was."""
+        quantizers = [q for _, _, q in self.quantizers()]
+        enabled = [q.enabled for q in quantizers]
+        try:
+            for quantizer in quantizers:
+                quantizer.set_enabled(False)
+            yield
+        finally:
+            for quantizer, on in zip(quantizers, enabled, strict=True):
+                quantizer.set_enabled(on)
+
+    def _measure(self, eval_fn: Callable[..., Any], eval_loader: Any, subset_ratio: float) -> float:
+        """``eval_fn`` on the first ``subset_ratio`` of ``eval_loader``, as a number."""
+        subset = eval_loader
+        if subset_ratio < 1.0 and eval_loader is not None:
+            if not hasattr(eval_loader, "__len__"):
+                raise PrecisionError(
+                    "autoq's eval_subset_ratio needs an eval_loader with a length (a list, a DataLoader or a finite dataset)"
+                )
+            subset = list(itertools.islice(eval_loader, max(1, math.ceil(len(eval_loader) * subset_ratio))))
+        value = self.ops.evaluate(eval_fn, subset)
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise PrecisionError(f"autoq's eval_fn must return a number (higher is better), got {type(value).__name__}") from exc
+
     def bitwidth_per_scope(self) -> list[list[Any]]:
         """The current bit widths as a ``bitwidth_per_scope`` list that reproduces them (``manual`` precision)."""
-        entries: list[list[Any]] = [[q.bits, f"{self._weight_layer(key)}|WEIGHT"] for key, q in self.weight_quantizers.items()]
+        entries: list[list[Any]] = [[q.bits, f"{self.ops.weight_layer(key)}|WEIGHT"] for key, q in self.weight_quantizers.items()]
         entries += [[site.quantizer.bits, f"{site.consumers[0]}|INPUT"] for site in self.activation_sites if site.consumers]
         return entries
 

@@ -22,10 +22,8 @@ layers of a subclassed model or inside a custom layer or nested model (a SavedMo
 
 from __future__ import annotations
 
-import itertools
 import logging
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +32,17 @@ import numpy as np
 
 from aac.core.api import reiterable
 from aac.core.config import AlgorithmSection, Config
-from aac.core.statistics import AlgorithmStatistics
 from aac.quant.algorithm import ActivationSite, QuantizationAlgorithmBase, QuantizationError
 from aac.quant.placement import input_sites
 from aac.quant.ranges import Collection, collector_for
-from aac.quant.report import QuantizerRow, quantization_statistics
-from aac.quant.settings import ACTIVATIONS, WEIGHTS, PrecisionSettings, RangeSettings
+from aac.quant.settings import ACTIVATIONS, WEIGHTS, PrecisionSettings
 from aac.quant.tf.hessian import hutchinson_traces, labelled_batches
 from aac.quant.tf.quantizers import TFFakeQuantizer
-from aac.tf.algorithm import TFCompressionAlgorithm
-from aac.tf.batchnorm import adapt_batchnorm, input_batches
+from aac.tf.algorithm import TFFramework
+from aac.tf.batchnorm import input_batches
 from aac.tf.export import ExportError
 from aac.tf.models import TFModel, iter_layers, model_style, origin
-from aac.tf.transforms import fold_all, iter_transforms, transforms_of
+from aac.tf.transforms import add_transform, fold_all, iter_transforms, transforms_of
 
 logger = logging.getLogger("aac.quant")
 
@@ -102,146 +98,94 @@ def _weight_axis(layer: Any) -> tuple[int, int]:
     return int(kernel.shape[axis]), axis
 
 
-class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
-    """Quantization-aware training of a ``keras.Model`` (not adaptive: no level to search)."""
+class TFQuantizationOps:
+    """:class:`aac.quant.algorithm.QuantizationOps` for a ``keras.Model`` (see the module docstring)."""
 
-    def __init__(self, prepared: TFModel, section: AlgorithmSection) -> None:
-        super().__init__(prepared, section)
-        self._init_scopes()
-        self.weight_quantizers: dict[str, TFFakeQuantizer] = {}
-        self.activation_sites: list[ActivationSite] = []
-        self._range_of: dict[int, RangeSettings] = {}
-        #: what initialize() was given, for ranges initialized again when a staged group switches on
-        self._range_data: tuple[Any, int] | None = None
+    def __init__(self, prepared: TFModel) -> None:
+        self.framework = TFFramework(prepared)
+        self.model = prepared.model
+        self._prepared = prepared
         self._layers = dict(iter_layers(self.model))
-        self._place_weight_quantizers()
-        self._place_activation_quantizers()
-        if not self.weight_quantizers and not self.activation_sites:
-            raise QuantizationError(
-                f"quantization ({section.path}) found nothing to quantize: it quantizes the kernels and inputs of "
-                f"{', '.join(sorted(t.__name__ for t in QUANTIZABLE))} layers; check ignored_scopes / target_scopes"
-            )
-        self._apply_manual_precision()
-        self.initialize_weights()
-        self._scheduler = self._make_scheduler()
+        self._algorithm: QuantizationAlgorithmBase | None = None
+
+    @property
+    def algorithm(self) -> QuantizationAlgorithmBase:
+        """The controller :meth:`place` bound these ops to."""
+        if self._algorithm is None:
+            raise QuantizationError("quantization: the Keras ops are used before place() bound them to a controller")
+        return self._algorithm
 
     # -- placement ----------------------------------------------------------------------------
+    def place(self, algorithm: QuantizationAlgorithmBase) -> None:
+        self._algorithm = algorithm
+        self._place_weight_quantizers()
+        self._place_activation_quantizers()
+
+    def quantizable_kinds(self) -> str:
+        return f"the kernels and inputs of {', '.join(sorted(t.__name__ for t in QUANTIZABLE))} layers"
+
     def _place_weight_quantizers(self) -> None:
+        algorithm = self.algorithm
         for path, layer in self._layers.items():
-            if not isinstance(layer, QUANTIZABLE) or not self._group_selects(WEIGHTS, path):
+            if not isinstance(layer, QUANTIZABLE) or not algorithm._group_selects(WEIGHTS, path):
                 continue
             channels, axis = _weight_axis(layer)
-            settings, entry = self.quantizer_settings(WEIGHTS, [path])
-            quantizer = TFFakeQuantizer.from_settings(settings, self.name, channels, axis)
+            settings, entry = algorithm.quantizer_settings(WEIGHTS, [path])
+            quantizer = TFFakeQuantizer.from_settings(settings, algorithm.name, channels, axis)
             quantizer.label = f"{path}.kernel"
-            self.add_transform(layer, "kernel", quantizer)
-            self.weight_quantizers[path] = quantizer
-            self._range_of[id(quantizer)] = entry
+            add_transform(layer, "kernel", quantizer)
+            algorithm.add_weight_quantizer(path, quantizer, entry)
 
     def _place_activation_quantizers(self) -> None:
-        graph = self.prepared.graph
+        graph = self._prepared.graph
+        algorithm = self.algorithm
 
         def quantized(node: Any) -> bool:
-            return isinstance(self._layers.get(node.layer), QUANTIZABLE) and self._group_selects(ACTIVATIONS, node.layer)
+            return isinstance(self._layers.get(node.layer), QUANTIZABLE) and algorithm._group_selects(ACTIVATIONS, node.layer)
 
-        for site in input_sites(graph, quantized, self.settings.quantize_inputs):
+        for site in input_sites(graph, quantized, algorithm.settings.quantize_inputs):
             consumers = list(site.consumers)
             first = self._layers[consumers[0]]
             producers = [graph.node(t).layer for t in site.tensors if graph.node(t).layer]
-            settings, entry = self.quantizer_settings(ACTIVATIONS, [*consumers, *producers])
+            settings, entry = algorithm.quantizer_settings(ACTIVATIONS, [*consumers, *producers])
             channels = self._input_channels(consumers[0]) if settings.per_channel else None
-            quantizer = TFFakeQuantizer.from_settings(settings, self.name, channels, -1)
+            quantizer = TFFakeQuantizer.from_settings(settings, algorithm.name, channels, -1)
             quantizer.build()
             quantizer.label = f"input of {', '.join(consumers)}"
             quantizer.lazy_range = entry
-            self._range_of[id(quantizer)] = entry
             _track(first, quantizer)
             for consumer in consumers:
                 _wrap_input(self._layers[consumer], quantizer)
-            feeds = [c for c in consumers if c in self.weight_quantizers]
-            self.activation_sites.append(ActivationSite(consumers[0], quantizer, consumers, list(site.tensors), feeds))
+            feeds = [c for c in consumers if c in algorithm.weight_quantizers]
+            algorithm.add_activation_site(ActivationSite(consumers[0], quantizer, consumers, list(site.tensors), feeds), entry)
 
     def _input_channels(self, path: str) -> int:
         """The channels (last axis) of the first input of the layer at ``path``, from the graph."""
-        graph = self.prepared.graph
+        graph = self._prepared.graph
         node = graph.layers()[path][0]
         shape = graph.node(node.inputs[0]).output_shape
         if not shape:
             raise QuantizationError(f"activations.per_channel needs the input shape of '{path}': add input_info to the config")
         return int(shape[-1])
 
-    # -- initialization ---------------------------------------------------------------------------
+    # -- ranges ---------------------------------------------------------------------------------
     def initialize_weights(self) -> None:
         """Set every weight quantizer's range from the kernel it quantizes (through the transforms before it)."""
-        for path, quantizer in self.weight_quantizers.items():
-            layer = self._layers[path]
-            value = keras.ops.convert_to_tensor(layer.kernel)
-            for transform in transforms_of(layer, "kernel"):
-                if transform is quantizer:
-                    break
-                value = transform.call(value)
-            array = np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float32)
-            collector = collector_for(self._range_of[id(quantizer)], quantizer.channel_axis(array.ndim))
+        for path, quantizer in self.algorithm.weight_quantizers.items():
+            array = np.asarray(keras.ops.convert_to_numpy(self._weight_value(path)), dtype=np.float32)
+            collector = collector_for(self.algorithm.range_of(quantizer), quantizer.channel_axis(array.ndim))
             collector.update(array)
             quantizer.apply_statistics(collector)
 
-    def initialize(
-        self,
-        data_loader: Any,
-        *,
-        batch_size: int = 32,
-        criterion: Any = None,
-        criterion_fn: Any = None,
-        eval_fn: Callable[..., Any] | None = None,
-        eval_loader: Any = None,
-        dump_dir: Any = None,
-    ) -> None:
-        """Range initialization from ``data_loader``, mixed precision (``hawq``/``autoq``), then batch-norm adaptation.
+    def rereadable(self, data_loader: Any) -> bool:
+        return reiterable(data_loader) or isinstance(data_loader, (np.ndarray, tuple))
 
-        :param data_loader: a ``tf.data.Dataset`` or any iterable of batches (a batch is the input or a
-            tuple whose first element is the input), or an array / ``(x, y)`` arrays, cut into ``batch_size`` batches.
-        :param criterion: ``hawq``: a Keras loss, ``criterion(targets, outputs)`` (batches must be ``(x, y)``).
-        :param criterion_fn: ``hawq``: ``criterion_fn(outputs, targets, criterion) -> loss`` for other losses.
-        :param eval_fn: ``autoq``: ``eval_fn(model, eval_loader) -> metric``, higher is better.
-        :param eval_loader: ``autoq``: the data ``eval_fn`` gets (default ``data_loader``).
-        :param dump_dir: where ``dump_init_precision_data`` writes (default ``./precision_init``).
-        """
-        self.initialize_weights()
-        self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, batch_size=batch_size)
-        if data_loader is None:
-            return
-        self._range_data = (data_loader, batch_size) if reiterable(data_loader) or isinstance(data_loader, (np.ndarray, tuple)) else None
-        batches = list(input_batches(data_loader, batch_size, self._samples_needed()))
-        self._initialize_activations(batches)
-        self._choose_precision(
-            data_loader,
-            criterion=criterion,
-            criterion_fn=criterion_fn,
-            eval_fn=eval_fn,
-            eval_loader=eval_loader,
-            dump_dir=dump_dir,
-            batch_size=batch_size,
-        )
-        if self.settings.num_bn_adaptation_samples > 0:
-            adapt_batchnorm(self.model, batches, self.settings.num_bn_adaptation_samples)
-
-    def _reinitialize_ranges(self, groups: tuple[str, ...]) -> None:
-        if WEIGHTS in groups:
-            self.initialize_weights()
-        if ACTIVATIONS in groups:
-            if self._range_data is None:
-                logger.warning(
-                    "[aac] quantization: activation quantizers switched on, but initialize() was given no data that can be "
-                    "read again; their ranges stay as they were"
-                )
-                return
-            data, batch_size = self._range_data
-            self._initialize_activations(list(input_batches(data, batch_size, self._samples_needed())))
-
-    def _initialize_activations(self, batches: list[Any]) -> None:
+    def initialize_activations(self, data_loader: Any, reading: Mapping[str, Any]) -> None:
+        """Activation ranges over the first batches of ``data_loader`` (run eagerly)."""
+        batches = input_batches(data_loader, reading["batch_size"], self._samples_needed())
         sites = []
-        for site in self.activation_sites:
-            entry = self._range_of[id(site.quantizer)]
+        for site in self.algorithm.activation_sites:
+            entry = self.algorithm.range_of(site.quantizer)
             if entry.num_init_steps == 0 or (entry.num_init_steps is None and entry.num_init_samples == 0):
                 site.quantizer.mark_initialized()
                 continue
@@ -268,27 +212,28 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
             logger.warning("[aac] quantization: no data reached %s during range initialization; their ranges are unchanged", missing)
 
     def _samples_needed(self) -> int:
-        counts = [e.num_init_samples for e in self.settings.ranges if e.num_init_steps is None]
-        return max([*counts, self.settings.num_bn_adaptation_samples, 1])
+        settings = self.algorithm.settings
+        counts = [e.num_init_samples for e in settings.ranges if e.num_init_steps is None]
+        return max([*counts, settings.num_bn_adaptation_samples, 1])
 
     # -- what mixed precision reads ------------------------------------------------------------------
-    def _weight_layer(self, key: str) -> str:
+    def weight_layer(self, key: str) -> str:
         return key
 
-    def _weight_numel(self, key: str) -> int:
+    def weight_numel(self, key: str) -> int:
         return int(np.prod(self._layers[key].kernel.shape))
 
-    def _parameter_count(self) -> int:
+    def parameter_count(self) -> int:
         """Weights of the model itself (the quantizers' ranges and flags are not model weights)."""
-        own = {id(v) for _, _, q in self.quantizers() for v in q.variables}
+        own = {id(v) for _, _, q in self.algorithm.quantizers() for v in q.variables}
         return int(sum(np.prod(v.shape) for v in self.model.weights if id(v) not in own))
 
-    def _module_paths(self, scope: str) -> list[str]:
-        return self.prepared.scopes.match(scope)
+    def module_paths(self, scope: str) -> list[str]:
+        return self._prepared.scopes.match(scope)
 
     def _weight_value(self, key: str) -> Any:
         """What a weight quantizer receives: the kernel through the transforms before it."""
-        layer, quantizer = self._layers[key], self.weight_quantizers[key]
+        layer, quantizer = self._layers[key], self.algorithm.weight_quantizers[key]
         value = keras.ops.convert_to_tensor(layer.kernel)
         for transform in transforms_of(layer, "kernel"):
             if transform is quantizer:
@@ -296,8 +241,8 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
             value = transform.call(value)
         return value
 
-    def _weight_noise(self, key: str, bits: int) -> float:
-        quantizer = self.weight_quantizers[key]
+    def weight_noise(self, key: str, bits: int) -> float:
+        quantizer = self.algorithm.weight_quantizers[key]
         value = self._weight_value(key)
         before = quantizer.bits
         quantizer.set_bits(bits)
@@ -306,51 +251,37 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
         finally:
             quantizer.set_bits(before)
 
-    def _hessian_traces(
-        self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, *, batch_size: int = 32
+    def hessian_traces(
+        self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, reading: Mapping[str, Any]
     ) -> dict[str, float]:
-        enabled = {id(q): q.enabled for _, _, q in self.quantizers()}
-        try:  # the float model's curvature: quantizers off
-            for _, _, q in self.quantizers():
-                q.set_enabled(False)
-            return hutchinson_traces(
-                self.model,
-                {key: self._layers[key].kernel for key in keys},
-                labelled_batches(data_loader, batch_size, precision.num_data_points),
-                criterion,
-                criterion_fn,
-                int(precision.iter_number or 0),
-                precision.tolerance,
-            )
-        finally:
-            for _, _, q in self.quantizers():
-                q.set_enabled(enabled[id(q)])
+        return hutchinson_traces(
+            self.model,
+            {key: self._layers[key].kernel for key in keys},
+            labelled_batches(data_loader, reading["batch_size"], precision.num_data_points),
+            criterion,
+            criterion_fn,
+            int(precision.iter_number or 0),
+            precision.tolerance,
+        )
 
-    def _measure(self, eval_fn: Callable[..., Any], eval_loader: Any, subset_ratio: float) -> float:
-        subset = eval_loader
-        if subset_ratio < 1.0 and eval_loader is not None:
-            if not hasattr(eval_loader, "__len__"):
-                raise QuantizationError("autoq's eval_subset_ratio needs an eval_loader with a length (a list or a finite dataset)")
-            subset = list(itertools.islice(eval_loader, max(1, math.ceil(len(eval_loader) * subset_ratio))))
-        value = eval_fn(self.model, subset)
-        try:
-            return float(value)
-        except (TypeError, ValueError) as exc:
-            raise QuantizationError(f"autoq's eval_fn must return a number (higher is better), got {type(value).__name__}") from exc
+    def evaluate(self, eval_fn: Callable[..., Any], data: Any) -> Any:
+        return eval_fn(self.model, data)
 
     # -- strip and export ---------------------------------------------------------------------------
-    def _strip(self, model: Any) -> Any:
+    def strip(self, model: Any) -> Any:
         """Weights onto their grids (folded), layer inputs through fixed QDQ layers (see the module docstring)."""
+        owner = self.algorithm.name
         for _, _, transforms in iter_transforms(model):  # a copy made before a staged group switched on: export it quantized
             for transform in transforms:
-                if isinstance(transform, TFFakeQuantizer) and transform.owner == self.name:
+                if isinstance(transform, TFFakeQuantizer) and transform.owner == owner:
                     transform.set_enabled(True)
-        fold_all(model, self.name)
-        qdq = {id(site): site.quantizer.to_qdq(name=f"{site.name.replace('/', '_')}_input_qdq") for site in self.activation_sites}
+        fold_all(model, owner)
+        sites = self.algorithm.activation_sites
+        qdq = {id(site): site.quantizer.to_qdq(name=f"{site.name.replace('/', '_')}_input_qdq") for site in sites}
         # the layers of ``model`` (a copy) by the user's layer they copy: auto-generated names may differ between copies
         copies = {id(origin(layer)): (path, layer) for path, layer in iter_layers(model)}
         targets = []
-        for site in self.activation_sites:
+        for site in sites:
             for consumer in site.consumers:
                 if id(self._layers[consumer]) not in copies:
                     raise QuantizationError(f"cannot strip quantization: the model being stripped has no copy of layer '{consumer}'")
@@ -385,7 +316,10 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
             rebuilt = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call_function)
         return rebuilt
 
-    def _export(self, stripped_model: Any, path: Path, **kwargs: Any) -> None:
+    def prepare_for_export(self, stripped_model: Any) -> None:
+        """Nothing to finish: strip built the quantized model."""
+
+    def export(self, stripped_model: Any, path: Path, **kwargs: Any) -> None:
         wrapped = getattr(stripped_model, _WRAPPED, None)
         if wrapped and path.suffix == ".keras":
             raise ExportError(
@@ -393,27 +327,31 @@ class TFQuantization(QuantizationAlgorithmBase, TFCompressionAlgorithm):
                 "inside a custom layer or nested model, quantize their inputs through call wrappers); export a SavedModel "
                 "(a directory path) instead"
             )
-        super()._export(stripped_model, path, **kwargs)
+        self.framework.export(stripped_model, path, **kwargs)
 
-    # -- reporting and state -------------------------------------------------------------------------
-    def _collect_statistics(self) -> AlgorithmStatistics:
-        rows = []
-        for group, label, q in self.quantizers():
-            low, high = q.current_range()
-            rows.append(
-                QuantizerRow(label, group, q.mode, q.bits, q.signed, q.channels is not None, low, high, q.is_initialized, q.enabled)
-            )
-        quantized_layers = set(self.weight_quantizers) | {c for s in self.activation_sites for c in s.consumers}
+    def finish_export(self, path: Path) -> None:
+        """Nothing to tidy: the written model is what strip built."""
+
+    # -- reporting ----------------------------------------------------------------------------------
+    def layer_counts(self) -> tuple[int, int]:
+        algorithm = self.algorithm
+        quantized = set(algorithm.weight_quantizers) | {c for s in algorithm.activation_sites for c in s.consumers}
         candidates = [p for p, layer in self._layers.items() if isinstance(layer, QUANTIZABLE)]
-        return quantization_statistics(
-            self.name,
-            rows,
-            len(self.weight_quantizers),
-            len(self.activation_sites),
-            len(quantized_layers),
-            len(candidates),
-            self.inventory(),
-        )
+        return len(quantized), len(candidates)
+
+    def coverage(self) -> None:
+        """Keras models have no functional matrix products to count: their graph is made of layers."""
+        return None
+
+
+class TFQuantization(QuantizationAlgorithmBase):
+    """Quantization-aware training of a ``keras.Model`` (not adaptive: no level to search); see :class:`TFQuantizationOps`."""
+
+    prepared: TFModel
+    ops: TFQuantizationOps
+
+    def __init__(self, prepared: TFModel, section: AlgorithmSection) -> None:
+        super().__init__(TFQuantizationOps(prepared), section)
 
 
 def create(prepared: TFModel, section: AlgorithmSection, config: Config) -> TFQuantization:

@@ -25,10 +25,9 @@ QuantizeLinear/DequantizeLinear; ``export_model("m.onnx")`` writes that.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,20 +36,19 @@ from torch.nn.utils import parametrize
 
 from aac.core.api import reiterable
 from aac.core.config import AlgorithmSection, Config
-from aac.core.statistics import AlgorithmStatistics
 from aac.quant.algorithm import ActivationSite, QuantizationAlgorithmBase, QuantizationError
 from aac.quant.placement import input_sites
 from aac.quant.precision.ids import plain_scope
 from aac.quant.ranges import Collection, collector_for
-from aac.quant.report import QuantizerRow, quantization_statistics
-from aac.quant.settings import ACTIVATIONS, WEIGHTS, PrecisionSettings, RangeSettings
+from aac.quant.report import MatmulCoverage
+from aac.quant.settings import ACTIVATIONS, WEIGHTS, PrecisionSettings
 from aac.quant.torch.functional import QUANTIZERS as FUNCTIONAL_QUANTIZERS
 from aac.quant.torch.functional import FunctionalQuantization, census
 from aac.quant.torch.hessian import hutchinson_traces
 from aac.quant.torch.onnx_graph import tidy_qdq
 from aac.quant.torch.quantizers import QUANTIZABLE, FakeQuantizer, QuantizeDequantize, make_quantizer, quantize_weight_of
-from aac.torch.algorithm import TorchCompressionAlgorithm
-from aac.torch.batchnorm import InputFn, adapt_batchnorm, default_inputs, restore_modes
+from aac.torch.algorithm import TorchFramework
+from aac.torch.batchnorm import InputFn, restore_modes
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import Mask, TransformError, WeightTransform, add_transform, detach_parametrized_class
 
@@ -96,36 +94,47 @@ def _device(module: nn.Module) -> torch.device:
     return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
-class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm):
-    """Quantization-aware training of a torch model (not adaptive: no level to search)."""
+class TorchQuantizationOps:
+    """:class:`aac.quant.algorithm.QuantizationOps` for a ``torch.nn.Module`` (see the module docstring)."""
 
-    def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
-        super().__init__(prepared, section)
-        self._init_scopes()
-        self.weight_quantizers: dict[str, FakeQuantizer] = {}
+    def __init__(self, prepared: TorchModel) -> None:
+        self.framework = TorchFramework(prepared)
+        self.model = prepared.module
+        self._prepared = prepared
+        self._algorithm: QuantizationAlgorithmBase | None = None
         #: weight key -> (module path, tensor name) of the tensor its quantizer transforms
         self._weight_tensors: dict[str, tuple[str, str]] = {}
-        self._range_of: dict[int, RangeSettings] = {}
         #: weight keys whose quantizer the functional calls apply (not a transform of the tensor)
-        self._functional_weights: set[str] = set()
-        self.activation_sites: list[ActivationSite] = []
-        #: what initialize() was given, for ranges initialized again when a staged group switches on
-        self._range_data: tuple[Any, InputFn] | None = None
-        traced = census(self.model, prepared.example_inputs()) if prepared.inputs else None  # before any quantizer is attached
-        self._place_weight_quantizers()
-        self._place_activation_quantizers()
-        self.functional = FunctionalQuantization.place(self, traced)
-        if not self.weight_quantizers and not self.activation_sites:
-            raise QuantizationError(
-                f"quantization ({section.path}) found nothing to quantize: it quantizes the weights and inputs of "
-                f"{', '.join(t.__name__ for t in QUANTIZABLE)} layers and of functional linear/matmul/attention calls; "
-                "check ignored_scopes / target_scopes"
-            )
-        self._apply_manual_precision()
-        self.initialize_weights()
-        self._scheduler = self._make_scheduler()
+        self.functional_weights: set[str] = set()
+        self._functional: FunctionalQuantization | None = None
+
+    @property
+    def algorithm(self) -> QuantizationAlgorithmBase:
+        """The controller :meth:`place` bound these ops to."""
+        if self._algorithm is None:
+            raise QuantizationError("quantization: the torch ops are used before place() bound them to a controller")
+        return self._algorithm
+
+    @property
+    def functional(self) -> FunctionalQuantization:
+        """The quantization of the functional matrix products (placed by :meth:`place`)."""
+        if self._functional is None:
+            raise QuantizationError("quantization: the functional products are read before place()")
+        return self._functional
 
     # -- placement ----------------------------------------------------------------------------
+    def place(self, algorithm: QuantizationAlgorithmBase) -> None:
+        self._algorithm = algorithm
+        traced = census(self.model, self._prepared.example_inputs()) if self._prepared.inputs else None  # before any quantizer
+        self._place_weight_quantizers()
+        self._place_activation_quantizers()
+        self._functional = FunctionalQuantization.place(self, traced)
+
+    def quantizable_kinds(self) -> str:
+        return (
+            f"the weights and inputs of {', '.join(t.__name__ for t in QUANTIZABLE)} layers and of functional linear/matmul/attention calls"
+        )
+
     def make_weight_quantizer(
         self, key: str, path: str, tensor_name: str, channels: int, axis: int, *, transform: bool = True
     ) -> FakeQuantizer:
@@ -134,56 +143,58 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
         ``transform``: registered as the tensor's weight transform (a layer's weight), else applied by
         whoever reads the tensor (a parameter that a functional call reads, see :mod:`.functional`).
         """
+        algorithm = self.algorithm
         module = self.model.get_submodule(path) if path else self.model
-        settings, entry = self.quantizer_settings(WEIGHTS, [path])
+        settings, entry = algorithm.quantizer_settings(WEIGHTS, [path])
         tensor = getattr(module, tensor_name)
-        quantizer = make_quantizer(settings, self.name, channels, axis, settings.signed is not False, tensor.device)
+        quantizer = make_quantizer(settings, algorithm.name, channels, axis, settings.signed is not False, tensor.device)
         quantizer.label = f"{path}.{tensor_name}" if path else tensor_name
         if transform:
             add_transform(module, tensor_name, quantizer)
         else:
-            self._functional_weights.add(key)
-        self.weight_quantizers[key] = quantizer
+            self.functional_weights.add(key)
+        algorithm.add_weight_quantizer(key, quantizer, entry)
         self._weight_tensors[key] = (path, tensor_name)
-        self._range_of[id(quantizer)] = entry
         return quantizer
 
     def make_activation_quantizer(
         self, names: list[str], label: str, device: torch.device, channels: int | None = None, axis: int = -1
     ) -> FakeQuantizer:
-        """An activation quantizer whose overrides ``names`` (layer paths) pick; the caller registers it on a module."""
-        settings, entry = self.quantizer_settings(ACTIVATIONS, names)
+        """An activation quantizer whose overrides ``names`` (layer paths) pick; the caller registers it on a module
+        and with the controller (:meth:`~aac.quant.algorithm.QuantizationAlgorithmBase.add_activation_site`)."""
+        algorithm = self.algorithm
+        settings, entry = algorithm.quantizer_settings(ACTIVATIONS, names)
         if channels is None:  # an operand whose channels nobody knows: one range per tensor
             settings = dataclasses.replace(settings, per_channel=False)
-        quantizer = make_quantizer(settings, self.name, channels, axis, bool(settings.signed), device)
+        quantizer = make_quantizer(settings, algorithm.name, channels, axis, bool(settings.signed), device)
         quantizer.label = label
         quantizer.lazy_range = entry
-        self._range_of[id(quantizer)] = entry
         return quantizer
 
     def _place_weight_quantizers(self) -> None:
         for path, module in self.model.named_modules():
-            if isinstance(module, QUANTIZABLE) and self._group_selects(WEIGHTS, path):
+            if isinstance(module, QUANTIZABLE) and self.algorithm._group_selects(WEIGHTS, path):
                 self.make_weight_quantizer(path, path, "weight", *_channels_and_axis(module, weights=True))
 
     def _place_activation_quantizers(self) -> None:
         modules = dict(self.model.named_modules())
-        graph = self.prepared.graph
+        graph = self._prepared.graph
+        algorithm = self.algorithm
 
         def quantized(node: Any) -> bool:  # a call of a quantizable layer as a module (not a functional use of its weight)
             module = modules.get(node.layer)
             return (
                 isinstance(module, QUANTIZABLE)
                 and node.op == parametrize.type_before_parametrizations(module).__name__
-                and self._group_selects(ACTIVATIONS, node.layer)
+                and algorithm._group_selects(ACTIVATIONS, node.layer)
             )
 
-        for site in input_sites(graph, quantized, self.settings.quantize_inputs):
+        for site in input_sites(graph, quantized, algorithm.settings.quantize_inputs):
             consumers = list(site.consumers)
             first = modules[consumers[0]]
             channels, axis = _channels_and_axis(first, weights=False)
             producers = [graph.node(t).layer for t in site.tensors if graph.node(t).layer]
-            settings, _ = self.quantizer_settings(ACTIVATIONS, [*consumers, *producers])
+            settings, entry = algorithm.quantizer_settings(ACTIVATIONS, [*consumers, *producers])
             if settings.per_channel and any(_channels_and_axis(modules[c], weights=False) != (channels, axis) for c in consumers[1:]):
                 raise QuantizationError(
                     f"activations.per_channel: layers {consumers} read the same tensor but expect different channel layouts; "
@@ -195,45 +206,45 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
             first.add_module(INPUT_QUANTIZER, quantizer)
             for consumer in consumers:
                 modules[consumer].register_forward_pre_hook(QuantizeInput(quantizer))
-                weight_quantizer = self.weight_quantizers.get(consumer)
+                weight_quantizer = algorithm.weight_quantizers.get(consumer)
                 if weight_quantizer is not None:
                     weight_quantizer.link_input_partner(quantizer, _input_axis(modules[consumer]))
-            feeds = [c for c in consumers if c in self.weight_quantizers]
-            self.activation_sites.append(ActivationSite(consumers[0], quantizer, consumers, list(site.tensors), feeds))
+            feeds = [c for c in consumers if c in algorithm.weight_quantizers]
+            algorithm.add_activation_site(ActivationSite(consumers[0], quantizer, consumers, list(site.tensors), feeds), entry)
 
     # -- what mixed precision reads ------------------------------------------------------------------
-    def _weight_layer(self, key: str) -> str:
+    def weight_layer(self, key: str) -> str:
         return self._weight_tensors[key][0]
 
-    def _weight_numel(self, key: str) -> int:
+    def weight_numel(self, key: str) -> int:
         return int(self._weight_tensor(key).numel())
 
-    def _parameter_count(self) -> int:
+    def parameter_count(self) -> int:
         """Parameters of the model itself (the quantizers' ranges are not model weights)."""
         own = {id(p) for m in self.model.modules() if isinstance(m, FakeQuantizer) for p in m.parameters()}
         return sum(p.numel() for p in self.model.parameters() if id(p) not in own)
 
-    def _module_paths(self, scope: str) -> list[str]:
-        return self.prepared.scopes.match(plain_scope(scope))
+    def module_paths(self, scope: str) -> list[str]:
+        return self._prepared.scopes.match(plain_scope(scope))
 
     def _weight_tensor(self, key: str) -> torch.Tensor:
         """The stored tensor a weight quantizer covers (the parameter to differentiate for Hessian traces)."""
         path, tensor_name = self._weight_tensors[key]
         module = self.model.get_submodule(path) if path else self.model
-        if key in self._functional_weights:
+        if key in self.functional_weights:
             return getattr(module, tensor_name)  # type: ignore[no-any-return]
         return module.parametrizations[tensor_name].original  # type: ignore[no-any-return]
 
     def _weight_value(self, key: str) -> torch.Tensor:
         """What a weight quantizer receives (the stored tensor through the transforms before it)."""
         path, tensor_name = self._weight_tensors[key]
-        if key in self._functional_weights:
+        if key in self.functional_weights:
             return self._weight_tensor(key)
-        return _input_of_transform(self.model.get_submodule(path), tensor_name, self.weight_quantizers[key])
+        return _input_of_transform(self.model.get_submodule(path), tensor_name, self.algorithm.weight_quantizers[key])
 
     @torch.no_grad()
-    def _weight_noise(self, key: str, bits: int) -> float:
-        quantizer = self.weight_quantizers[key]
+    def weight_noise(self, key: str, bits: int) -> float:
+        quantizer = self.algorithm.weight_quantizers[key]
         value = self._weight_value(key)
         before, enabled = quantizer.bits, quantizer.enabled
         quantizer.set_bits(bits)
@@ -244,22 +255,12 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
             quantizer.set_bits(before)
             quantizer.set_enabled(enabled)
 
-    def _hessian_traces(
-        self,
-        keys: list[str],
-        data_loader: Any,
-        criterion: Any,
-        criterion_fn: Any,
-        precision: PrecisionSettings,
-        *,
-        input_fn: InputFn | None = None,
+    def hessian_traces(
+        self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, reading: Mapping[str, Any]
     ) -> dict[str, float]:
         parameters = {key: self._weight_tensor(key) for key in keys}
-        enabled = {id(q): q.enabled for _, _, q in self.quantizers()}
         training = {name: m.training for name, m in self.model.named_modules()}
-        try:  # the float model's curvature: quantizers off
-            for _, _, q in self.quantizers():
-                q.set_enabled(False)
+        try:
             self.model.eval()
             return hutchinson_traces(
                 self.model,
@@ -267,101 +268,42 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
                 data_loader,
                 criterion,
                 criterion_fn,
-                input_fn or default_inputs,
+                reading["input_fn"],
                 precision.num_data_points,
                 int(precision.iter_number or 0),
                 precision.tolerance,
             )
         finally:
-            for _, _, q in self.quantizers():
-                q.set_enabled(enabled[id(q)])
             restore_modes(self.model, training)
 
-    def _measure(self, eval_fn: Callable[..., Any], eval_loader: Any, subset_ratio: float) -> float:
-        subset = eval_loader
-        if subset_ratio < 1.0 and eval_loader is not None:
-            if not hasattr(eval_loader, "__len__"):
-                raise QuantizationError("autoq's eval_subset_ratio needs an eval_loader with a length (a list or DataLoader)")
-            subset = list(itertools.islice(eval_loader, max(1, math.ceil(len(eval_loader) * subset_ratio))))
+    def evaluate(self, eval_fn: Callable[..., Any], data: Any) -> Any:
         training = {name: m.training for name, m in self.model.named_modules()}
         try:
-            value = eval_fn(self.model, subset)
+            return eval_fn(self.model, data)
         finally:
             restore_modes(self.model, training)
-        try:
-            return float(value)
-        except (TypeError, ValueError) as exc:
-            raise QuantizationError(f"autoq's eval_fn must return a number (higher is better), got {type(value).__name__}") from exc
 
-    # -- initialization ---------------------------------------------------------------------------
+    # -- ranges ---------------------------------------------------------------------------------
     @torch.no_grad()
     def initialize_weights(self) -> None:
         """Set every weight quantizer's range from the weight it quantizes (as the transforms before it leave it)."""
-        for key, quantizer in self.weight_quantizers.items():
+        for key, quantizer in self.algorithm.weight_quantizers.items():
             value = self._weight_value(key)
-            collector = collector_for(self._range_of[id(quantizer)], None if quantizer.channels is None else quantizer.axis % value.dim())
+            collector = collector_for(
+                self.algorithm.range_of(quantizer), None if quantizer.channels is None else quantizer.axis % value.dim()
+            )
             collector.update(value.detach().float().cpu().numpy())
             quantizer.apply_statistics(collector)
 
-    def initialize(
-        self,
-        data_loader: Any,
-        *,
-        input_fn: InputFn | None = None,
-        criterion: Any = None,
-        criterion_fn: Any = None,
-        eval_fn: Callable[..., Any] | None = None,
-        eval_loader: Any = None,
-        dump_dir: Any = None,
-    ) -> None:
-        """Range initialization from ``data_loader``, mixed precision (``hawq``/``autoq``), then batch-norm adaptation.
-
-        :param data_loader: an iterable of batches; a batch is a tensor, a tuple/list whose first
-            element is the input (itself a tensor, a tuple of positional inputs or a dict of keyword
-            inputs), or a dict of keyword inputs.
-        :param input_fn: maps a batch to ``(args, kwargs)`` for the model, for other batch layouts.
-        :param criterion: ``hawq``: the loss, ``criterion(outputs, targets)`` with the targets the second element of a batch.
-        :param criterion_fn: ``hawq``: ``criterion_fn(outputs, targets, criterion) -> loss`` for other layouts (NNCF's signature).
-        :param eval_fn: ``autoq``: ``eval_fn(model, eval_loader) -> metric``, higher is better (NNCF's ``autoq_eval_fn``).
-        :param eval_loader: ``autoq``: the data ``eval_fn`` gets (default ``data_loader``).
-        :param dump_dir: where ``dump_init_precision_data`` writes (default ``./precision_init``).
-        """
-        self.initialize_weights()
-        input_fn = input_fn or default_inputs
-        self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, input_fn=input_fn)
-        if data_loader is None:
-            return
-        self._range_data = (data_loader, input_fn) if reiterable(data_loader) else None
-        self._initialize_activations(data_loader, input_fn)
-        self._choose_precision(
-            data_loader,
-            criterion=criterion,
-            criterion_fn=criterion_fn,
-            eval_fn=eval_fn,
-            eval_loader=eval_loader,
-            dump_dir=dump_dir,
-            input_fn=input_fn,
-        )
-        if self.settings.num_bn_adaptation_samples > 0:
-            adapt_batchnorm(self.model, data_loader, self.settings.num_bn_adaptation_samples, input_fn)
-
-    def _reinitialize_ranges(self, groups: tuple[str, ...]) -> None:
-        if WEIGHTS in groups:
-            self.initialize_weights()
-        if ACTIVATIONS in groups:
-            if self._range_data is None:
-                logger.warning(
-                    "[aac] quantization: activation quantizers switched on, but initialize() was given no data that can be "
-                    "read again (a list or DataLoader); their ranges stay as they were"
-                )
-                return
-            self._initialize_activations(*self._range_data)
+    def rereadable(self, data_loader: Any) -> bool:
+        return reiterable(data_loader)
 
     @torch.no_grad()
-    def _initialize_activations(self, data_loader: Any, input_fn: InputFn) -> None:
+    def initialize_activations(self, data_loader: Any, reading: Mapping[str, Any]) -> None:
+        input_fn: InputFn = reading["input_fn"]
         sites = []
-        for site in self.activation_sites:
-            entry = self._range_of[id(site.quantizer)]
+        for site in self.algorithm.activation_sites:
+            entry = self.algorithm.range_of(site.quantizer)
             if entry.num_init_steps == 0 or (entry.num_init_steps is None and entry.num_init_samples == 0):
                 site.quantizer.mark_initialized()  # initialization switched off: keep the current range
                 continue
@@ -391,7 +333,7 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
             logger.warning("[aac] quantization: no data reached %s during range initialization; their ranges are unchanged", missing)
 
     # -- strip and export ---------------------------------------------------------------------------
-    def _strip(self, model: nn.Module) -> nn.Module:
+    def strip(self, model: nn.Module) -> nn.Module:
         """Replace every quantizer in ``model`` (a copy) by its fixed QuantizeLinear/DequantizeLinear form.
 
         A weight's fake-quantized values (exactly on the grid) become its stored values and its QDQ
@@ -401,6 +343,7 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
         Once no other algorithm's transform is left, the layers become importable ``Quantized*``
         layers (:func:`finalize_quantized_layers`), so the stripped model pickles.
         """
+        owner = self.algorithm.name
         replaced: dict[int, QuantizeDequantize] = {}
 
         def qdq(quantizer: FakeQuantizer) -> QuantizeDequantize:
@@ -413,20 +356,20 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
 
         for module in list(model.modules()):
             child = getattr(module, INPUT_QUANTIZER, None)
-            if isinstance(child, FakeQuantizer) and child.owner == self.name:
+            if isinstance(child, FakeQuantizer) and child.owner == owner:
                 setattr(module, INPUT_QUANTIZER, qdq(child))
             functional = getattr(module, FUNCTIONAL_QUANTIZERS, None)
             if isinstance(functional, nn.ModuleDict):
                 for key, quantizer in list(functional.items()):
-                    if isinstance(quantizer, FakeQuantizer) and quantizer.owner == self.name:
+                    if isinstance(quantizer, FakeQuantizer) and quantizer.owner == owner:
                         functional[key] = qdq(quantizer)
             for hook in module._forward_pre_hooks.values():
-                if isinstance(hook, QuantizeInput) and isinstance(hook.quantizer, FakeQuantizer) and hook.quantizer.owner == self.name:
+                if isinstance(hook, QuantizeInput) and isinstance(hook.quantizer, FakeQuantizer) and hook.quantizer.owner == owner:
                     hook.quantizer = qdq(hook.quantizer)
             if parametrize.is_parametrized(module):
                 for tensor_name in list(module.parametrizations):
-                    _strip_weight_quantizer(module, tensor_name, self.name, qdq)
-        if not any(isinstance(m, WeightTransform) and m.owner != self.name for m in model.modules()):
+                    _strip_weight_quantizer(module, tensor_name, owner, qdq)
+        if not any(isinstance(m, WeightTransform) and m.owner != owner for m in model.modules()):
             finalize_quantized_layers(model)  # every other algorithm is stripped already
         return model
 
@@ -434,41 +377,39 @@ class QuantizationAlgorithm(QuantizationAlgorithmBase, TorchCompressionAlgorithm
         """Finalize the quantized layers (see :meth:`_strip`) - also when quantization is not the first algorithm."""
         finalize_quantized_layers(stripped_model)
 
-    def finish_export(self, path: Any) -> None:
+    def export(self, stripped_model: nn.Module, path: Path, **kwargs: Any) -> None:
+        self.framework.export(stripped_model, path, **kwargs)
+
+    def finish_export(self, path: Path) -> None:
         if str(path).lower().endswith(".onnx"):
             tidy_qdq(path)
 
-    # -- reporting and state -------------------------------------------------------------------------
-    def _collect_statistics(self) -> AlgorithmStatistics:
-        rows = []
-        for group, label, quantizer in self.quantizers():
-            low, high = quantizer.current_range()
-            rows.append(
-                QuantizerRow(
-                    label,
-                    group,
-                    quantizer.mode,
-                    quantizer.bits,
-                    quantizer.signed,
-                    quantizer.channels is not None,
-                    low,
-                    high,
-                    quantizer.is_initialized,
-                    quantizer.enabled,
-                )
-            )
-        quantized_layers = {self._weight_layer(k) for k in self.weight_quantizers} | {c for s in self.activation_sites for c in s.consumers}
-        candidates = [p for p, m in self.model.named_modules() if isinstance(m, QUANTIZABLE)]
-        return quantization_statistics(
-            self.name,
-            rows,
-            len(self.weight_quantizers),
-            len(self.activation_sites),
-            len(quantized_layers & set(candidates)),
-            len(candidates),
-            self.inventory(),
-            self.functional.coverage(),
-        )
+    # -- reporting ----------------------------------------------------------------------------------
+    def layer_counts(self) -> tuple[int, int]:
+        algorithm = self.algorithm
+        quantized = {self.weight_layer(k) for k in algorithm.weight_quantizers} | {
+            c for s in algorithm.activation_sites for c in s.consumers
+        }
+        candidates = {p for p, m in self.model.named_modules() if isinstance(m, QUANTIZABLE)}
+        return len(quantized & candidates), len(candidates)
+
+    def coverage(self) -> MatmulCoverage:
+        return self.functional.coverage()
+
+
+class QuantizationAlgorithm(QuantizationAlgorithmBase):
+    """Quantization-aware training of a torch model (not adaptive: no level to search); see :class:`TorchQuantizationOps`."""
+
+    prepared: TorchModel
+    ops: TorchQuantizationOps
+
+    def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
+        super().__init__(TorchQuantizationOps(prepared), section)
+
+    @property
+    def functional(self) -> FunctionalQuantization:
+        """The quantization of the functional matrix products (``coverage()`` lists them)."""
+        return self.ops.functional
 
 
 def _input_of_transform(module: nn.Module, tensor_name: str, transform: nn.Module) -> torch.Tensor:
@@ -575,6 +516,7 @@ __all__ = [
     "QuantizationAlgorithm",
     "QuantizationError",
     "QuantizeInput",
+    "TorchQuantizationOps",
     "finalize_quantized_layers",
     "create",
 ]

@@ -46,7 +46,7 @@ from aac.quant.settings import ACTIVATIONS, WEIGHTS
 from aac.quant.torch.quantizers import QUANTIZABLE
 
 if TYPE_CHECKING:
-    from aac.quant.torch.algorithm import QuantizationAlgorithm
+    from aac.quant.torch.algorithm import TorchQuantizationOps
 
 logger = logging.getLogger("aac.quant")
 
@@ -540,16 +540,16 @@ class FunctionalQuantization:
         )
 
     @classmethod
-    def place(cls, algorithm: QuantizationAlgorithm, traced: list[Call] | None = None) -> FunctionalQuantization:
-        """Plan every functional product of ``algorithm``'s model (the graph's, completed by ``traced``: a :func:`census`),
-        add its quantizers and hooks, warn about float ones."""
-        placer = _Placer(algorithm)
+    def place(cls, ops: TorchQuantizationOps, traced: list[Call] | None = None) -> FunctionalQuantization:
+        """Plan every functional product of the model of ``ops``' controller (the graph's, completed by ``traced``:
+        a :func:`census`), add its quantizers and hooks, warn about float ones."""
+        placer = _Placer(ops)
         functional = cls(placer.plan(merge_calls(placer.graph_calls(), traced)), placer.layer_coverage())
         if functional.plans:
             context = _Context(functional.plans)
             hooked: set[int] = set()
             for owner in functional.plans:
-                for path, module in algorithm.model.get_submodule(owner).named_modules(prefix=owner):
+                for path, module in ops.algorithm.model.get_submodule(owner).named_modules(prefix=owner):
                     if id(module) not in hooked and not isinstance(module, nn.ModuleDict):
                         hooked.add(id(module))
                         module.register_forward_pre_hook(_Enter(context, path))
@@ -566,10 +566,11 @@ class FunctionalQuantization:
 
 
 class _Placer:
-    """Plans the functional calls and adds their quantizers to ``algorithm``."""
+    """Plans the functional calls and adds their quantizers to the controller of ``ops``."""
 
-    def __init__(self, algorithm: QuantizationAlgorithm) -> None:
-        self.algorithm = algorithm
+    def __init__(self, ops: TorchQuantizationOps) -> None:
+        self.ops = ops
+        self.algorithm = algorithm = ops.algorithm
         self.graph = algorithm.prepared.graph
         self.modules = dict(algorithm.model.named_modules())
         #: (owner, operand value) -> key of the activation quantizer already planned for it
@@ -675,13 +676,13 @@ class _Placer:
         algorithm = self.algorithm
         tensor = tensor.replace(".parametrizations.", ".").removesuffix(".original")
         path, _, name = tensor.rpartition(".")
-        if name == "weight" and path in algorithm.weight_quantizers and path not in algorithm._functional_weights:
+        if name == "weight" and path in algorithm.weight_quantizers and path not in self.ops.functional_weights:
             return path
         if not algorithm._group_selects(WEIGHTS, path or owner):
             return None
         if tensor not in algorithm.weight_quantizers:
             value = getattr(self.modules[path], name)
-            algorithm.make_weight_quantizer(tensor, path, name, int(value.shape[axis]), axis, transform=False)
+            self.ops.make_weight_quantizer(tensor, path, name, int(value.shape[axis]), axis, transform=False)
         plan.slots[slot] = self._register(owner, f"weight.{tensor}", algorithm.weight_quantizers[tensor])
         return tensor
 
@@ -697,10 +698,12 @@ class _Placer:
             return
         label = f"{slot} of {plan.node}" if plan.kind != "mha" else f"{slot} of attention {plan.node}"
         module = self.modules[owner]
-        quantizer = algorithm.make_activation_quantizer([owner], label, next((p.device for p in module.parameters()), torch.device("cpu")))
+        quantizer = self.ops.make_activation_quantizer([owner], label, next((p.device for p in module.parameters()), torch.device("cpu")))
         name = f"{plan.node.split(' in ')[0]}.{slot}" if plan.kind != "mha" else f"attention.{slot}"
         key = plan.slots[slot] = self._register(owner, name, quantizer)
         if operand is not None and operand.value is not None:
             self.shared[(owner, operand.value)] = key
         tensors = [operand.node] if operand is not None and operand.node else []
-        algorithm.activation_sites.append(ActivationSite(name, quantizer, [], tensors, list(feeds or [])))
+        algorithm.add_activation_site(
+            ActivationSite(name, quantizer, [], tensors, list(feeds or [])), algorithm.range_settings(ACTIVATIONS, [owner])
+        )

@@ -16,9 +16,9 @@ import keras
 import numpy as np
 
 from aac.sparsity import algorithm
-from aac.tf.algorithm import TFCompressionAlgorithm
-from aac.tf.models import iter_layers, parameter_count
-from aac.tf.transforms import WeightTransform, original
+from aac.tf.algorithm import TFFramework
+from aac.tf.models import TFModel, iter_layers, parameter_count
+from aac.tf.transforms import Mask, WeightTransform, add_transform, original
 
 L = keras.layers
 #: layer types whose weight is sparsified, and the name of that weight (the same kinds as on PyTorch)
@@ -60,31 +60,51 @@ class SparsifiedLayer(algorithm.SparsifiedLayer):
         return tuple(int(d) for d in self.weight.shape)
 
 
-class TFSparsity(TFCompressionAlgorithm):
-    """The hooks of :class:`aac.sparsity.algorithm.SparsityAlgorithm` for Keras layers."""
+class TFSparsityOps:
+    """:class:`aac.sparsity.algorithm.MagnitudeOps` for Keras layers: a :class:`~aac.tf.transforms.Mask` per weight.
 
-    def _sparsifiable(self) -> Sequence[tuple[str, Any]]:
-        return [(path, layer) for path, layer in iter_layers(self.model) if sparsified_weight(layer) is not None]
+    :param keep_nonzero: start each mask as ``weight != 0`` (``const_sparsity``: a stripped sparse model
+        keeps its zeros) instead of all ones.
+    """
 
-    def _sparsifiable_kinds(self) -> str:
+    def __init__(self, prepared: TFModel, *, keep_nonzero: bool = False) -> None:
+        self.framework = TFFramework(prepared)
+        self._model = prepared.model
+        self._keep_nonzero = keep_nonzero
+
+    # -- every sparsity algorithm ------------------------------------------------------------
+    def sparsifiable(self) -> Sequence[tuple[str, Any]]:
+        return [(path, layer) for path, layer in iter_layers(self._model) if sparsified_weight(layer) is not None]
+
+    def sparsifiable_kinds(self) -> str:
         return ", ".join(sorted({kind.__name__ for kind, _ in SPARSIFIABLE}))
 
-    def _sparsify(self, path: str, layer: Any) -> SparsifiedLayer:
+    def sparsify(self, path: str, layer: Any, owner: str) -> SparsifiedLayer:
         name = sparsified_weight(layer)
-        assert name is not None
-        transform = self.add_transform(layer, name, self._make_transform(layer, name))
+        if name is None:
+            raise algorithm.SparsityError(f"'{path}' ({type(layer).__name__}) has no weight sparsity acts on")
+        transform = add_transform(layer, name, self.make_transform(layer, name, owner))
         return SparsifiedLayer(path, layer, transform, name)
 
-    def _make_transform(self, layer: Any, weight_name: str) -> WeightTransform:
-        raise NotImplementedError
+    def make_transform(self, layer: Any, weight_name: str, owner: str) -> WeightTransform:
+        """The transform a newly sparsified layer's weight gets."""
+        if not self._keep_nonzero:
+            return Mask(owner)
+        weight = np.asarray(original(layer, weight_name).numpy())  # the stored weight, not what earlier transforms make of it
+        return Mask(owner, initial=(weight != 0).astype("float32"))
 
-    def _keep_mask(self, layer: SparsifiedLayer) -> np.ndarray:
-        """The layer's current keep pattern as a NumPy array of 0/1 (as used in evaluation)."""
-        raise NotImplementedError
+    def keep_mask(self, layer: algorithm.SparsifiedLayer) -> np.ndarray:
+        return np.asarray(layer.transform.numpy())
 
-    def _zeros(self) -> list[int]:
-        layers: list[SparsifiedLayer] = self.layers  # type: ignore[attr-defined]
-        return [int(layer.numel - np.count_nonzero(self._keep_mask(layer))) for layer in layers]
+    def parameter_count(self) -> int:
+        return parameter_count(self._model)
 
-    def _model_parameter_count(self) -> int:
-        return parameter_count(self.model)
+    def strip(self, model: Any, owner: str) -> Any:
+        return self.framework.fold(model, owner)  # outside a training call every mask is deterministic
+
+    # -- magnitude sparsity --------------------------------------------------------------------
+    def weight_array(self, layer: algorithm.SparsifiedLayer) -> np.ndarray:
+        return np.asarray(original(layer.module, layer.weight_name).numpy(), dtype=np.float32)
+
+    def write_keep_mask(self, layer: algorithm.SparsifiedLayer, keep: np.ndarray) -> None:
+        layer.transform.update(keep)

@@ -6,26 +6,19 @@ The masks are the same ``Mask`` variables as magnitude sparsity's, so a checkpoi
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
 from aac.core.config import AlgorithmSection, Config
 from aac.sparsity.algorithm import ConstSparsityAlgorithm
-from aac.sparsity.tf.base import SparsifiedLayer, TFSparsity
+from aac.sparsity.tf.base import TFSparsityOps
 from aac.tf.models import TFModel
-from aac.tf.transforms import Mask, original
 
 
-class TFConstSparsity(ConstSparsityAlgorithm, TFSparsity):
-    """Constant sparsity for ``keras.Model``s."""
+class TFConstSparsity(ConstSparsityAlgorithm):
+    """Constant sparsity for ``keras.Model``s: each mask starts as ``weight != 0``."""
 
-    def _make_transform(self, layer: Any, weight_name: str) -> Mask:
-        weight = np.asarray(original(layer, weight_name).numpy())  # the stored weight, not what earlier transforms make of it
-        return Mask(self.name, initial=(weight != 0).astype("float32"))
+    prepared: TFModel
 
-    def _keep_mask(self, layer: SparsifiedLayer) -> np.ndarray:
-        return layer.transform.numpy()
+    def __init__(self, prepared: TFModel, section: AlgorithmSection) -> None:
+        super().__init__(TFSparsityOps(prepared, keep_nonzero=True), section)
 
 
 def create(prepared: TFModel, section: AlgorithmSection, config: Config) -> TFConstSparsity:

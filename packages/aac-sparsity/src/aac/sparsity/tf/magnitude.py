@@ -7,31 +7,19 @@ statistics are exactly those of the PyTorch part (:mod:`aac.sparsity.algorithm`,
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
 from aac.core.config import AlgorithmSection, Config
 from aac.sparsity.algorithm import MagnitudeSparsityAlgorithm
-from aac.sparsity.tf.base import SparsifiedLayer, TFSparsity
+from aac.sparsity.tf.base import TFSparsityOps
 from aac.tf.models import TFModel
-from aac.tf.transforms import Mask
 
 
-class TFMagnitudeSparsity(MagnitudeSparsityAlgorithm, TFSparsity):
+class TFMagnitudeSparsity(MagnitudeSparsityAlgorithm):
     """Magnitude sparsity for ``keras.Model``s (adaptive: the loop may set its ``compression_rate``)."""
 
-    def _make_transform(self, layer: Any, weight_name: str) -> Mask:
-        return Mask(self.name)
+    prepared: TFModel
 
-    def _keep_mask(self, layer: SparsifiedLayer) -> np.ndarray:
-        return layer.transform.numpy()
-
-    def _weight_array(self, layer: SparsifiedLayer) -> np.ndarray:  # type: ignore[override]
-        return np.asarray(layer.weight.numpy(), dtype=np.float32)
-
-    def _write_keep_mask(self, layer: SparsifiedLayer, keep: np.ndarray) -> None:  # type: ignore[override]
-        layer.transform.update(keep)
+    def __init__(self, prepared: TFModel, section: AlgorithmSection) -> None:
+        super().__init__(TFSparsityOps(prepared), section)
 
 
 def create(prepared: TFModel, section: AlgorithmSection, config: Config) -> TFMagnitudeSparsity:

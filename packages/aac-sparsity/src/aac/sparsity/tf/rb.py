@@ -19,6 +19,7 @@ divided by it, so any optimizer moves them that many times faster.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import keras
@@ -27,9 +28,8 @@ from keras import ops
 
 from aac.core.api import CompressionLoss
 from aac.core.config import AlgorithmSection, Config
-from aac.core.statistics import AlgorithmStatistics
-from aac.sparsity.algorithm import RBSparsityAlgorithm
-from aac.sparsity.tf.base import SparsifiedLayer, TFSparsity
+from aac.sparsity.algorithm import RBSparsityAlgorithm, SparsifiedLayer
+from aac.sparsity.tf.base import TFSparsityOps
 from aac.tf.keras_internals import current_call_context
 from aac.tf.models import TFModel
 from aac.tf.transforms import WeightTransform
@@ -132,7 +132,8 @@ class RBMask(WeightTransform):
 
 
 def _mask(layer: SparsifiedLayer) -> RBMask:
-    return layer.transform  # type: ignore[return-value]
+    mask: RBMask = layer.transform
+    return mask
 
 
 class RBSparsityLoss(CompressionLoss):
@@ -141,7 +142,7 @@ class RBSparsityLoss(CompressionLoss):
     Built from the transforms' variables only, so the value is right inside a traced training step.
     """
 
-    def __init__(self, algorithm: TFRBSparsity) -> None:
+    def __init__(self, algorithm: RBSparsityAlgorithm) -> None:
         self.algorithm = algorithm
 
     def forward(self) -> Any:
@@ -165,36 +166,42 @@ class RBSparsityLoss(CompressionLoss):
         return {"target_sparsity_level": self.algorithm.compression_rate, "mean_keep_probability": probability}
 
 
-class TFRBSparsity(RBSparsityAlgorithm, TFSparsity):
-    """RB sparsity for ``keras.Model``s (adaptive: the loop may set its ``compression_rate``)."""
+class TFRBOps(TFSparsityOps):
+    """:class:`aac.sparsity.algorithm.RBOps` for Keras layers: an :class:`RBMask` per weight, :class:`RBSparsityLoss`.
 
-    def __init__(self, prepared: TFModel, section: AlgorithmSection, lr_multiplier: float = 1.0) -> None:
+    The loss reads the levels from the masks' variables, so :meth:`set_levels` assigns them (a traced
+    ``model.fit`` step sees the change).
+    """
+
+    def __init__(self, prepared: TFModel, lr_multiplier: float = 1.0) -> None:
+        super().__init__(prepared)
         self.lr_multiplier = float(lr_multiplier)
-        super().__init__(prepared, section)
-        self._loss = RBSparsityLoss(self)
 
-    def _make_transform(self, layer: Any, weight_name: str) -> RBMask:
-        return RBMask(self.name, multiplier=self.lr_multiplier)
+    def make_transform(self, layer: Any, weight_name: str, owner: str) -> RBMask:
+        return RBMask(owner, multiplier=self.lr_multiplier)
 
-    def _keep_mask(self, layer: SparsifiedLayer) -> np.ndarray:
+    def keep_mask(self, layer: SparsifiedLayer) -> np.ndarray:
         return _mask(layer).keep_mask()
 
-    def _apply_levels(self) -> None:
-        """The loss reads the levels from variables: assign them (a traced ``model.fit`` step sees the change)."""
-        for layer in self.layers:
-            _mask(layer).level.assign(self._layer_levels[layer.name])
+    def make_loss(self, algorithm: RBSparsityAlgorithm) -> RBSparsityLoss:
+        return RBSparsityLoss(algorithm)
 
-    def _after_load(self) -> None:
-        self._apply_levels()
-
-    def _on_freeze(self, frozen: bool) -> None:
-        for layer in self.layers:
+    def set_frozen(self, layers: Sequence[SparsifiedLayer], frozen: bool) -> None:
+        for layer in layers:
             _mask(layer).set_frozen(frozen)
 
-    def _collect_statistics(self) -> AlgorithmStatistics:
-        statistics = super()._collect_statistics()
-        statistics.scalars["mean_keep_probability"] = self._loss.statistics()["mean_keep_probability"]
-        return statistics
+    def set_levels(self, layers: Sequence[SparsifiedLayer], levels: Mapping[str, float]) -> None:
+        for layer in layers:
+            _mask(layer).level.assign(levels[layer.name])
+
+
+class TFRBSparsity(RBSparsityAlgorithm):
+    """RB sparsity for ``keras.Model``s (adaptive: the loop may set its ``compression_rate``)."""
+
+    prepared: TFModel
+
+    def __init__(self, prepared: TFModel, section: AlgorithmSection, lr_multiplier: float = 1.0) -> None:
+        super().__init__(TFRBOps(prepared, lr_multiplier), section)
 
 
 def create(prepared: TFModel, section: AlgorithmSection, config: Config) -> TFRBSparsity:

@@ -8,26 +8,19 @@ that run's pattern. There is no level to set (not adaptive).
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
 from aac.core.config import AlgorithmSection, Config
 from aac.sparsity.algorithm import ConstSparsityAlgorithm
-from aac.sparsity.torch.base import SparsifiedLayer, TorchSparsity
+from aac.sparsity.torch.base import TorchSparsityOps
 from aac.torch.tracing import TorchModel
-from aac.torch.transforms import Mask, original
 
 
-class ConstSparsity(ConstSparsityAlgorithm, TorchSparsity):
-    """Constant sparsity for torch models."""
+class ConstSparsity(ConstSparsityAlgorithm):
+    """Constant sparsity for torch models: each mask starts as ``weight != 0``."""
 
-    def _make_transform(self, path: str, module: nn.Module) -> Mask:
-        weight = original(module, "weight").detach()  # the stored weight, not what earlier transforms make of it
-        return Mask((weight != 0).to(weight.dtype), owner=self.name)
+    prepared: TorchModel
 
-    def _keep_mask(self, layer: SparsifiedLayer) -> torch.Tensor:
-        mask: torch.Tensor = layer.transform.mask  # type: ignore[assignment]
-        return mask
+    def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
+        super().__init__(TorchSparsityOps(prepared, keep_nonzero=True), section)
 
 
 def create(model: TorchModel, section: AlgorithmSection, config: Config) -> ConstSparsity:

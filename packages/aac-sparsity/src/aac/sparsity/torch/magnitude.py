@@ -1,5 +1,5 @@
 """``magnitude_sparsity`` for torch: the neutral controller (:class:`~aac.sparsity.algorithm.MagnitudeSparsityAlgorithm`)
-with ``Mask`` transforms on the modules' weights.
+with ``Mask`` transforms on the modules' weights (:class:`~aac.sparsity.torch.base.TorchSparsityOps`).
 
 The masks are recomputed from the current weights whenever the level is applied - at every epoch
 (every optimizer step with ``update_per_optimizer_step``) until ``sparsity_freeze_epoch``, and at
@@ -9,34 +9,19 @@ every ``compression_rate`` write. Importance and selection are the framework-neu
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from torch import nn
-
 from aac.core.config import AlgorithmSection, Config
 from aac.sparsity.algorithm import MagnitudeSparsityAlgorithm
-from aac.sparsity.torch.base import SparsifiedLayer, TorchSparsity
+from aac.sparsity.torch.base import TorchSparsityOps
 from aac.torch.tracing import TorchModel
-from aac.torch.transforms import Mask, original
 
 
-class MagnitudeSparsity(MagnitudeSparsityAlgorithm, TorchSparsity):
+class MagnitudeSparsity(MagnitudeSparsityAlgorithm):
     """Magnitude sparsity for torch models (adaptive: the loop may set its ``compression_rate``)."""
 
-    def _make_transform(self, path: str, module: nn.Module) -> Mask:
-        return Mask(torch.ones_like(original(module, "weight").detach()), owner=self.name)
+    prepared: TorchModel
 
-    def _keep_mask(self, layer: SparsifiedLayer) -> torch.Tensor:
-        mask: torch.Tensor = layer.transform.mask  # type: ignore[assignment]
-        return mask
-
-    def _weight_array(self, layer: SparsifiedLayer) -> np.ndarray:  # type: ignore[override]
-        return layer.weight.detach().float().cpu().numpy()
-
-    @torch.no_grad()
-    def _write_keep_mask(self, layer: SparsifiedLayer, keep: np.ndarray) -> None:  # type: ignore[override]
-        target = self._keep_mask(layer)
-        layer.transform.update(torch.from_numpy(keep).to(device=target.device, dtype=target.dtype))  # type: ignore[operator]
+    def __init__(self, prepared: TorchModel, section: AlgorithmSection) -> None:
+        super().__init__(TorchSparsityOps(prepared), section)
 
 
 def create(model: TorchModel, section: AlgorithmSection, config: Config) -> MagnitudeSparsity:

@@ -19,16 +19,17 @@ lets the masks learn faster than the weights with any optimizer.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
 from aac.core.api import CompressionLoss
 from aac.core.config import AlgorithmSection, Config
-from aac.core.statistics import AlgorithmStatistics
-from aac.sparsity.algorithm import RBSparsityAlgorithm
-from aac.sparsity.torch.base import SparsifiedLayer, TorchSparsity
+from aac.sparsity.algorithm import RBSparsityAlgorithm, SparsifiedLayer
+from aac.sparsity.torch.base import TorchSparsityOps
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import WeightTransform, original
 
@@ -86,7 +87,7 @@ class RBMask(WeightTransform):
 class RBSparsityLoss(CompressionLoss):
     """``((kept fraction - (1 - level)) / 0.05)^2``, over all layers (global) or averaged per layer (local)."""
 
-    def __init__(self, algorithm: RBSparsity) -> None:
+    def __init__(self, algorithm: RBSparsityAlgorithm) -> None:
         self.algorithm = algorithm
 
     def forward(self) -> Any:
@@ -113,35 +114,44 @@ class RBSparsityLoss(CompressionLoss):
 
 
 def _logits(layer: SparsifiedLayer) -> torch.Tensor:
-    transform: RBMask = layer.transform  # type: ignore[assignment]
+    transform: RBMask = layer.transform
     return transform.values()
 
 
-class RBSparsity(RBSparsityAlgorithm, TorchSparsity):
-    """RB sparsity for torch models (adaptive: the loop may set its ``compression_rate``)."""
+class TorchRBOps(TorchSparsityOps):
+    """:class:`aac.sparsity.algorithm.RBOps` for torch modules: an :class:`RBMask` per weight, :class:`RBSparsityLoss`."""
 
-    def __init__(self, prepared: TorchModel, section: AlgorithmSection, lr_multiplier: float = 1.0) -> None:
+    def __init__(self, prepared: TorchModel, lr_multiplier: float = 1.0) -> None:
+        super().__init__(prepared)
         self.lr_multiplier = float(lr_multiplier)
-        super().__init__(prepared, section)
-        self._loss = RBSparsityLoss(self)
 
-    def _make_transform(self, path: str, module: nn.Module) -> RBMask:
+    def make_transform(self, module: nn.Module, owner: str) -> RBMask:
         weight = original(module, "weight")
-        return RBMask(weight.shape, owner=self.name, device=weight.device, multiplier=self.lr_multiplier)
+        return RBMask(weight.shape, owner=owner, device=weight.device, multiplier=self.lr_multiplier)
 
-    def _keep_mask(self, layer: SparsifiedLayer) -> torch.Tensor:
-        return _logits(layer) > 0
+    def keep_mask(self, layer: SparsifiedLayer) -> np.ndarray:
+        return (_logits(layer) > 0).detach().cpu().numpy()
 
-    def _on_freeze(self, frozen: bool) -> None:
-        for layer in self.layers:
-            transform: RBMask = layer.transform  # type: ignore[assignment]
+    def make_loss(self, algorithm: RBSparsityAlgorithm) -> RBSparsityLoss:
+        return RBSparsityLoss(algorithm)
+
+    def set_frozen(self, layers: Sequence[SparsifiedLayer], frozen: bool) -> None:
+        for layer in layers:
+            transform: RBMask = layer.transform
             transform.frozen = frozen
             transform.logits.requires_grad_(not frozen)
 
-    def _collect_statistics(self) -> AlgorithmStatistics:
-        statistics = super()._collect_statistics()
-        statistics.scalars["mean_keep_probability"] = self._loss.statistics()["mean_keep_probability"]
-        return statistics
+    def set_levels(self, layers: Sequence[SparsifiedLayer], levels: Mapping[str, float]) -> None:
+        """Nothing to do: the loss reads the controller's levels at every call."""
+
+
+class RBSparsity(RBSparsityAlgorithm):
+    """RB sparsity for torch models (adaptive: the loop may set its ``compression_rate``)."""
+
+    prepared: TorchModel
+
+    def __init__(self, prepared: TorchModel, section: AlgorithmSection, lr_multiplier: float = 1.0) -> None:
+        super().__init__(TorchRBOps(prepared, lr_multiplier), section)
 
 
 def create(model: TorchModel, section: AlgorithmSection, config: Config) -> RBSparsity:
