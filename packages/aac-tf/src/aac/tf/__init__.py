@@ -18,7 +18,7 @@ from aac.tf._version import __version__
 requirements.check()
 
 if TYPE_CHECKING:
-    from aac.tf.algorithm import TFCompressionAlgorithm
+    from aac.tf.algorithm import TFCompressionAlgorithm, TFFramework
     from aac.tf.backend import TFBackend
     from aac.tf.batchnorm import adapt_batchnorm, input_batches
     from aac.tf.callbacks import CompressionCallback, CompressionStatisticsCallback, install_compression_loss, uninstall_compression_loss
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "TFCompressionAlgorithm": "aac.tf.algorithm",
+    "TFFramework": "aac.tf.algorithm",
     "TFBackend": "aac.tf.backend",
     "adapt_batchnorm": "aac.tf.batchnorm",
     "input_batches": "aac.tf.batchnorm",
@@ -98,6 +99,7 @@ __all__ = [
     "SummaryWriter",
     "TFBackend",
     "TFCompressionAlgorithm",
+    "TFFramework",
     "TFModel",
     "TransformError",
     "WeightTransform",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aac.torch._version import __version__
 
 if TYPE_CHECKING:
-    from aac.torch.algorithm import TorchCompressionAlgorithm
+    from aac.torch.algorithm import TorchCompressionAlgorithm, TorchFramework
     from aac.torch.attention import AttentionSpec, attention_spec
     from aac.torch.backend import TorchBackend
     from aac.torch.batchnorm import InputFn, adapt_batchnorm, default_inputs, restore_modes
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "TorchCompressionAlgorithm": "aac.torch.algorithm",
+    "TorchFramework": "aac.torch.algorithm",
     "attention_spec": "aac.torch.attention",
     "AttentionSpec": "aac.torch.attention",
     "TorchBackend": "aac.torch.backend",
@@ -71,6 +72,7 @@ __all__ = [
     "ScopeSelection",
     "TorchBackend",
     "TorchCompressionAlgorithm",
+    "TorchFramework",
     "TorchModel",
     "TransformError",
     "WeightTransform",
