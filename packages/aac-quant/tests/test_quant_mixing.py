@@ -106,7 +106,8 @@ def quantizer(controller: CompositeController) -> QuantizationAlgorithm:
 
 @pytest.mark.parametrize("partner", [MAGNITUDE, PRUNING], ids=["magnitude_sparsity", "filter_pruning"])
 def test_adaptive_loop_moves_only_the_adaptive_child(pretrained: Any, partner: dict[str, Any], tmp_path: Path) -> None:
-    config = adaptive(QUANT, partner)
+    # the step search trains at least one search epoch (the default may settle on probes and the initial phase alone)
+    config = adaptive(QUANT, partner, search_strategy="step", early_rejection=False)
     controller, model, trainer, accuracy = build(pretrained, config)
     quant = quantizer(controller)
     scale_before = float(quant.weight_quantizers["fc"].scale.detach())
