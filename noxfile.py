@@ -63,7 +63,13 @@ FRAMEWORK_MODULES = ("torch", "tensorflow")
 
 
 def _uv_environment() -> None:
-    """uv ignores pip's config: point it at the local wheel folder pip uses (the CPU torch wheel)."""
+    """uv ignores pip's config: point it at the local wheel folder pip uses (the CPU torch wheel).
+
+    Sessions write the bytecode of the modules they import, once per session: compiling every installed module
+    at install time (``UV_COMPILE_BYTECODE``) costs about 12 s of CPU per torch or TensorFlow session, several
+    times what the imports compile, and with none written (this machine sets ``PYTHONDONTWRITEBYTECODE``)
+    every test process would compile torch and TensorFlow again.
+    """
     if "UV_FIND_LINKS" not in os.environ:
         try:
             out = subprocess.run(["pip", "config", "get", "global.find-links"], capture_output=True, text=True, check=False).stdout.strip()
@@ -71,7 +77,7 @@ def _uv_environment() -> None:
             out = ""
         if out:
             os.environ["UV_FIND_LINKS"] = out
-    os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 _uv_environment()
