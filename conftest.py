@@ -34,8 +34,8 @@ def _missing_aac_module(report: Any) -> str | None:
 def _fail(report: Any, module: str) -> None:
     report.outcome = "failed"
     report.longrepr = (
-        f"skipped because {module} is not installed: the test session must install it "
-        "(a sibling aac package is never optional for a test; see noxfile.py PACKAGES)"
+        f"skipped because {module} is not installed: the test session must install it (a sibling aac package "
+        "is never optional for a test: its package's pyproject.toml must require it, or the test belongs in tests/integration/<framework>)"
     )
 
 

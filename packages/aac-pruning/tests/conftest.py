@@ -1,8 +1,7 @@
 """Shared helpers: compress a model built in code with a filter_pruning section.
 
-Works with torch, TensorFlow or both installed: the ``tests(aac-pruning)`` session has torch only
-(it does not collect the ``test_pruning_tf_*`` modules), ``tests(aac-pruning-tf)`` has TensorFlow only and runs
-just those modules.
+``tests/`` runs in both of aac-pruning's sessions, ``tests/torch/`` with torch only and ``tests/tf/`` with
+TensorFlow only; each framework's ``conftest.py`` binds ``compressor`` to its input layout.
 """
 
 from collections.abc import Callable
@@ -22,24 +21,16 @@ def _config(shape: Any, section: dict | None, params: dict[str, Any]) -> dict[st
 
 
 @pytest.fixture()
-def compress() -> Callable[..., Any]:
-    """``compress(model, shape, section_keys..., **params) -> controller`` (``shape`` None: no input_info)."""
+def compressor() -> Callable[[tuple[int, ...]], Callable[..., Any]]:
+    """``compressor(default_shape)`` -> ``compress(model, shape, section_keys..., **params) -> controller``
+    (``shape`` None: no input_info)."""
 
-    def build(model: Any, shape: list[int] | None = (1, 3, 8, 8), section: dict | None = None, **params: Any):
-        controller, compressed = create_compressed_model(model, _config(shape, section, params))
-        assert compressed is model
-        return controller
+    def bind(default_shape: tuple[int, ...]) -> Callable[..., Any]:
+        def build(model: Any, shape: tuple[int, ...] | None = default_shape, section: dict | None = None, **params: Any):
+            controller, compressed = create_compressed_model(model, _config(shape, section, params))
+            assert compressed is model
+            return controller
 
-    return build
+        return build
 
-
-@pytest.fixture()
-def compress_tf() -> Callable[..., Any]:
-    """The same for Keras models, whose inputs are channels-last: ``shape`` defaults to ``(1, 8, 8, 3)``."""
-
-    def build(model: Any, shape: list[int] | None = (1, 8, 8, 3), section: dict | None = None, **params: Any):
-        controller, compressed = create_compressed_model(model, _config(shape, section, params))
-        assert compressed is model
-        return controller
-
-    return build
+    return bind

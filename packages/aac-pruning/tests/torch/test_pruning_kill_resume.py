@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-WORKER = Path(__file__).with_name("kill_resume_worker.py")
+WORKER = Path(__file__).parents[1] / "kill_resume_worker.py"  # in tests/: benchmarks/kill_resume.py runs it too
 
 
 def run_worker(log_dir: Path, result: Path, kill_at: int | None = None) -> subprocess.CompletedProcess[str]:

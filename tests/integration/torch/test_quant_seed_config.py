@@ -15,7 +15,7 @@ from aac.core import create_accuracy_aware_training_loop, create_compressed_mode
 from aac.quant.torch.algorithm import QuantizationAlgorithm
 from aac.quant.torch.testing import MobileNetV2
 
-CONFIG = Path(__file__).parent / "data" / "seed_004_config.json"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "seed_004_rb_sparsity_quantization.json"
 
 
 def data(count: int = 16, batch: int = 8, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -1,4 +1,7 @@
-"""knowledge_distillation on PyTorch: the loss, the teacher, copies and exports, and mixes with every algorithm."""
+"""knowledge_distillation mixed with every algorithm on PyTorch: configs, the teacher, copies and exports, the adaptive loop.
+
+Distillation alone: packages/aac-distill/tests/ (its section) and tests/torch/ (its loss and teacher).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ import pickle
 
 import pytest
 import torch
-from torch.nn import functional as F
 
-from aac.core import AdaptiveCompressionTrainingLoop, create_compressed_model
+from aac.core import AdaptiveCompressionTrainingLoop, create_compressed_model, load_config
+from aac.distill.settings import DistillationSettings
 from aac.distill.torch.algorithm import KnowledgeDistillation, TeacherHook
 from aac.torch.testing.digits import DigitsCNN, Trainer, digits, pretrain
 from aac.torch.transforms import has_transforms
@@ -19,6 +22,12 @@ PRUNING = {
     "algorithm": "filter_pruning",
     "pruning_init": 0.5,
     "params": {"pruning_target": 0.5, "filters_multiple_of": 1, "prune_first_conv": True},
+}
+#: the pruning section of NNCF's resnet34_imagenet_pruning_geometric_median_kd.json
+GEOMETRIC_MEDIAN_PRUNING = {
+    "algorithm": "filter_pruning",
+    "pruning_init": 0.1,
+    "params": {"pruning_target": 0.5, "filter_importance": "geometric_median"},
 }
 
 
@@ -32,42 +41,6 @@ def compress(*sections, model=None):
     original = copy.deepcopy(model)
     controller, compressed = create_compressed_model(model, {"input_info": INPUT, "compression": list(sections)})
     return original, controller, compressed
-
-
-@pytest.mark.parametrize("kd", [{"type": "softmax", "temperature": 3.0, "scale": 0.5}, {"type": "mse", "scale": 2.0}])
-def test_the_loss_is_that_of_the_latest_training_pass(kd):
-    original, controller, model = compress({"algorithm": "knowledge_distillation", **kd})
-    assert controller.loss() == 0.0  # before any training pass
-    with torch.no_grad():
-        model.fc.weight.mul_(0.5)  # the student moves away from the teacher
-    x = torch.rand(6, 1, 8, 8)
-    student = model(x)
-    with torch.no_grad():
-        teacher = original.train()(x)
-    if kd["type"] == "softmax":
-        t = kd["temperature"]
-        expected = kd["scale"] * t * t * -(F.softmax(teacher / t, 1) * F.log_softmax(student / t, 1)).sum(1).mean()
-    else:
-        expected = kd["scale"] * F.mse_loss(student, teacher)
-    loss = controller.loss()
-    assert loss.requires_grad and float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
-    loss.backward()
-    assert model.fc.weight.grad is not None and original.fc.weight.grad is None
-    assert not any(p.requires_grad for p in distillation(controller).teacher.parameters())
-
-
-def test_the_teacher_runs_only_for_training_passes():
-    _, controller, model = compress({"algorithm": "knowledge_distillation", "type": "mse"})
-    calls = []
-    distillation(controller).teacher.register_forward_hook(lambda *args: calls.append(1))
-    model.eval()
-    model(torch.rand(2, 1, 8, 8))
-    model.train()
-    with torch.no_grad():
-        model(torch.rand(2, 1, 8, 8))
-    assert calls == [] and controller.loss() == 0.0
-    model(torch.rand(2, 1, 8, 8))
-    assert calls == [1]
 
 
 @pytest.mark.parametrize(
@@ -154,3 +127,25 @@ def test_distillation_under_the_adaptive_loop(tmp_path):
     loop.run(model, trainer.train_epoch, trainer.validate, configure_optimizers_fn=trainer.configure_optimizers, log_dir=tmp_path)
     assert loop.statistics.compression_rate > 0 and teacher_passes  # the teacher ran while the loop trained
     assert float(distillation(controller).loss().detach()) > 0
+
+
+def test_nncf_pruning_with_distillation_config_loads():
+    """examples/torch/classification/configs/pruning/resnet34_imagenet_pruning_geometric_median_kd.json."""
+    config = load_config(
+        {
+            "input_info": {"sample_size": [1, 3, 224, 224]},
+            "compression": [GEOMETRIC_MEDIAN_PRUNING, {"algorithm": "knowledge_distillation", "type": "softmax"}],
+        }
+    )
+    section = config.compression_sections()[1]
+    assert DistillationSettings.from_section(section.raw, section.path) == DistillationSettings("softmax", 1.0, 1.0)
+
+
+def test_distillation_mixes_with_an_adaptive_algorithm_under_the_adaptive_loop():
+    config = load_config(
+        {
+            "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {"maximal_absolute_accuracy_degradation": 1}},
+            "compression": [GEOMETRIC_MEDIAN_PRUNING, {"algorithm": "knowledge_distillation", "type": "mse", "scale": 0.5}],
+        }
+    )
+    assert [s.name for s in config.compression_sections()] == ["filter_pruning", "knowledge_distillation"]

@@ -1,4 +1,7 @@
-"""Sparsity under both accuracy-aware loops, end to end on a small CNN and scikit-learn's digits."""
+"""Sparsity under both accuracy-aware loops, end to end on a small CNN and scikit-learn's digits.
+
+Sparsity mixed with filter pruning: tests/integration/torch/test_sparsity_pruning_mix.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from aac.core import ConfigError, create_accuracy_aware_training_loop, create_compressed_model, load_config
+from aac.core import create_accuracy_aware_training_loop, create_compressed_model
 from aac.torch.testing.digits import DigitsCNN, Trainer, digits, pretrain
 
 pytest.importorskip("sklearn")
@@ -95,45 +98,3 @@ def test_early_exit_loop_with_rb_sparsity(pretrained: Any, tmp_path: Path) -> No
     assert loop.statistics.total_epochs <= 4
     assert controller.compression_rate == pytest.approx(loop.statistics.compression_rate)
     assert loop.statistics.feasible
-
-
-def test_filter_pruning_with_sparsity_is_rejected_in_adaptive_mode() -> None:
-    config = {
-        "accuracy_aware_training": {"mode": "adaptive_compression_level", "params": {"maximal_absolute_accuracy_degradation": 1.0}},
-        "compression": [{"algorithm": "filter_pruning"}, {"algorithm": "magnitude_sparsity"}],
-    }
-    with pytest.raises(ConfigError, match="exactly one") as info:
-        load_config(config)
-    assert info.value.problems[0].path == "$.compression"
-    early_exit = {**config, "accuracy_aware_training": {"mode": "early_exit", "params": {"maximal_absolute_accuracy_degradation": 1.0}}}
-    load_config(early_exit)  # any mix is fine under early exit
-
-
-@pytest.mark.parametrize("sparsity", ["magnitude_sparsity", "rb_sparsity"])
-def test_strip_after_filter_pruning_cuts_the_masks_along(sparsity: str) -> None:
-    torch.manual_seed(0)
-    config = {
-        "input_info": {"sample_size": [1, 1, 8, 8]},
-        "compression": [
-            {
-                "algorithm": "filter_pruning",
-                "pruning_init": 0.5,
-                "params": {"filters_multiple_of": 1, "prune_first_conv": True, "prune_downsample_convs": True},
-            },
-            {"algorithm": sparsity, "sparsity_init": 0.3, "params": {"sparsity_target": 0.5}},
-        ],
-    }
-    model = DigitsCNN()
-    controller, model = create_compressed_model(model, config)
-    if sparsity == "rb_sparsity":
-        with torch.no_grad():
-            for layer in controller.children[1].layers:
-                layer.transform.logits.copy_(torch.randn_like(layer.transform.logits))
-    model.eval()
-    x = torch.rand(3, 1, 8, 8)
-    with torch.no_grad():
-        expected = model(x)
-    stripped = controller.strip()
-    assert stripped.conv1.out_channels < model.conv1.out_channels
-    with torch.no_grad():
-        assert torch.allclose(stripped(x), expected, atol=1e-5)

@@ -129,28 +129,6 @@ def test_autoq_budget_and_unreachable_ratio() -> None:
     assert set(impossible.bit_widths().values()) == {8}  # left as it was
 
 
-def test_hawq_inside_a_composite_controller() -> None:
-    """initialize() of a composite hands criterion= to quantization only (sparsity takes no such keyword)."""
-    controller, _ = create_compressed_model(
-        TwoBranches(),
-        {
-            "input_info": {"sample_size": [2, 16]},
-            "compression": [
-                {"algorithm": "magnitude_sparsity", "sparsity_init": 0.1},
-                {
-                    "algorithm": "quantization",
-                    "initializer": {"precision": {"type": "hawq", "bits": [4, 8], "compression_ratio": 1.3, "iter_number": 5}},
-                },
-            ],
-        },
-    )
-    controller.initialize(data(), criterion=nn.MSELoss())
-    quantization = controller.children[1]
-    assert (quantization.bit_widths()["sharp.weight"], quantization.bit_widths()["flat.weight"]) == (8, 4)
-    with pytest.raises(TypeError, match="criterio"):
-        controller.initialize(data(), criterio=nn.MSELoss())
-
-
 @pytest.mark.parametrize(
     ("precision", "path"),
     [

@@ -1,8 +1,8 @@
 """Issue 14's seven architecture patterns, quantized: every Conv/Gemm/MatMul of the exported QDQ ONNX reads
 quantized operands, and onnxruntime reproduces the fake-quantized model.
 
-A cross-package test: the patterns live in aac-torch's testing models (aac-pruning prunes them), the
-check in aac-quant.
+The patterns live in aac-torch's testing models (aac-pruning's tests prune them), the check in aac-quant:
+quantization and its backend alone, so it runs with aac-quant's torch tests.
 """
 
 from __future__ import annotations
