@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from aac.core.errors import AacError
+from aac.core.input_info import input_entries
 from aac.tf.keras_internals import is_functional
 from aac.tf.transforms import WeightTransform
 
@@ -52,14 +53,7 @@ class InputSpec:
 
     @classmethod
     def from_config(cls, input_info: Any) -> list[InputSpec]:
-        entries = input_info if isinstance(input_info, list) else [input_info] if input_info else []
-        specs = []
-        for index, entry in enumerate(entries):
-            kind = entry.get("type", "float")
-            if kind not in _DTYPES:
-                raise ModelTraceError(f"input_info[{index}].type '{kind}' is not a dtype aac knows; use one of {sorted(_DTYPES)}")
-            specs.append(cls(tuple(entry["sample_size"]), _DTYPES[kind], entry.get("filler", "zeros")))
-        return specs
+        return [cls(e.shape, _DTYPES[e.kind], e.filler) for e in input_entries(input_info, _DTYPES, ModelTraceError, "Keras")]
 
     def make(self, batch: int | None = None) -> np.ndarray:
         """A sample array (``batch`` replaces the first dimension)."""

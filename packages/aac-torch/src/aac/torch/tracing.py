@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from aac.core.errors import AacError
 from aac.core.graph import Graph
+from aac.core.input_info import input_entries
 from aac.torch.attention import attention_spec
 from aac.torch.fx_graph import build_graph
 from aac.torch.scopes import ScopeIndex, ScopeSelection
@@ -61,14 +62,7 @@ class InputSpec:
 
     @classmethod
     def from_config(cls, input_info: Any) -> list[InputSpec]:
-        entries = input_info if isinstance(input_info, list) else [input_info] if input_info else []
-        specs = []
-        for index, entry in enumerate(entries):
-            kind = entry.get("type", "float")
-            if kind not in _DTYPES:
-                raise ModelTraceError(f"input_info[{index}].type '{kind}' is not a torch dtype aac knows; use one of {sorted(_DTYPES)}")
-            specs.append(cls(tuple(entry["sample_size"]), _DTYPES[kind], entry.get("filler", "zeros")))
-        return specs
+        return [cls(e.shape, _DTYPES[e.kind], e.filler) for e in input_entries(input_info, _DTYPES, ModelTraceError, "torch")]
 
     def make(self, model: nn.Module, batch: int | None = None) -> torch.Tensor:
         """A sample input on the model's device (floating inputs in the model's dtype unless the config says otherwise)."""
