@@ -444,7 +444,7 @@ def summary_table(results: Sequence[CaseResult], strategies: Sequence[str]) -> s
         "epochs",
         f"epochs / {BASELINE}",
         "probes / run",
-        f"compression >= {BASELINE}",
+        f"compression >= {BASELINE} (both feasible)",
         f"mean compression - {BASELINE}",
         f"at {BASELINE}'s rate in <= {MATCH_SHARE:g}x its epochs",
         "wasted %",
@@ -466,7 +466,7 @@ def summary_table(results: Sequence[CaseResult], strategies: Sequence[str]) -> s
             row += [
                 f"{sum(run.epochs for run, _, _ in compared) / base_epochs:.2f}",
                 f"{sum(run.probes for run in runs) / len(runs):.1f}",
-                f"{sum(bool(c.compression_not_lower) for _, _, c in compared)}/{len(compared)}",
+                f"{sum(bool(c.compression_not_lower) for _, _, c in compared)}/{sum(c.compression_not_lower is not None for _, _, c in compared)}",
                 f"{sum(run.compression - base.compression for run, base, _ in compared) / len(compared):+.3f}",
                 f"{sum(matched)}/{len(compared)}",
                 f"{100 * wasted / epochs:.0f}" if epochs else "-",
