@@ -521,7 +521,7 @@ def plot(results: Sequence[CaseResult], strategies: Sequence[str], path: Path) -
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=8, loc="best")
     fig.suptitle("search strategies: rate per epoch (x probe, * returned rate)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))  # room for the title above the panels
     fig.savefig(path)
     plt.close(fig)
 
