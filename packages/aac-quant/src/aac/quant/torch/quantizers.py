@@ -233,17 +233,6 @@ class FakeQuantizer(_ChannelCuts, WeightTransform):
         return -zero * step + 0.0, (self.levels.count - 1 - zero) * step
 
     # -- range initialization ----------------------------------------------------------------
-    def start_collecting(self, collection: Collection) -> None:
-        self.collection = collection
-
-    def stop_collecting(self) -> bool:
-        """Apply the collected range (and, if left open, the sign); False if nothing was observed."""
-        collection, self.collection = self.collection, None
-        if collection is None or collection.collector.batches == 0:
-            return False
-        self.apply_statistics(collection.collector)
-        return True
-
     def apply_statistics(self, collector: RangeCollector) -> None:
         low, high = collector.result()
         if self.settings.signed is None:
