@@ -69,6 +69,8 @@ class QuantizationError(AacError):
 class Quantizer(Protocol):
     """What the controller reads and sets on a framework's fake quantizer (placement, ranges, precision)."""
 
+    #: the name of the algorithm that placed it
+    owner: str
     #: where it sits, for messages and statistics
     label: str
     #: the range entry a quantizer that never saw ``initialize`` initializes with, from the first batch it sees
