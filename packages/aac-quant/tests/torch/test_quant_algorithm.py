@@ -119,6 +119,28 @@ def test_modes_bits_and_per_channel_shapes() -> None:
     assert model[0].parametrizations.weight[0].scale.shape == (5,)  # output channels of a transposed conv: axis 1
 
 
+class ConvAndLinearReadOneTensor(nn.Module):
+    """A convolution (channels on axis 1) and a linear layer (features on the last axis) read the same tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 4, 1)
+        self.linear = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).mean() + self.linear(x).mean()
+
+
+def test_per_channel_inputs_of_one_tensor_need_one_channel_layout() -> None:
+    shape = {"sample_size": [1, 8, 8, 8]}
+    with pytest.raises(AacError, match=r"layers \['conv', 'linear'\] read the same tensor but expect different channel layouts") as caught:
+        compress(ConvAndLinearReadOneTensor(), shape, activations={"per_channel": True})
+    assert "conv: 8 channels on axis 1, linear: 8 channels on axis -1" in str(caught.value)
+    controller, model = compress(ConvAndLinearReadOneTensor(), shape)  # per tensor: one quantizer serves both
+    assert [s.consumers for s in controller.activation_sites] == [["conv", "linear"]]
+    assert model.conv.parametrizations.weight[0].input_partner is model.linear.parametrizations.weight[0].input_partner
+
+
 @pytest.mark.parametrize("kind", ["min_max", "mean_min_max", "mixed_min_max", "threesigma", "percentile", "mean_percentile"])
 def test_every_range_initializer(kind: str) -> None:
     controller, model = compress(initializer={"range": {"type": kind, "num_init_samples": 16}})
@@ -174,9 +196,9 @@ def test_zero_samples_skip_activation_initialization() -> None:
 
 
 def test_uninitialized_activations_initialize_from_the_first_batch_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    from aac.quant.torch import quantizers
+    from aac.quant import ranges
 
-    quantizers._lazy_warned.clear()
+    ranges._lazy_warned.clear()
     controller, model = compress()
     with caplog.at_level(logging.WARNING, logger="aac.quant"):
         model(torch.randn(4, 3, 8, 8) * 5)

@@ -1,28 +1,36 @@
-"""The quantization controller, minus the framework: scopes per group, range entry and override, the
-quantizer listing, the staged schedule, mixed precision, initialization, statistics and the saved state.
+"""The quantization controller, minus the framework: scopes per group, range entry and override, where
+quantizers go, range initialization, the quantizer listing, the staged schedule, mixed precision,
+statistics and the saved state.
 
 :class:`QuantizationAlgorithmBase` owns ``__init__`` and receives a :class:`QuantizationOps`, implemented
 once for PyTorch (``aac.quant.torch.algorithm.TorchQuantizationOps``) and once for Keras
-(``aac.quant.tf.algorithm.TFQuantizationOps``): where quantizers go, ranges from weights and from data,
-what mixed precision measures, strip and export. ``QuantizationAlgorithm`` (torch) and ``TFQuantization``
-only bind the ops to a prepared model.
+(``aac.quant.tf.algorithm.TFQuantizationOps``). The controller decides which layers get which quantizer
+with which settings, and which statistics set which range; the ops only answer what differs between the
+frameworks: which layers are quantizable and how their tensors are laid out, making and attaching a
+quantizer, reading a weight, running batches, what mixed precision measures, strip and export.
+``QuantizationAlgorithm`` (torch) and ``TFQuantization`` only bind the ops to a prepared model.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
 
 from aac.core.api import CompressionScheduler, CompressionStage
 from aac.core.config import AlgorithmSection
 from aac.core.errors import AacError
 from aac.core.framework import Framework, FrameworkAlgorithm
+from aac.core.graph import Node
 from aac.core.statistics import AlgorithmStatistics
+from aac.quant.placement import input_sites
 from aac.quant.precision.controller import MixedPrecision
 from aac.quant.precision.ids import plain_scope
+from aac.quant.ranges import Collection, RangeCollector, collector_for
 from aac.quant.report import QuantizerRow, quantization_statistics
 from aac.quant.settings import (
     ACTIVATIONS,
@@ -58,10 +66,42 @@ class QuantizationError(AacError):
     """Quantization was asked for something it cannot do; the message says what and where."""
 
 
+class Quantizer(Protocol):
+    """What the controller reads and sets on a framework's fake quantizer (placement, ranges, precision)."""
+
+    #: the name of the algorithm that placed it
+    owner: str
+    #: where it sits, for messages and statistics
+    label: str
+    #: the range entry a quantizer that never saw ``initialize`` initializes with, from the first batch it sees
+    lazy_range: RangeSettings | None
+    #: range statistics being gathered (``initialize``): meanwhile the quantizer observes and passes its input through
+    collection: Collection | None
+    #: per-channel quantizers: the number of channels along ``axis`` (negative: from the end); None: per tensor
+    channels: int | None
+    axis: int
+
+    @property
+    def bits(self) -> int: ...
+
+    def set_bits(self, bits: int) -> None: ...
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def set_enabled(self, enabled: bool) -> None: ...
+
+    def mark_initialized(self, value: bool = True) -> None: ...
+
+    def apply_statistics(self, collector: RangeCollector) -> None:
+        """Take the range (and, where the settings leave it open, the sign) from collected statistics."""
+        ...
+
+
 class QuantizationOps(Protocol):
     """What quantization needs of a framework, for one prepared model.
 
-    :meth:`place` binds the ops to their controller: the other methods read its settings and its quantizers.
+    :meth:`bind` binds the ops to their controller: the other methods read its settings and its quantizers.
     Weight quantizers are keyed by a weight key (a layer path, or a parameter read by a functional call).
     """
 
@@ -70,26 +110,63 @@ class QuantizationOps(Protocol):
         """What every algorithm needs of the backend (copy, fold, export, batch-norm adaptation)."""
         ...
 
-    def place(self, algorithm: QuantizationAlgorithmBase) -> None:
-        """Attach a quantizer wherever ``algorithm``'s scopes select, registering each with
-        :meth:`QuantizationAlgorithmBase.add_weight_quantizer` / :meth:`QuantizationAlgorithmBase.add_activation_site`."""
+    def bind(self, algorithm: QuantizationAlgorithmBase) -> None:
+        """Bind the ops to their controller, before it places any quantizer (the other methods read its
+        settings and its quantizers)."""
         ...
 
     def quantizable_kinds(self) -> str:
         """What is quantized, for the error when nothing is selected."""
         ...
 
-    # -- ranges --------------------------------------------------------------------------------
-    def initialize_weights(self) -> None:
-        """Set every weight quantizer's range from the weight it quantizes (through the transforms before it)."""
+    # -- placement (the controller decides, see :meth:`QuantizationAlgorithmBase._place_quantizers`) --------
+    def quantizable_layers(self) -> list[str]:
+        """Paths of the layers whose weight and first input are quantized when the scopes select them, in model order."""
+        ...
+
+    def calls_layer(self, node: Node) -> bool:
+        """True if graph node ``node`` is a call of the quantizable layer ``node.layer`` as a layer (its first
+        input is what that layer's input quantizer sees), not some other use of its weight."""
+        ...
+
+    def input_layout(self, path: str) -> tuple[int, int]:
+        """``(channels, axis)`` of the first input of the layer at ``path``: what a per-channel input quantizer covers."""
+        ...
+
+    def attach_weight_quantizer(self, path: str, settings: QuantizerSettings) -> Quantizer:
+        """A new quantizer of the weight of the layer at ``path`` (per channel along the weight's output channels
+        if ``settings`` ask), made that weight's transform; labelled, not yet registered with the controller."""
+        ...
+
+    def attach_input_quantizer(self, consumers: Sequence[str], settings: QuantizerSettings, layout: tuple[int, int] | None) -> Quantizer:
+        """One new quantizer (per channel along ``layout``, or per tensor when it is None) that every layer of
+        ``consumers`` applies to its first input; it is owned by the first of them, so the model's weights and
+        checkpoints carry it. Not yet registered with the controller."""
+        ...
+
+    def place_functional(self) -> None:
+        """Quantizers beyond the layers' weights and inputs, once those are placed (torch: functional matrix
+        products); registered with the controller like theirs."""
+        ...
+
+    # -- ranges ----------------------------------------------------------------------------------
+    def weight_values(self, key: str) -> np.ndarray:
+        """What the quantizer of weight ``key`` receives (the stored weight through the transforms before it), as
+        float32 NumPy."""
+        ...
+
+    def fake_quantize(self, quantizer: Any, values: np.ndarray) -> np.ndarray:
+        """``values`` through ``quantizer``'s current grid (NumPy in and out; the caller has switched it on)."""
         ...
 
     def rereadable(self, data_loader: Any) -> bool:
         """True if ``data_loader`` can be read again when a staged group switches on."""
         ...
 
-    def initialize_activations(self, data_loader: Any, reading: Mapping[str, Any]) -> None:
-        """Activation ranges from statistics over the data (``reading``: how the backend reads a batch)."""
+    def run_batches(self, data_loader: Any, reading: Mapping[str, Any], done: Callable[[], bool]) -> None:
+        """Run batches of ``data_loader`` (``reading``: how the backend reads a batch) through the model for
+        inference - no gradients, every layer's train/eval mode as it was afterwards - until ``done()`` holds
+        after a batch or the data ends. The quantizers observe what they see (range initialization)."""
         ...
 
     # -- what mixed precision measures ------------------------------------------------------------
@@ -107,10 +184,6 @@ class QuantizationOps(Protocol):
 
     def module_paths(self, scope: str) -> list[str]:
         """The layer paths an NNCF scope (of a ``bitwidth_per_scope`` entry) names."""
-        ...
-
-    def weight_noise(self, key: str, bits: int) -> float:
-        """The squared error of quantizing the weight of ``key`` to ``bits`` bits."""
         ...
 
     def hessian_traces(
@@ -141,10 +214,6 @@ class QuantizationOps(Protocol):
         """Post-process the written file."""
         ...
 
-    def layer_counts(self) -> tuple[int, int]:
-        """``(quantized layers, quantizable layers)`` of the model."""
-        ...
-
     def coverage(self) -> Any:
         """The matrix-product coverage (:class:`~aac.quant.report.MatmulCoverage`), or None where not traced."""
         ...
@@ -166,17 +235,56 @@ class QuantizationAlgorithmBase(MixedPrecision, FrameworkAlgorithm):
         self._range_of: dict[int, RangeSettings] = {}
         #: what initialize() was given, for ranges initialized again when a staged group switches on
         self._range_data: tuple[Any, Mapping[str, Any]] | None = None
-        ops.place(self)
+        ops.bind(self)
+        self._place_quantizers()
         if not self.weight_quantizers and not self.activation_sites:
             raise QuantizationError(
                 f"quantization ({section.path}) found nothing to quantize: it quantizes {ops.quantizable_kinds()}; "
                 "check ignored_scopes / target_scopes"
             )
         self._apply_manual_precision()
-        ops.initialize_weights()
+        self._initialize_weight_ranges()
         self._scheduler = self._make_scheduler()
 
-    # -- placement (called by the ops) ------------------------------------------------------------
+    # -- placement ----------------------------------------------------------------------------------
+    def _place_quantizers(self) -> None:
+        """A quantizer on the weight and on the first input of every selected quantizable layer, then the ops' own."""
+        layers = self.ops.quantizable_layers()
+        for path in layers:
+            if self._group_selects(WEIGHTS, path):
+                settings, entry = self.quantizer_settings(WEIGHTS, [path])
+                self.add_weight_quantizer(path, self.ops.attach_weight_quantizer(path, settings), entry)
+        self._place_input_quantizers(set(layers))
+        self.ops.place_functional()
+
+    def _place_input_quantizers(self, quantizable: set[str]) -> None:
+        """One quantizer per tensor that selected layers read (:func:`aac.quant.placement.input_sites`); overrides
+        naming a consumer or a producer of the tensor apply."""
+        graph = self.prepared.graph
+
+        def quantized(node: Node) -> bool:
+            return node.layer in quantizable and self.ops.calls_layer(node) and self._group_selects(ACTIVATIONS, node.layer)
+
+        for site in input_sites(graph, quantized, self.settings.quantize_inputs):
+            consumers = list(site.consumers)
+            producers = [layer for layer in (graph.node(t).layer for t in site.tensors) if layer]
+            settings, entry = self.quantizer_settings(ACTIVATIONS, [*consumers, *producers])
+            layout = None
+            if settings.per_channel:
+                layouts = {c: self.ops.input_layout(c) for c in consumers}
+                layout = layouts[consumers[0]]
+                if any(other != layout for other in layouts.values()):
+                    raise QuantizationError(
+                        f"activations.per_channel: layers {consumers} read the same tensor but expect different channel layouts "
+                        f"({', '.join(f'{c}: {n} channels on axis {a}' for c, (n, a) in layouts.items())}); quantize activations "
+                        "per tensor, or exclude some of them with activations.ignored_scopes"
+                    )
+            quantizer = self.ops.attach_input_quantizer(consumers, settings, layout)
+            quantizer.label = f"input of {', '.join(consumers)}"
+            quantizer.lazy_range = entry  # a model used before initialize() sets the range from its first batch
+            feeds = [c for c in consumers if c in self.weight_quantizers]
+            self.add_activation_site(ActivationSite(consumers[0], quantizer, consumers, list(site.tensors), feeds), entry)
+
     def add_weight_quantizer(self, key: str, quantizer: Any, entry: RangeSettings) -> None:
         """Register the quantizer of weight ``key`` and the range entry it initializes with."""
         self.weight_quantizers[key] = quantizer
@@ -268,7 +376,7 @@ class QuantizationAlgorithmBase(MixedPrecision, FrameworkAlgorithm):
             self._scheduler.current_epoch,
         )
         if WEIGHTS in groups:
-            self.ops.initialize_weights()
+            self._initialize_weight_ranges()
         if ACTIVATIONS in groups:
             if self._range_data is None:
                 logger.warning(
@@ -276,7 +384,50 @@ class QuantizationAlgorithmBase(MixedPrecision, FrameworkAlgorithm):
                     "read again (a list, a DataLoader or a tf.data.Dataset); their ranges stay as they were"
                 )
                 return
-            self.ops.initialize_activations(*self._range_data)
+            self._initialize_activation_ranges(*self._range_data)
+
+    # -- range initialization ---------------------------------------------------------------------------
+    def _initialize_weight_ranges(self) -> None:
+        """Set every weight quantizer's range from the weight it quantizes (through the transforms before it)."""
+        for key, quantizer in self.weight_quantizers.items():
+            values = self.ops.weight_values(key)
+            collector = collector_for(self.range_of(quantizer), None if quantizer.channels is None else quantizer.axis % values.ndim)
+            collector.update(values)
+            quantizer.apply_statistics(collector)
+
+    def _initialize_activation_ranges(self, data_loader: Any, reading: Mapping[str, Any]) -> None:
+        """Activation ranges from statistics over the first batches of ``data_loader``, each site within its range
+        entry's budget (``num_init_samples`` or ``num_init_steps``); an entry with a budget of 0 keeps the range."""
+        collecting: list[Quantizer] = []
+        for site in self.activation_sites:
+            quantizer, entry = site.quantizer, self.range_of(site.quantizer)
+            if entry.num_init_steps == 0 or (entry.num_init_steps is None and entry.num_init_samples == 0):
+                quantizer.mark_initialized()  # initialization switched off: keep the current range
+                continue
+            quantizer.collection = Collection(  # the quantizer observes and passes its input through until it is taken away
+                collector_for(entry, None if quantizer.channels is None else quantizer.axis),
+                samples_left=None if entry.num_init_steps is not None else entry.num_init_samples,
+                batches_left=entry.num_init_steps,
+            )
+            collecting.append(quantizer)
+        if not collecting:
+            return
+
+        def done() -> bool:
+            return all(q.collection is None or q.collection.done for q in collecting)
+
+        missing = []
+        try:
+            self.ops.run_batches(data_loader, reading, done)
+        finally:
+            for quantizer in collecting:
+                collection, quantizer.collection = quantizer.collection, None
+                if collection is None or collection.collector.batches == 0:
+                    missing.append(quantizer.label)
+                else:
+                    quantizer.apply_statistics(collection.collector)
+        if missing:
+            logger.warning("[aac] quantization: no data reached %s during range initialization; their ranges are unchanged", missing)
 
     # -- initialization ---------------------------------------------------------------------------
     def initialize(
@@ -308,12 +459,12 @@ class QuantizationAlgorithmBase(MixedPrecision, FrameworkAlgorithm):
         :param dump_dir: where ``dump_init_precision_data`` writes (default ``./precision_init``).
         """
         reading = self.framework.batch_reading(input_fn=input_fn, batch_size=batch_size)
-        self.ops.initialize_weights()
+        self._initialize_weight_ranges()
         self.remember_adaptation_data(data_loader, self.section.batchnorm_adaptation_samples, **reading)
         if data_loader is None:
             return
         self._range_data = (data_loader, reading) if self.ops.rereadable(data_loader) else None
-        self.ops.initialize_activations(data_loader, reading)
+        self._initialize_activation_ranges(data_loader, reading)
         self._choose_precision(
             data_loader,
             criterion=criterion,
@@ -352,7 +503,7 @@ class QuantizationAlgorithmBase(MixedPrecision, FrameworkAlgorithm):
             rows.append(
                 QuantizerRow(label, group, q.mode, q.bits, q.signed, q.channels is not None, low, high, q.is_initialized, q.enabled)
             )
-        quantized_layers, quantizable_layers = self.ops.layer_counts()
+        quantized_layers, quantizable_layers = self._layer_counts()
         return quantization_statistics(
             self.name,
             rows,
@@ -363,6 +514,13 @@ class QuantizationAlgorithmBase(MixedPrecision, FrameworkAlgorithm):
             self.inventory(),
             self.ops.coverage(),
         )
+
+    def _layer_counts(self) -> tuple[int, int]:
+        """``(quantized layers, quantizable layers)``: a quantizable layer counts once its weight or its input is
+        quantized (the layer of a weight read by a functional call counts only if it is quantizable itself)."""
+        candidates = set(self.ops.quantizable_layers())
+        quantized = {self.ops.weight_layer(k) for k in self.weight_quantizers} | {c for s in self.activation_sites for c in s.consumers}
+        return len(quantized & candidates), len(candidates)
 
     # -- state --------------------------------------------------------------------------------
     def _get_algorithm_state(self) -> dict[str, Any]:

@@ -10,11 +10,20 @@ random sample of each batch, so memory stays small however many samples are used
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aac.quant.settings import RangeSettings
+
+if TYPE_CHECKING:
+    from aac.quant.algorithm import Quantizer
+
+logger = logging.getLogger("aac.quant")
+#: the algorithms (quantizer owners) already warned that a quantizer took its range from the first batch it saw
+_lazy_warned: set[str] = set()
 
 RANGE_TYPES = ("mixed_min_max", "min_max", "mean_min_max", "threesigma", "percentile", "mean_percentile")
 #: values kept per channel and batch for the sample-based statistics
@@ -132,3 +141,21 @@ class Collection:
             self.samples_left -= int(values.shape[0]) if values.ndim > 0 else 1
         if self.batches_left is not None:
             self.batches_left -= 1
+
+
+def initialize_from_first_batch(quantizer: Quantizer, values: np.ndarray) -> None:
+    """The range of an activation quantizer used before ``initialize``: ``quantizer.lazy_range``'s statistic over
+    ``values``, the first batch it sees (one warning per algorithm, naming the first such quantizer)."""
+    if quantizer.lazy_range is None:
+        raise ValueError(f"the quantizer of {quantizer.label or 'a layer input'} has no range entry to initialize from")
+    collector = collector_for(quantizer.lazy_range, None if quantizer.channels is None else quantizer.axis % values.ndim)
+    collector.update(values)
+    quantizer.apply_statistics(collector)
+    if quantizer.owner not in _lazy_warned:
+        _lazy_warned.add(quantizer.owner)
+        logger.warning(
+            "[aac] %s: activation quantizers initialized their ranges from the first batch they saw (%s first); "
+            "call controller.initialize(data_loader) after create_compressed_model for a proper range initialization",
+            quantizer.owner,
+            quantizer.label or "a layer input",
+        )

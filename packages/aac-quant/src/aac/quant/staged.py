@@ -95,11 +95,14 @@ class OptimizerSchedule:
         return 0.0 if s.disable_wd_start_epoch is not None and epoch > s.disable_wd_start_epoch else None
 
 
-def staged_settings(config: Mapping[str, Any]) -> StagedSettings:
+def staged_settings(config: Mapping[str, Any] | StagedSettings) -> StagedSettings:
     """The ``params`` of the config's quantization section (NNCF's defaults where a key is missing).
 
-    :param config: a loaded config (:func:`aac.core.load_config`) or a plain dict with ``compression``.
+    :param config: a loaded config (:func:`aac.core.load_config`) or a plain dict with ``compression``;
+        settings read already are returned as they are (what the torch and Keras training helpers accept).
     """
+    if isinstance(config, StagedSettings):
+        return config
     sections = config.get("compression") or []
     sections = [sections] if isinstance(sections, Mapping) else list(sections)
     quantization = [s for s in sections if isinstance(s, Mapping) and s.get("algorithm") == "quantization"]

@@ -3,8 +3,8 @@
 ``manual`` bit widths are applied when the model is compressed (they need no data). ``hawq`` and
 ``autoq`` run in ``initialize()``, after range initialization, and need what only the user has: a loss
 for the Hessian traces (``criterion``) or a metric for the search (``eval_fn``). The framework part
-measures (traces, quantization noise, the metric); everything else - naming quantizers, the choice,
-the dump - is here.
+measures the traces and the metric and fake-quantizes a weight; everything else - the quantization noise,
+naming quantizers, the choice, the dump - is here.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from aac.core.atomic import atomic_write_bytes
 from aac.core.errors import ConfigError, ConfigProblem
@@ -196,7 +198,7 @@ class MixedPrecision:
                 )
             with self._quantizers_off():  # the float model's curvature
                 traces = self.ops.hessian_traces(keys, data_loader, criterion, criterion_fn, precision, how)
-        noise = {key: {b: self.ops.weight_noise(key, b) for b in precision.bits} for key in keys}
+        noise = {key: {b: self._weight_noise(key, b) for b in precision.bits} for key in keys}
         choice = choose_bits(inventory, traces, noise, precision.bits, precision.compression_ratio, precision.bitwidth_assignment_mode)
         self._apply_weight_bits(choice.chosen.bits, precision.bitwidth_assignment_mode)
         logger.info(
@@ -275,6 +277,21 @@ class MixedPrecision:
         finally:
             for quantizer, on in zip(quantizers, enabled, strict=True):
                 quantizer.set_enabled(on)
+
+    def _weight_noise(self, key: str, bits: int) -> float:
+        """The squared error of quantizing the weight of ``key`` to ``bits`` bits on its current range (HAWQ's noise),
+        also where a staged schedule has not switched the quantizer on yet; the quantizer is left as it was."""
+        quantizer = self.weight_quantizers[key]
+        values = self.ops.weight_values(key)
+        before, enabled = quantizer.bits, quantizer.enabled
+        quantizer.set_bits(bits)
+        quantizer.set_enabled(True)
+        try:
+            quantized = self.ops.fake_quantize(quantizer, values)
+        finally:
+            quantizer.set_bits(before)
+            quantizer.set_enabled(enabled)
+        return float(np.square((quantized - values).astype(np.float64)).sum())
 
     def _measure(self, eval_fn: Callable[..., Any], eval_loader: Any, subset_ratio: float) -> float:
         """``eval_fn`` on the first ``subset_ratio`` of ``eval_loader``, as a number."""

@@ -1,6 +1,7 @@
-"""``quantization`` for Keras models: where quantizers go, range initialization, strip and export.
+"""``quantization`` for Keras models: how quantizers attach, reading kernels, running batches, strip and export.
 
-Placement is PyTorch's, on aac-tf's graph (:func:`aac.quant.placement.input_sites`):
+The neutral controller (:mod:`aac.quant.algorithm`) decides where quantizers go, on aac-tf's graph, as
+it does for PyTorch (:func:`aac.quant.placement.input_sites`); here they attach:
 
 * **weights** - every selected ``Conv*``, ``Conv*Transpose``, ``DepthwiseConv*`` and ``Dense`` layer gets a
   :class:`~aac.quant.tf.quantizers.TFFakeQuantizer` on its ``kernel`` (an aac-tf weight transform);
@@ -22,8 +23,7 @@ layers of a subclassed model or inside a custom layer or nested model (a SavedMo
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,9 @@ import numpy as np
 
 from aac.core.api import reiterable
 from aac.core.config import AlgorithmSection, Config
-from aac.quant.algorithm import ActivationSite, QuantizationAlgorithmBase, QuantizationError
-from aac.quant.placement import input_sites
-from aac.quant.ranges import Collection, collector_for
-from aac.quant.settings import ACTIVATIONS, WEIGHTS, PrecisionSettings
+from aac.core.graph import Node
+from aac.quant.algorithm import QuantizationAlgorithmBase, QuantizationError
+from aac.quant.settings import PrecisionSettings, QuantizerSettings
 from aac.quant.tf.hessian import hutchinson_traces, labelled_batches
 from aac.quant.tf.quantizers import TFFakeQuantizer
 from aac.tf.algorithm import TFFramework
@@ -43,8 +42,6 @@ from aac.tf.batchnorm import input_batches
 from aac.tf.export import ExportError
 from aac.tf.models import TFModel, iter_layers, model_style, origin
 from aac.tf.transforms import add_transform, fold_all, iter_transforms, transforms_of
-
-logger = logging.getLogger("aac.quant")
 
 L = keras.layers
 #: layers whose kernels and inputs are quantized
@@ -110,106 +107,77 @@ class TFQuantizationOps:
 
     @property
     def algorithm(self) -> QuantizationAlgorithmBase:
-        """The controller :meth:`place` bound these ops to."""
+        """The controller :meth:`bind` bound these ops to."""
         if self._algorithm is None:
-            raise QuantizationError("quantization: the Keras ops are used before place() bound them to a controller")
+            raise QuantizationError("quantization: the Keras ops are used before bind() bound them to a controller")
         return self._algorithm
 
     # -- placement ----------------------------------------------------------------------------
-    def place(self, algorithm: QuantizationAlgorithmBase) -> None:
+    def bind(self, algorithm: QuantizationAlgorithmBase) -> None:
         self._algorithm = algorithm
-        self._place_weight_quantizers()
-        self._place_activation_quantizers()
 
     def quantizable_kinds(self) -> str:
         return f"the kernels and inputs of {', '.join(sorted(t.__name__ for t in QUANTIZABLE))} layers"
 
-    def _place_weight_quantizers(self) -> None:
-        algorithm = self.algorithm
-        for path, layer in self._layers.items():
-            if not isinstance(layer, QUANTIZABLE) or not algorithm._group_selects(WEIGHTS, path):
-                continue
-            channels, axis = _weight_axis(layer)
-            settings, entry = algorithm.quantizer_settings(WEIGHTS, [path])
-            quantizer = TFFakeQuantizer.from_settings(settings, algorithm.name, channels, axis)
-            quantizer.label = f"{path}.kernel"
-            add_transform(layer, "kernel", quantizer)
-            algorithm.add_weight_quantizer(path, quantizer, entry)
+    def quantizable_layers(self) -> list[str]:
+        return [path for path, layer in self._layers.items() if isinstance(layer, QUANTIZABLE)]
 
-    def _place_activation_quantizers(self) -> None:
-        graph = self._prepared.graph
-        algorithm = self.algorithm
+    def calls_layer(self, node: Node) -> bool:
+        """Every graph node of a Keras layer is a call of it (a kernel is read only by its layer)."""
+        return node.layer is not None
 
-        def quantized(node: Any) -> bool:
-            return isinstance(self._layers.get(node.layer), QUANTIZABLE) and algorithm._group_selects(ACTIVATIONS, node.layer)
-
-        for site in input_sites(graph, quantized, algorithm.settings.quantize_inputs):
-            consumers = list(site.consumers)
-            first = self._layers[consumers[0]]
-            producers = [graph.node(t).layer for t in site.tensors if graph.node(t).layer]
-            settings, entry = algorithm.quantizer_settings(ACTIVATIONS, [*consumers, *producers])
-            channels = self._input_channels(consumers[0]) if settings.per_channel else None
-            quantizer = TFFakeQuantizer.from_settings(settings, algorithm.name, channels, -1)
-            quantizer.build()
-            quantizer.label = f"input of {', '.join(consumers)}"
-            quantizer.lazy_range = entry
-            _track(first, quantizer)
-            for consumer in consumers:
-                _wrap_input(self._layers[consumer], quantizer)
-            feeds = [c for c in consumers if c in algorithm.weight_quantizers]
-            algorithm.add_activation_site(ActivationSite(consumers[0], quantizer, consumers, list(site.tensors), feeds), entry)
-
-    def _input_channels(self, path: str) -> int:
-        """The channels (last axis) of the first input of the layer at ``path``, from the graph."""
+    def input_layout(self, path: str) -> tuple[int, int]:
+        """The last axis of the first input of the layer at ``path`` (channels last), its size from the graph."""
         graph = self._prepared.graph
         node = graph.layers()[path][0]
         shape = graph.node(node.inputs[0]).output_shape
         if not shape:
             raise QuantizationError(f"activations.per_channel needs the input shape of '{path}': add input_info to the config")
-        return int(shape[-1])
+        return int(shape[-1]), -1
+
+    def attach_weight_quantizer(self, path: str, settings: QuantizerSettings) -> TFFakeQuantizer:
+        """The quantizer as the last transform of the layer's ``kernel`` (:mod:`aac.tf.transforms`)."""
+        layer = self._layers[path]
+        quantizer = TFFakeQuantizer.from_settings(settings, self.algorithm.name, *_weight_axis(layer))
+        quantizer.label = f"{path}.kernel"
+        add_transform(layer, "kernel", quantizer)
+        return quantizer
+
+    def attach_input_quantizer(
+        self, consumers: Sequence[str], settings: QuantizerSettings, layout: tuple[int, int] | None
+    ) -> TFFakeQuantizer:
+        """Tracked as a sub-layer of the first consumer; each consumer's ``call`` quantizes its first input first.
+
+        A Keras weight quantizer needs no link to it: a cut of a kernel's input channels keeps the weight
+        quantizer as it is, and a stripped per-channel input quantizer refuses an input that was cut."""
+        channels, axis = layout if layout is not None else (None, -1)
+        quantizer = TFFakeQuantizer.from_settings(settings, self.algorithm.name, channels, axis)
+        quantizer.build()
+        _track(self._layers[consumers[0]], quantizer)
+        for consumer in consumers:
+            _wrap_input(self._layers[consumer], quantizer)
+        return quantizer
+
+    def place_functional(self) -> None:
+        """Nothing: a Keras model's matrix products are layers (see :meth:`coverage`)."""
 
     # -- ranges ---------------------------------------------------------------------------------
-    def initialize_weights(self) -> None:
-        """Set every weight quantizer's range from the kernel it quantizes (through the transforms before it)."""
-        for path, quantizer in self.algorithm.weight_quantizers.items():
-            array = np.asarray(keras.ops.convert_to_numpy(self._weight_value(path)), dtype=np.float32)
-            collector = collector_for(self.algorithm.range_of(quantizer), quantizer.channel_axis(array.ndim))
-            collector.update(array)
-            quantizer.apply_statistics(collector)
+    def weight_values(self, key: str) -> np.ndarray:
+        return np.asarray(keras.ops.convert_to_numpy(self._weight_value(key)), dtype=np.float32)
+
+    def fake_quantize(self, quantizer: TFFakeQuantizer, values: np.ndarray) -> np.ndarray:
+        return np.asarray(keras.ops.convert_to_numpy(quantizer.fake_quantize(keras.ops.convert_to_tensor(values))))
 
     def rereadable(self, data_loader: Any) -> bool:
         return reiterable(data_loader) or isinstance(data_loader, (np.ndarray, tuple))
 
-    def initialize_activations(self, data_loader: Any, reading: Mapping[str, Any]) -> None:
-        """Activation ranges over the first batches of ``data_loader`` (run eagerly)."""
-        batches = input_batches(data_loader, reading["batch_size"], self._samples_needed())
-        sites = []
-        for site in self.algorithm.activation_sites:
-            entry = self.algorithm.range_of(site.quantizer)
-            if entry.num_init_steps == 0 or (entry.num_init_steps is None and entry.num_init_samples == 0):
-                site.quantizer.mark_initialized()
-                continue
-            site.quantizer.collection = Collection(
-                collector_for(entry, None if site.quantizer.channels is None else -1),
-                samples_left=None if entry.num_init_steps is not None else entry.num_init_samples,
-                batches_left=entry.num_init_steps,
-            )
-            sites.append(site)
-        try:
-            for x in batches:
-                if all(s.quantizer.collection is None or s.quantizer.collection.done for s in sites):
-                    break
-                self.model(x, training=False)
-        finally:
-            missing = []
-            for site in sites:
-                collection, site.quantizer.collection = site.quantizer.collection, None
-                if collection is None or collection.collector.batches == 0:
-                    missing.append(site.quantizer.label)
-                else:
-                    site.quantizer.apply_statistics(collection.collector)
-        if missing:
-            logger.warning("[aac] quantization: no data reached %s during range initialization; their ranges are unchanged", missing)
+    def run_batches(self, data_loader: Any, reading: Mapping[str, Any], done: Callable[[], bool]) -> None:
+        """Eagerly (the quantizers observe NumPy values), with ``training=False``; arrays are cut into
+        ``batch_size`` batches, as many as any range entry or batch-norm adaptation needs."""
+        for x in input_batches(data_loader, reading["batch_size"], self._samples_needed()):
+            self.model(x, training=False)
+            if done():
+                break
 
     def _samples_needed(self) -> int:
         settings = self.algorithm.settings
@@ -240,16 +208,6 @@ class TFQuantizationOps:
                 break
             value = transform.call(value)
         return value
-
-    def weight_noise(self, key: str, bits: int) -> float:
-        quantizer = self.algorithm.weight_quantizers[key]
-        value = self._weight_value(key)
-        before = quantizer.bits
-        quantizer.set_bits(bits)
-        try:
-            return float(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.square(quantizer.fake_quantize(value) - value))))
-        finally:
-            quantizer.set_bits(before)
 
     def hessian_traces(
         self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, reading: Mapping[str, Any]
@@ -333,12 +291,6 @@ class TFQuantizationOps:
         """Nothing to tidy: the written model is what strip built."""
 
     # -- reporting ----------------------------------------------------------------------------------
-    def layer_counts(self) -> tuple[int, int]:
-        algorithm = self.algorithm
-        quantized = set(algorithm.weight_quantizers) | {c for s in algorithm.activation_sites for c in s.consumers}
-        candidates = [p for p, layer in self._layers.items() if isinstance(layer, QUANTIZABLE)]
-        return len(quantized), len(candidates)
-
     def coverage(self) -> None:
         """Keras models have no functional matrix products to count: their graph is made of layers."""
         return None

@@ -1,5 +1,4 @@
-"""Average Hessian traces of Keras weights (Hutchinson's estimator), for HAWQ: the TensorFlow twin of
-:mod:`aac.quant.torch.hessian`, same estimator and stopping rule (see there).
+"""Average Hessian traces of Keras weights (Hutchinson's estimator, :mod:`aac.quant.precision.hutchinson`), for HAWQ.
 
 ``H v`` is the gradient of ``g . v`` taken by an outer ``tf.GradientTape`` around the one computing ``g``.
 """
@@ -11,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+
+from aac.quant.precision.hutchinson import average_traces
 
 
 def labelled_batches(data: Any, batch_size: int, samples: int) -> list[tuple[Any, Any]]:
@@ -57,12 +58,10 @@ def hutchinson_traces(
     tensors = [variables[k] for k in keys]
     total = sum(int(np.shape(x)[0]) for x, _ in batches)
     rng = np.random.default_rng(seed)
-    sums = np.zeros(len(keys))
-    mean = None
-    iteration = 0
-    for iteration in range(1, max(iterations, 1) + 1):
+
+    def draw() -> list[float]:
         vectors = list(_rademacher(tensors, rng))
-        estimate = np.zeros(len(keys))
+        estimate = [0.0] * len(keys)
         for x, y in batches:
             with tf.GradientTape() as outer:
                 with tf.GradientTape() as inner:
@@ -72,10 +71,9 @@ def hutchinson_traces(
                 projection = tf.add_n([tf.reduce_sum(g * v) for g, v in zip(gradients, vectors, strict=True)])
             products = outer.gradient(projection, tensors)
             size = int(np.shape(x)[0])
-            estimate += [float(tf.reduce_sum(v * hv)) * size / total for v, hv in zip(vectors, products, strict=True)]
-        sums += estimate
-        current = float(sums.sum()) / iteration
-        if mean is not None and abs(current - mean) <= tolerance * abs(mean):
-            break
-        mean = current
-    return {key: float(s) / iteration / int(np.prod(t.shape)) for key, s, t in zip(keys, sums, tensors, strict=True)}
+            for i, (v, hv) in enumerate(zip(vectors, products, strict=True)):
+                estimate[i] += float(tf.reduce_sum(v * hv)) * size / total
+        return estimate
+
+    traces = average_traces(draw, [int(np.prod(t.shape)) for t in tensors], iterations, tolerance)
+    return dict(zip(keys, traces, strict=True))

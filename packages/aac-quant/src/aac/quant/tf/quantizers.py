@@ -10,7 +10,6 @@ follows range initialization.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import keras
@@ -19,12 +18,9 @@ from keras import ops
 
 from aac.quant.algorithm import QuantizationError
 from aac.quant.grid import MIN_RANGE, asymmetric_grid, asymmetric_range, levels, symmetric_grid, symmetric_scale
-from aac.quant.ranges import Collection, RangeCollector, collector_for
+from aac.quant.ranges import Collection, RangeCollector, initialize_from_first_batch
 from aac.quant.settings import ASYMMETRIC, SYMMETRIC, QuantizerSettings, RangeSettings
 from aac.tf.transforms import WeightTransform
-
-logger = logging.getLogger("aac.quant")
-_lazy_warned: set[str] = set()
 
 
 def _round_ste(x: Any) -> Any:
@@ -146,24 +142,9 @@ class TFFakeQuantizer(WeightTransform):
             self.collection.observe(np.asarray(ops.convert_to_numpy(x), dtype=np.float32))
             return x
         if self.lazy_range is not None and _eager() and not self.is_initialized:
-            self._lazy_init(x)
+            initialize_from_first_batch(self, np.asarray(ops.convert_to_numpy(x), dtype=np.float32))
         enabled = ops.cast(self.enabled_flag, x.dtype)
         return x + enabled * (self.fake_quantize(x) - x)
-
-    def _lazy_init(self, x: Any) -> None:
-        value = np.asarray(ops.convert_to_numpy(x), dtype=np.float32)
-        assert self.lazy_range is not None
-        collector = collector_for(self.lazy_range, self.channel_axis(value.ndim))
-        collector.update(value)
-        self.apply_statistics(collector)
-        if self.owner not in _lazy_warned:
-            _lazy_warned.add(self.owner)
-            logger.warning(
-                "[aac] %s: activation quantizers initialized their ranges from the first batch they saw (%s first); "
-                "call controller.initialize(dataset) after create_compressed_model for a proper range initialization",
-                self.owner,
-                self.label or "a layer input",
-            )
 
     def _broadcast(self, v: Any, ndim: int) -> Any:
         if self.channels is None or len(v.shape) == 0:

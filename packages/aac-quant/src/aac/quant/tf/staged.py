@@ -20,13 +20,9 @@ from aac.quant.settings import StagedSettings
 from aac.quant.staged import OptimizerSchedule, staged_settings
 
 
-def _settings(config: Mapping[str, Any] | StagedSettings) -> StagedSettings:
-    return config if isinstance(config, StagedSettings) else staged_settings(config)
-
-
 def make_optimizer(config: Mapping[str, Any] | StagedSettings) -> keras.optimizers.Adam:
     """Adam with ``base_lr``, ``base_wd`` and ``batch_multiplier`` batches per step."""
-    settings = _settings(config)
+    settings = staged_settings(config)
     steps = settings.batch_multiplier if settings.batch_multiplier > 1 else None
     return keras.optimizers.Adam(learning_rate=settings.base_lr, weight_decay=settings.base_wd or None, gradient_accumulation_steps=steps)
 
@@ -37,7 +33,7 @@ class StagedOptimizerSchedule(keras.callbacks.Callback):
 
     def __init__(self, config: Mapping[str, Any] | StagedSettings) -> None:
         super().__init__()
-        self.schedule = OptimizerSchedule(_settings(config))
+        self.schedule = OptimizerSchedule(staged_settings(config))
         self.epoch = 0
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:

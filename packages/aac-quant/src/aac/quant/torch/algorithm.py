@@ -1,6 +1,7 @@
-"""``quantization`` for torch models: where quantizers go, range initialization, strip and export.
+"""``quantization`` for torch models: how quantizers attach, reading weights, running batches, strip and export.
 
-Placement:
+The neutral controller (:mod:`aac.quant.algorithm`) decides where quantizers go, as it does for Keras;
+here they attach:
 
 * **weights** - every selected ``Conv*``/``ConvTranspose*``/``Linear`` gets a fake quantizer as a
   weight transform (:mod:`aac.torch.transforms`): the layer computes with ``fq(weight)``;
@@ -25,23 +26,22 @@ QuantizeLinear/DequantizeLinear; ``export_model("m.onnx")`` writes that.
 from __future__ import annotations
 
 import dataclasses
-import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
 from aac.core.api import reiterable
 from aac.core.config import AlgorithmSection, Config
+from aac.core.graph import Node
 from aac.quant.algorithm import ActivationSite, QuantizationAlgorithmBase, QuantizationError
-from aac.quant.placement import input_sites
 from aac.quant.precision.ids import plain_scope
-from aac.quant.ranges import Collection, collector_for
 from aac.quant.report import MatmulCoverage
-from aac.quant.settings import ACTIVATIONS, WEIGHTS, PrecisionSettings
+from aac.quant.settings import ACTIVATIONS, WEIGHTS, PrecisionSettings, QuantizerSettings
 from aac.quant.torch.functional import QUANTIZERS as FUNCTIONAL_QUANTIZERS
 from aac.quant.torch.functional import FunctionalQuantization, census
 from aac.quant.torch.hessian import hutchinson_traces
@@ -51,8 +51,6 @@ from aac.torch.algorithm import TorchFramework
 from aac.torch.batchnorm import InputFn, restore_modes
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import Mask, TransformError, WeightTransform, add_transform, detach_parametrized_class
-
-logger = logging.getLogger("aac.quant")
 
 #: attribute under which an activation quantizer is registered on the first layer it feeds
 INPUT_QUANTIZER = "aac_input_quantizer"
@@ -107,110 +105,103 @@ class TorchQuantizationOps:
         #: weight keys whose quantizer the functional calls apply (not a transform of the tensor)
         self.functional_weights: set[str] = set()
         self._functional: FunctionalQuantization | None = None
+        #: the functional calls traced on the float model (:meth:`bind`), until :meth:`place_functional` places their quantizers
+        self._traced: Any = None
 
     @property
     def algorithm(self) -> QuantizationAlgorithmBase:
-        """The controller :meth:`place` bound these ops to."""
+        """The controller :meth:`bind` bound these ops to."""
         if self._algorithm is None:
-            raise QuantizationError("quantization: the torch ops are used before place() bound them to a controller")
+            raise QuantizationError("quantization: the torch ops are used before bind() bound them to a controller")
         return self._algorithm
 
     @property
     def functional(self) -> FunctionalQuantization:
-        """The quantization of the functional matrix products (placed by :meth:`place`)."""
+        """The quantization of the functional matrix products (placed by :meth:`place_functional`)."""
         if self._functional is None:
-            raise QuantizationError("quantization: the functional products are read before place()")
+            raise QuantizationError("quantization: the functional products are read before place_functional()")
         return self._functional
 
     # -- placement ----------------------------------------------------------------------------
-    def place(self, algorithm: QuantizationAlgorithmBase) -> None:
+    def bind(self, algorithm: QuantizationAlgorithmBase) -> None:
+        """Bind to ``algorithm`` and trace the functional calls of the model while it is still float."""
         self._algorithm = algorithm
-        traced = census(self.model, self._prepared.example_inputs()) if self._prepared.inputs else None  # before any quantizer
-        self._place_weight_quantizers()
-        self._place_activation_quantizers()
-        self._functional = FunctionalQuantization.place(self, traced)
+        self._traced = census(self.model, self._prepared.example_inputs()) if self._prepared.inputs else None
 
     def quantizable_kinds(self) -> str:
         return (
             f"the weights and inputs of {', '.join(t.__name__ for t in QUANTIZABLE)} layers and of functional linear/matmul/attention calls"
         )
 
-    def make_weight_quantizer(
-        self, key: str, path: str, tensor_name: str, channels: int, axis: int, *, transform: bool = True
-    ) -> FakeQuantizer:
-        """A weight quantizer for ``<path>.<tensor_name>`` (``channels`` along ``axis`` when per channel).
+    def quantizable_layers(self) -> list[str]:
+        return [path for path, module in self.model.named_modules() if isinstance(module, QUANTIZABLE)]
 
-        ``transform``: registered as the tensor's weight transform (a layer's weight), else applied by
-        whoever reads the tensor (a parameter that a functional call reads, see :mod:`.functional`).
-        """
+    def calls_layer(self, node: Node) -> bool:
+        """A call of the module itself, not a functional use of its weight (which :mod:`.functional` quantizes)."""
+        return node.layer is not None and node.op == parametrize.type_before_parametrizations(self.model.get_submodule(node.layer)).__name__
+
+    def input_layout(self, path: str) -> tuple[int, int]:
+        return _channels_and_axis(self.model.get_submodule(path), weights=False)
+
+    def attach_weight_quantizer(self, path: str, settings: QuantizerSettings) -> FakeQuantizer:
+        """The quantizer as the last weight transform of the layer (:mod:`aac.torch.transforms`)."""
+        module = self.model.get_submodule(path)
+        quantizer = self._weight_quantizer(path, path, "weight", settings, *_channels_and_axis(module, weights=True))
+        add_transform(module, "weight", quantizer)
+        return quantizer
+
+    def attach_input_quantizer(
+        self, consumers: Sequence[str], settings: QuantizerSettings, layout: tuple[int, int] | None
+    ) -> FakeQuantizer:
+        """A child ``aac_input_quantizer`` of the first consumer and a forward pre-hook on each; a consumer's weight
+        quantizer cuts it along when structured pruning removes input channels."""
+        modules = [self.model.get_submodule(c) for c in consumers]
+        channels, axis = layout if layout is not None else (None, _channels_and_axis(modules[0], weights=False)[1])
+        quantizer = make_quantizer(settings, self.algorithm.name, channels, axis, bool(settings.signed), _device(modules[0]))
+        modules[0].add_module(INPUT_QUANTIZER, quantizer)
+        for path, module in zip(consumers, modules, strict=True):
+            module.register_forward_pre_hook(QuantizeInput(quantizer))
+            weight_quantizer = self.algorithm.weight_quantizers.get(path)
+            if weight_quantizer is not None:
+                weight_quantizer.link_input_partner(quantizer, _input_axis(module))
+        return quantizer
+
+    def place_functional(self) -> None:
+        self._functional = FunctionalQuantization.place(self, self._traced)
+        self._traced = None
+
+    def make_functional_weight_quantizer(self, key: str, path: str, tensor_name: str, channels: int, axis: int) -> FakeQuantizer:
+        """A quantizer of ``<path>.<tensor_name>`` (a parameter that a functional call reads, see :mod:`.functional`),
+        applied by that call rather than as a transform of the tensor; registered with the controller as ``key``."""
         algorithm = self.algorithm
-        module = self.model.get_submodule(path) if path else self.model
         settings, entry = algorithm.quantizer_settings(WEIGHTS, [path])
-        tensor = getattr(module, tensor_name)
-        quantizer = make_quantizer(settings, algorithm.name, channels, axis, settings.signed is not False, tensor.device)
-        quantizer.label = f"{path}.{tensor_name}" if path else tensor_name
-        if transform:
-            add_transform(module, tensor_name, quantizer)
-        else:
-            self.functional_weights.add(key)
+        quantizer = self._weight_quantizer(key, path, tensor_name, settings, channels, axis)
+        self.functional_weights.add(key)
         algorithm.add_weight_quantizer(key, quantizer, entry)
+        return quantizer
+
+    def _weight_quantizer(
+        self, key: str, path: str, tensor_name: str, settings: QuantizerSettings, channels: int, axis: int
+    ) -> FakeQuantizer:
+        """A quantizer of ``<path>.<tensor_name>`` (``channels`` along ``axis`` when per channel), remembered as ``key``'s."""
+        module = self.model.get_submodule(path) if path else self.model
+        tensor = getattr(module, tensor_name)
+        quantizer = make_quantizer(settings, self.algorithm.name, channels, axis, settings.signed is not False, tensor.device)
+        quantizer.label = f"{path}.{tensor_name}" if path else tensor_name
         self._weight_tensors[key] = (path, tensor_name)
         return quantizer
 
-    def make_activation_quantizer(
-        self, names: list[str], label: str, device: torch.device, channels: int | None = None, axis: int = -1
-    ) -> FakeQuantizer:
-        """An activation quantizer whose overrides ``names`` (layer paths) pick; the caller registers it on a module
-        and with the controller (:meth:`~aac.quant.algorithm.QuantizationAlgorithmBase.add_activation_site`)."""
+    def make_functional_activation_quantizer(self, owner: str, label: str, device: torch.device) -> FakeQuantizer:
+        """A per-tensor quantizer of an operand of a functional call inside ``owner`` (whose overrides apply; nobody
+        knows the operand's channels); the caller registers it on a module and with the controller
+        (:meth:`~aac.quant.algorithm.QuantizationAlgorithmBase.add_activation_site`)."""
         algorithm = self.algorithm
-        settings, entry = algorithm.quantizer_settings(ACTIVATIONS, names)
-        if channels is None:  # an operand whose channels nobody knows: one range per tensor
-            settings = dataclasses.replace(settings, per_channel=False)
-        quantizer = make_quantizer(settings, algorithm.name, channels, axis, bool(settings.signed), device)
+        settings, entry = algorithm.quantizer_settings(ACTIVATIONS, [owner])
+        settings = dataclasses.replace(settings, per_channel=False)
+        quantizer = make_quantizer(settings, algorithm.name, None, -1, bool(settings.signed), device)
         quantizer.label = label
         quantizer.lazy_range = entry
         return quantizer
-
-    def _place_weight_quantizers(self) -> None:
-        for path, module in self.model.named_modules():
-            if isinstance(module, QUANTIZABLE) and self.algorithm._group_selects(WEIGHTS, path):
-                self.make_weight_quantizer(path, path, "weight", *_channels_and_axis(module, weights=True))
-
-    def _place_activation_quantizers(self) -> None:
-        modules = dict(self.model.named_modules())
-        graph = self._prepared.graph
-        algorithm = self.algorithm
-
-        def quantized(node: Any) -> bool:  # a call of a quantizable layer as a module (not a functional use of its weight)
-            module = modules.get(node.layer)
-            return (
-                isinstance(module, QUANTIZABLE)
-                and node.op == parametrize.type_before_parametrizations(module).__name__
-                and algorithm._group_selects(ACTIVATIONS, node.layer)
-            )
-
-        for site in input_sites(graph, quantized, algorithm.settings.quantize_inputs):
-            consumers = list(site.consumers)
-            first = modules[consumers[0]]
-            channels, axis = _channels_and_axis(first, weights=False)
-            producers = [graph.node(t).layer for t in site.tensors if graph.node(t).layer]
-            settings, entry = algorithm.quantizer_settings(ACTIVATIONS, [*consumers, *producers])
-            if settings.per_channel and any(_channels_and_axis(modules[c], weights=False) != (channels, axis) for c in consumers[1:]):
-                raise QuantizationError(
-                    f"activations.per_channel: layers {consumers} read the same tensor but expect different channel layouts; "
-                    "quantize activations per tensor, or exclude some of them with activations.ignored_scopes"
-                )
-            quantizer = self.make_activation_quantizer(
-                [*consumers, *producers], f"input of {', '.join(consumers)}", _device(first), channels, axis
-            )
-            first.add_module(INPUT_QUANTIZER, quantizer)
-            for consumer in consumers:
-                modules[consumer].register_forward_pre_hook(QuantizeInput(quantizer))
-                weight_quantizer = algorithm.weight_quantizers.get(consumer)
-                if weight_quantizer is not None:
-                    weight_quantizer.link_input_partner(quantizer, _input_axis(modules[consumer]))
-            feeds = [c for c in consumers if c in algorithm.weight_quantizers]
-            algorithm.add_activation_site(ActivationSite(consumers[0], quantizer, consumers, list(site.tensors), feeds), entry)
 
     # -- what mixed precision reads ------------------------------------------------------------------
     def weight_layer(self, key: str) -> str:
@@ -243,17 +234,9 @@ class TorchQuantizationOps:
         return _input_of_transform(self.model.get_submodule(path), tensor_name, self.algorithm.weight_quantizers[key])
 
     @torch.no_grad()
-    def weight_noise(self, key: str, bits: int) -> float:
-        quantizer = self.algorithm.weight_quantizers[key]
-        value = self._weight_value(key)
-        before, enabled = quantizer.bits, quantizer.enabled
-        quantizer.set_bits(bits)
-        quantizer.set_enabled(True)
-        try:
-            return float((quantizer(value) - value).double().pow(2).sum())
-        finally:
-            quantizer.set_bits(before)
-            quantizer.set_enabled(enabled)
+    def fake_quantize(self, quantizer: FakeQuantizer, values: np.ndarray) -> np.ndarray:
+        device = next(iter(quantizer.buffers())).device
+        return quantizer(torch.from_numpy(values).to(device)).cpu().numpy()  # type: ignore[no-any-return]
 
     def hessian_traces(
         self, keys: list[str], data_loader: Any, criterion: Any, criterion_fn: Any, precision: PrecisionSettings, reading: Mapping[str, Any]
@@ -285,52 +268,26 @@ class TorchQuantizationOps:
 
     # -- ranges ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def initialize_weights(self) -> None:
-        """Set every weight quantizer's range from the weight it quantizes (as the transforms before it leave it)."""
-        for key, quantizer in self.algorithm.weight_quantizers.items():
-            value = self._weight_value(key)
-            collector = collector_for(
-                self.algorithm.range_of(quantizer), None if quantizer.channels is None else quantizer.axis % value.dim()
-            )
-            collector.update(value.detach().float().cpu().numpy())
-            quantizer.apply_statistics(collector)
+    def weight_values(self, key: str) -> np.ndarray:
+        return self._weight_value(key).detach().float().cpu().numpy()
 
     def rereadable(self, data_loader: Any) -> bool:
         return reiterable(data_loader)
 
     @torch.no_grad()
-    def initialize_activations(self, data_loader: Any, reading: Mapping[str, Any]) -> None:
+    def run_batches(self, data_loader: Any, reading: Mapping[str, Any], done: Callable[[], bool]) -> None:
+        """In eval mode (batch norm uses its running statistics), every module's mode restored after."""
         input_fn: InputFn = reading["input_fn"]
-        sites = []
-        for site in self.algorithm.activation_sites:
-            entry = self.algorithm.range_of(site.quantizer)
-            if entry.num_init_steps == 0 or (entry.num_init_steps is None and entry.num_init_samples == 0):
-                site.quantizer.mark_initialized()  # initialization switched off: keep the current range
-                continue
-            quantizer = site.quantizer
-            axis = None if quantizer.channels is None else quantizer.axis  # negative for linear inputs: channels last
-            collection = Collection(
-                collector_for(entry, axis),
-                samples_left=None if entry.num_init_steps is not None else entry.num_init_samples,
-                batches_left=entry.num_init_steps,
-            )
-            quantizer.start_collecting(collection)
-            sites.append(site)
-        if not sites:
-            return
         training = {name: m.training for name, m in self.model.named_modules()}
         self.model.eval()
         try:
             for batch in data_loader:
                 args, kwargs = input_fn(batch)
                 self.model(*args, **kwargs)
-                if all(s.quantizer.collection is None or s.quantizer.collection.done for s in sites):
+                if done():
                     break
         finally:
             restore_modes(self.model, training)
-            missing = [s.quantizer.label for s in sites if not s.quantizer.stop_collecting()]
-        if missing:
-            logger.warning("[aac] quantization: no data reached %s during range initialization; their ranges are unchanged", missing)
 
     # -- strip and export ---------------------------------------------------------------------------
     def strip(self, model: nn.Module) -> nn.Module:
@@ -385,14 +342,6 @@ class TorchQuantizationOps:
             tidy_qdq(path)
 
     # -- reporting ----------------------------------------------------------------------------------
-    def layer_counts(self) -> tuple[int, int]:
-        algorithm = self.algorithm
-        quantized = {self.weight_layer(k) for k in algorithm.weight_quantizers} | {
-            c for s in algorithm.activation_sites for c in s.consumers
-        }
-        candidates = {p for p, m in self.model.named_modules() if isinstance(m, QUANTIZABLE)}
-        return len(quantized & candidates), len(candidates)
-
     def coverage(self) -> MatmulCoverage:
         return self.functional.coverage()
 

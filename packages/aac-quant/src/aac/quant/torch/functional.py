@@ -682,7 +682,7 @@ class _Placer:
             return None
         if tensor not in algorithm.weight_quantizers:
             value = getattr(self.modules[path], name)
-            self.ops.make_weight_quantizer(tensor, path, name, int(value.shape[axis]), axis, transform=False)
+            self.ops.make_functional_weight_quantizer(tensor, path, name, int(value.shape[axis]), axis)
         plan.slots[slot] = self._register(owner, f"weight.{tensor}", algorithm.weight_quantizers[tensor])
         return tensor
 
@@ -698,7 +698,9 @@ class _Placer:
             return
         label = f"{slot} of {plan.node}" if plan.kind != "mha" else f"{slot} of attention {plan.node}"
         module = self.modules[owner]
-        quantizer = self.ops.make_activation_quantizer([owner], label, next((p.device for p in module.parameters()), torch.device("cpu")))
+        quantizer = self.ops.make_functional_activation_quantizer(
+            owner, label, next((p.device for p in module.parameters()), torch.device("cpu"))
+        )
         name = f"{plan.node.split(' in ')[0]}.{slot}" if plan.kind != "mha" else f"attention.{slot}"
         key = plan.slots[slot] = self._register(owner, name, quantizer)
         if operand is not None and operand.value is not None:

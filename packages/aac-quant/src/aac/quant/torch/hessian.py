@@ -1,10 +1,6 @@
-"""Average Hessian traces of weights (Hutchinson's estimator), for HAWQ.
+"""Average Hessian traces of torch weights (Hutchinson's estimator, :mod:`aac.quant.precision.hutchinson`), for HAWQ.
 
-For a random vector ``v`` of independent +-1 entries, ``E[v^T H v] = trace(H)``; ``H v`` is the
-gradient of ``g . v`` (``g`` the loss gradient), one more backward pass. Each iteration draws one ``v``
-per weight and averages ``v^T H v`` over the samples; iterations stop after ``iterations`` or once the
-mean trace of all weights moves by less than ``tolerance`` (relative) between two iterations. A
-weight's *average* trace is its trace divided by its number of entries (NNCF's convention).
+``H v`` is the gradient of ``g . v`` (``g`` the loss gradient, taken with ``create_graph=True``).
 """
 
 from __future__ import annotations
@@ -15,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from aac.quant.precision.hutchinson import average_traces
 from aac.torch.batchnorm import InputFn
 
 
@@ -57,9 +54,8 @@ def hutchinson_traces(
     keys = list(parameters)
     tensors = [parameters[k] for k in keys]
     generator = torch.Generator().manual_seed(seed)
-    sums = [0.0] * len(keys)
-    mean = None
-    for iteration in range(1, max(iterations, 1) + 1):
+
+    def draw() -> list[float]:
         vectors = [torch.randint(0, 2, t.shape, generator=generator).to(t.device, t.dtype) * 2 - 1 for t in tensors]
         estimate = [0.0] * len(keys)
         for args, kwargs, targets, size in batches:
@@ -69,9 +65,7 @@ def hutchinson_traces(
             products = torch.autograd.grad(gradients, tensors, grad_outputs=vectors)
             for i, (v, hv) in enumerate(zip(vectors, products, strict=True)):
                 estimate[i] += float((v * hv).sum()) * size / total
-        sums = [s + e for s, e in zip(sums, estimate, strict=True)]
-        current = sum(sums) / iteration
-        if mean is not None and abs(current - mean) <= tolerance * abs(mean):
-            break
-        mean = current
-    return {key: s / iteration / tensor.numel() for key, s, tensor in zip(keys, sums, tensors, strict=True)}
+        return estimate
+
+    traces = average_traces(draw, [t.numel() for t in tensors], iterations, tolerance)
+    return dict(zip(keys, traces, strict=True))

@@ -12,7 +12,6 @@ call; nothing of the input's size is kept besides the input and the output.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from typing import Any, ClassVar
 
@@ -21,12 +20,9 @@ import torch
 from torch import nn
 
 from aac.quant.grid import MIN_RANGE, ExportGrid, Levels, export_grid, levels
-from aac.quant.ranges import Collection, RangeCollector, collector_for
+from aac.quant.ranges import Collection, RangeCollector, initialize_from_first_batch
 from aac.quant.settings import ASYMMETRIC, QuantizerSettings, RangeSettings
 from aac.torch.transforms import WeightTransform
-
-logger = logging.getLogger("aac.quant")
-_lazy_warned: set[str] = set()
 
 
 class _FakeQuantize(torch.autograd.Function):
@@ -233,37 +229,12 @@ class FakeQuantizer(_ChannelCuts, WeightTransform):
         return -zero * step + 0.0, (self.levels.count - 1 - zero) * step
 
     # -- range initialization ----------------------------------------------------------------
-    def start_collecting(self, collection: Collection) -> None:
-        self.collection = collection
-
-    def stop_collecting(self) -> bool:
-        """Apply the collected range (and, if left open, the sign); False if nothing was observed."""
-        collection, self.collection = self.collection, None
-        if collection is None or collection.collector.batches == 0:
-            return False
-        self.apply_statistics(collection.collector)
-        return True
-
     def apply_statistics(self, collector: RangeCollector) -> None:
         low, high = collector.result()
         if self.settings.signed is None:
             self.set_signed(collector.has_negative())
         self.set_range(low, high)
         self.mark_initialized()
-
-    def _lazy_init(self, x: torch.Tensor) -> None:
-        assert self.lazy_range is not None
-        collector = collector_for(self.lazy_range, None if self.channels is None else self.axis % x.dim())
-        collector.update(x.detach().float().cpu().numpy())
-        self.apply_statistics(collector)
-        if self.owner not in _lazy_warned:
-            _lazy_warned.add(self.owner)
-            logger.warning(
-                "[aac] %s: activation quantizers initialized their ranges from the first batch they saw (%s first); "
-                "call controller.initialize(data_loader) after create_compressed_model for a proper range initialization",
-                self.owner,
-                self.label or "a layer input",
-            )
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -273,7 +244,7 @@ class FakeQuantizer(_ChannelCuts, WeightTransform):
         if not self.enabled:
             return x
         if not self._is_initialized and self.lazy_range is not None:
-            self._lazy_init(x)
+            initialize_from_first_batch(self, x.detach().float().cpu().numpy())
         step, zero = self.step_and_zero()
         dtype = x.dtype
         if dtype != torch.float32:

@@ -29,13 +29,9 @@ from aac.quant.settings import StagedSettings
 from aac.quant.staged import OptimizerSchedule, staged_settings
 
 
-def _settings(config: Mapping[str, Any] | StagedSettings) -> StagedSettings:
-    return config if isinstance(config, StagedSettings) else staged_settings(config)
-
-
 def make_optimizer(parameters: Iterable[Any], config: Mapping[str, Any] | StagedSettings) -> torch.optim.Adam:
     """Adam with ``base_lr`` and ``base_wd`` (NNCF's sample's optimizer for staged quantization)."""
-    settings = _settings(config)
+    settings = staged_settings(config)
     return torch.optim.Adam(parameters, lr=settings.base_lr, weight_decay=settings.base_wd)
 
 
@@ -48,7 +44,7 @@ class PolyLRDropScheduler:
 
     def __init__(self, optimizer: torch.optim.Optimizer, config: Mapping[str, Any] | StagedSettings) -> None:
         self.optimizer = optimizer
-        self.schedule = OptimizerSchedule(_settings(config))
+        self.schedule = OptimizerSchedule(staged_settings(config))
         self.last_epoch = 0
 
     def step(self, epoch_fraction: float = 0.0) -> None:
@@ -78,7 +74,7 @@ class GradientAccumulator:
 
     def __init__(self, optimizer: torch.optim.Optimizer, config: Mapping[str, Any] | StagedSettings) -> None:
         self.optimizer = optimizer
-        self.batch_multiplier = max(1, _settings(config).batch_multiplier)
+        self.batch_multiplier = max(1, staged_settings(config).batch_multiplier)
         self.batches = 0
 
     def __call__(self, loss: torch.Tensor) -> bool:
