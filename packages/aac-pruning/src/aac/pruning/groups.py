@@ -198,8 +198,29 @@ class ChannelJoin(ChannelOrder):
         return next((found for p in self.parts if (found := p.problem(keep)) is not None), None)
 
 
+class ChannelStep(ChannelOrder):
+    """An operation on the channels of another order, its ``source`` (a chunk, a shuffle)."""
+
+    source: ChannelOrder
+
+    @property
+    def extent(self) -> int:
+        return self.source.extent
+
+    def shifted(self, offset: int) -> ChannelOrder:
+        return replace(self, source=self.source.shifted(offset))  # type: ignore[type-var]  # subclasses are dataclasses
+
+    def problem(self, keep: np.ndarray) -> ChannelOrder | None:
+        found = self.source.problem(keep)
+        return found if found is not None else self._own_problem(keep)
+
+    @abstractmethod
+    def _own_problem(self, keep: np.ndarray) -> ChannelOrder | None:
+        """This step's own :meth:`problem`, once its source has none."""
+
+
 @dataclass(frozen=True)
-class ChannelChunk(ChannelOrder):
+class ChannelChunk(ChannelStep):
     """Piece ``index`` of ``pieces`` equal ones (``torch.chunk``: the first ones hold ``ceil(n / pieces)`` channels).
 
     Removing filters keeps the model exact only if each piece of the stripped tensor holds the kept
@@ -211,28 +232,18 @@ class ChannelChunk(ChannelOrder):
     pieces: int
     where: str = ""
 
-    @property
-    def extent(self) -> int:
-        return self.source.extent
-
     def select(self, keep: np.ndarray) -> np.ndarray:
         channels = self.source.select(keep)
         step = -(-len(channels) // self.pieces)
         return channels[self.index * step : (self.index + 1) * step]
 
-    def shifted(self, offset: int) -> ChannelOrder:
-        return replace(self, source=self.source.shifted(offset))
-
-    def problem(self, keep: np.ndarray) -> ChannelOrder | None:
-        found = self.source.problem(keep)
-        if found is not None:
-            return found
+    def _own_problem(self, keep: np.ndarray) -> ChannelOrder | None:
         full = self.full
         return None if set(self.select(keep).tolist()) == set(full[keep[full]].tolist()) else self
 
 
 @dataclass(frozen=True)
-class ChannelShuffle(ChannelOrder):
+class ChannelShuffle(ChannelStep):
     """A reshape of the channel axis into ``factors``, a permutation of those axes, and the reshape that merges them.
 
     ``dims``: merged axis ``i`` is factor ``dims[i]``; factor ``computed`` is the one the code computes
@@ -244,10 +255,6 @@ class ChannelShuffle(ChannelOrder):
     computed: int
     dims: tuple[int, ...]
     where: str = ""
-
-    @property
-    def extent(self) -> int:
-        return self.source.extent
 
     def _sizes(self, channels: int) -> list[int] | None:
         fixed = math.prod(f for i, f in enumerate(self.factors) if i != self.computed)
@@ -265,13 +272,7 @@ class ChannelShuffle(ChannelOrder):
         moved: np.ndarray = channels.reshape(sizes).transpose(self.dims).ravel()
         return moved
 
-    def shifted(self, offset: int) -> ChannelOrder:
-        return replace(self, source=self.source.shifted(offset))
-
-    def problem(self, keep: np.ndarray) -> ChannelOrder | None:
-        found = self.source.problem(keep)
-        if found is not None:
-            return found
+    def _own_problem(self, keep: np.ndarray) -> ChannelOrder | None:
         return self if self._sizes(len(self.source.select(keep))) is None else None
 
 
