@@ -7,13 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from aac.core.config import AlgorithmSection
 from aac.core.framework import FrameworkAlgorithm
 from aac.torch.batchnorm import InputFn, adapt_batchnorm, default_inputs
 from aac.torch.export import export_module
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import fold_all, has_transforms
-from torch import nn
 
 __all__ = ["TorchCompressionAlgorithm", "TorchFramework"]
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import torch
 import torch.distributed as dist
+from torch import nn
+
 from aac.core.atomic import atomic_write
 from aac.core.backend import Backend
 from aac.core.config import Config
@@ -22,7 +23,6 @@ from aac.core.scopes import listed_in
 from aac.torch.scopes import ScopeIndex
 from aac.torch.tracing import TorchModel, trace_model
 from aac.torch.transforms import has_transforms
-from torch import nn
 
 #: learning-rate fields that LR schedulers keep per parameter group (OneCycleLR, CyclicLR, warm restarts)
 _GROUP_LR_KEYS = ("lr", "initial_lr", "max_lr", "min_lr")

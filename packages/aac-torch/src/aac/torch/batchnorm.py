@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from aac.core.errors import AacError
 from torch import nn
+
+from aac.core.errors import AacError
 
 logger = logging.getLogger("aac.torch")
 

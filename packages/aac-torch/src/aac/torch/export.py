@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
 from aac.core.atomic import atomic_write
 from aac.core.errors import AacError
-from torch import nn
 
 SUFFIXES = (".onnx", ".pt", ".pth")
 

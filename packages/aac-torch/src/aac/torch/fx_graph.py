@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import fx, nn
+
 from aac.core.graph import (
     ActivationAttributes,
     AttentionAttributes,
@@ -44,7 +46,6 @@ from aac.core.graph import (
     SplitAttributes,
 )
 from aac.torch.attention import attention_spec
-from torch import fx, nn
 
 #: element-wise modules with f(0) == 0 (a zeroed channel stays zero)
 _ZERO_PRESERVING_MODULES: tuple[type[nn.Module], ...] = (

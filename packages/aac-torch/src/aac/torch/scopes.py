@@ -28,8 +28,9 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from aac.core import scopes
 from torch import fx, nn
+
+from aac.core import scopes
 
 SEPARATOR = "."
 #: a trailing NNCF operation: "/conv2d_0", "/__add___1", "/relu__0"

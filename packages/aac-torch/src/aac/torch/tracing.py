@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
+
 from aac.core.errors import AacError
 from aac.core.graph import Graph
 from aac.core.input_info import input_entries
 from aac.torch.attention import attention_spec
 from aac.torch.fx_graph import build_graph
 from aac.torch.scopes import ScopeIndex, ScopeSelection
-from torch import fx, nn
-from torch.fx.passes.shape_prop import ShapeProp
 
 _TORCH_DIR = str(Path(torch.__file__).parent)
 _AAC_DIR = str(Path(__file__).parent)

@@ -22,9 +22,10 @@ compressed with the same config.
 from __future__ import annotations
 
 import torch
-from aac.core.errors import AacError
 from torch import nn
 from torch.nn.utils import parametrize
+
+from aac.core.errors import AacError
 
 
 class TransformError(AacError):

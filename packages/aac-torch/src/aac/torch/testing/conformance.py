@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import torch
-from aac.torch.testing.models import ResNet
 from torch import nn
+
+from aac.torch.testing.models import ResNet
 
 
 class TorchHarness:

@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from aac.torch.testing.digits import DigitsCNN, batches, digits
 from torch.nn.parallel import DistributedDataParallel
+
+from aac.torch.testing.digits import DigitsCNN, batches, digits
 
 
 def adaptive_loop_worker(rank: int, world_size: int, port: int, config: dict[str, Any], log_dir: str, result_dir: str) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from aac.torch.attention import AttentionSpec, Projection, register_attention
 from torch import nn
+
+from aac.torch.attention import AttentionSpec, Projection, register_attention
 
 
 def conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
