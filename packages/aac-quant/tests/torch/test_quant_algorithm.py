@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
@@ -218,6 +219,16 @@ def test_batchnorm_adaptation_reestimates_statistics() -> None:
     untouched_controller, untouched = compress(initializer={"batchnorm_adaptation": {"num_bn_adaptation_samples": 0}})
     untouched_controller.initialize(data())
     assert torch.equal(untouched.bn.running_mean, torch.zeros(8))
+
+
+def test_batchnorm_adaptation_on_a_one_shot_iterator_says_it_had_no_data_left() -> None:
+    """Range initialization reads the data first; a generator has nothing left for batch-norm adaptation."""
+    controller, model = compress(initializer={"batchnorm_adaptation": {"num_bn_adaptation_samples": 16}})
+    with pytest.warns(UserWarning, match="one-shot iterator that range initialization has used; pass a list"):
+        controller.initialize(iter(data(batches=4, size=8)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compress(initializer={"batchnorm_adaptation": {"num_bn_adaptation_samples": 16}})[0].initialize(data(batches=4, size=8))
 
 
 def test_adapt_batchnorm_and_input_conventions() -> None:

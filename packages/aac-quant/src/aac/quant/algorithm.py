@@ -14,6 +14,7 @@ quantizer, reading a weight, running batches, what mixed precision measures, str
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
-from aac.core.api import CompressionScheduler, CompressionStage
+from aac.core.api import CompressionScheduler, CompressionStage, reiterable
 from aac.core.config import AlgorithmSection
 from aac.core.errors import AacError
 from aac.core.framework import Framework, FrameworkAlgorithm
@@ -476,6 +477,13 @@ class QuantizationAlgorithmBase(MixedPrecision, FrameworkAlgorithm):
         )
         samples = self.settings.num_bn_adaptation_samples
         if samples > 0:
+            if not reiterable(data_loader):
+                warnings.warn(
+                    f"{self.name}: batch-norm adaptation ({samples} samples) reads data_loader again after range "
+                    "initialization, but it is a one-shot iterator that range initialization has used; pass a list, "
+                    "a DataLoader or a tf.data.Dataset",
+                    stacklevel=2,
+                )
             self.framework.adapt_batchnorm(self.model, data_loader, samples, reading, quiet=False)
 
     # -- strip and export ---------------------------------------------------------------------------
