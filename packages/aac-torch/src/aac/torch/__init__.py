@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from aac.torch.attention import AttentionSpec, attention_spec
     from aac.torch.backend import TorchBackend
     from aac.torch.batchnorm import InputFn, adapt_batchnorm, default_inputs, restore_modes
+    from aac.torch.fx_graph import get_if_hashable
     from aac.torch.scopes import ScopeIndex, ScopeSelection
     from aac.torch.tracing import ModelTraceError, TorchModel, trace_model
     from aac.torch.transforms import (
@@ -44,6 +45,7 @@ _EXPORTS = {
     "default_inputs": "aac.torch.batchnorm",
     "InputFn": "aac.torch.batchnorm",
     "restore_modes": "aac.torch.batchnorm",
+    "get_if_hashable": "aac.torch.fx_graph",
     "ScopeIndex": "aac.torch.scopes",
     "ScopeSelection": "aac.torch.scopes",
     "ModelTraceError": "aac.torch.tracing",
@@ -85,6 +87,7 @@ __all__ = [
     "detach_parametrized_class",
     "fold_all",
     "fold_transforms",
+    "get_if_hashable",
     "has_transforms",
     "original",
     "remove_transforms",

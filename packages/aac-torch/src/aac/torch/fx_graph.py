@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -295,12 +295,15 @@ def _arg(fx_node: fx.Node, index: int, name: str, default: Any) -> Any:
     return fx_node.kwargs.get(name, default)
 
 
-def _hashable(value: Any) -> bool:
+V = TypeVar("V")
+
+
+def get_if_hashable(table: Mapping[Any, V], key: Any) -> V | None:
+    """``table.get(key)``, or None for a key that cannot be hashed (a traced call's target may be any object)."""
     try:
-        hash(value)
+        return table.get(key)
     except TypeError:
-        return False
-    return True
+        return None
 
 
 def _negative(axis: Any, rank: int | None) -> int | None:
@@ -382,7 +385,7 @@ class _Context:
         target = fx_node.target
         if fx_node.op == "call_function" and target is operator.getitem:
             return self._getitem(fx_node)
-        handler = _CALL_HANDLERS.get(target) if _hashable(target) else None
+        handler = get_if_hashable(_CALL_HANDLERS, target)
         if handler is None and fx_node.op == "call_function":
             handler = _NAMED_HANDLERS.get(_qualified_name(target))
         if handler is not None:

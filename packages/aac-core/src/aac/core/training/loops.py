@@ -630,7 +630,6 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
             ticks,
             best_budget=start_budget if probed_within else None,
             feasible=probed_within,
-            done=probed_within,
             start_budget=start_budget,
             ended=LEVEL_PROBED if probed_within else "",
         )
@@ -695,7 +694,6 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
                 level.ended = LEVEL_REJECTED
         if last and not level.ended:
             level.ended = LEVEL_PATIENCE if level.epochs >= self.params.patience_epochs else LEVEL_EPOCH_CAP
-        level.done = bool(level.ended)
         record = session.record(
             "search",
             level.epochs,

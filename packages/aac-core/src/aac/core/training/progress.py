@@ -5,7 +5,8 @@ lives here and is saved in ``state.json`` (under ``"loop"``) with every epoch an
 bare dict mutated in place; as dataclasses the loop's code names its fields, and :meth:`LoopState.from_dict`
 checks a saved state field by field, so a damaged file is reported as such instead of failing with a
 ``KeyError`` deep inside the loop. The JSON keys are those of state version 1, so a run interrupted by an
-earlier release still resumes (its initial phase kept its epoch count in ``level``; it is read back).
+earlier release still resumes (its initial phase kept its epoch count in ``level``, and a level saved
+``done``, which ``ended`` implies; both are read back).
 """
 
 from __future__ import annotations
@@ -31,12 +32,16 @@ class LevelProgress:
     #: the best validated budget so far (the start probe's when that already met the budget)
     best_budget: float | None = None
     feasible: bool = False
-    done: bool = False
     #: ``[epoch within the level, budget]`` of every validation
     budgets: list[list[float]] = field(default_factory=list)
     #: the budget of the probe taken when the level started (None without early rejection)
     start_budget: float | None = None
     ended: str = ""
+
+    @property
+    def done(self) -> bool:
+        """The level has ended (``ended`` says why)."""
+        return bool(self.ended)
 
     def validated(self, budget: float) -> None:
         """Record the validation of the epoch just trained."""
@@ -83,6 +88,8 @@ class LoopState:
         level = data.get("level")
         if isinstance(level, Mapping) and "ticks" not in level:  # version 1: the initial phase counted its epochs here
             data["initial_epochs"], data["level"] = level.get("epochs", 0), None
+        elif isinstance(level, Mapping) and "done" in level:  # version 1 also saved `done`, which `ended` implies
+            data["level"] = {k: v for k, v in level.items() if k != "done"}
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise LoopStateError(f"unknown key '{unknown[0]}'")

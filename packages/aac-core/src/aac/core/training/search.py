@@ -313,8 +313,7 @@ class FrontierSearch(SearchStrategy):
         self._s.trained[str(outcome.ticks)] = [outcome.feasible, start_deficit, outcome.epochs]
         if not outcome.feasible or start_deficit is None:
             return
-        drop = self.levels.allowed_drop
-        base = max(self._s.target or 0.0, start_deficit, self.FIRST_TARGET * drop if math.isfinite(drop) and drop > 0 else 0.0)
+        base = max(self._s.target or 0.0, start_deficit, self._first_target() or 0.0)
         self._s.target = self.GROWTH * base if outcome.epochs <= 1 else base
 
     def _outcomes(self) -> list[tuple[int, bool, float | None, int | None]]:
@@ -328,17 +327,25 @@ class FrontierSearch(SearchStrategy):
         above = [t for t, ok, _, _ in known if not ok and (high is None or t > high)]
         return high, (min(above) if above else None)
 
-    def _target(self) -> float | None:
-        """The probe deficit the next level may start from; None while nothing was learnt and the scale is unknown."""
-        known = [(ok, d) for _, ok, d, _ in self._outcomes() if d is not None]
-        failed = min((d for ok, d in known if not ok), default=None)
-        if failed is not None:
-            largest = max((d for ok, d in known if ok and d > 0), default=None)  # a level that started within budget recovered nothing
-            return (largest + failed) / 2.0 if largest is not None and largest < failed else failed / 2.0
-        if self._s.target is not None:
-            return self._s.target
+    def _first_target(self) -> float | None:
+        """:data:`FIRST_TARGET` allowed drops; None when the loop gave no allowed drop."""
         drop = self.levels.allowed_drop
         return self.FIRST_TARGET * drop if math.isfinite(drop) and drop > 0 else None
+
+    def _failed_deficit(self) -> float | None:
+        """The smallest start deficit that training did not recover (None before any level failed)."""
+        return min((d for _, ok, d, _ in self._outcomes() if not ok and d is not None), default=None)
+
+    def _target(self) -> float | None:
+        """The probe deficit the next level may start from; None while nothing was learnt and the scale is unknown."""
+        failed = self._failed_deficit()
+        if failed is not None:
+            recovered = (
+                d for _, ok, d, _ in self._outcomes() if ok and d is not None and d > 0
+            )  # within budget at start: nothing recovered
+            largest = max(recovered, default=None)
+            return (largest + failed) / 2.0 if largest is not None and largest < failed else failed / 2.0
+        return self._s.target if self._s.target is not None else self._first_target()
 
     # -- deciding --------------------------------------------------------------------------
     def next_rate(self, outcome: LevelOutcome) -> int | None:
@@ -390,7 +397,7 @@ class FrontierSearch(SearchStrategy):
         if low >= 0:
             return candidates[low]
         lowest = self._deficit(candidates[0])
-        failed = min((d for _, ok, d, _ in self._outcomes() if not ok and d is not None), default=None)
+        failed = self._failed_deficit()
         if may_stop and failed is not None and lowest >= self.HOPELESS_FACTOR * failed:
             self._stop(
                 f"the next reachable rate {to_rate(candidates[0]):g} is predicted hopeless: its probe is "

@@ -44,6 +44,7 @@ from aac.quant.algorithm import ActivationSite
 from aac.quant.report import MatmulCoverage
 from aac.quant.settings import ACTIVATIONS, WEIGHTS
 from aac.quant.torch.quantizers import QUANTIZABLE
+from aac.torch import get_if_hashable
 
 if TYPE_CHECKING:
     from aac.quant.torch.algorithm import TorchQuantizationOps
@@ -183,7 +184,7 @@ class _Dispatcher(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] | None = None) -> Any:
         kwargs = dict(kwargs or {})
-        kind = RUNTIME_KINDS.get(func) if _hashable(func) else None
+        kind = get_if_hashable(RUNTIME_KINDS, func)
         found = self.context.next_call(kind) if kind is not None else None
         if found is None or found[0].status != "quantized":
             return func(*args, **kwargs)
@@ -200,14 +201,6 @@ class _Dispatcher(TorchFunctionMode):
         if kind == "sdpa":
             return _attention(q, *args, **kwargs)
         return _multi_head_attention(q, *args, **kwargs)
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 
 
 # -- explicit attention ---------------------------------------------------------------------------
@@ -439,8 +432,8 @@ def census(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[Call]:
 
     class Census(TorchFunctionMode):
         def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] | None = None) -> Any:
-            unsupported = RUNTIME_UNSUPPORTED.get(func) if _hashable(func) else None
-            kind = RUNTIME_KINDS.get(func) if _hashable(func) else None
+            unsupported = get_if_hashable(RUNTIME_UNSUPPORTED, func)
+            kind = get_if_hashable(RUNTIME_KINDS, func)
             if stack and not isinstance(modules[stack[-1]], QUANTIZABLE) and (kind or unsupported):
                 owner = stack[-1]
                 number = sum(c.owner == owner and c.kind == (kind or "unsupported") for c in calls)

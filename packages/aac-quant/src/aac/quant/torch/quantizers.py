@@ -481,16 +481,6 @@ class QuantizedLinear(QuantizedWeight, nn.Linear):
     pass
 
 
-#: layers whose weights and inputs are quantized
-QUANTIZABLE: tuple[type[nn.Module], ...] = (
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.ConvTranspose1d,
-    nn.ConvTranspose2d,
-    nn.ConvTranspose3d,
-    nn.Linear,
-)
 QUANTIZED_LAYERS: dict[type[nn.Module], type[nn.Module]] = {
     nn.Conv1d: QuantizedConv1d,
     nn.Conv2d: QuantizedConv2d,
@@ -502,6 +492,8 @@ QUANTIZED_LAYERS: dict[type[nn.Module], type[nn.Module]] = {
     # nn.MultiheadAttention's out_proj: only read through its weight, so the plain quantized class does
     nn.modules.linear.NonDynamicallyQuantizableLinear: QuantizedLinear,
 }
+#: layers whose weights and inputs are quantized
+QUANTIZABLE: tuple[type[nn.Module], ...] = tuple(QUANTIZED_LAYERS)
 
 
 def quantize_weight_of(module: nn.Module, grid: QuantizeDequantize) -> None:
