@@ -21,7 +21,7 @@ from typing import Any
 
 from aac.core.atomic import atomic_write_json, is_leftover
 from aac.core.config.accuracy_aware import AccuracyAwareParams
-from aac.core.errors import CheckpointError
+from aac.core.errors import CheckpointError, CompressionRateError
 from aac.core.training.observers import LoopObserver, RunContext
 from aac.core.training.progress import LoopState, LoopStateError
 from aac.core.training.records import PROBE, EpochRecord
@@ -259,7 +259,7 @@ class RunSession:
         record = EpochRecord(
             epoch=self.runner.cumulative_epochs,
             phase=phase,
-            compression_rate=round(float(self.runner.controller.compression_rate), 6) if _has_rate(self.runner.controller) else 0.0,
+            compression_rate=_rate_of(self.runner.controller),
             level_epoch=level_epoch,
             metric=metric,
             budget=budget,
@@ -343,12 +343,13 @@ class RunSession:
         return self.runner.cumulative_epochs >= self.params.maximal_total_epochs
 
 
-def _has_rate(controller: Any) -> bool:
+def _rate_of(controller: Any) -> float:
+    """The controller's compression rate for the history; 0.0 for one without a rate (an early-exit run of a
+    non-adaptive algorithm, or a controller built in code without the property). Other errors propagate."""
     try:
-        controller.compression_rate  # noqa: B018 - probing the property
-    except Exception:
-        return False
-    return True
+        return round(float(controller.compression_rate), 6)
+    except (CompressionRateError, AttributeError, NotImplementedError):
+        return 0.0
 
 
 def fingerprint(
