@@ -259,3 +259,28 @@ def test_a_rate_the_initial_phase_met_is_known_feasible_to_the_strategy() -> Non
     search.levels = LevelSpace(search.levels.reachable, lambda ticks: math.nan, allowed_drop=1.0)
     assert search.next_rate(LevelOutcome(to_ticks(0.5), False, -3.0, 3, start_budget=-2.0)) is None
     assert "0.4 is within budget and the next reachable rate 0.5 is not" in search.stop_reason
+
+
+@pytest.mark.parametrize(
+    ("budget_after_one_epoch", "rejected"),
+    [
+        (-0.30, True),  # behind the level that made it (-0.10 after its first epoch): rejected at once
+        (-0.08, False),  # ahead of it after one epoch, and its own gain reaches the budget: it trains on
+    ],
+)
+def test_a_level_behind_every_level_that_made_it_epoch_for_epoch_is_rejected(
+    registry: Registry, budget_after_one_epoch: float, rejected: bool
+) -> None:
+    """A level that made it needed two epochs: -0.10 after its first, +0.01 after its second. A new level
+    that starts 0.5 short and gains 0.2 in its first epoch could still reach the budget by its own gain
+    (0.2 x 1.5 x 2 epochs left); what rejects it is being behind the level that made it at the same point."""
+    from aac.core.training.progress import LevelProgress
+
+    loop = create_accuracy_aware_training_loop(
+        config(), create_compressed_model(ToyModel(), config(), registry=registry)[0], 1.0, registry=registry
+    )
+    level = LevelProgress(to_ticks(0.5), start_budget=-0.5)
+    level.epochs = 1
+    level.validated(budget_after_one_epoch)
+    assert loop._hopeless(level, [[[1, -0.10], [2, 0.01]]]) is rejected
+    assert loop._hopeless(level, []) is False  # without a level that made it, its own gain keeps it going
