@@ -179,6 +179,11 @@ def test_level_space_lists_the_distinct_real_levels_between_two_rates() -> None:
     levels = LevelSpace(lambda ticks: round(ticks / step) * step, lambda ticks: 0.0)
     # requests every 0.025 between 0.5 and 0.95 land on three real levels (and the top one, 1.0, is outside)
     assert levels.grid(to_ticks(0.5), to_ticks(0.95), to_ticks(0.025)) == [to_ticks(0.625), to_ticks(0.75), to_ticks(0.875)]
+    # on a continuous grid the requests run up from the low end and down from the high one: 0.2006, one resolution
+    # below a level that failed at 0.2256, is a candidate, not only 0.2 on the grid anchored at 0.1
+    continuous = LevelSpace(lambda ticks: ticks, lambda ticks: 0.0)
+    candidates = continuous.grid(to_ticks(0.1), to_ticks(0.2256), to_ticks(0.025))
+    assert to_ticks(0.2006) in candidates and to_ticks(0.2) in candidates and max(candidates) == to_ticks(0.2256) - 1
 
 
 @pytest.mark.parametrize("answer", [float("nan"), 1.5, "0.3", None])

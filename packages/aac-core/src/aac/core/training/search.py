@@ -97,8 +97,15 @@ class LevelSpace:
         return self._probe(ticks)
 
     def grid(self, low: int, high: int, resolution: int) -> list[int]:
-        """The distinct real levels strictly between ``low`` and ``high``, requested every ``resolution`` ticks."""
-        requests = [*range(low + resolution, high, max(resolution, 1)), high - 1]  # and the top, whatever the resolution
+        """The distinct real levels strictly between ``low`` and ``high``, requested every ``resolution`` ticks
+        up from ``low`` and down from ``high``.
+
+        Both ends anchor the grid: the rate one resolution below a level that failed is the closest to the
+        frontier the search may try, and one anchored at ``low`` alone misses it by up to a resolution on a
+        continuous grid (sparsity found 0.200 where 0.2006 was within budget).
+        """
+        step = max(resolution, 1)
+        requests = [*range(low + step, high, step), *range(high - step, low, -step), high - 1]
         return sorted({real for real in map(self.reachable, requests) if low < real < high})
 
 
