@@ -289,3 +289,15 @@ def test_a_level_behind_every_level_that_made_it_epoch_for_epoch_is_rejected(
     level.validated(budget_after_one_epoch)
     assert loop._hopeless(level, [[[1, -0.10], [2, 0.01]]]) is rejected
     assert loop._hopeless(level, []) is False  # without a level that made it, its own gain keeps it going
+
+
+def test_a_rate_whose_probe_met_the_budget_is_known_feasible() -> None:
+    """0.3's probe met the budget while the search looked for its next level (the loop keeps that model). When
+    0.4 then fails, the frontier is found between them, though with the new weights 0.3's probe misses and
+    0.2's looks recoverable: the search does not go below a rate known to meet the budget."""
+    deficits = {0.2: 0.5, 0.3: -0.2, 0.4: 1.0, 0.5: 5.0, 0.6: 9.0, 0.7: 30.0, 0.8: 50.0}
+    search = _frontier_over(deficits)
+    assert search.next_rate(LevelOutcome(to_ticks(0.1), True, 0.5, 3, ended="initial phase")) == to_ticks(0.4)
+    deficits.update({0.2: 0.3, 0.3: 2.0})  # the weights trained at 0.4
+    assert search.next_rate(LevelOutcome(to_ticks(0.4), False, -0.8, 3, start_budget=-1.0)) is None
+    assert "0.3 is within budget and the next reachable rate 0.4 is not" in search.stop_reason

@@ -251,7 +251,8 @@ class StepSearch(SearchStrategy):
 class _FrontierState:
     minimum: int = 0
     maximum: int = 0
-    #: real ticks -> [feasible, start deficit or None, epochs trained] of every level known (the initial phase's included)
+    #: real ticks -> [feasible, start deficit or None, epochs trained] of every level known (the initial phase's, and
+    #: rates whose probe met the budget, included)
     trained: dict[str, list[Any]] = field(default_factory=dict)
     #: the deficit the next level may start from while no level has failed (None: not yet set)
     target: float | None = None
@@ -275,6 +276,9 @@ class FrontierSearch(SearchStrategy):
        (largest recovered, smallest not recovered).
     3. **Train** that level. Climbing from the current weights in recoverable jumps costs about one
        epoch per level, because a level ends at its first validation within budget.
+
+    A probe within budget is a model the loop keeps, so its rate counts as known to meet the budget (it
+    moves *F* up without an epoch), though it teaches the target nothing.
 
     It stops when no real level is left between *F* and *I* (the frontier is found to the
     controller's resolution), when *F* is the maximal rate, or when even the lowest level above *F*
@@ -383,7 +387,11 @@ class FrontierSearch(SearchStrategy):
         return [c for c in self.levels.grid(low, high, self._resolution) if all(abs(c - t) >= self._resolution for t in trained)]
 
     def _deficit(self, ticks: int) -> float:
+        """How far the probe of ``ticks`` is below the tolerable metric. A probe within budget makes the rate a
+        known feasible level: the loop keeps that model, so the search need never go below it."""
         budget = self.levels.probe(ticks)
+        if budget >= 0:
+            self._s.trained.setdefault(str(ticks), [True, None, 0])
         return math.inf if math.isnan(budget) else max(0.0, -budget)
 
     def _choose(self, candidates: list[int], *, may_stop: bool = True) -> int | None:
