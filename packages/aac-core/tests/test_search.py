@@ -301,3 +301,19 @@ def test_a_rate_whose_probe_met_the_budget_is_known_feasible() -> None:
     deficits.update({0.2: 0.3, 0.3: 2.0})  # the weights trained at 0.4
     assert search.next_rate(LevelOutcome(to_ticks(0.4), False, -0.8, 3, start_budget=-1.0)) is None
     assert "0.3 is within budget and the next reachable rate 0.4 is not" in search.stop_reason
+
+
+@pytest.mark.parametrize(("second_epoch", "rejected"), [(-0.04, True), (-0.03, False), (-0.01, False)])
+def test_a_near_miss_is_rejected_only_when_it_loses_ground(registry: Registry, second_epoch: float, rejected: bool) -> None:
+    """Within one allowed drop (0.05) of the budget a level keeps its patience while it holds or gains; a second
+    validation below the first is the one sign that ends it."""
+    from aac.core.training.progress import LevelProgress
+
+    loop = create_accuracy_aware_training_loop(
+        config(), create_compressed_model(ToyModel(), config(), registry=registry)[0], 1.0, registry=registry
+    )
+    level = LevelProgress(to_ticks(0.5), start_budget=-0.2)
+    for budget in (-0.03, second_epoch):
+        level.epochs += 1
+        level.validated(budget)
+    assert loop._hopeless(level, []) is rejected
