@@ -431,6 +431,10 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
 
     def _prepare(self, session: RunSession) -> None:
         self._weights_id = f"e{session.state.epochs}"  # the weights are those of the last finished epoch
+        if session.state.phase in (Phase.SEARCH, Phase.FINISHING):
+            # _start_search froze the schedule, but a resumed run's last checkpoint may be the initial phase's (the
+            # state is saved after each probe of the first decision): its controller state still runs the schedule
+            self.adaptive_controller.disable_scheduler()
         self.strategy.levels = LevelSpace(
             lambda ticks: self._reachable(session, ticks),
             lambda ticks: self._probe(session, ticks),
