@@ -361,8 +361,8 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
     The loop, not the strategy, guarantees three things: rates are the controller's *real* levels
     (a request is resolved with ``reachable_compression_rate`` before anything is trained); no real
     level is trained twice (a strategy that asks for a known level gets its recorded outcome back at
-    once); and, with ``early_rejection``, a level ends as soon as its own measured recovery cannot
-    reach the budget in the epochs it has left (:meth:`_hopeless`).
+    once); and, with ``early_rejection``, a level ends as soon as the run's own measurements say it
+    cannot reach the budget in the epochs it has left (:meth:`_hopeless`).
     """
 
     mode = ADAPTIVE
