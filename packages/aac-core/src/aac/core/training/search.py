@@ -274,8 +274,8 @@ class FrontierSearch(SearchStrategy):
        one epoch, and holds after one that needed more. Once a level failed, every trained level's
        start deficit and outcome bracket the recoverable deficit, and the target is the middle of
        (largest recovered, smallest not recovered).
-    3. **Train** that level. Climbing from the current weights in recoverable jumps costs about one
-       epoch per level, because a level ends at its first validation within budget.
+    3. **Train** that level. Climbing from the current weights in recoverable jumps costs one or two
+       epochs per level, because a level ends at its first validation within budget.
 
     A probe within budget is a model the loop keeps, so its rate counts as known to meet the budget (it
     moves *F* up without an epoch), though it teaches the target nothing.
