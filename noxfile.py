@@ -322,6 +322,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/run.py", *session.posargs)
     session.run("python", "benchmarks/search.py")
     session.run("python", "benchmarks/kill_resume.py")
+    session.run("python", "benchmarks/kill_resume.py", "--framework", "tf")
 
 
 @nox.session(python=PYTHON, default=False)
