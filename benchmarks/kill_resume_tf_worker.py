@@ -11,6 +11,7 @@ before the loop records it, as a crash there would.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -30,29 +31,20 @@ from aac.core import create_compressed_model
 from aac.tf import accuracy_aware_fit
 from aac.tf.testing import digits_net
 
-CONFIG = {
-    "input_info": {"sample_size": [1, 8, 8, 1]},
-    "compression": {
-        "algorithm": "filter_pruning",
-        "pruning_init": 0.1,
-        "params": {
-            "pruning_target": 0.2,
-            "pruning_steps": 2,
-            "filters_multiple_of": 2,
-            "prune_first_conv": True,
-            "prune_downsample_convs": True,
-        },
-    },
-    "accuracy_aware_training": {
-        "mode": "adaptive_compression_level",
-        "params": {
-            "maximal_absolute_accuracy_degradation": 3.0,
-            "initial_training_phase_epochs": 2,
-            "patience_epochs": 2,
-            "maximal_total_epochs": 8,
-        },
-    },
-}
+TORCH_WORKER = Path(__file__).resolve().parents[1] / "packages" / "aac-pruning" / "tests" / "kill_resume_worker.py"
+
+
+def torch_workers_config() -> dict[str, Any]:
+    """The PyTorch worker's ``CONFIG``, read from its source (importing it would import torch), with the input
+    channels last as Keras has them: both workers run the same compression and the same search."""
+    module = ast.parse(TORCH_WORKER.read_text())
+    value = next(n.value for n in module.body if isinstance(n, ast.Assign) and [getattr(t, "id", "") for t in n.targets] == ["CONFIG"])
+    config: dict[str, Any] = ast.literal_eval(value)
+    config["input_info"] = {"sample_size": [1, 8, 8, 1]}
+    return config
+
+
+CONFIG = torch_workers_config()
 
 
 def compiled(model: keras.Model, learning_rate: float) -> keras.Model:
