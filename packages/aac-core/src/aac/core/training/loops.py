@@ -748,16 +748,14 @@ def _latest_gain(level: LevelProgress) -> float | None:
     """The per-epoch gain of a level's budget over its latest validated epochs; after its first validation, over
     its start probe. None when unmeasured, or when the first epoch lost ground against the start probe: a fresh
     optimizer often costs accuracy before it recovers any, so that is not a trend."""
-    points = [(epoch, budget) for epoch, budget in level.budgets]
-    if len(points) == 1:
-        start = level.start_budget
-        if start is None or points[0][1] < start:
-            return None
-        points.insert(0, (0, start))
-    if len(points) < 2:
+    if len(level.budgets) > 1:
+        (before, was), (after, now) = level.budgets[-2], level.budgets[-1]
+        return (now - was) / (after - before)
+    start = level.start_budget
+    if not level.budgets or start is None or level.budgets[0][1] < start:
         return None
-    (before, was), (after, now) = points[-2], points[-1]
-    return (now - was) / (after - before)
+    epoch, budget = level.budgets[0]
+    return (budget - start) / epoch
 
 
 def _budget_after(path: list[list[float]], epochs: int) -> float:
