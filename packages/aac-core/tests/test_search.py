@@ -305,6 +305,36 @@ def test_a_rate_whose_probe_met_the_budget_is_known_feasible() -> None:
     assert "0.3 is within budget and the next reachable rate 0.4 is not" in search.stop_reason
 
 
+@pytest.mark.parametrize(
+    ("epochs_to_recover", "next_deficit", "next_rate"),
+    [
+        (3, 5.0, None),  # 0.3 recovered 3.0 only in its last epoch of patience: 5.0 >= 1.5 x 3.0 is hopeless
+        (3, 4.0, 0.4),  # 4.0 is beyond the target (3.0) but within 1.5 x 3.0: worth an epoch
+        (2, 5.0, 0.4),  # 0.3 had an epoch to spare: 3.0 does not mark the edge of what training recovers
+    ],
+)
+def test_a_level_that_needed_all_its_patience_bounds_what_is_worth_training(
+    epochs_to_recover: int, next_deficit: float, next_rate: float | None
+) -> None:
+    deficits = {0.2: 0.5, 0.3: 3.0, 0.4: next_deficit, 0.5: 20.0, 0.6: 30.0, 0.7: 40.0, 0.8: 50.0, 0.9: 60.0}
+    search = _frontier_over(deficits, allowed_drop=0.5)  # the first target is 4 x 0.5 = 2.0
+    search.observe(LevelOutcome(to_ticks(0.2), True, 0.1, 3, start_budget=-0.5))  # a smaller last-epoch recovery
+    answer = search.next_rate(LevelOutcome(to_ticks(0.3), True, 0.1, epochs_to_recover, start_budget=-3.0))
+    assert answer == (None if next_rate is None else to_ticks(next_rate))
+    if next_rate is None:
+        assert "0.4 is predicted hopeless" in search.stop_reason
+        assert "needed all 3 epochs of patience to recover 3" in search.stop_reason
+
+
+def test_a_last_epoch_recovery_marks_no_edge_when_a_larger_deficit_was_recovered_sooner() -> None:
+    """0.2 needed all 3 epochs to recover 0.5 (a fresh optimizer's first epoch can lose ground from a start one
+    image short), but 0.3 recovered 3.0 in two: the edge lies beyond 3.0, and 0.4 (5.0) is worth an epoch."""
+    deficits = {0.2: 0.5, 0.3: 3.0, 0.4: 5.0, 0.5: 20.0, 0.6: 30.0, 0.7: 40.0, 0.8: 50.0, 0.9: 60.0}
+    search = _frontier_over(deficits, allowed_drop=0.5)
+    search.observe(LevelOutcome(to_ticks(0.2), True, 0.1, 3, start_budget=-0.5))
+    assert search.next_rate(LevelOutcome(to_ticks(0.3), True, 0.1, 2, start_budget=-3.0)) == to_ticks(0.4)
+
+
 @pytest.mark.parametrize(("second_epoch", "rejected"), [(-0.04, True), (-0.03, False), (-0.01, False)])
 def test_a_near_miss_is_rejected_only_when_it_loses_ground(registry: Registry, second_epoch: float, rejected: bool) -> None:
     """Within one allowed drop (0.05) of the budget a level keeps its patience while it holds or gains; a second
