@@ -282,15 +282,15 @@ class FrontierSearch(SearchStrategy):
 
     It stops when no real level is left between *F* and *I* (the frontier is found to the
     controller's resolution), when *F* is the maximal rate, or when even the lowest level above *F*
-    is predicted hopeless: its deficit is at least :data:`HOPELESS_FACTOR` times one that training
-    already failed to recover, or one that it recovered only in the last epoch of patience. If nothing
-    met the budget, it searches downwards the same way.
+    is predicted hopeless: its deficit is at least :data:`HOPELESS_FACTOR` times the edge of what
+    training recovers (:meth:`_recovery_limit`). If nothing met the budget, it searches downwards the
+    same way.
     Levels closer than ``minimal_compression_rate_step`` to a known one are not considered.
     """
 
-    #: a deficit this many times one that training failed to recover, or recovered only in the last epoch of
-    #: patience, is not worth an epoch. With the last-epoch recovery counted, both bars of benchmarks/search.py
-    #: held in 11 of 24 runs (9 without) at any factor from 1.25 to 1.75 (2.0: 10)
+    #: a deficit this many times the edge of what training recovers within patience is not worth an epoch. With
+    #: the largest recovery that took the whole patience counted as an edge (not only failures), both bars of
+    #: benchmarks/search.py held in 11 of 24 runs (9 without) at any factor from 1.25 to 1.75 (2.0: 10)
     HOPELESS_FACTOR = 1.5
     #: with no failure yet, the next target is this many times the largest deficit recovered within one epoch
     GROWTH = 2.0
