@@ -85,6 +85,16 @@ def test_rng_state_repeats_python_numpy_and_torch_draws(backend, tmp_path):
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == draws
 
 
+def test_numpy_rng_state_from_an_older_checkpoint_is_restored(backend):
+    """Checkpoints before NumPy's state moved to the framework-neutral base kept its keys as an int64 tensor."""
+    state = backend.rng_state()
+    assert all(type(key) is int for key in state["numpy"]["keys"])  # plain types: JSON and weights_only take them
+    draw = np.random.rand()
+    older = {**state, "numpy": {**state["numpy"], "keys": torch.tensor(state["numpy"]["keys"], dtype=torch.int64)}}
+    backend.set_rng_state(older)
+    assert np.random.rand() == draw
+
+
 def test_scaling_the_learning_rate_survives_scheduler_steps(backend):
     model = nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0)

@@ -9,6 +9,7 @@ core's loops run end to end with no framework installed.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import random
 from abc import ABC, abstractmethod
@@ -83,12 +84,22 @@ class Backend(ABC):
             optimizer.load_state_dict(state)
 
     def rng_state(self) -> Any:
-        """Random-number-generator state, saved so that a resumed run repeats the same draws."""
-        return {"python": _encode_python_rng(random.getstate())}
+        """Random-number-generator state, saved so that a resumed run repeats the same draws: Python's, and NumPy's
+        global generator where NumPy is installed (framework backends add their own generators)."""
+        state: dict[str, Any] = {"python": _encode_python_rng(random.getstate())}
+        numpy = _numpy()
+        if numpy is not None:
+            state["numpy"] = _encode_numpy_rng(numpy.random.get_state())
+        return state
 
     def set_rng_state(self, state: Any) -> None:
-        if state and "python" in state:
+        if not state:
+            return
+        if "python" in state:
             random.setstate(_decode_python_rng(state["python"]))
+        numpy = _numpy()
+        if "numpy" in state and numpy is not None:
+            numpy.random.set_state(_decode_numpy_rng(numpy, state["numpy"]))
 
     # -- learning rate -----------------------------------------------------------------
     def learning_rate(self, optimizer: Any) -> float | None:
@@ -146,6 +157,32 @@ def _encode_python_rng(state: tuple[Any, ...]) -> list[Any]:
 def _decode_python_rng(state: list[Any]) -> tuple[Any, ...]:
     version, internal, gauss = state
     return (version, tuple(internal), gauss)
+
+
+def _numpy() -> Any:
+    """NumPy, or None: aac-core does not depend on it, every framework backend does."""
+    try:
+        return importlib.import_module("numpy")
+    except ImportError:
+        return None
+
+
+def _encode_numpy_rng(state: tuple[Any, ...]) -> dict[str, Any]:
+    """NumPy's legacy global state in plain types (JSON, and torch's ``weights_only`` loading, take them)."""
+    version, keys, position, has_gauss, cached = state
+    return {
+        "version": str(version),
+        "keys": [int(key) for key in keys],
+        "position": int(position),
+        "has_gauss": int(has_gauss),
+        "cached_gaussian": float(cached),
+    }
+
+
+def _decode_numpy_rng(numpy: Any, saved: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The tuple ``numpy.random.set_state`` takes; ``keys`` may also be an array or a CPU tensor (older checkpoints)."""
+    keys = numpy.asarray(saved["keys"]).astype(numpy.uint32)
+    return (str(saved["version"]), keys, int(saved["position"]), int(saved["has_gauss"]), float(saved["cached_gaussian"]))
 
 
 class GenericBackend(Backend):

@@ -117,18 +117,8 @@ class TFBackend(Backend):
         _assign_all(optimizer.variables, state, f"optimizer {type(optimizer).__name__}")
 
     def rng_state(self) -> dict[str, Any]:
-        """Python, NumPy, TensorFlow's global generator and Keras' global seed generator."""
-        version, keys, position, has_gauss, cached = np.random.get_state()
-        state: dict[str, Any] = {
-            **super().rng_state(),
-            "numpy": {
-                "version": version,
-                "keys": np.array(keys, dtype=np.uint32),
-                "position": int(position),
-                "has_gauss": int(has_gauss),
-                "cached_gaussian": float(cached),
-            },
-        }
+        """Python, NumPy (the base class's), TensorFlow's global generator and Keras' global seed generator."""
+        state: dict[str, Any] = super().rng_state()
         with contextlib.suppress(Exception), tf.init_scope():
             generator = tf.random.get_global_generator()
             state["tf"] = {"state": generator.state.numpy(), "algorithm": int(generator.algorithm)}
@@ -140,17 +130,6 @@ class TFBackend(Backend):
         super().set_rng_state(state)
         if not state:
             return
-        if "numpy" in state:
-            saved = state["numpy"]
-            np.random.set_state(
-                (
-                    saved["version"],
-                    np.asarray(saved["keys"], dtype=np.uint32),
-                    int(saved["position"]),
-                    int(saved["has_gauss"]),
-                    float(saved["cached_gaussian"]),
-                )
-            )
         if "tf" in state:
             with tf.init_scope():
                 generator = tf.random.get_global_generator()

@@ -10,7 +10,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -105,19 +104,8 @@ class TorchBackend(Backend):
         return copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None
 
     def rng_state(self) -> dict[str, Any]:
-        """Python, NumPy and torch (CPU and CUDA) generator states, in weights_only-safe types."""
-        version, keys, position, has_gauss, cached = np.random.get_state()
-        state = {
-            **super().rng_state(),
-            "numpy": {
-                "version": version,
-                "keys": torch.from_numpy(keys.astype(np.int64)),
-                "position": int(position),
-                "has_gauss": int(has_gauss),
-                "cached_gaussian": float(cached),
-            },
-            "torch": torch.get_rng_state(),
-        }
+        """Python, NumPy (the base class's) and torch (CPU and CUDA) generator states, in weights_only-safe types."""
+        state = {**super().rng_state(), "torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
@@ -126,11 +114,6 @@ class TorchBackend(Backend):
         super().set_rng_state(state)
         if not state:
             return
-        if "numpy" in state:
-            saved = state["numpy"]
-            np.random.set_state(
-                (saved["version"], saved["keys"].numpy().astype(np.uint32), saved["position"], saved["has_gauss"], saved["cached_gaussian"])
-            )
         if "torch" in state:
             torch.set_rng_state(state["torch"])
         if "cuda" in state and torch.cuda.is_available():
