@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from aac.core import create_compressed_model
-from aac.sparsity.tf.rb import LOSS_SCALE, RBMask, TFRBSparsity
+from aac.sparsity.rb import LOSS_SCALE
+from aac.sparsity.tf.rb import RBMask, TFRBSparsity
 from aac.tf import CompressionCallback, has_transforms
 from aac.tf.backend import TFBackend
 from aac.tf.models import iter_layers

@@ -11,7 +11,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from aac.core import CompressionStage, create_compressed_model
-from aac.sparsity.torch.rb import LOSS_SCALE, RBMask, RBSparsity, binarize
+from aac.sparsity.rb import LOSS_SCALE
+from aac.sparsity.torch.rb import RBMask, RBSparsity, binarize
 from aac.torch.testing.digits import DigitsCNN
 
 SHAPE = {"sample_size": [1, 1, 8, 8]}

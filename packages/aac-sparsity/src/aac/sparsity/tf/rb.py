@@ -1,6 +1,6 @@
 """``rb_sparsity`` for Keras: the neutral controller with trainable keep/drop logits (:class:`RBMask` transforms).
 
-The same algorithm as :mod:`aac.sparsity.torch.rb`: every sparsified weight gets logits starting at
+The same algorithm as :mod:`aac.sparsity.torch.rb`, with the formulas of :mod:`aac.sparsity.rb`: every sparsified weight gets logits starting at
 keep probability 0.99; in training (``training=True``, as in ``model.fit``) the mask is sampled -
 ``logit + logistic noise > 0`` - with a straight-through gradient through the sigmoid; in evaluation,
 at strip time and once frozen it is deterministic. ``controller.loss()``,
@@ -18,7 +18,6 @@ divided by it, so any optimizer moves them that many times faster.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -29,17 +28,12 @@ from keras import ops
 from aac.core.api import CompressionLoss
 from aac.core.config import AlgorithmSection, Config
 from aac.sparsity.algorithm import RBSparsityAlgorithm, SparsifiedLayer
+from aac.sparsity.rb import NOISE_EPS, initial_logit, lr_multiplier, sparsity_loss
 from aac.sparsity.tf.base import TFSparsityOps
 from aac.tf.keras_internals import current_call_context
 from aac.tf.models import TFModel
 from aac.tf.transforms import WeightTransform
 
-#: keep probability the logits start at
-INITIAL_KEEP_PROBABILITY = 0.99
-#: scale of the sparsity loss: a kept fraction this far from the goal costs 1
-LOSS_SCALE = 0.05
-#: uniform noise is drawn from [NOISE_EPS, 1 - NOISE_EPS] so that its logit stays finite
-NOISE_EPS = 1e-6
 #: |logit| given to a logit whose sign disagrees with the frozen pattern when the masks are unfrozen
 UNFREEZE_MARGIN = 1e-3
 
@@ -75,8 +69,8 @@ class RBMask(WeightTransform):
 
     def build(self, weight_shape: tuple[int, ...]) -> None:
         shape = tuple(int(d) for d in weight_shape)
-        start = math.log(INITIAL_KEEP_PROBABILITY / (1.0 - INITIAL_KEEP_PROBABILITY)) / self.multiplier
-        self.logits = self.add_weight(name="logits", shape=shape, initializer=keras.initializers.Constant(start), trainable=True)
+        start = keras.initializers.Constant(initial_logit(self.multiplier))
+        self.logits = self.add_weight(name="logits", shape=shape, initializer=start, trainable=True)
         self.keep = self.add_weight(name="keep", shape=shape, initializer="ones", trainable=False, aggregation="only_first_replica")
         self.frozen = self.add_weight(name="frozen", shape=(), initializer="zeros", trainable=False, aggregation="only_first_replica")
         self.level = self.add_weight(name="level", shape=(), initializer="zeros", trainable=False, aggregation="only_first_replica")
@@ -149,15 +143,9 @@ class RBSparsityLoss(CompressionLoss):
         layers = self.algorithm.layers
         masks = [_mask(layer) for layer in layers]
         active = 1.0 - ops.cast(masks[0].frozen, "float32")
-        if self.algorithm.settings.local:
-            terms = [
-                ((ops.sum(binarize(mask.values())) / layer.numel - (1.0 - ops.cast(mask.level, "float32"))) / LOSS_SCALE) ** 2
-                for layer, mask in zip(layers, masks, strict=True)
-            ]
-            return active * ops.mean(ops.stack(terms))
-        kept = ops.sum(ops.stack([ops.sum(binarize(mask.values())) for mask in masks]))
-        total = float(sum(layer.numel for layer in layers))
-        return active * ((kept / total - (1.0 - ops.cast(masks[0].level, "float32"))) / LOSS_SCALE) ** 2
+        kept = [ops.sum(binarize(mask.values())) for mask in masks]
+        levels = [ops.cast(mask.level, "float32") for mask in masks]
+        return active * sparsity_loss(kept, [layer.numel for layer in layers], levels, self.algorithm.settings.local)
 
     def statistics(self) -> dict[str, float]:
         layers = self.algorithm.layers
@@ -206,5 +194,4 @@ class TFRBSparsity(RBSparsityAlgorithm):
 
 def create(prepared: TFModel, section: AlgorithmSection, config: Config) -> TFRBSparsity:
     """The factory aac-core calls for an ``rb_sparsity`` section on a Keras model (``compression_lr_multiplier`` from it or the root)."""
-    multiplier = section.get("compression_lr_multiplier", config.get("compression_lr_multiplier", 1.0))
-    return TFRBSparsity(prepared, section, lr_multiplier=float(multiplier))
+    return TFRBSparsity(prepared, section, lr_multiplier=lr_multiplier(section, config))

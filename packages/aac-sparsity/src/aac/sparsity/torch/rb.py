@@ -6,7 +6,7 @@ through the sigmoid; in evaluation (and once frozen) it is ``logit > 0``. The al
 ``((kept fraction - (1 - level)) / 0.05)^2``, pulls the fraction of kept weights towards the
 level; add ``controller.loss()`` to the task loss.
 
-``compression_rate`` is that level - the sparsity the loss pursues (the masks follow it during
+The formulas both frameworks share are in :mod:`aac.sparsity.rb`. ``compression_rate`` is that level - the sparsity the loss pursues (the masks follow it during
 training; their measured sparsity is in the statistics). Writing it unfreezes the masks, so the
 adaptive loop can move the level after ``sparsity_freeze_epoch``. The model counts as fully
 compressed once the schedule is at its target and the masks are within ``params.eps`` of it.
@@ -18,7 +18,6 @@ lets the masks learn faster than the weights with any optimizer.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -29,16 +28,10 @@ from torch import nn
 from aac.core.api import CompressionLoss
 from aac.core.config import AlgorithmSection, Config
 from aac.sparsity.algorithm import RBSparsityAlgorithm, SparsifiedLayer
+from aac.sparsity.rb import NOISE_EPS, initial_logit, lr_multiplier, sparsity_loss
 from aac.sparsity.torch.base import TorchSparsityOps
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import WeightTransform, original
-
-#: keep probability the logits start at
-INITIAL_KEEP_PROBABILITY = 0.99
-#: scale of the sparsity loss: a kept fraction this far from the goal costs 1
-LOSS_SCALE = 0.05
-#: uniform noise is drawn from [NOISE_EPS, 1 - NOISE_EPS] so that its logit stays finite
-NOISE_EPS = 1e-6
 
 
 def binarize(logits: torch.Tensor) -> torch.Tensor:
@@ -60,9 +53,8 @@ class RBMask(WeightTransform):
 
     def __init__(self, shape: torch.Size, owner: str, device: torch.device | None = None, multiplier: float = 1.0) -> None:
         super().__init__(owner)
-        start = math.log(INITIAL_KEEP_PROBABILITY / (1.0 - INITIAL_KEEP_PROBABILITY))
         self.multiplier = float(multiplier)
-        self.logits = nn.Parameter(torch.full(shape, start / self.multiplier, device=device))
+        self.logits = nn.Parameter(torch.full(shape, initial_logit(self.multiplier), device=device))
         self.frozen = False
 
     def values(self) -> torch.Tensor:
@@ -94,16 +86,10 @@ class RBSparsityLoss(CompressionLoss):
         algorithm = self.algorithm
         if algorithm.frozen:
             return 0.0
-        layers = algorithm.layers
-        if algorithm.settings.local:
-            terms = [
-                ((binarize(_logits(layer)).sum() / layer.numel - (1.0 - algorithm.layer_levels[layer.name])) / LOSS_SCALE) ** 2
-                for layer in layers
-            ]
-            return torch.stack(terms).mean()
-        kept = torch.stack([binarize(_logits(layer)).sum() for layer in layers]).sum()
-        total = sum(layer.numel for layer in layers)
-        return ((kept / total - (1.0 - algorithm.compression_rate)) / LOSS_SCALE) ** 2
+        layers, local = algorithm.layers, algorithm.settings.local
+        levels = [algorithm.layer_levels[layer.name] for layer in layers] if local else [algorithm.compression_rate]
+        kept = [binarize(_logits(layer)).sum() for layer in layers]
+        return sparsity_loss(kept, [layer.numel for layer in layers], levels, local)
 
     @torch.no_grad()
     def statistics(self) -> dict[str, float]:
@@ -156,5 +142,4 @@ class RBSparsity(RBSparsityAlgorithm):
 
 def create(model: TorchModel, section: AlgorithmSection, config: Config) -> RBSparsity:
     """The factory aac-core calls for an ``rb_sparsity`` section (``compression_lr_multiplier`` from it or the root)."""
-    multiplier = section.get("compression_lr_multiplier", config.get("compression_lr_multiplier", 1.0))
-    return RBSparsity(model, section, lr_multiplier=float(multiplier))
+    return RBSparsity(model, section, lr_multiplier=lr_multiplier(section, config))
