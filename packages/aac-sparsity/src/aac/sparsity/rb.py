@@ -5,14 +5,14 @@ probability, draw the same logistic noise in training, and add the same loss,
 ``((kept fraction - (1 - level)) / LOSS_SCALE)^2``. The formulas here use only Python's arithmetic
 operators, so they run unchanged on torch tensors, TensorFlow tensors and Keras variables, and inside a
 traced ``model.fit`` step; the backends supply what differs - where the logits live, how a mask is
-sampled and binarized, and how a frozen mask is expressed (a Python flag in PyTorch, a variable in a
-traced Keras step).
+sampled and binarized, how the kept counts are reduced, and how a frozen mask is expressed (a Python
+flag in PyTorch, a variable in a traced Keras step).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 #: keep probability the logits start at
@@ -34,25 +34,10 @@ def lr_multiplier(section: Mapping[str, Any], config: Mapping[str, Any]) -> floa
     return float(section.get("compression_lr_multiplier", config.get("compression_lr_multiplier", 1.0)))
 
 
-def _term(kept_fraction: Any, level: Any) -> Any:
-    return ((kept_fraction - (1.0 - level)) / LOSS_SCALE) ** 2
+def loss_term(kept_fraction: Any, level: Any) -> Any:
+    """``((kept fraction - (1 - level)) / LOSS_SCALE)^2``: the RB loss of one layer (local) or of all (global).
 
-
-def _total(values: Sequence[Any]) -> Any:
-    """The sum of tensors, in order (``sum`` would start from the int 0)."""
-    total = values[0]
-    for value in values[1:]:
-        total = total + value
-    return total
-
-
-def sparsity_loss(kept: Sequence[Any], numels: Sequence[int], levels: Sequence[Any], local: bool) -> Any:
-    """The RB loss from each layer's (binarized) kept count, its number of weights and the level it pursues.
-
-    Global: one term over all the sparsified weights (the levels are all the global level; the first is used).
-    Local: one term per layer, averaged.
+    The backends reduce the kept counts with their own ``stack``/``sum``/``mean``: one fused reduction per
+    batch instead of a Python chain of additions, which would add an autograd node per layer.
     """
-    if local:
-        terms = [_term(count / numel, level) for count, numel, level in zip(kept, numels, levels, strict=True)]
-        return _total(terms) / len(terms)
-    return _term(_total(kept) / float(sum(numels)), levels[0])
+    return ((kept_fraction - (1.0 - level)) / LOSS_SCALE) ** 2

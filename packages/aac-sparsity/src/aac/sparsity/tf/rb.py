@@ -1,9 +1,9 @@
 """``rb_sparsity`` for Keras: the neutral controller with trainable keep/drop logits (:class:`RBMask` transforms).
 
-The same algorithm as :mod:`aac.sparsity.torch.rb`, with the formulas of :mod:`aac.sparsity.rb`: every sparsified weight gets logits starting at
-keep probability 0.99; in training (``training=True``, as in ``model.fit``) the mask is sampled -
-``logit + logistic noise > 0`` - with a straight-through gradient through the sigmoid; in evaluation,
-at strip time and once frozen it is deterministic. ``controller.loss()``,
+The same algorithm as :mod:`aac.sparsity.torch.rb`, with the formulas of :mod:`aac.sparsity.rb`: every
+sparsified weight gets logits starting at keep probability 0.99; in training (``training=True``, as in
+``model.fit``) the mask is sampled - ``logit + logistic noise > 0`` - with a straight-through gradient
+through the sigmoid; in evaluation, at strip time and once frozen it is deterministic. ``controller.loss()``,
 ``((kept fraction - (1 - level)) / 0.05)^2`` (global, or averaged per layer in ``local`` mode), pulls
 the kept fraction towards the level; ``aac.tf.CompressionCallback`` adds it to the ``model.fit`` loss.
 
@@ -28,7 +28,7 @@ from keras import ops
 from aac.core.api import CompressionLoss
 from aac.core.config import AlgorithmSection, Config
 from aac.sparsity.algorithm import RBSparsityAlgorithm, SparsifiedLayer
-from aac.sparsity.rb import NOISE_EPS, initial_logit, lr_multiplier, sparsity_loss
+from aac.sparsity.rb import NOISE_EPS, initial_logit, loss_term, lr_multiplier
 from aac.sparsity.tf.base import TFSparsityOps
 from aac.tf.keras_internals import current_call_context
 from aac.tf.models import TFModel
@@ -143,9 +143,15 @@ class RBSparsityLoss(CompressionLoss):
         layers = self.algorithm.layers
         masks = [_mask(layer) for layer in layers]
         active = 1.0 - ops.cast(masks[0].frozen, "float32")
-        kept = [ops.sum(binarize(mask.values())) for mask in masks]
-        levels = [ops.cast(mask.level, "float32") for mask in masks]
-        return active * sparsity_loss(kept, [layer.numel for layer in layers], levels, self.algorithm.settings.local)
+        if self.algorithm.settings.local:
+            terms = [
+                loss_term(ops.sum(binarize(mask.values())) / layer.numel, ops.cast(mask.level, "float32"))
+                for layer, mask in zip(layers, masks, strict=True)
+            ]
+            return active * ops.mean(ops.stack(terms))
+        kept = ops.sum(ops.stack([ops.sum(binarize(mask.values())) for mask in masks]))
+        total = float(sum(layer.numel for layer in layers))
+        return active * loss_term(kept / total, ops.cast(masks[0].level, "float32"))
 
     def statistics(self) -> dict[str, float]:
         layers = self.algorithm.layers

@@ -6,10 +6,11 @@ through the sigmoid; in evaluation (and once frozen) it is ``logit > 0``. The al
 ``((kept fraction - (1 - level)) / 0.05)^2``, pulls the fraction of kept weights towards the
 level; add ``controller.loss()`` to the task loss.
 
-The formulas both frameworks share are in :mod:`aac.sparsity.rb`. ``compression_rate`` is that level - the sparsity the loss pursues (the masks follow it during
-training; their measured sparsity is in the statistics). Writing it unfreezes the masks, so the
-adaptive loop can move the level after ``sparsity_freeze_epoch``. The model counts as fully
-compressed once the schedule is at its target and the masks are within ``params.eps`` of it.
+The formulas both frameworks share are in :mod:`aac.sparsity.rb`. ``compression_rate`` is that level -
+the sparsity the loss pursues (the masks follow it during training; their measured sparsity is in the
+statistics). Writing it unfreezes the masks, so the adaptive loop can move the level after
+``sparsity_freeze_epoch``. The model counts as fully compressed once the schedule is at its target and
+the masks are within ``params.eps`` of it.
 
 Starting at keep probability 0.99, a logit's gradient is small (the sigmoid is flat there): NNCF
 trains the masks with Adam, and ``compression_lr_multiplier`` (on the section or the config's root)
@@ -28,7 +29,7 @@ from torch import nn
 from aac.core.api import CompressionLoss
 from aac.core.config import AlgorithmSection, Config
 from aac.sparsity.algorithm import RBSparsityAlgorithm, SparsifiedLayer
-from aac.sparsity.rb import NOISE_EPS, initial_logit, lr_multiplier, sparsity_loss
+from aac.sparsity.rb import NOISE_EPS, initial_logit, loss_term, lr_multiplier
 from aac.sparsity.torch.base import TorchSparsityOps
 from aac.torch.tracing import TorchModel
 from aac.torch.transforms import WeightTransform, original
@@ -86,10 +87,13 @@ class RBSparsityLoss(CompressionLoss):
         algorithm = self.algorithm
         if algorithm.frozen:
             return 0.0
-        layers, local = algorithm.layers, algorithm.settings.local
-        levels = [algorithm.layer_levels[layer.name] for layer in layers] if local else [algorithm.compression_rate]
-        kept = [binarize(_logits(layer)).sum() for layer in layers]
-        return sparsity_loss(kept, [layer.numel for layer in layers], levels, local)
+        layers = algorithm.layers
+        if algorithm.settings.local:
+            levels = algorithm.layer_levels
+            terms = [loss_term(binarize(_logits(layer)).sum() / layer.numel, levels[layer.name]) for layer in layers]
+            return torch.stack(terms).mean()
+        kept = torch.stack([binarize(_logits(layer)).sum() for layer in layers]).sum()
+        return loss_term(kept / sum(layer.numel for layer in layers), algorithm.compression_rate)
 
     @torch.no_grad()
     def statistics(self) -> dict[str, float]:
