@@ -512,6 +512,16 @@ def summary_table(results: Sequence[CaseResult], strategies: Sequence[str]) -> s
     return "\n".join(lines)
 
 
+def _floor_note(strategies: Sequence[str]) -> str:
+    """What the noise-floor row means, under the summary when it ran."""
+    if not any(s in SEED_OFFSETS for s in strategies):
+        return ""
+    return (
+        f"\n{', '.join(s for s in strategies if s in SEED_OFFSETS)}: {BASELINE} again under another training order. "
+        f"How often it matches {BASELINE}'s own compression is the noise floor of that column.\n"
+    )
+
+
 def plot(results: Sequence[CaseResult], strategies: Sequence[str], path: Path) -> None:
     """One panel per case: the rate trained against the cumulative epoch, probes as crosses (at the epoch
     count when they ran), the returned rate as a star."""
@@ -603,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     table, summary = markdown_table(results, settings.strategies), summary_table(results, settings.strategies)
     print(table, summary, sep="\n\n")
     (args.out / "search.md").write_text(
-        f"# Search strategies side by side\n\n## All runs\n\n{summary}\n\n## Per case and seed\n\n{table}\n"
+        f"# Search strategies side by side\n\n## All runs\n\n{summary}\n{_floor_note(settings.strategies)}\n## Per case and seed\n\n{table}\n"
     )
     plot(results, settings.strategies, args.out / "search.png")
     report = {
