@@ -634,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
             "split": "60/20/20 stratified (train / validation / test)",
             "loop": LOOP_PARAMS,
             "variants": {v: VARIANTS[v] for v in settings.strategies},
+            "run_seed_offsets": {v: SEED_OFFSETS[v] for v in settings.strategies if v in SEED_OFFSETS},
             "sections": {f"{a}-{g}": s for (a, g), s in SECTIONS.items()},
         },
         "seconds": time.perf_counter() - start,

@@ -660,10 +660,10 @@ class AdaptiveCompressionTrainingLoop(BaseAccuracyAwareTrainingLoop):
 
         A level that misses by less than the allowed drop itself is spared both: on a small validation set that
         is metric noise (one image), not a trend. It is rejected only when a validation after its first loses
-        ground against the one before (of the step search's near misses that did so after two epochs on the
-        benchmark, 0 of 5 met the budget in the third; of those that held or gained, 11 of 25; of the near misses the default search
-        spared after two epochs in 72 runs that took no part in choosing this rule, 15 of 32). The minimal rate,
-        the search's last resort, is never rejected.
+        ground against the one before. Of the step search's near misses that did so after two epochs on the
+        benchmark, 0 of 5 met the budget in the third; of those that held or gained, 11 of 25 (and of the near
+        misses the default search spared after two epochs in 72 runs that took no part in choosing this rule, 15
+        of 32). The minimal rate, the search's last resort, is never rejected.
         """
         if level.ticks <= self.bounds.minimum:
             return False

@@ -354,14 +354,16 @@ class FrontierSearch(SearchStrategy):
         """The smallest start deficit that training did not recover (None before any level failed)."""
         return min((d for _, ok, d, _ in self._outcomes() if not ok and d is not None), default=None)
 
+    def _recoveries(self) -> list[tuple[float, int]]:
+        """(start deficit, epochs) of every level that met the budget from below it (a level within budget at its
+        start recovered nothing)."""
+        return [(d, epochs or 0) for _, ok, d, epochs in self._outcomes() if ok and d is not None and d > 0]
+
     def _target(self) -> float | None:
         """The probe deficit the next level may start from; None while nothing was learnt and the scale is unknown."""
         failed = self._failed_deficit()
         if failed is not None:
-            recovered = (
-                d for _, ok, d, _ in self._outcomes() if ok and d is not None and d > 0
-            )  # within budget at start: nothing recovered
-            largest = max(recovered, default=None)
+            largest = max((d for d, _ in self._recoveries()), default=None)
             return (largest + failed) / 2.0 if largest is not None and largest < failed else failed / 2.0
         return self._s.target if self._s.target is not None else self._first_target()
 
@@ -442,8 +444,7 @@ class FrontierSearch(SearchStrategy):
         failed = self._failed_deficit()
         if failed is not None:
             edges.append((failed, f"did not recover {failed:.4g}"))
-        recovered = [(d, epochs or 0) for _, ok, d, epochs in self._outcomes() if ok and d is not None and d > 0]
-        largest, epochs = max(recovered, default=(0.0, 0))
+        largest, epochs = max(self._recoveries(), default=(0.0, 0))
         if epochs >= patience:
             edges.append((largest, f"needed all {patience} epochs of patience to recover {largest:.4g}"))
         return min(edges, default=None)
